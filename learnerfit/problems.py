@@ -1,0 +1,71 @@
+"""Where problems come from on the client side: reasoning-gym families (offline) or a JSONL file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from learnerfit.v1 import records_pb2
+
+# The `make run` default: two one-digit terms, + and -. SmolLM2-135M solves some of
+# these on CPU, so rejection sampling has correct samples to keep.
+EASY_ARITHMETIC: dict[str, Any] = {
+    "min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1,
+    "operators": ["+", "-"], "allow_parentheses": False, "allow_negation": False,
+}
+
+
+class ProblemSourceError(ValueError):
+    pass
+
+
+def from_reasoning_gym(family: str, count: int, seed: int = 0,
+                       options: Mapping[str, Any] | None = None) -> list[records_pb2.Problem]:
+    import reasoning_gym
+
+    try:
+        dataset = reasoning_gym.create_dataset(family, size=count, seed=seed, **dict(options or {}))
+    except Exception as exc:  # unknown family or option: say which
+        raise ProblemSourceError(f"reasoning-gym family {family!r} with options {dict(options or {})}: {exc}") from exc
+    return [
+        records_pb2.Problem(question=entry["question"], reference_answer=str(entry["answer"]),
+                            source=f"reasoning_gym/{family}#{seed}:{i}")
+        for i, entry in enumerate(dataset)
+    ]
+
+
+def from_jsonl(path: Path) -> list[records_pb2.Problem]:
+    """One JSON object per line with "question" and "answer" (or "reference_answer"), optionally "source"."""
+    problems = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ProblemSourceError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+            answer = row.get("answer", row.get("reference_answer"))
+            if not isinstance(row, dict) or "question" not in row or answer is None:
+                raise ProblemSourceError(f"{path}:{number}: needs \"question\" and \"answer\"")
+            problems.append(records_pb2.Problem(question=str(row["question"]), reference_answer=str(answer),
+                                                source=str(row.get("source", f"{path.name}:{number}"))))
+    if not problems:
+        raise ProblemSourceError(f"{path}: no problems")
+    return problems
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs, VALUE read as JSON when it parses (numbers, lists), else as a string."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ProblemSourceError(f"--family-option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

@@ -1,0 +1,273 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Origin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORIGIN_UNSPECIFIED: _ClassVar[Origin]
+    ORIGIN_LEARNER_SAMPLE: _ClassVar[Origin]
+    ORIGIN_ORACLE_REFINED: _ClassVar[Origin]
+    ORIGIN_ORACLE_SYNTHESIZED: _ClassVar[Origin]
+    ORIGIN_STYLE_ALIGNED: _ClassVar[Origin]
+    ORIGIN_REFERENCE: _ClassVar[Origin]
+
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_CORRECT: _ClassVar[Verdict]
+    VERDICT_INCORRECT: _ClassVar[Verdict]
+    VERDICT_UNPARSED: _ClassVar[Verdict]
+    VERDICT_CHECK_FAILED: _ClassVar[Verdict]
+
+class CheckpointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHECKPOINT_KIND_UNSPECIFIED: _ClassVar[CheckpointKind]
+    CHECKPOINT_KIND_ADAPTER: _ClassVar[CheckpointKind]
+    CHECKPOINT_KIND_FULL: _ClassVar[CheckpointKind]
+
+class BatchState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_STATE_UNSPECIFIED: _ClassVar[BatchState]
+    BATCH_STATE_RUNNING: _ClassVar[BatchState]
+    BATCH_STATE_COMPLETE: _ClassVar[BatchState]
+ORIGIN_UNSPECIFIED: Origin
+ORIGIN_LEARNER_SAMPLE: Origin
+ORIGIN_ORACLE_REFINED: Origin
+ORIGIN_ORACLE_SYNTHESIZED: Origin
+ORIGIN_STYLE_ALIGNED: Origin
+ORIGIN_REFERENCE: Origin
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_CORRECT: Verdict
+VERDICT_INCORRECT: Verdict
+VERDICT_UNPARSED: Verdict
+VERDICT_CHECK_FAILED: Verdict
+CHECKPOINT_KIND_UNSPECIFIED: CheckpointKind
+CHECKPOINT_KIND_ADAPTER: CheckpointKind
+CHECKPOINT_KIND_FULL: CheckpointKind
+BATCH_STATE_UNSPECIFIED: BatchState
+BATCH_STATE_RUNNING: BatchState
+BATCH_STATE_COMPLETE: BatchState
+
+class SamplingSpec(_message.Message):
+    __slots__ = ("samples_per_problem", "temperature", "top_p", "max_new_tokens", "seed")
+    SAMPLES_PER_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    samples_per_problem: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int
+    def __init__(self, samples_per_problem: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class Problem(_message.Message):
+    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    batch_id: str
+    question: str
+    reference_answer: str
+    source: str
+    sampling: SamplingSpec
+    curation_policy: str
+    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ...) -> None: ...
+
+class TokenLoss(_message.Message):
+    __slots__ = ("token", "total_loss", "count")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LOSS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    total_loss: float
+    count: int
+    def __init__(self, token: _Optional[str] = ..., total_loss: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class Scores(_message.Message):
+    __slots__ = ("verdict", "verdict_detail", "reward", "reward_model", "ppl", "segment_ppl", "top_loss_tokens", "token_count", "drift_checkpoint")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    REWARD_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PPL_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_PPL_FIELD_NUMBER: _ClassVar[int]
+    TOP_LOSS_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    verdict: Verdict
+    verdict_detail: str
+    reward: float
+    reward_model: str
+    ppl: float
+    segment_ppl: _containers.RepeatedScalarFieldContainer[float]
+    top_loss_tokens: _containers.RepeatedCompositeFieldContainer[TokenLoss]
+    token_count: int
+    drift_checkpoint: str
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ...) -> None: ...
+
+class Trajectory(_message.Message):
+    __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    problem: Problem
+    origin: Origin
+    parent_id: str
+    model: str
+    checkpoint: str
+    text: str
+    steps: _containers.RepeatedScalarFieldContainer[str]
+    final_answer: str
+    scores: Scores
+    sample_index: int
+    completion_tokens: int
+    truncated: bool
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., origin: _Optional[_Union[Origin, str]] = ..., parent_id: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ..., text: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., final_answer: _Optional[str] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., sample_index: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class CuratedExample(_message.Message):
+    __slots__ = ("id", "trajectory_id", "problem_id", "batch_id", "origin", "messages", "scores", "policy", "reason", "model", "checkpoint")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TRAJECTORY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    trajectory_id: str
+    problem_id: str
+    batch_id: str
+    origin: Origin
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    scores: Scores
+    policy: str
+    reason: str
+    model: str
+    checkpoint: str
+    def __init__(self, id: _Optional[str] = ..., trajectory_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., origin: _Optional[_Union[Origin, str]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., policy: _Optional[str] = ..., reason: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+
+class CurationDecision(_message.Message):
+    __slots__ = ("id", "problem_id", "batch_id", "policy", "candidates", "correct_candidates", "curated", "chosen_trajectory_id", "reason", "timed_out")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    CURATED_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_TRAJECTORY_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    problem_id: str
+    batch_id: str
+    policy: str
+    candidates: int
+    correct_candidates: int
+    curated: bool
+    chosen_trajectory_id: str
+    reason: str
+    timed_out: bool
+    def __init__(self, id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., policy: _Optional[str] = ..., candidates: _Optional[int] = ..., correct_candidates: _Optional[int] = ..., curated: _Optional[bool] = ..., chosen_trajectory_id: _Optional[str] = ..., reason: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at")
+    class EvalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    base_model: str
+    kind: CheckpointKind
+    path: str
+    example_ids: _containers.RepeatedScalarFieldContainer[str]
+    policy: str
+    eval: _containers.ScalarMap[str, float]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BatchStatus(_message.Message):
+    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_SCORED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_UNPARSED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_DECIDED_FIELD_NUMBER: _ClassVar[int]
+    CURATED_FIELD_NUMBER: _ClassVar[int]
+    CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    state: BatchState
+    problems: int
+    samples_expected: int
+    samples_scored: int
+    samples_correct: int
+    samples_unparsed: int
+    problems_decided: int
+    curated: int
+    curation_policy: str
+    submitted_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

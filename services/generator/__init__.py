@@ -1,0 +1,1 @@
+"""The learner generator service: N sampled solutions per problem from the learner model."""

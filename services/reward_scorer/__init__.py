@@ -1,0 +1,1 @@
+"""The reward scorer service: quality of each trajectory (answer verified against the reference)."""

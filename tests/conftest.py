@@ -1,0 +1,48 @@
+"""Shared fixtures: a real Tansu broker per test session, a tiny random model, fresh topic names."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from learnerfit.broker import TansuBroker
+from services.common.bus import Bus
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker():
+    with TansuBroker() as running:
+        yield running
+
+
+@pytest.fixture()
+def bus(broker):
+    client = Bus(broker.bootstrap_servers, client_id=f"test-{next(_counter)}", session_timeout_ms=6000)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def fresh():
+    """A unique name for this test's topics and groups (Tansu joins a new group fastest)."""
+    tag = uuid.uuid4().hex[:8]
+    return lambda name: f"{name}-{tag}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    # Tests share two cores with the service processes they start.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

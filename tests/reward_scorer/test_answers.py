@@ -1,0 +1,78 @@
+"""Final-answer extraction and math-verify checks (in the checker's worker process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from learnerfit.v1 import records_pb2
+from services.reward_scorer.answers import AnswerChecker, extract_final_answer
+from services.reward_scorer.stage import RewardScorer
+
+
+@pytest.fixture(scope="module")
+def checker():
+    answer_checker = AnswerChecker(timeout_s=5)
+    yield answer_checker
+    answer_checker.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("3 + 4 = 7\nFinal answer: 7", "7"),
+        ("so it is 12.\nFinal Answer: $\\frac{1}{2}$.", "\\frac{1}{2}"),
+        ("The final answer is 42", "42"),
+        ("work\n#### 1,234", "1,234"),
+        ("We get \\boxed{\\frac{\\sqrt{2}}{2}} in the end. Final answer: 3", "\\frac{\\sqrt{2}}{2}"),
+        ("Final answer: 5\nWait, no.\nFinal answer: **6**", "6"),
+    ],
+)
+def test_the_final_answer_is_taken_from_boxed_hashes_or_the_last_final_answer_line(text, answer):
+    assert extract_final_answer(text)[0] == answer
+
+
+@pytest.mark.parametrize("text", ["3 + 4 = 7", "The answer should be about 7 or so", "\\boxed{7", "Final answer:  "])
+def test_a_text_without_a_final_answer_marker_yields_no_answer(text):
+    answer, why = extract_final_answer(text)
+    assert answer is None
+    assert why
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "verdict"),
+    [
+        ("7", "7", records_pb2.VERDICT_CORRECT),
+        ("0.5", "\\frac{1}{2}", records_pb2.VERDICT_CORRECT),
+        ("\\sqrt{2}", "\\sqrt{2}", records_pb2.VERDICT_CORRECT),
+        ("3\\pi", "3\\pi", records_pb2.VERDICT_CORRECT),
+        ("(1, 2)", "(1,2)", records_pb2.VERDICT_CORRECT),
+        ("50", "50\\%", records_pb2.VERDICT_CORRECT),
+        ("8", "7", records_pb2.VERDICT_INCORRECT),
+        ("3", "3\\pi", records_pb2.VERDICT_INCORRECT),
+    ],
+)
+def test_answers_are_verified_against_the_reference_as_latex(checker, answer, reference, verdict):
+    [(got, detail)] = checker.check([(answer, reference)])
+    assert got == verdict, detail
+
+
+def test_restating_the_question_does_not_count_as_the_right_answer(checker):
+    # The whole text contains "3 + 4", which math-verify alone could read as 7.
+    problem = records_pb2.Problem(id="p", question="Calculate 3 + 4.", reference_answer="7")
+    trajectory = records_pb2.Trajectory(id="t", problem=problem, text="We need 3 + 4.\nFinal answer: 8")
+    [[scored]] = RewardScorer(checker)([trajectory])
+    assert scored.final_answer == "8"
+    assert scored.scores.verdict == records_pb2.VERDICT_INCORRECT
+
+
+def test_a_trajectory_with_no_answer_is_marked_unparsed_not_failed(checker):
+    problem = records_pb2.Problem(id="p", question="Calculate 3 + 4.", reference_answer="7")
+    trajectories = [
+        records_pb2.Trajectory(id="a", problem=problem, text="I like numbers."),
+        records_pb2.Trajectory(id="b", problem=problem, text="3 + 4 = 7\nFinal answer: 7"),
+    ]
+    [[unparsed], [correct]] = RewardScorer(checker)(trajectories)
+    assert unparsed.scores.verdict == records_pb2.VERDICT_UNPARSED
+    assert "Final answer" in unparsed.scores.verdict_detail
+    assert correct.scores.verdict == records_pb2.VERDICT_CORRECT
+    assert correct.final_answer == "7"
