@@ -245,7 +245,7 @@ class Checkpoint(_message.Message):
     def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
-    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at")
+    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class BatchStatus(_message.Message):
     CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_GENERATED_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     state: BatchState
     problems: int
@@ -270,4 +271,5 @@ class BatchStatus(_message.Message):
     curation_policy: str
     submitted_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    samples_generated: int
+    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ...) -> None: ...

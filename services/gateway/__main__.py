@@ -18,6 +18,7 @@ def build(settings: GatewaySettings, bus: Bus) -> ServiceParts:
     servicer = GatewayServicer(settings, bus, ledger)
     followed = {
         settings.problems_topic: records_pb2.Problem,
+        settings.trajectories_topic: records_pb2.Trajectory,
         settings.scored_topic: records_pb2.Trajectory,
         settings.decisions_topic: records_pb2.CurationDecision,
         settings.curated_topic: records_pb2.CuratedExample,

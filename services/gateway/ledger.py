@@ -24,6 +24,7 @@ class _Batch:
     submitted_at: float
     updated_at: float
     expected_samples: dict[str, int] = field(default_factory=dict)  # problem id -> N
+    generated: set[str] = field(default_factory=set)
     scored: set[str] = field(default_factory=set)
     correct: set[str] = field(default_factory=set)
     unparsed: set[str] = field(default_factory=set)
@@ -45,12 +46,13 @@ class BatchLedger:
             return batch_id in self._batches
 
     def apply(self, message: Message) -> None:
-        """Folds one record from any of the followed topics into the ledger."""
+        """Folds one record from any of the followed topics into the ledger. A trajectory counts as
+        generated until it carries a verdict, then as scored."""
         with self._changed:
             if isinstance(message, records_pb2.Problem):
                 self._add_problem(message)
             elif isinstance(message, records_pb2.Trajectory):
-                self._add_scored(message)
+                self._add_trajectory(message)
             elif isinstance(message, records_pb2.CurationDecision):
                 self._add_decision(message)
             elif isinstance(message, records_pb2.CuratedExample):
@@ -69,6 +71,7 @@ class BatchLedger:
                 state=records_pb2.BATCH_STATE_COMPLETE if batch.complete() else records_pb2.BATCH_STATE_RUNNING,
                 problems=len(batch.expected_samples),
                 samples_expected=sum(batch.expected_samples.values()),
+                samples_generated=len(batch.generated),
                 samples_scored=len(batch.scored),
                 samples_correct=len(batch.correct),
                 samples_unparsed=len(batch.unparsed),
@@ -100,10 +103,13 @@ class BatchLedger:
         batch = self._batch_of(problem.batch_id, problem.curation_policy)
         batch.expected_samples[problem.id] = problem.sampling.samples_per_problem
 
-    def _add_scored(self, trajectory: records_pb2.Trajectory) -> None:
+    def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:
         batch = self._batch_of(trajectory.problem.batch_id)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
             return  # progress counts the learner's samples; other origins are extra candidates
+        batch.generated.add(trajectory.id)
+        if trajectory.scores.verdict == records_pb2.VERDICT_UNSPECIFIED:
+            return
         batch.scored.add(trajectory.id)
         verdict = trajectory.scores.verdict
         if verdict == records_pb2.VERDICT_CORRECT:

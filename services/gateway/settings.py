@@ -17,6 +17,7 @@ class GatewaySettings(ProblemIntake):
 
     default_policy: str = Field("rejection_sampling", description="Curation policy of batches that name none.")
     problems_topic: str = Field(topics.PROBLEMS, description="Topic the accepted problems go to.")
+    trajectories_topic: str = Field(topics.TRAJECTORIES, description="Topic of generated trajectories (progress).")
     scored_topic: str = Field(topics.SCORED, description="Topic of scored trajectories (progress).")
     decisions_topic: str = Field(topics.DECISIONS, description="Topic of curation decisions (progress).")
     curated_topic: str = Field(topics.CURATED, description="Topic of curated examples (results).")

@@ -1,0 +1,85 @@
+"""End to end on the local stack with a tiny random learner: every stage as its own process, real broker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from learnerfit.stack import LocalStack
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from services.common.grpc_runtime import channel
+
+
+@pytest.fixture(scope="module")
+def stack(tiny_model, tmp_path_factory):
+    local = LocalStack(tmp_path_factory.mktemp("stack"),
+                       service_env={"generator": {"LEARNERFIT_MODEL": str(tiny_model)}}, start_timeout_s=120)
+    local.start()
+    yield local
+    local.stop()
+
+
+def _stub(stack, service: str, stub_type):
+    return stub_type(channel(stack.state.services[service].grpc_target))
+
+
+def _problems(count: int) -> list[records_pb2.Problem]:
+    return [records_pb2.Problem(question=f"Calculate {i} + 1.", reference_answer=str(i + 1), source=f"test#{i}")
+            for i in range(count)]
+
+
+def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
+    gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
+    request = services_pb2.SubmitBatchRequest(
+        problems=_problems(4), sampling=records_pb2.SamplingSpec(samples_per_problem=3, max_new_tokens=8, seed=1))
+    batch_id = gateway.SubmitBatch(request).batch_id
+
+    deadline = time.monotonic() + 120
+    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    while status.state != records_pb2.BATCH_STATE_COMPLETE and time.monotonic() < deadline:
+        stack.check_alive()
+        time.sleep(0.5)
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+
+    assert status.state == records_pb2.BATCH_STATE_COMPLETE
+    assert (status.problems, status.samples_expected) == (4, 12)
+    assert status.samples_scored == 12  # problems x N, each scored once
+    assert status.problems_decided == 4
+    assert status.samples_correct + status.samples_unparsed <= status.samples_scored
+    streamed = list(gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=30))
+    assert len(streamed) == status.curated
+
+
+def test_the_generator_answers_over_grpc_with_n_samples_per_problem(stack):
+    generator = _stub(stack, "generator", services_pb2_grpc.GeneratorStub)
+    problems = _problems(2)
+    for problem in problems:
+        problem.id, problem.batch_id = f"direct-{problem.source}", "direct"
+        problem.sampling.CopyFrom(records_pb2.SamplingSpec(samples_per_problem=2, max_new_tokens=6, seed=3))
+    reply = generator.Generate(services_pb2.GenerateRequest(problems=problems))
+    assert len(reply.trajectories) == 4
+    assert {t.problem.id for t in reply.trajectories} == {p.id for p in problems}
+    assert sorted(t.sample_index for t in reply.trajectories) == [0, 0, 1, 1]
+    assert all(t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and t.checkpoint == "base" for t in reply.trajectories)
+    assert all(0 < t.completion_tokens <= 6 for t in reply.trajectories)
+    assert len({t.id for t in reply.trajectories}) == 4
+
+
+def test_scoring_and_curation_answer_directly_over_grpc(stack):
+    problem = records_pb2.Problem(id="p-direct", batch_id="direct", question="Calculate 2 + 2.", reference_answer="4",
+                                  sampling=records_pb2.SamplingSpec(samples_per_problem=2))
+    candidates = [
+        records_pb2.Trajectory(id="t0", problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, sample_index=0,
+                               text="2 + 2 = 5\nFinal answer: 5"),
+        records_pb2.Trajectory(id="t1", problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, sample_index=1,
+                               text="2 + 2 = 4\nFinal answer: 4"),
+    ]
+    scorer = _stub(stack, "reward_scorer", services_pb2_grpc.RewardScorerStub)
+    scored = scorer.ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(trajectories=candidates)).trajectories
+    assert [t.scores.verdict for t in scored] == [records_pb2.VERDICT_INCORRECT, records_pb2.VERDICT_CORRECT]
+
+    curator = _stub(stack, "curator", services_pb2_grpc.CuratorStub)
+    curated = curator.Curate(services_pb2.CurateRequest(trajectories=scored, policy="rejection_sampling"))
+    assert [d.chosen_trajectory_id for d in curated.decisions] == ["t1"]
+    assert curated.examples[0].messages[-1].content == "2 + 2 = 4\nFinal answer: 4"
