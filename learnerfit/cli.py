@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -77,9 +78,9 @@ def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> str:
     header = ("problems", "samples", "correct", "unparsed", "curated", "time")
     row = (status.problems, status.samples_scored, status.samples_correct, status.samples_unparsed, status.curated,
            f"{elapsed:.1f}s")
-    widths = [max(len(h), len(str(v))) for h, v in zip(header, row)]
-    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
-    values = "  ".join(str(v).rjust(w) for v, w in zip(row, widths))
+    widths = [max(len(h), len(str(v))) for h, v in zip(header, row, strict=True)]
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
+    values = "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True))
     return f"{line}\n{values}"
 
 
@@ -240,11 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="stop the stack started by `up`")
     down.set_defaults(func=cmd_down)
 
-    for name, func, text in (("submit", cmd_submit, "submit a batch of problems to the gateway"),):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
-        _add_problem_options(sub)
-        sub.set_defaults(func=func)
+    submit = commands.add_parser("submit", help="submit a batch of problems to the gateway; prints its batch id")
+    submit.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
+    _add_problem_options(submit)
+    submit.set_defaults(func=cmd_submit)
 
     status = commands.add_parser("status", help="show a batch's progress")
     status.add_argument("batch_id")
@@ -261,8 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (e.g. from a supervisor or `timeout`) unwinds like Ctrl-C, so `run` stops what it started.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except (ProblemSourceError, StackError, TimeoutError) as exc:

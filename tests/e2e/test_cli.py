@@ -1,0 +1,59 @@
+"""The CLI's stack commands against a tiny learner: up, submit, status, export, down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(stack_dir, *args, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "learnerfit.cli", "--dir", str(stack_dir), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def running_stack(tiny_model, tmp_path):
+    stack_dir = tmp_path / "stack"
+    up = _cli(stack_dir, "up", "--model", str(tiny_model))
+    assert up.returncode == 0, up.stderr[-2000:]
+    yield stack_dir
+    _cli(stack_dir, "down")
+
+
+def test_up_submit_status_export_down(running_stack, tmp_path):
+    submit = _cli(running_stack, "submit", "--count", "3", "--samples", "2", "--max-new-tokens", "4")
+    assert submit.returncode == 0, submit.stderr[-2000:]
+    batch_id = submit.stdout.strip()
+    assert batch_id.startswith("batch-")
+
+    again = _cli(running_stack, "submit", "--count", "3", "--samples", "2", "--max-new-tokens", "4")
+    assert again.stdout.strip() == batch_id and "already submitted" in again.stderr
+
+    status = _cli(running_stack, "status", batch_id, "--watch", "--timeout", "120")
+    assert status.returncode == 0, status.stderr[-2000:]
+    reported = json.loads(status.stdout)
+    assert reported["state"] == "BATCH_STATE_COMPLETE"
+    assert reported["samples_scored"] == 6 and reported["problems_decided"] == 3
+
+    out = tmp_path / "out.jsonl"
+    export = _cli(running_stack, "export", batch_id, "-o", str(out))
+    assert export.returncode == 0, export.stderr[-2000:]
+    assert out.exists() and len(out.read_text().splitlines()) == reported.get("curated", 0)
+
+    down = _cli(running_stack, "down")
+    assert down.returncode == 0 and "stopped 4 services" in down.stderr
+    assert not (running_stack / "stack.json").exists()
+
+
+def test_commands_explain_a_missing_stack_and_bad_options(tmp_path):
+    missing = _cli(tmp_path / "none", "status", "batch-x")
+    assert missing.returncode == 1 and "learnerfit up" in missing.stderr
+    bad_family = _cli(tmp_path / "none", "submit", "--gateway", "127.0.0.1:1", "--family", "no_such_family")
+    assert bad_family.returncode == 1 and "no_such_family" in bad_family.stderr
+    bad_file = tmp_path / "bad.jsonl"
+    bad_file.write_text('{"question": "1+1"}\n')
+    rejected = _cli(tmp_path / "none", "submit", "--gateway", "127.0.0.1:1", "--file", str(bad_file))
+    assert rejected.returncode == 1 and "bad.jsonl:1" in rejected.stderr and "answer" in rejected.stderr
