@@ -85,18 +85,25 @@ def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> str:
 
 
 def wait_for_batch(gateway, batch_id: str, timeout_s: float, started: float, stack: LocalStack | None = None,
-                   interval_s: float = 2.0) -> records_pb2.BatchStatus:
-    """Prints progress until the batch is complete; raises TimeoutError past timeout_s."""
+                   interval_s: float = 2.0, heartbeat_s: float = 15.0) -> records_pb2.BatchStatus:
+    """Prints progress until the batch is complete; raises TimeoutError past timeout_s.
+
+    On a terminal the line is redrawn in place; in a log, a line is written when the
+    counts change, or every heartbeat_s to show the run is alive.
+    """
     tty = sys.stderr.isatty()
-    last = ""
+    last_counts, last_print = None, 0.0
     while True:
         if stack is not None:
             stack.check_alive()
         status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
         line = progress_line(status, time.monotonic() - started)
-        if line != last or tty:
-            print(("\r" if tty else "") + line, end="" if tty else "\n", file=sys.stderr, flush=True)
-            last = line
+        counts = (status.samples_generated, status.samples_scored, status.problems_decided, status.curated)
+        if tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif counts != last_counts or time.monotonic() - last_print >= heartbeat_s:
+            print(line, file=sys.stderr, flush=True)
+            last_counts, last_print = counts, time.monotonic()
         if status.state == records_pb2.BATCH_STATE_COMPLETE:
             if tty:
                 print(file=sys.stderr)
