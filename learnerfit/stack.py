@@ -101,8 +101,23 @@ class LocalStack:
         self.state.save(self.directory)
         return self.state
 
-    def _spawn(self, name: str, logs: Path) -> ServiceProcess:
-        grpc_port, metrics_port = free_port(), free_port()
+    def kill(self, name: str) -> None:
+        """SIGKILLs one service, as a crash would: no graceful shutdown, no final commit."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str) -> None:
+        """Starts a killed service again on the same ports and waits until it serves."""
+        old = self.state.services[name]
+        grpc_port = int(old.grpc_target.rsplit(":", 1)[1])
+        self.state.services[name] = self._spawn(name, Path(old.log).parent, grpc_port, old.metrics_port)
+        self._wait_serving(name)
+        self.state.save(self.directory)
+
+    def _spawn(self, name: str, logs: Path, grpc_port: int | None = None,
+               metrics_port: int | None = None) -> ServiceProcess:
+        grpc_port, metrics_port = grpc_port or free_port(), metrics_port or free_port()
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",

@@ -83,3 +83,27 @@ def test_scoring_and_curation_answer_directly_over_grpc(stack):
     curated = curator.Curate(services_pb2.CurateRequest(trajectories=scored, policy="rejection_sampling"))
     assert [d.chosen_trajectory_id for d in curated.decisions] == ["t1"]
     assert curated.examples[0].messages[-1].content == "2 + 2 = 4\nFinal answer: 4"
+
+
+def test_a_crashed_curator_restarts_where_it_left_off_and_the_batch_completes(stack):
+    gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
+    stack.kill("curator")
+    request = services_pb2.SubmitBatchRequest(
+        problems=_problems(3), sampling=records_pb2.SamplingSpec(samples_per_problem=2, max_new_tokens=6, seed=7))
+    batch_id = gateway.SubmitBatch(request).batch_id
+
+    # Samples are scored while the curator is down: they wait on the topic, uncommitted.
+    deadline = time.monotonic() + 60
+    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    while status.samples_scored < 6 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    assert status.samples_scored == 6 and status.problems_decided == 0
+
+    stack.restart("curator")
+    deadline = time.monotonic() + 60
+    while status.state != records_pb2.BATCH_STATE_COMPLETE and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    assert status.state == records_pb2.BATCH_STATE_COMPLETE
+    assert status.problems_decided == 3 and status.samples_scored == 6
