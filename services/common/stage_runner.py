@@ -89,17 +89,18 @@ class StageRunner:
         self.dedupe_window = dedupe_window
         self._seen: OrderedDict[str, None] = OrderedDict()
         # Per partition: offsets of processed inputs the stage still holds, in offset order.
+        # (One consumer per stage group is assumed: after a rebalance a new owner replays
+        # from the committed offset, which is at or before any held input.)
         self._held: dict[TopicPartition, OrderedDict[int, str]] = {}
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
-        self.ready = threading.Event()  # set once the consumer has joined its group
 
     # -- the loop -----------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Polls and processes until `stop` is set; the batch in hand is finished and committed first."""
-        self._consumer = self.bus.consumer([self.stage.consumes], self.group_id, max_poll_records=self.max_batch)
+        self._require_consumer()
         log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.consumes, self.group_id,
                  extra={"stage": self.stage.name})
         try:
@@ -124,8 +125,6 @@ class StageRunner:
         while len(records) < self.max_batch:
             timeout_ms = 500 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             batch = consumer.poll(timeout_ms=timeout_ms, max_records=self.max_batch - len(records))
-            if consumer.assignment():
-                self.ready.set()
             for partition_records in batch.values():
                 records.extend(partition_records)
             if not records:
@@ -227,7 +226,7 @@ class StageRunner:
             message.ParseFromString(record.value or b"")
         except DecodeError as exc:
             raise RecordFailed(f"undecodable {expected}: {exc}") from exc
-        return _Decoded(record, message, header(record, ID_HEADER) or _fallback_id(record))
+        return _Decoded(record, message, self._decoded_id(record))
 
     def _decoded_id(self, record: ConsumerRecord) -> str:
         return header(record, ID_HEADER) or _fallback_id(record)
