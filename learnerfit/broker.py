@@ -42,12 +42,8 @@ class TansuBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         command = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
                    "--storage-engine", "memory://tansu/"]
-        if self.log_path:
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-        else:
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                            start_new_session=True)
+        with open(self.log_path or os.devnull, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

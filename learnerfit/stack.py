@@ -102,8 +102,9 @@ class LocalStack:
         return self.state
 
     def kill(self, name: str) -> None:
-        """SIGKILLs one service, as a crash would: no graceful shutdown, no final commit."""
-        process = self.processes[name]
+        """SIGKILLs one service, as a crash would: no graceful shutdown, no final commit.
+        It no longer counts as running for check_alive until restart()."""
+        process = self.processes.pop(name)
         process.kill()
         process.wait()
 

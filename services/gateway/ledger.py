@@ -46,8 +46,8 @@ class BatchLedger:
             return batch_id in self._batches
 
     def apply(self, message: Message) -> None:
-        """Folds one record from any of the followed topics into the ledger. A trajectory counts as
-        generated until it carries a verdict, then as scored."""
+        """Folds one record from any of the followed topics into the ledger. A learner trajectory
+        counts as generated when first seen, and also as scored once it carries a verdict."""
         with self._changed:
             if isinstance(message, records_pb2.Problem):
                 self._add_problem(message)

@@ -24,6 +24,21 @@ def _stub(stack, service: str, stub_type):
     return stub_type(channel(stack.state.services[service].grpc_target))
 
 
+def _wait_for(stack, gateway, batch_id: str, done, timeout_s: float) -> records_pb2.BatchStatus:
+    """Polls the batch's status until done(status) or timeout_s; returns the last status seen."""
+    deadline = time.monotonic() + timeout_s
+    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    while not done(status) and time.monotonic() < deadline:
+        stack.check_alive()
+        time.sleep(0.5)
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    return status
+
+
+def _complete(status: records_pb2.BatchStatus) -> bool:
+    return status.state == records_pb2.BATCH_STATE_COMPLETE
+
+
 def _problems(count: int) -> list[records_pb2.Problem]:
     return [records_pb2.Problem(question=f"Calculate {i} + 1.", reference_answer=str(i + 1), source=f"test#{i}")
             for i in range(count)]
@@ -35,12 +50,7 @@ def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
         problems=_problems(4), sampling=records_pb2.SamplingSpec(samples_per_problem=3, max_new_tokens=8, seed=1))
     batch_id = gateway.SubmitBatch(request).batch_id
 
-    deadline = time.monotonic() + 120
-    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
-    while status.state != records_pb2.BATCH_STATE_COMPLETE and time.monotonic() < deadline:
-        stack.check_alive()
-        time.sleep(0.5)
-        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    status = _wait_for(stack, gateway, batch_id, _complete, timeout_s=120)
 
     assert status.state == records_pb2.BATCH_STATE_COMPLETE
     assert (status.problems, status.samples_expected) == (4, 12)
@@ -93,17 +103,10 @@ def test_a_crashed_curator_restarts_where_it_left_off_and_the_batch_completes(st
     batch_id = gateway.SubmitBatch(request).batch_id
 
     # Samples are scored while the curator is down: they wait on the topic, uncommitted.
-    deadline = time.monotonic() + 60
-    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
-    while status.samples_scored < 6 and time.monotonic() < deadline:
-        time.sleep(0.5)
-        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    status = _wait_for(stack, gateway, batch_id, lambda s: s.samples_scored >= 6, timeout_s=60)
     assert status.samples_scored == 6 and status.problems_decided == 0
 
     stack.restart("curator")
-    deadline = time.monotonic() + 60
-    while status.state != records_pb2.BATCH_STATE_COMPLETE and time.monotonic() < deadline:
-        time.sleep(0.5)
-        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+    status = _wait_for(stack, gateway, batch_id, _complete, timeout_s=60)
     assert status.state == records_pb2.BATCH_STATE_COMPLETE
     assert status.problems_decided == 3 and status.samples_scored == 6
