@@ -12,11 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from learnerfit.processes import free_port, stop_process
 
 
 def tansu_binary() -> Path:
@@ -57,13 +53,7 @@ class TansuBroker:
         raise TimeoutError(f"Tansu did not listen on {self.bootstrap_servers} within {timeout_s}s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> TansuBroker:
         return self.start()

@@ -120,15 +120,20 @@ def _stack(args: argparse.Namespace) -> LocalStack:
     # Four problems (x N samples) per generate() pass: on CPU a larger pass is barely
     # faster per token, and smaller ones let progress show as the batch goes.
     generator_env = {"LEARNERFIT_MODEL": args.model, "LEARNERFIT_MAX_BATCH": "4"}
-    return LocalStack(Path(args.dir), env=env, service_env={"generator": generator_env})
+    # The drift scorer measures perplexity under the same learner the generator samples.
+    drift_env = {"LEARNERFIT_MODEL": args.model}
+    return LocalStack(Path(args.dir), env=env, service_env={"generator": generator_env, "drift_scorer": drift_env})
 
 
 def _prepare_model(model: str) -> None:
-    from services.backends.weights import SMOLLM2, ensure_smollm2
+    from services.backends.weights import DEFAULT_CACHE, REWARD_MINILM, SMOLLM2, ensure_reward_model, ensure_smollm2
 
     if model == SMOLLM2:
         say("preparing SmolLM2-135M-Instruct weights (converted once from the packaged GGUF)")
         ensure_smollm2()
+    if not (DEFAULT_CACHE / "models" / REWARD_MINILM / "model.safetensors").is_file():
+        say("training the local reward model once (a reward head on MiniLM, about a minute)")
+    ensure_reward_model()
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from learnerfit.broker import TansuBroker, free_port
+from learnerfit.broker import TansuBroker
+from learnerfit.processes import free_port
 from services.common.grpc_runtime import wait_until_serving
 
 # Start order: the stages downstream first, so every consumer is in place when the gateway opens.
-SERVICES = ("curator", "reward_scorer", "generator", "gateway")
+SERVICES = ("curator", "drift_scorer", "reward_scorer", "generator", "gateway")
 STATE_FILE = "stack.json"
 
 

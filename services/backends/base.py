@@ -31,3 +31,33 @@ class TextGenerator(Protocol):
     model_name: str
 
     def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]: ...
+
+
+@dataclass(frozen=True)
+class SolutionLogProbs:
+    """The model's log-probability of each solution token, given the conversation before it."""
+
+    token_ids: list[int]
+    tokens: list[str]  # each token decoded on its own, for loss-by-token reports
+    logprobs: list[float]
+
+
+class LogProbScorer(Protocol):
+    """Scores given solutions as the model's reply to each conversation (chat template applied)."""
+
+    model_name: str
+
+    def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]: ...
+
+
+class RewardModel(Protocol):
+    """An outcome reward model: one scalar per (question, solution), higher is better."""
+
+    model_name: str
+
+    def rewards(self, questions: Sequence[str], solutions: Sequence[str]) -> list[float]: ...
+
+
+def reward_text(question: str, solution: str) -> str:
+    """The one text layout the local reward model is trained and scored on."""
+    return f"Question: {question}\nSolution: {solution}"

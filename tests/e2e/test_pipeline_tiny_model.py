@@ -14,7 +14,7 @@ from services.common.grpc_runtime import channel
 @pytest.fixture(scope="module")
 def stack(tiny_model, tmp_path_factory):
     local = LocalStack(tmp_path_factory.mktemp("stack"),
-                       service_env={"generator": {"LEARNERFIT_MODEL": str(tiny_model)}}, start_timeout_s=120)
+                       service_env={name: {"LEARNERFIT_MODEL": str(tiny_model)} for name in ("generator", "drift_scorer")}, start_timeout_s=120)
     local.start()
     yield local
     local.stop()
