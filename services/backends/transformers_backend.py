@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from services.backends.base import Completion, Conversation, SamplingParams, SolutionLogProbs
+from services.backends.chat import encode_reply, render_prompt
 from services.backends.weights import DEFAULT_CACHE, resolve_model
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,8 @@ class TransformersGenerator:
         self._eos_ids = _eos_ids(self.tokenizer, self.model)
         self._lock = threading.Lock()  # one forward pass at a time: gRPC calls and the stage share the model
 
-    def render(self, conversation: Conversation) -> str:
-        """The exact prompt text the model sees (the model's own chat template)."""
-        return self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
-
     def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
-        prompts = [self.render(c) for c in conversations]
+        prompts = [render_prompt(self.tokenizer, c) for c in conversations]
         per_call = max(1, self.max_batch_sequences // max(params.n, 1))
         results: list[list[Completion]] = []
         with self._lock:
@@ -141,15 +138,8 @@ class TransformersScorer:
             getattr(config, "logit_scale", None) is None
         self._lock = threading.Lock()
 
-    def encode(self, conversation: Conversation, solution: str) -> tuple[list[int], list[int]]:
-        """(prompt ids, solution ids): the chat-templated prompt with the reply opened, then the solution."""
-        prompt = self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
-        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        solution_ids = self.tokenizer(solution, add_special_tokens=False)["input_ids"]
-        return prompt_ids, solution_ids
-
     def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
-        pairs = [self.encode(c, s) for c, s in zip(conversations, solutions, strict=True)]
+        pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]
         results: list[SolutionLogProbs | None] = [None] * len(pairs)
         with self._lock, torch.inference_mode():
             for batch in self._batches([len(p) + len(s) for p, s in pairs]):

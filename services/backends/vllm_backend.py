@@ -1,0 +1,110 @@
+"""The vLLM back end (GPU; `pip install 'learnerfit[gpu]'`): sampling and log-prob scoring.
+
+vllm is imported only when this engine is built, so CPU installs never need it.
+Sampling asks vLLM for `n` completions per prompt in one request; scoring sends
+prompt + solution as one prompt with `prompt_logprobs=0`, which returns the
+log-probability of every prompt token actually present — the solution's among
+them. A LoRA adapter (e.g. a learner checkpoint from the trainer) is applied per
+request. Prompts go in as token ids rendered with the same chat template helper the
+transformers back end uses, so both engines score identical tokens.
+
+Not run on the CPU machines this project is built on: the request building and
+result mapping below are tested there with objects shaped like vLLM's documented
+outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from services.backends.base import Completion, Conversation, SamplingParams, SolutionLogProbs
+from services.backends.chat import encode_reply, render_prompt
+from services.backends.weights import DEFAULT_CACHE, resolve_model
+
+
+def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
+    """vllm.SamplingParams arguments for sampling `params.n` completions."""
+    return {
+        "n": params.n,
+        "temperature": params.temperature,  # 0 is greedy in vLLM too
+        "top_p": params.top_p,
+        "max_tokens": params.max_new_tokens,
+        "seed": params.seed,
+    }
+
+
+def scoring_kwargs() -> dict[str, Any]:
+    """vllm.SamplingParams arguments for scoring a given text: one throwaway token, the prompt's own log-probs."""
+    return {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0}
+
+
+def completions_from_output(output: Any) -> list[Completion]:
+    """A vllm RequestOutput's completions (CompletionOutput: text, token_ids, finish_reason)."""
+    return [
+        Completion(text=c.text.strip(), token_count=len(c.token_ids), truncated=c.finish_reason == "length")
+        for c in output.outputs
+    ]
+
+
+def solution_logprobs(prompt_logprobs: Sequence[Mapping[int, Any] | None], prompt_len: int,
+                      solution_ids: Sequence[int], tokens: Sequence[str]) -> SolutionLogProbs:
+    """The solution's log-probs out of RequestOutput.prompt_logprobs (None first, then {token_id: Logprob})."""
+    if len(prompt_logprobs) != prompt_len + len(solution_ids):
+        raise ValueError(f"vLLM returned {len(prompt_logprobs)} prompt log-probs for "
+                         f"{prompt_len + len(solution_ids)} prompt tokens")
+    values = []
+    for k, token_id in enumerate(solution_ids):
+        position = prompt_logprobs[prompt_len + k]
+        if position is None or token_id not in position:
+            raise ValueError(f"vLLM returned no log-prob for solution token {k} (id {token_id})")
+        values.append(float(position[token_id].logprob))
+    return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values)
+
+
+class VLLMEngine:
+    """One vllm.LLM serving both interfaces (TextGenerator and LogProbScorer)."""
+
+    def __init__(self, model: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85,
+                 max_num_seqs: int = 256, lora_adapter: str | None = None, trust_remote_code: bool = False,
+                 cache_dir: Path = DEFAULT_CACHE):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise RuntimeError("the vllm back end needs vLLM on a CUDA machine: pip install 'learnerfit[gpu]'") \
+                from exc
+        self._vllm = vllm
+        self.model_name = model
+        self.llm = vllm.LLM(
+            model=resolve_model(model, cache_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+            max_num_seqs=max_num_seqs, enable_lora=lora_adapter is not None, trust_remote_code=trust_remote_code,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.lora = None
+        if lora_adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest(Path(lora_adapter).name, 1, str(Path(lora_adapter).resolve()))
+        self._lock = threading.Lock()  # vllm.LLM is not meant for concurrent calls
+
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        prompts = [{"prompt_token_ids": self.tokenizer(render_prompt(self.tokenizer, c),
+                                                       add_special_tokens=False)["input_ids"]}
+                   for c in conversations]
+        with self._lock:
+            outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**sampling_kwargs(params)),
+                                        lora_request=self.lora, use_tqdm=False)
+        return [completions_from_output(o) for o in outputs]
+
+    def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
+        pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]
+        prompts = [{"prompt_token_ids": p + s} for p, s in pairs]
+        with self._lock:
+            outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**scoring_kwargs()),
+                                        lora_request=self.lora, use_tqdm=False)
+        return [
+            solution_logprobs(o.prompt_logprobs, len(p), s, [self.tokenizer.decode([t]) for t in s])
+            for o, (p, s) in zip(outputs, pairs, strict=True)
+        ]

@@ -1,0 +1,87 @@
+"""The vLLM back end's GPU-free parts: request building and result mapping.
+
+vLLM cannot run on these CPU machines, so its outputs are stood in for by objects
+with the fields vLLM documents (RequestOutput.outputs / .prompt_logprobs,
+CompletionOutput.text / .token_ids / .finish_reason, Logprob.logprob). The log-probs
+fed through them come from a real forward pass, so the mapping is checked against
+the transformers back end's own answer. tests/gpu/check_vllm.py runs the engine.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from services.backends import vllm_backend
+from services.backends.base import SamplingParams
+from services.backends.chat import encode_reply
+from services.backends.settings import ModelSettings
+from services.backends.transformers_backend import TransformersScorer
+
+
+def test_importing_the_module_does_not_import_vllm():
+    assert "vllm" not in sys.modules
+
+
+def test_sampling_and_scoring_requests():
+    params = SamplingParams(n=8, temperature=0.7, top_p=0.95, max_new_tokens=128, seed=3)
+    assert vllm_backend.sampling_kwargs(params) == {"n": 8, "temperature": 0.7, "top_p": 0.95, "max_tokens": 128,
+                                                    "seed": 3}
+    assert vllm_backend.scoring_kwargs() == {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0}
+
+
+def test_completions_map_text_length_and_truncation():
+    output = SimpleNamespace(outputs=[
+        SimpleNamespace(text=" 2 + 2 = 4\nFinal answer: 4", token_ids=[5, 6, 7], finish_reason="stop"),
+        SimpleNamespace(text="2 + 2 = ", token_ids=[5, 6, 7, 8], finish_reason="length"),
+    ])
+    completions = vllm_backend.completions_from_output(output)
+    assert [(c.text, c.token_count, c.truncated) for c in completions] == [
+        ("2 + 2 = 4\nFinal answer: 4", 3, False), ("2 + 2 =", 4, True)]  # stripped, as transformers does
+
+
+def test_prompt_logprobs_map_to_the_same_numbers_as_the_transformers_scorer(tiny_model):
+    scorer = TransformersScorer(str(tiny_model))
+    conversation = [{"role": "user", "content": "Calculate 3 + 4."}]
+    solution = "3 + 4 = 7. Final answer: 7"
+    prompt_ids, solution_ids = encode_reply(scorer.tokenizer, conversation, solution)
+    ids = torch.tensor([prompt_ids + solution_ids])
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(scorer.model(input_ids=ids).logits[0], dim=-1)
+    # vLLM's shape: None for the first token, then {token id: Logprob} for the actual token (plus a top-1 rival).
+    prompt_logprobs = [None] + [
+        {token: SimpleNamespace(logprob=logprobs[pos - 1, token].item(), rank=2),
+         int(logprobs[pos - 1].argmax()): SimpleNamespace(logprob=logprobs[pos - 1].max().item(), rank=1)}
+        for pos, token in enumerate(ids[0].tolist()) if pos > 0
+    ]
+    mapped = vllm_backend.solution_logprobs(prompt_logprobs, len(prompt_ids), solution_ids,
+                                            [scorer.tokenizer.decode([t]) for t in solution_ids])
+    [expected] = scorer.score([conversation], [solution])
+    assert mapped.token_ids == expected.token_ids and mapped.tokens == expected.tokens
+    assert mapped.logprobs == pytest.approx(expected.logprobs, abs=1e-5)
+
+    with pytest.raises(ValueError, match="prompt log-probs for"):
+        vllm_backend.solution_logprobs(prompt_logprobs[:-1], len(prompt_ids), solution_ids, expected.tokens)
+    broken = list(prompt_logprobs)
+    broken[len(prompt_ids)] = {}
+    with pytest.raises(ValueError, match="no log-prob for solution token 0"):
+        vllm_backend.solution_logprobs(broken, len(prompt_ids), solution_ids, expected.tokens)
+
+
+@pytest.mark.skipif("vllm" in sys.modules or __import__("importlib").util.find_spec("vllm") is not None,
+                    reason="vLLM is installed here: the missing-package message cannot be seen")
+def test_selecting_vllm_without_it_installed_says_how_to_get_it():
+    from services.backends.factory import make_text_generator
+
+    with pytest.raises(RuntimeError, match=r"pip install 'learnerfit\[gpu\]'"):
+        make_text_generator(ModelSettings(backend="vllm"))
+
+
+def test_openai_back_end_cannot_score_logprobs():
+    from services.backends.factory import make_logprob_scorer
+
+    with pytest.raises(ValueError, match="cannot score log-probs"):
+        make_logprob_scorer(ModelSettings(backend="openai", model="gpt-x"))

@@ -1,0 +1,59 @@
+"""GPU check of the vLLM back end (run by hand on a CUDA machine with `pip install 'learnerfit[gpu]'`).
+
+    python tests/gpu/check_vllm.py [--model smollm2-135m-instruct]
+
+Not part of `make test` (no GPU or vLLM in CI). It checks that the vLLM engine
+(1) samples n completions per prompt in the learner's format and (2) scores a
+solution with the same log-probs as the transformers back end on the same GPU
+(bf16 kernels differ, so the bound is loose: mean |delta NLL| < 0.05 nats/token),
+and prints scoring throughput of both engines from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from learnerfit.v1 import records_pb2
+from services.backends.base import SamplingParams
+from services.backends.transformers_backend import TransformersScorer
+from services.backends.vllm_backend import VLLMEngine
+from services.backends.weights import SMOLLM2
+from services.common.prompts import learner_conversation
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=SMOLLM2)
+    parser.add_argument("--traces", type=int, default=256)
+    args = parser.parse_args()
+
+    problems = [records_pb2.Problem(question=f"Calculate {i % 10} + {i % 7}.") for i in range(args.traces)]
+    conversations = [learner_conversation(p) for p in problems]
+    engine = VLLMEngine(args.model, dtype="float32", gpu_memory_utilization=0.5)
+    samples = engine.generate(conversations[:8], SamplingParams(n=4, temperature=0.7, max_new_tokens=64, seed=0))
+    assert all(len(s) == 4 for s in samples), "n completions per prompt"
+    print("sample:", samples[0][0].text.replace("\n", " | "))
+
+    solutions = [s.text for group in engine.generate(conversations, SamplingParams(n=1, temperature=0.7,
+                                                                                    max_new_tokens=96))
+                 for s in group]
+    started = time.perf_counter()
+    by_vllm = engine.score(conversations, solutions)
+    vllm_s = time.perf_counter() - started
+    reference = TransformersScorer(args.model, device="cuda", dtype="float32")
+    started = time.perf_counter()
+    by_hf = reference.score(conversations, solutions)
+    hf_s = time.perf_counter() - started
+    deltas = [abs(a - b) for x, y in zip(by_vllm, by_hf, strict=True) for a, b in zip(x.logprobs, y.logprobs,
+                                                                                       strict=True)]
+    tokens = sum(len(x.logprobs) for x in by_hf)
+    print(f"{len(solutions)} traces, {tokens} solution tokens; mean |delta logprob| {sum(deltas) / len(deltas):.4f}"
+          f"; scoring tokens/s vllm {tokens / vllm_s:.0f}, transformers {tokens / hf_s:.0f}"
+          f" (ratio {hf_s / vllm_s:.2f}x)")
+    assert sum(deltas) / len(deltas) < 0.05
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

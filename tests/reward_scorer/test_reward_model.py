@@ -1,0 +1,95 @@
+"""The outcome reward model: trained here, scored in-process and through a real Triton server, same numbers."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from learnerfit.triton import TritonServer, write_model_repository
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from services.backends.reward import TransformersRewardModel
+from services.backends.triton_backend import TritonRewardModel
+from services.backends.weights import REWARD_MINILM
+from services.common.grpc_runtime import GrpcServer, channel
+from services.reward_scorer.answers import AnswerChecker
+from services.reward_scorer.servicer import RewardScorerServicer
+from services.reward_scorer.stage import RewardScorer
+from trainer.reward_model import arithmetic_pairs
+
+FRESH_SEED = 7  # neither the training nor the held-out stream
+
+
+@pytest.fixture(scope="module")
+def in_process(reward_model_dir):
+    return TransformersRewardModel(str(reward_model_dir), max_batch_sequences=8)
+
+
+@pytest.fixture(scope="module")
+def triton(reward_model_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("triton")
+    repo = write_model_repository(work / "models", reward_model_dir)
+    with TritonServer(repo, work) as server:
+        yield server
+
+
+def test_reward_model_prefers_correct_traces(in_process, reward_model_dir):
+    report = json.loads((reward_model_dir / "reward_report.json").read_text())
+    assert report["held_out_accuracy"] >= 0.65, report
+    pairs = arithmetic_pairs(128, FRESH_SEED)
+    chosen = in_process.rewards([p["question"] for p in pairs], [p["chosen"] for p in pairs])
+    rejected = in_process.rewards([p["question"] for p in pairs], [p["rejected"] for p in pairs])
+    accuracy = sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
+    assert accuracy >= 0.65, accuracy  # 0.5 is chance
+
+
+def test_triton_and_in_process_scores_agree(triton, in_process, reward_model_dir):
+    pairs = arithmetic_pairs(20, FRESH_SEED)
+    questions = [p["question"] for p in pairs] * 2
+    # Varied lengths, so batches are padded differently inside each path.
+    solutions = [p["chosen"] for p in pairs] + [p["rejected"] + " Let me check." * (i % 5) for i, p in
+                                                 enumerate(pairs)]
+    remote = TritonRewardModel(triton.url, "reward_model", model_name=REWARD_MINILM, tokenizer=str(reward_model_dir),
+                               max_batch_sequences=8)
+    try:
+        assert remote.rewards(questions, solutions) == pytest.approx(in_process.rewards(questions, solutions),
+                                                                     abs=1e-4)
+    finally:
+        remote.close()
+
+
+def test_reward_scorer_service_scores_quality_through_triton(triton, in_process, reward_model_dir):
+    remote = TritonRewardModel(triton.url, "reward_model", model_name=REWARD_MINILM, tokenizer=str(reward_model_dir))
+    checker = AnswerChecker(timeout_s=5)
+    servicer = RewardScorerServicer(RewardScorer(checker, remote), max_trajectories=16)
+    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=4 * 1024 * 1024)
+    server.add(lambda s: services_pb2_grpc.add_RewardScorerServicer_to_server(servicer, s),
+               ["learnerfit.v1.RewardScorer"])
+    server.start()
+    problem = records_pb2.Problem(id="p", question="Calculate 9 - 4.", reference_answer="5")
+    texts = ["9 - 4 = 5\nFinal answer: 5", "9 - 4 = 6\nFinal answer: 6", "9 - 4 is five"]
+    try:
+        with channel(f"127.0.0.1:{server.port}") as ch:
+            scored = services_pb2_grpc.RewardScorerStub(ch).ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
+                trajectories=[records_pb2.Trajectory(id=f"t{i}", problem=problem, text=t)
+                              for i, t in enumerate(texts)])).trajectories
+            with pytest.raises(grpc.RpcError) as error:
+                services_pb2_grpc.RewardScorerStub(ch).ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
+                    trajectories=[records_pb2.Trajectory(id="x", text="1")] * 17))
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        server.stop(0)
+        checker.close()
+        remote.close()
+    assert [t.scores.verdict for t in scored] == [records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT,
+                                                  records_pb2.VERDICT_UNPARSED]
+    assert all(t.scores.HasField("reward") and t.scores.reward_model == REWARD_MINILM for t in scored)
+    # The service records exactly what the reward model says of each (question, solution).
+    expected = in_process.rewards([problem.question] * 3, texts)
+    assert [t.scores.reward for t in scored] == pytest.approx(expected, abs=1e-4)
+
+
+def test_triton_client_names_a_missing_model(triton, reward_model_dir):
+    with pytest.raises(RuntimeError, match="no ready model 'nope'"):
+        TritonRewardModel(triton.url, "nope", model_name="x", tokenizer=str(reward_model_dir))
