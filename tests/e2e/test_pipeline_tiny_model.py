@@ -8,13 +8,18 @@ import pytest
 
 from learnerfit.stack import LocalStack
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from services.backends.weights import REWARD_MINILM
+from services.common import topics
+from services.common.bus import Bus
 from services.common.grpc_runtime import channel
+from tests.kafka_helpers import read_topic
 
 
 @pytest.fixture(scope="module")
-def stack(tiny_model, tmp_path_factory):
-    local = LocalStack(tmp_path_factory.mktemp("stack"),
-                       service_env={name: {"LEARNERFIT_MODEL": str(tiny_model)} for name in ("generator", "drift_scorer")}, start_timeout_s=120)
+def stack(tiny_model, reward_model_dir, tmp_path_factory):
+    # The tiny learner samples and is measured for drift; the reward model is the real local one.
+    local = LocalStack(tmp_path_factory.mktemp("stack"), start_timeout_s=120,
+                       service_env={name: {"LEARNERFIT_MODEL": str(tiny_model)} for name in ("generator", "drift_scorer")})
     local.start()
     yield local
     local.stop()
@@ -59,6 +64,22 @@ def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
     assert status.samples_correct + status.samples_unparsed <= status.samples_scored
     streamed = list(gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=30))
     assert len(streamed) == status.curated
+
+    # What the curator saw: each trajectory with both measurements, quality and compatibility.
+    bus = Bus(stack.state.bootstrap_servers, client_id="e2e-reader")
+    try:
+        scored = [records_pb2.Trajectory.FromString(r.value) for r in read_topic(bus, topics.SCORED, at_least=12)]
+    finally:
+        bus.close()
+    ours = [t for t in scored if t.problem.batch_id == batch_id]
+    assert len(ours) == 12
+    for trajectory in ours:
+        scores = trajectory.scores
+        assert scores.reward_model == REWARD_MINILM and scores.HasField("reward")
+        assert scores.drift_checkpoint == "base"
+        if trajectory.text:
+            assert scores.HasField("ppl") and scores.ppl > 1 and scores.token_count > 0
+            assert 1 <= len(scores.segment_ppl) <= 4 and scores.top_loss_tokens
 
 
 def test_the_generator_answers_over_grpc_with_n_samples_per_problem(stack):

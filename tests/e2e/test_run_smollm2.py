@@ -36,6 +36,11 @@ def test_learnerfit_run_curates_real_correct_learner_samples(tmp_path):
         assert solution not in demonstrated  # written by the model, not copied from its prompt
         final = re.findall(r"Final answer:\s*(-?\d+)", solution, flags=re.IGNORECASE)
         assert final and final[-1] == answers[question], solution
-        assert example["scores"]["verdict"] == "correct"
+        scores = example["scores"]
+        assert scores["verdict"] == "correct"
+        # Quality and compatibility measured by real models.
+        assert scores["reward_model"] == "learnerfit-reward-minilm-v1" and isinstance(scores["reward"], float)
+        assert scores["drift_checkpoint"] == "base" and 1 < scores["ppl"] < 1000
+        assert len(scores["segment_ppl"]) == 4 and len(scores["top_loss_tokens"]) == 8
     # Every service was stopped: nothing is left listening in the stack's directory.
     assert not (tmp_path / "stack" / "stack.json").exists()

@@ -1,0 +1,43 @@
+"""`make bench` (python -m bench [drift|generation]): runs the benchmarks and prints one table of ratios.
+
+Each ratio is tokens/s of the subject over tokens/s of a baseline measured in the
+same process on the same model (SmolLM2-135M-Instruct) and tokens; absolute times
+are not compared across machines. BENCH_TORCH_THREADS (default 1) sets torch threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+
+import torch
+
+from bench import drift, generation
+from bench.common import THREADS, print_table
+
+BENCHES = {"drift": drift.run, "generation": generation.run}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("only", nargs="*", help=f"run only these of {', '.join(BENCHES)} (default: all)")
+    args = parser.parse_args()
+    unknown = sorted(set(args.only) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    logging.basicConfig(level=logging.WARNING)
+    ratios = []
+    for name in args.only or BENCHES:
+        print(f"running {name} benchmark ...", flush=True)
+        ratios += BENCHES[name]()
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__},"
+          f" {THREADS} torch thread(s)\n")
+    print_table(ratios)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
