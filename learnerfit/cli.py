@@ -78,10 +78,22 @@ def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> str:
     header = ("problems", "samples", "correct", "unparsed", "curated", "time")
     row = (status.problems, status.samples_scored, status.samples_correct, status.samples_unparsed, status.curated,
            f"{elapsed:.1f}s")
-    widths = [max(len(h), len(str(v))) for h, v in zip(header, row, strict=True)]
-    line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
-    values = "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True))
-    return f"{line}\n{values}"
+    return _table(header, [row])
+
+
+def scores_table(status: records_pb2.BatchStatus) -> str:
+    """Quality (reward) and compatibility (learner perplexity) of the batch's trajectories, by origin and verdict."""
+    header = ("origin", "verdict", "samples", "mean reward", "mean ppl", "mean tokens")
+    rows = [(origin_name(s.origin), verdict_name(s.verdict), s.samples,
+             f"{s.mean_reward:.3f}" if s.HasField("mean_reward") else "-",
+             f"{s.mean_ppl:.2f}" if s.HasField("mean_ppl") else "-", f"{s.mean_tokens:.1f}")
+            for s in status.summaries]
+    return _table(header, rows)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(line, widths, strict=True)) for line in [header, *rows])
 
 
 def wait_for_batch(gateway, batch_id: str, timeout_s: float, started: float, stack: LocalStack | None = None,
@@ -191,6 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = Path(args.output or f"{args.dir}/runs/{batch_id}.jsonl")
         count = export_batch(gateway, batch_id, path)
         print(summary_table(status, time.monotonic() - started))
+        print(scores_table(status))
         print(f"curated examples ({count}): {path.resolve()}")
     finally:
         say("stopping the local stack")

@@ -28,6 +28,8 @@ class _Batch:
     scored: set[str] = field(default_factory=set)
     correct: set[str] = field(default_factory=set)
     unparsed: set[str] = field(default_factory=set)
+    # trajectory id -> (origin, verdict, reward, ppl, tokens), for the quality/compatibility summary
+    measures: dict[str, tuple[int, int, float | None, float | None, int]] = field(default_factory=dict)
     decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
 
@@ -78,6 +80,7 @@ class BatchLedger:
                 problems_decided=len(batch.decided),
                 curated=len(batch.curated),
                 curation_policy=batch.policy,
+                summaries=_summaries(batch.measures.values()),
                 submitted_at=_timestamp(batch.submitted_at),
                 updated_at=_timestamp(batch.updated_at),
             )
@@ -105,6 +108,11 @@ class BatchLedger:
 
     def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:
         batch = self._batch_of(trajectory.problem.batch_id)
+        scores = trajectory.scores
+        if scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
+            batch.measures[trajectory.id] = (
+                trajectory.origin, scores.verdict, scores.reward if scores.HasField("reward") else None,
+                scores.ppl if scores.HasField("ppl") else None, scores.token_count)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
             return  # progress counts the learner's samples; other origins are extra candidates
         batch.generated.add(trajectory.id)
@@ -122,6 +130,23 @@ class BatchLedger:
 
     def _add_curated(self, example: records_pb2.CuratedExample) -> None:
         self._batch_of(example.batch_id).curated.setdefault(example.id, example)
+
+
+def _summaries(measures) -> list[records_pb2.ScoreSummary]:
+    groups: dict[tuple[int, int], list] = {}
+    for origin, verdict, reward, ppl, tokens in measures:
+        groups.setdefault((origin, verdict), []).append((reward, ppl, tokens))
+    summaries = []
+    for (origin, verdict), rows in sorted(groups.items()):
+        summary = records_pb2.ScoreSummary(origin=origin, verdict=verdict, samples=len(rows),
+                                           mean_tokens=sum(r[2] for r in rows) / len(rows))
+        rewards, ppls = [r[0] for r in rows if r[0] is not None], [r[1] for r in rows if r[1] is not None]
+        if rewards:
+            summary.mean_reward = sum(rewards) / len(rewards)
+        if ppls:
+            summary.mean_ppl = sum(ppls) / len(ppls)
+        summaries.append(summary)
+    return summaries
 
 
 def _timestamp(seconds: float) -> Timestamp:

@@ -62,6 +62,9 @@ def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
     assert status.samples_scored == 12  # problems x N, each scored once
     assert status.problems_decided == 4
     assert status.samples_correct + status.samples_unparsed <= status.samples_scored
+    # The summary by origin and verdict covers every scored sample, with both measurements.
+    assert sum(s.samples for s in status.summaries) == 12
+    assert all(s.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and s.HasField("mean_reward") for s in status.summaries)
     streamed = list(gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=30))
     assert len(streamed) == status.curated
 

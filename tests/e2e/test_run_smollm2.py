@@ -24,6 +24,8 @@ def test_learnerfit_run_curates_real_correct_learner_samples(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert re.search(r"problems\s+samples\s+correct\s+unparsed\s+curated\s+time", run.stdout)
     assert "curated examples" in run.stdout and str(out) in run.stdout
+    assert re.search(r"origin\s+verdict\s+samples\s+mean reward\s+mean ppl\s+mean tokens", run.stdout)
+    assert re.search(r"learner_sample\s+correct\s+\d+\s+-?\d+\.\d+\s+\d+\.\d+", run.stdout), run.stdout
 
     examples = [json.loads(line) for line in out.read_text().splitlines()]
     assert examples, "no correct learner sample was curated"
