@@ -7,6 +7,7 @@ Oracle rewrite of the same problem are compared on equal terms.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -32,7 +33,7 @@ def drift_scores(scored: SolutionLogProbs, top_tokens: int) -> records_pb2.Score
     scores.ppl = perplexity(scored.logprobs)
     n = len(scored.logprobs)
     bounds = [round(k * n / SEGMENTS) for k in range(SEGMENTS + 1)]
-    scores.segment_ppl.extend(perplexity(scored.logprobs[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a)
+    scores.segment_ppl.extend(perplexity(scored.logprobs[a:b]) for a, b in itertools.pairwise(bounds) if b > a)
     by_token: dict[str, list[float]] = {}
     for token, logprob in zip(scored.tokens, scored.logprobs, strict=True):
         entry = by_token.setdefault(token, [0.0, 0])
