@@ -47,6 +47,10 @@ def test_a_text_without_a_final_answer_marker_yields_no_answer(text):
         ("3\\pi", "3\\pi", records_pb2.VERDICT_CORRECT),
         ("(1, 2)", "(1,2)", records_pb2.VERDICT_CORRECT),
         ("50", "50\\%", records_pb2.VERDICT_CORRECT),
+        ("3/4", "\\frac{3}{4}", records_pb2.VERDICT_CORRECT),
+        ("\\frac{6}{8}", "0.75", records_pb2.VERDICT_CORRECT),
+        ("\\dfrac{1}{3}", "\\frac{1}{3}", records_pb2.VERDICT_CORRECT),
+        ("0.33", "\\frac{1}{3}", records_pb2.VERDICT_INCORRECT),
         ("8", "7", records_pb2.VERDICT_INCORRECT),
         ("3", "3\\pi", records_pb2.VERDICT_INCORRECT),
     ],
@@ -76,3 +80,19 @@ def test_a_trajectory_with_no_answer_is_marked_unparsed_not_failed(checker):
     assert "Final answer" in unparsed.scores.verdict_detail
     assert correct.scores.verdict == records_pb2.VERDICT_CORRECT
     assert correct.final_answer == "7"
+
+
+def test_a_pathological_answer_is_bounded_by_the_per_check_timeout():
+    import time
+
+    slow = AnswerChecker(timeout_s=1)
+    try:
+        started = time.monotonic()
+        # sympy would try to evaluate the tower exactly; the worker's per-check timeout stops it.
+        [(verdict, detail), (fine, _)] = slow.check([("9^{9^{9^{9^{9}}}} - 1", "7"), ("7", "7")])
+        elapsed = time.monotonic() - started
+    finally:
+        slow.close()
+    assert verdict != records_pb2.VERDICT_CORRECT, detail
+    assert fine == records_pb2.VERDICT_CORRECT  # the next check in the same worker is unaffected
+    assert 1 <= elapsed < 10  # it ran into the 1 s limit (math-verify logs "Timeout during comparison"), then stopped
