@@ -15,6 +15,7 @@ outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,12 +65,31 @@ def solution_logprobs(prompt_logprobs: Sequence[Mapping[int, Any] | None], promp
     return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values)
 
 
+class AdapterIds:
+    """vLLM names each LoRA adapter by a positive int id: one stable id per adapter directory."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def fields(self, adapter: str) -> tuple[str, int, str]:
+        """(lora_name, lora_int_id, lora_path) for vllm.lora.request.LoRARequest."""
+        path = str(Path(adapter).resolve())
+        if not Path(path, "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+        lora_id = self._ids.setdefault(path, len(self._ids) + 1)
+        return Path(path).name, lora_id, path
+
+
 class VLLMEngine:
-    """One vllm.LLM serving both interfaces (TextGenerator and LogProbScorer)."""
+    """One vllm.LLM serving both interfaces (TextGenerator and LogProbScorer).
+
+    `with_adapter(path)` gives a view of the same engine that applies a LoRA adapter
+    (e.g. a learner checkpoint) per request, so several checkpoints share one model.
+    """
 
     def __init__(self, model: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85,
-                 max_num_seqs: int = 256, lora_adapter: str | None = None, trust_remote_code: bool = False,
-                 cache_dir: Path = DEFAULT_CACHE):
+                 max_num_seqs: int = 256, lora_adapter: str | None = None, max_lora_rank: int = 64,
+                 trust_remote_code: bool = False, cache_dir: Path = DEFAULT_CACHE):
         try:
             import vllm
         except ImportError as exc:
@@ -79,15 +99,24 @@ class VLLMEngine:
         self.model_name = model
         self.llm = vllm.LLM(
             model=resolve_model(model, cache_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-            max_num_seqs=max_num_seqs, enable_lora=lora_adapter is not None, trust_remote_code=trust_remote_code,
+            max_num_seqs=max_num_seqs, enable_lora=True, max_lora_rank=max_lora_rank,
+            trust_remote_code=trust_remote_code,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.lora = None
-        if lora_adapter is not None:
-            from vllm.lora.request import LoRARequest
-
-            self.lora = LoRARequest(Path(lora_adapter).name, 1, str(Path(lora_adapter).resolve()))
+        self._adapter_ids = AdapterIds()
         self._lock = threading.Lock()  # vllm.LLM is not meant for concurrent calls
+        self.lora = self._lora_request(lora_adapter) if lora_adapter else None
+
+    def _lora_request(self, adapter: str):
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(*self._adapter_ids.fields(adapter))
+
+    def with_adapter(self, adapter: str) -> VLLMEngine:
+        view = copy.copy(self)  # shares the LLM, tokenizer, lock and adapter ids
+        view.lora = self._lora_request(adapter)
+        view.model_name = f"{self.model_name}+{Path(adapter).name}"
+        return view
 
     def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
         prompts = [{"prompt_token_ids": self.tokenizer(render_prompt(self.tokenizer, c),

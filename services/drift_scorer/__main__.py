@@ -13,10 +13,15 @@ from services.drift_scorer.stage import DriftScorer, LearnerCheckpoints
 
 
 def build(settings: DriftScorerSettings, bus: Bus) -> ServiceParts:
+    current = make_logprob_scorer(settings)
+    # On vLLM another checkpoint is a LoRA adapter applied per request on the loaded model;
+    # on transformers it is loaded as a model of its own.
+    load = current.with_adapter if settings.backend == "vllm" else (
+        lambda path: make_logprob_scorer(settings, model=path))
     checkpoints = LearnerCheckpoints(
         settings.checkpoint,
-        make_logprob_scorer(settings),
-        load=lambda path: make_logprob_scorer(settings, model=path),
+        current,
+        load=load,
         checkpoints_dir=settings.checkpoints_dir,
         max_loaded=settings.max_loaded_checkpoints,
     )

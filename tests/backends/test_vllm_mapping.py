@@ -85,3 +85,16 @@ def test_openai_back_end_cannot_score_logprobs():
 
     with pytest.raises(ValueError, match="cannot score log-probs"):
         make_logprob_scorer(ModelSettings(backend="openai", model="gpt-x"))
+
+
+def test_lora_adapters_get_one_stable_id_each(tmp_path):
+    first, second = tmp_path / "ckpt-1", tmp_path / "ckpt-2"
+    for adapter in (first, second):
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+    ids = vllm_backend.AdapterIds()
+    assert ids.fields(str(first)) == ("ckpt-1", 1, str(first.resolve()))
+    assert ids.fields(str(second))[1] == 2
+    assert ids.fields(str(first))[1] == 1  # the same adapter keeps its id (vLLM caches adapters by id)
+    with pytest.raises(FileNotFoundError, match="not a LoRA adapter directory"):
+        ids.fields(str(tmp_path))
