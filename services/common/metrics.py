@@ -30,3 +30,6 @@ def serve_metrics(port: int) -> int | None:
     bound = server.server_port
     log.info("metrics on :%d/metrics", bound)
     return bound
+ORACLE_OUTPUTS = Counter("learnerfit_oracle_outputs_total", "Oracle outputs accepted.", ["service", "origin"])
+ORACLE_REJECTIONS = Counter("learnerfit_oracle_rejections_total", "Oracle outputs a guardrail rejected.",
+                            ["service", "origin", "reason"])

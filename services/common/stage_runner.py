@@ -44,6 +44,8 @@ class Stage:
     held_ids: Callable[[], set[str]] | None = None
     # Time-driven outputs (e.g. a problem whose wait ran out), asked for every poll.
     on_tick: Callable[[], Sequence[Message]] | None = None
+    # Content-based routing (e.g. rejected Oracle outputs to their own topic); None falls back to `routes`.
+    router: Callable[[Message], str | None] | None = None
 
 
 def per_record(fn: Callable[[Message], Iterable[Message]]) -> BatchFn:
@@ -262,6 +264,9 @@ class StageRunner:
         return outputs, dead
 
     def _route(self, message: Message) -> str:
+        topic = self.stage.router(message) if self.stage.router is not None else None
+        if topic:
+            return topic
         try:
             return self.stage.routes[type(message)]
         except KeyError:

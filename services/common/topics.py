@@ -6,4 +6,5 @@ REWARDED = "rewarded"                # reward scorer -> drift scorer
 SCORED = "scored"                    # drift scorer (quality and compatibility known) -> curator, gateway
 DECISIONS = "curation-decisions"     # curator -> gateway progress (one per problem)
 CURATED = "curated"                  # curator -> trainer, gateway results
+ORACLE_REJECTED = "oracle-rejected"  # refiner, style aligner: outputs a guardrail rejected, with the reason
 DEAD_LETTER = "dead-letter"          # any stage: records that can never be processed

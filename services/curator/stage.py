@@ -91,7 +91,9 @@ class Curator:
             return []  # a late or replayed candidate of a problem already decided
         pending = self._pending.setdefault(key, _Pending(trajectory.problem, self.clock()))
         pending.candidates[trajectory.id] = trajectory  # keyed by id: a duplicate replaces itself
-        if len(pending.candidates) < max(trajectory.problem.sampling.samples_per_problem, 1):
+        # A problem is complete when all N learner samples are in; Oracle outputs are extra candidates.
+        learner_samples = sum(t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE for t in pending.candidates.values())
+        if learner_samples < max(trajectory.problem.sampling.samples_per_problem, 1):
             return []
         return self._decide(key, timed_out=False)
 

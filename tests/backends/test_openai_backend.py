@@ -6,78 +6,18 @@ client under test is our real code over real sockets.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from services.backends.base import SamplingParams
 from services.backends.openai_backend import OpenAIChatGenerator, OracleRequestError
-
-
-class FakeOracle:
-    """Answers each POST with the next scripted (status, body, headers, delay); then with a normal completion."""
-
-    def __init__(self):
-        self.script: list[tuple[int, dict, dict, float]] = []
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        self.in_flight = self.max_in_flight = 0
-        self.delay_s = 0.0
-        self.lock = threading.Lock()
-        oracle = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with oracle.lock:
-                    oracle.requests.append(body)
-                    oracle.headers.append(dict(self.headers))
-                    oracle.in_flight += 1
-                    oracle.max_in_flight = max(oracle.max_in_flight, oracle.in_flight)
-                    status, reply, headers, delay = oracle.script.pop(0) if oracle.script else (
-                        200, oracle.completion(body), {}, oracle.delay_s)
-                try:
-                    time.sleep(delay)
-                    payload = json.dumps(reply).encode()
-                    self.send_response(status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and left
-                finally:
-                    with oracle.lock:
-                        oracle.in_flight -= 1
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def completion(body: dict) -> dict:
-        question = body["messages"][-1]["content"]
-        return {
-            "choices": [{"index": i, "message": {"role": "assistant", "content": f"answer {i} to {question}"},
-                         "finish_reason": "length" if i == 1 else "stop"} for i in range(body["n"])],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 6 * body["n"]},
-        }
+from tests.fake_oracle import FakeOracle
 
 
 @pytest.fixture()
 def oracle():
     server = FakeOracle()
     yield server
-    server.server.shutdown()
-    server.server.server_close()
+    server.close()
 
 
 def _client(oracle, **kwargs) -> OpenAIChatGenerator:
@@ -126,7 +66,7 @@ def test_gives_up_after_the_retry_budget(oracle):
 
 
 def test_a_slow_answer_times_out_and_is_retried(oracle):
-    oracle.script = [(200, FakeOracle.completion({"messages": _conversation("q"), "n": 1}), {}, 1.0)]
+    oracle.script = [(200, oracle.completion({"messages": _conversation("q"), "n": 1}), {}, 1.0)]
     [[completion]] = _client(oracle, timeout_s=0.3, max_retries=1).generate([_conversation("q")], SamplingParams())
     assert completion.text == "answer 0 to q" and len(oracle.requests) == 2
 

@@ -74,3 +74,17 @@ def test_a_problem_whose_wait_ran_out_is_decided_with_the_samples_it_has():
     assert decision.timed_out and decision.curated and decision.candidates == 1
     assert example.trajectory_id == "p1-t0"
     assert curator.held_ids() == set()
+
+
+def test_oracle_outputs_do_not_complete_a_problem_early():
+    curator = Curator(wait_s=600)
+    problem = records_pb2.Problem(id="p", batch_id="b", question="q", reference_answer="1",
+                                  sampling=records_pb2.SamplingSpec(samples_per_problem=2))
+    oracle = records_pb2.Trajectory(id="o", problem=problem, origin=records_pb2.ORIGIN_ORACLE_SYNTHESIZED,
+                                    scores=records_pb2.Scores(verdict=records_pb2.VERDICT_CORRECT))
+    learner = [records_pb2.Trajectory(id=f"l{i}", problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE,
+                                      sample_index=i, scores=records_pb2.Scores(verdict=records_pb2.VERDICT_CORRECT))
+               for i in range(2)]
+    assert curator([oracle, learner[0]]) == [[], []]  # two candidates, but only one of the two learner samples
+    [[decision, example]] = curator([learner[1]])
+    assert decision.curated and example.origin == records_pb2.ORIGIN_LEARNER_SAMPLE
