@@ -283,7 +283,39 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
     export.add_argument("--output", "-o", help="JSONL path (default: <dir>/runs/<batch>.jsonl)")
     export.set_defaults(func=cmd_export)
+
+    prompts = commands.add_parser("prompts", help="the Oracle's prompt templates (versioned files)")
+    prompt_commands = prompts.add_subparsers(dest="prompts_command", required=True, metavar="{list,show}")
+    prompt_commands.add_parser("list", help="every template id and its file").set_defaults(func=cmd_prompts_list)
+    show = prompt_commands.add_parser("show", help="print templates exactly as the Oracle gets them")
+    show.add_argument("names", nargs="*", help="template names or ids, e.g. rewrite or rewrite.v1 (default: all)")
+    show.set_defaults(func=cmd_prompts_show)
     return parser
+
+
+def cmd_prompts_list(args: argparse.Namespace) -> int:
+    from services.oracle.prompts import all_templates
+
+    for template_id, prompt in all_templates().items():
+        print(f"{template_id:<20} {prompt.path}")
+    return 0
+
+
+def cmd_prompts_show(args: argparse.Namespace) -> int:
+    from services.oracle.prompts import all_templates, template
+
+    chosen = []
+    for name in args.names or [t.name for t in all_templates().values()]:
+        base, _, version = name.partition(".v")
+        try:
+            chosen.append(template(base, int(version) if version else None))
+        except (KeyError, ValueError) as exc:
+            raise ProblemSourceError(f"prompt {name!r}: {exc}") from None
+    for prompt in dict.fromkeys(chosen):
+        fields = ", ".join(sorted(prompt.fields))
+        print(f"=== {prompt.id} ({prompt.path.name}; fields: {fields})\n[system]\n{prompt.system}\n[user]\n"
+              f"{prompt.user}\n")
+    return 0
 
 
 def _interrupt(*_):

@@ -26,11 +26,18 @@ class Completion:
 
 
 class TextGenerator(Protocol):
-    """Samples `params.n` completions for each conversation, with the model's own chat template."""
+    """Samples `params.n` completions for each conversation, with the model's own chat template.
+
+    With `prefixes`, the reply to conversation i starts with prefixes[i] and the model
+    continues it (repair: the learner finishes a trace from a repaired prefix); each
+    completion's text then includes the prefix. Engines that cannot continue a reply
+    (a chat API) raise NotImplementedError.
+    """
 
     model_name: str
 
-    def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]: ...
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]: ...
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,10 @@ class OpenAIChatGenerator:
             "seed": params.seed,
         }
 
-    def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
+        if prefixes is not None and any(prefixes):
+            raise NotImplementedError("a chat completions endpoint cannot continue a given reply prefix")
         futures = [self._pool.submit(self._complete, self.request_body(c, params)) for c in conversations]
         return [f.result() for f in futures]
 

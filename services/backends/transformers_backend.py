@@ -56,15 +56,17 @@ class TransformersGenerator:
         self._eos_ids = _eos_ids(self.tokenizer, self.model)
         self._lock = threading.Lock()  # one forward pass at a time: gRPC calls and the stage share the model
 
-    def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
-        prompts = [render_prompt(self.tokenizer, c) for c in conversations]
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(conversations)
+        prompts = [render_prompt(self.tokenizer, c) + prefix for c, prefix in zip(conversations, prefixes, strict=True)]
         per_call = max(1, self.max_batch_sequences // max(params.n, 1))
         results: list[list[Completion]] = []
         with self._lock:
             torch.manual_seed(params.seed)
             for start in range(0, len(prompts), per_call):
                 results.extend(self._generate_chunk(prompts[start : start + per_call], params))
-        return results
+        return [[_with_prefix(c, prefix) for c in samples] for samples, prefix in zip(results, prefixes, strict=True)]
 
     def _generate_chunk(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
@@ -90,6 +92,13 @@ class TransformersGenerator:
         kept = ids if end is None else ids[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Completion(text=text, token_count=len(kept), truncated=end is None and len(ids) >= max_new_tokens)
+
+
+def _with_prefix(completion: Completion, prefix: str) -> Completion:
+    if not prefix:
+        return completion
+    return Completion(text=(prefix + completion.text).strip(), token_count=completion.token_count,
+                      truncated=completion.truncated)
 
 
 def _eos_ids(tokenizer, model) -> list[int]:

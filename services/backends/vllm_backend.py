@@ -42,10 +42,10 @@ def scoring_kwargs() -> dict[str, Any]:
     return {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0}
 
 
-def completions_from_output(output: Any) -> list[Completion]:
-    """A vllm RequestOutput's completions (CompletionOutput: text, token_ids, finish_reason)."""
+def completions_from_output(output: Any, prefix: str = "") -> list[Completion]:
+    """A vllm RequestOutput's completions (CompletionOutput: text, token_ids, finish_reason), after `prefix`."""
     return [
-        Completion(text=c.text.strip(), token_count=len(c.token_ids), truncated=c.finish_reason == "length")
+        Completion(text=(prefix + c.text).strip(), token_count=len(c.token_ids), truncated=c.finish_reason == "length")
         for c in output.outputs
     ]
 
@@ -118,14 +118,16 @@ class VLLMEngine:
         view.model_name = f"{self.model_name}+{Path(adapter).name}"
         return view
 
-    def generate(self, conversations: Sequence[Conversation], params: SamplingParams) -> list[list[Completion]]:
-        prompts = [{"prompt_token_ids": self.tokenizer(render_prompt(self.tokenizer, c),
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(conversations)
+        prompts = [{"prompt_token_ids": self.tokenizer(render_prompt(self.tokenizer, c) + prefix,
                                                        add_special_tokens=False)["input_ids"]}
-                   for c in conversations]
+                   for c, prefix in zip(conversations, prefixes, strict=True)]
         with self._lock:
             outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**sampling_kwargs(params)),
                                         lora_request=self.lora, use_tqdm=False)
-        return [completions_from_output(o) for o in outputs]
+        return [completions_from_output(o, prefix) for o, prefix in zip(outputs, prefixes, strict=True)]
 
     def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
         pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]

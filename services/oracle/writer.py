@@ -28,6 +28,8 @@ class Draft:
     metadata: dict[str, str] = field(default_factory=dict)
     # Set when the text is already written (repair: the learner finished it); no Oracle call then.
     completion: Completion | None = None
+    # Set when an earlier step already failed (repair: no wrong step named); the output is rejected with it.
+    rejection: str | None = None
 
 
 def is_rejected(trajectory: records_pb2.Trajectory) -> bool:
@@ -61,7 +63,7 @@ class OracleWriter:
                 draft.problem, draft.origin, self.oracle.model_name, completion.text, draft.prompt_ids,
                 parent=draft.parent, completion_tokens=completion.token_count, extra=draft.metadata))
             guard = GuardrailSettings(min_overlap=self.min_overlap, keeps_parent=draft.keeps_parent)
-            reason = text_rejection(completion, draft.parent.text if draft.parent else None, guard)
+            reason = draft.rejection or text_rejection(completion, draft.parent.text if draft.parent else None, guard)
             reasons.append(reason)
             if reason is None:
                 to_verify.append(i)

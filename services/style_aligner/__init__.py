@@ -1,0 +1,1 @@
+"""Style aligner service: Style-Aligned Refinement (rewrite) and step repair continued by the learner."""

@@ -1,0 +1,111 @@
+"""The style aligner over real gRPC: a scripted Oracle (OpenAI protocol) and the real SmolLM2 learner.
+
+rewrite: the prompt carries the learner's trace and a style card measured on the
+learner's samples; a rewrite that keeps too little of the learner's words is
+rejected. repair: the Oracle names the first wrong step and fixes that line; the
+real learner continues from the repaired prefix; the result is kept only if it
+verifies.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from services.common.grpc_runtime import GrpcServer, channel
+from services.oracle.writer import REJECTED
+from services.style_aligner.__main__ import build
+from services.style_aligner.settings import StyleAlignerSettings
+from services.style_aligner.stage import first_wrong_step
+from tests.fake_oracle import FakeOracle
+
+REWRITES = {
+    "Calculate 6 + 2.": "6 + 2 = 8\nFinal answer: 8",  # keeps the learner's lines
+    "Calculate 3 + 3.": "We are asked to add three and three. Adding gives six, so the answer is \\boxed{6}.\n"
+                        "Final answer: 6",  # correct but in another voice
+}
+
+
+def _responder(body, _index):
+    prompt = body["messages"][-1]["content"]
+    if "Which is the first step that is wrong?" in prompt:
+        return ("1" if "7 + 1 = 9" in prompt else "0"), "stop"
+    if "Write the corrected version of that one step" in prompt:
+        return "7 + 1 = 8", "stop"
+    question = next(q for q in REWRITES if q in prompt)
+    return REWRITES[question], "stop"
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    server = FakeOracle(_responder)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def aligner(oracle):
+    settings = StyleAlignerSettings(backend="openai", model="oracle-model", endpoint=oracle.endpoint, max_retries=0,
+                                    learner_max_new_tokens=24)
+    parts = build(settings, bus=None)
+    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=4 * 1024 * 1024)
+    server.add(parts.register, parts.service_names)
+    server.start()
+    with channel(f"127.0.0.1:{server.port}") as ch:
+        yield services_pb2_grpc.StyleAlignerStub(ch)
+    server.stop(0)
+    parts.on_stop()
+
+
+def _trace(question: str, answer: str, text: str, verdict=records_pb2.VERDICT_CORRECT) -> records_pb2.Trajectory:
+    problem = records_pb2.Problem(id=f"p-{question}", batch_id="b", question=question, reference_answer=answer)
+    return records_pb2.Trajectory(id=f"t-{question}", problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE,
+                                  text=text, scores=records_pb2.Scores(verdict=verdict))
+
+
+def _align(aligner, mode, *traces):
+    return aligner.Align(services_pb2.AlignRequest(trajectories=traces, mode=mode)).trajectories
+
+
+def test_rewrite_sends_the_trace_and_a_style_card_and_keeps_the_learners_words(aligner, oracle):
+    parent = _trace("Calculate 6 + 2.", "8", "6 + 2 = 8\nFinal answer: 8")
+    [out] = _align(aligner, services_pb2.ALIGN_MODE_REWRITE, parent)
+    assert out.origin == records_pb2.ORIGIN_STYLE_ALIGNED and out.parent_id == parent.id
+    assert REJECTED not in out.metadata and out.metadata["prompt"] == "rewrite.v1"
+    assert out.metadata["mode"] == "rewrite" and out.metadata["style.overlap_with_parent"] == "1.000"
+    prompt = next(b for b in oracle.requests if "6 + 2 = 8" in b["messages"][-1]["content"])["messages"][-1]["content"]
+    assert "lines per solution" in prompt and "final answer written as: 'Final answer:'" in prompt
+
+
+def test_a_rewrite_in_another_voice_is_rejected_for_low_overlap(aligner):
+    parent = _trace("Calculate 3 + 3.", "6", "3 + 3 = 6\nFinal answer: 6")
+    [out] = _align(aligner, services_pb2.ALIGN_MODE_REWRITE, parent)
+    assert out.metadata[REJECTED] == "low_overlap: kept 0.38 of the learner's words, needs 0.50"  # "Final answer: 6": 3 of 8
+
+
+def test_repair_fixes_the_first_wrong_step_and_the_learner_finishes(aligner):
+    parent = _trace("Calculate 7 + 1.", "8", "7 + 1 = 9\nFinal answer: 9", records_pb2.VERDICT_INCORRECT)
+    [out] = _align(aligner, services_pb2.ALIGN_MODE_REPAIR, parent)
+    prefix = "7 + 1 = 8\n"  # the Oracle's corrected line replaces the wrong step 1
+    assert out.text.startswith(prefix) and len(out.text) > len(prefix)  # then the learner's own continuation
+    assert out.metadata["repair.step"] == "1" and out.metadata["repair.continued_by"] == "smollm2-135m-instruct"
+    assert out.metadata["prompt"] == "repair_locate.v1+repair_step.v1" and "style.overlap_with_parent" in out.metadata
+    # Kept only if what the learner wrote verifies. (Measured: greedy SmolLM2 adds "1 + 8 = 9" and stops without
+    # a final answer, so this one is rejected — the guardrail doing its job on a real continuation.)
+    if REJECTED in out.metadata:
+        assert out.metadata[REJECTED].startswith("answer_not_verified"), out.metadata[REJECTED]
+    else:
+        assert out.final_answer == "8", out.text
+
+
+def test_repair_is_rejected_when_the_oracle_names_no_wrong_step(aligner):
+    parent = _trace("Calculate 6 + 2.", "8", "6 + 2 = 9\nFinal answer: 9", records_pb2.VERDICT_INCORRECT)
+    [out] = _align(aligner, services_pb2.ALIGN_MODE_REPAIR, parent)
+    assert out.metadata[REJECTED] == "no_wrong_step: the Oracle named no step of the 2 as wrong"
+    assert out.text == ""
+
+
+@pytest.mark.parametrize(("reply", "steps", "expected"), [
+    ("2", 3, 2), ("Step 3 is wrong.", 3, 3), ("0", 3, None), ("7", 3, None), ("none", 3, None)])
+def test_the_named_step_is_read_from_the_oracles_reply(reply, steps, expected):
+    assert first_wrong_step(reply, steps) == expected
