@@ -19,6 +19,14 @@ class Origin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORIGIN_STYLE_ALIGNED: _ClassVar[Origin]
     ORIGIN_REFERENCE: _ClassVar[Origin]
 
+class OracleMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORACLE_MODE_UNSPECIFIED: _ClassVar[OracleMode]
+    ORACLE_MODE_REFINE: _ClassVar[OracleMode]
+    ORACLE_MODE_SYNTHESIZE: _ClassVar[OracleMode]
+    ORACLE_MODE_REWRITE: _ClassVar[OracleMode]
+    ORACLE_MODE_REPAIR: _ClassVar[OracleMode]
+
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
@@ -44,6 +52,11 @@ ORIGIN_ORACLE_REFINED: Origin
 ORIGIN_ORACLE_SYNTHESIZED: Origin
 ORIGIN_STYLE_ALIGNED: Origin
 ORIGIN_REFERENCE: Origin
+ORACLE_MODE_UNSPECIFIED: OracleMode
+ORACLE_MODE_REFINE: OracleMode
+ORACLE_MODE_SYNTHESIZE: OracleMode
+ORACLE_MODE_REWRITE: OracleMode
+ORACLE_MODE_REPAIR: OracleMode
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_CORRECT: Verdict
 VERDICT_INCORRECT: Verdict
@@ -71,7 +84,7 @@ class SamplingSpec(_message.Message):
     def __init__(self, samples_per_problem: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy")
+    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy", "oracle_modes")
     ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +92,7 @@ class Problem(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_MODES_FIELD_NUMBER: _ClassVar[int]
     id: str
     batch_id: str
     question: str
@@ -86,7 +100,8 @@ class Problem(_message.Message):
     source: str
     sampling: SamplingSpec
     curation_policy: str
-    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ...) -> None: ...
+    oracle_modes: _containers.RepeatedScalarFieldContainer[OracleMode]
+    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[OracleMode, str]]] = ...) -> None: ...
 
 class TokenLoss(_message.Message):
     __slots__ = ("token", "total_loss", "count")
@@ -245,7 +260,7 @@ class Checkpoint(_message.Message):
     def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
-    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries")
+    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +275,9 @@ class BatchStatus(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_GENERATED_FIELD_NUMBER: _ClassVar[int]
     SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_SCORED_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_REJECTED_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     state: BatchState
     problems: int
@@ -274,7 +292,10 @@ class BatchStatus(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     samples_generated: int
     summaries: _containers.RepeatedCompositeFieldContainer[ScoreSummary]
-    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ...) -> None: ...
+    oracle_expected: int
+    oracle_scored: int
+    oracle_rejected: int
+    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ..., oracle_expected: _Optional[int] = ..., oracle_scored: _Optional[int] = ..., oracle_rejected: _Optional[int] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
     __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens")

@@ -22,6 +22,7 @@ def build(settings: GatewaySettings, bus: Bus) -> ServiceParts:
         settings.scored_topic: records_pb2.Trajectory,
         settings.decisions_topic: records_pb2.CurationDecision,
         settings.curated_topic: records_pb2.CuratedExample,
+        settings.oracle_rejected_topic: records_pb2.Trajectory,
     }
     return ServiceParts(
         register=lambda server: services_pb2_grpc.add_GatewayServicer_to_server(servicer, server),

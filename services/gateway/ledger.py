@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from learnerfit.v1 import records_pb2
+from services.oracle.selection import REJECTED, expected_outputs
 
 
 @dataclass
@@ -30,12 +31,29 @@ class _Batch:
     unparsed: set[str] = field(default_factory=set)
     # trajectory id -> (origin, verdict, reward, ppl, tokens), for the quality/compatibility summary
     measures: dict[str, tuple[int, int, float | None, float | None, int]] = field(default_factory=dict)
+    problems: dict[str, records_pb2.Problem] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
+    oracle_scored: set[str] = field(default_factory=set)
+    oracle_rejected: set[str] = field(default_factory=set)
     decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
 
+    def oracle_expected(self) -> int | None:
+        """Oracle outputs the batch's modes call for; None until every learner sample is scored."""
+        total = 0
+        for problem_id, n in self.expected_samples.items():
+            verdicts = self.verdicts.get(problem_id, {})
+            if len(verdicts) < n:
+                return None
+            total += expected_outputs(self.problems[problem_id], verdicts.values())
+        return total
+
     def complete(self) -> bool:
         decided_all = bool(self.expected_samples) and len(self.decided) >= len(self.expected_samples)
-        return decided_all and len(self.curated) >= sum(self.decided.values())
+        if not decided_all or len(self.curated) < sum(self.decided.values()):
+            return False
+        expected = self.oracle_expected()
+        return expected is not None and len(self.oracle_scored) + len(self.oracle_rejected) >= expected
 
 
 class BatchLedger:
@@ -81,6 +99,9 @@ class BatchLedger:
                 curated=len(batch.curated),
                 curation_policy=batch.policy,
                 summaries=_summaries(batch.measures.values()),
+                oracle_expected=batch.oracle_expected() or 0,
+                oracle_scored=len(batch.oracle_scored),
+                oracle_rejected=len(batch.oracle_rejected),
                 submitted_at=_timestamp(batch.submitted_at),
                 updated_at=_timestamp(batch.updated_at),
             )
@@ -105,6 +126,7 @@ class BatchLedger:
     def _add_problem(self, problem: records_pb2.Problem) -> None:
         batch = self._batch_of(problem.batch_id, problem.curation_policy)
         batch.expected_samples[problem.id] = problem.sampling.samples_per_problem
+        batch.problems[problem.id] = problem
 
     def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:
         batch = self._batch_of(trajectory.problem.batch_id)
@@ -114,12 +136,17 @@ class BatchLedger:
                 trajectory.origin, scores.verdict, scores.reward if scores.HasField("reward") else None,
                 scores.ppl if scores.HasField("ppl") else None, scores.token_count)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
-            return  # progress counts the learner's samples; other origins are extra candidates
+            if REJECTED in trajectory.metadata:
+                batch.oracle_rejected.add(trajectory.id)
+            elif scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
+                batch.oracle_scored.add(trajectory.id)
+            return  # the learner-sample counts below are the batch's main progress
         batch.generated.add(trajectory.id)
         if trajectory.scores.verdict == records_pb2.VERDICT_UNSPECIFIED:
             return
         batch.scored.add(trajectory.id)
         verdict = trajectory.scores.verdict
+        batch.verdicts.setdefault(trajectory.problem.id, {})[trajectory.id] = verdict
         if verdict == records_pb2.VERDICT_CORRECT:
             batch.correct.add(trajectory.id)
         elif verdict == records_pb2.VERDICT_UNPARSED:

@@ -10,6 +10,7 @@ from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services.common.bus import Bus, PublishError
 from services.common.grpc_runtime import InvalidArgument, abort_on_invalid
 from services.common.ids import stable_id
+from services.oracle.selection import MODE_NAMES
 from services.common.validation import complete_sampling, validate_problems, validate_sampling
 from services.curator.policies import POLICIES
 from services.gateway.ledger import BatchLedger
@@ -29,6 +30,14 @@ def prepare_batch(
     if policy not in POLICIES:
         raise InvalidArgument("curation_policy", f"unknown policy {policy!r}; known: {sorted(POLICIES)}")
 
+    modes = list(request.oracle_modes)
+    for i, mode in enumerate(modes):
+        if mode not in MODE_NAMES:
+            raise InvalidArgument(f"oracle_modes[{i}]", f"unknown Oracle mode {mode}; known: {sorted(MODE_NAMES.values())}")
+        if mode in modes[:i]:
+            raise InvalidArgument(f"oracle_modes[{i}]", f"{MODE_NAMES[mode]} given twice")
+    modes.sort()
+
     contents = [stable_id("content", p.question, p.reference_answer, p.source) for p in request.problems]
     first_index: dict[str, int] = {}
     for i, content in enumerate(contents):
@@ -36,7 +45,8 @@ def prepare_batch(
             raise InvalidArgument(f"problems[{i}]", f"duplicates problems[{first_index[content]}]")
         first_index[content] = i
     # Same problems, sampling and policy -> same batch: a retried submission is recognised.
-    batch_id = stable_id("batch", *contents, sampling.SerializeToString(deterministic=True).hex(), policy)
+    batch_id = stable_id("batch", *contents, sampling.SerializeToString(deterministic=True).hex(), policy,
+                         *([f"oracle:{m}" for m in modes]))
     problems = []
     for given, content in zip(request.problems, contents, strict=True):
         problems.append(records_pb2.Problem(
@@ -47,6 +57,7 @@ def prepare_batch(
             source=given.source,
             sampling=sampling,
             curation_policy=policy,
+            oracle_modes=modes,
         ))
     return batch_id, problems
 

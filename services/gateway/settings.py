@@ -21,4 +21,6 @@ class GatewaySettings(ProblemIntake):
     scored_topic: str = Field(topics.SCORED, description="Topic of scored trajectories (progress).")
     decisions_topic: str = Field(topics.DECISIONS, description="Topic of curation decisions (progress).")
     curated_topic: str = Field(topics.CURATED, description="Topic of curated examples (results).")
+    oracle_rejected_topic: str = Field(topics.ORACLE_REJECTED, description="Topic of rejected Oracle outputs "
+                                                                           "(progress).")
     stream_idle_s: float = Field(1.0, gt=0, description="How often a results stream re-checks a quiet batch.")

@@ -10,9 +10,9 @@ from services.backends.base import Completion, Conversation, SamplingParams, Tex
 from services.common.metrics import ORACLE_OUTPUTS, ORACLE_REJECTIONS
 from services.oracle.guardrails import GuardrailSettings, text_rejection
 from services.oracle.lineage import derived_trajectory
+from services.oracle.selection import REJECTED
 from services.reward_scorer.answers import AnswerChecker, extract_final_answer
 
-REJECTED = "guardrail.rejected"  # metadata key: why the output was rejected (absent when accepted)
 
 
 @dataclass

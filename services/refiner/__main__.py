@@ -14,7 +14,7 @@ from services.refiner.stage import Refiner
 
 def build(settings: RefinerSettings, bus: Bus) -> ServiceParts:
     writer, checker = oracle_writer("refiner", settings)
-    refiner = Refiner(writer, settings.modes, settings.refine_verdicts)
+    refiner = Refiner(writer)
     servicer = RefinerServicer(refiner, settings.max_trajectories_per_request)
     stage = Stage(
         name="refiner",

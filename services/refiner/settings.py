@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -28,11 +28,7 @@ class OracleSettings(StageSettings, ModelSettings):
 
 
 class RefinerSettings(OracleSettings):
-    """Refiner: Oracle-refined (minimal repair of learner traces) and Oracle-synthesized (from scratch) traces."""
+    """Refiner: Oracle-refined (minimal repair of learner traces) and Oracle-synthesized (from scratch) traces, for
+    the batches that ask for them."""
 
     service_name: ClassVar[str] = "refiner"
-
-    modes: list[Literal["refine", "synthesize"]] = Field(
-        ["refine", "synthesize"], description="What the stage does with the stream (gRPC calls name their mode).")
-    refine_verdicts: list[Literal["correct", "incorrect", "unparsed"]] = Field(
-        ["correct"], description="Which learner traces `refine` takes from the stream.")

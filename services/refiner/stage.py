@@ -1,8 +1,7 @@
 """The refiner's logic: the paper's two Oracle baselines.
 
-From the stream it takes learner samples only (its own outputs come back scored and
-are ignored): `refine` each learner trace whose verdict is selected (default: the
-correct ones), `synthesize` each problem once (on its sample 0).
+What it takes from the stream is what the batch asked for (services/oracle/selection.py):
+`refine` each correct learner sample, `synthesize` each problem once.
 """
 
 from __future__ import annotations
@@ -10,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from learnerfit.v1 import records_pb2
-from services.common.trajectories import verdict_name
 from services.oracle.prompts import template
+from services.oracle.selection import REFINE, SYNTHESIZE, tasks
 from services.oracle.writer import Draft, OracleWriter
 
 
@@ -29,18 +28,15 @@ def synthesize_draft(problem: records_pb2.Problem) -> Draft:
 
 
 class Refiner:
-    def __init__(self, writer: OracleWriter, modes: Sequence[str], refine_verdicts: Sequence[str]):
+    def __init__(self, writer: OracleWriter):
         self.writer = writer
-        self.modes = set(modes)
-        self.refine_verdicts = set(refine_verdicts)
 
     def stream_drafts(self, trajectory: records_pb2.Trajectory) -> list[Draft]:
-        if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
-            return []
+        wanted = tasks(trajectory)
         drafts = []
-        if "refine" in self.modes and verdict_name(trajectory.scores.verdict) in self.refine_verdicts:
+        if REFINE in wanted:
             drafts.append(refine_draft(trajectory))
-        if "synthesize" in self.modes and trajectory.sample_index == 0:
+        if SYNTHESIZE in wanted:
             drafts.append(synthesize_draft(trajectory.problem))
         return drafts
 

@@ -21,8 +21,7 @@ def build(settings: StyleAlignerSettings, bus: Bus) -> ServiceParts:
                                                               "backend": "transformers"}))
     # Greedy continuation: the learner's most likely way to finish from the repaired prefix.
     learner_params = SamplingParams(n=1, temperature=0.0, max_new_tokens=settings.learner_max_new_tokens)
-    aligner = StyleAligner(writer, learner, learner_params, settings.modes, settings.rewrite_verdicts,
-                           settings.repair_verdicts, settings.style_window)
+    aligner = StyleAligner(writer, learner, learner_params, settings.style_window)
     servicer = StyleAlignerServicer(aligner, settings.max_trajectories_per_request)
     stage = Stage(
         name="style_aligner",

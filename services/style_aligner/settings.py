@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -12,16 +12,10 @@ from services.refiner.settings import OracleSettings
 
 class StyleAlignerSettings(OracleSettings):
     """Style aligner: the Oracle repairs learner traces in the learner's own style (rewrite), or fixes the first
-    wrong step of a failed trace and lets the learner finish it (repair)."""
+    wrong step of a failed trace and lets the learner finish it (repair), for the batches that ask for them."""
 
     service_name: ClassVar[str] = "style_aligner"
 
-    modes: list[Literal["rewrite", "repair"]] = Field(
-        ["rewrite", "repair"], description="What the stage does with the stream (gRPC calls name their mode).")
-    rewrite_verdicts: list[Literal["correct", "incorrect", "unparsed"]] = Field(
-        ["correct"], description="Which learner traces `rewrite` takes from the stream.")
-    repair_verdicts: list[Literal["incorrect", "unparsed"]] = Field(
-        ["incorrect"], description="Which learner traces `repair` takes from the stream (one per problem).")
     style_window: int = Field(64, ge=1, le=100_000, description="Recent learner samples the style card is made of.")
     learner_model: str = Field(SMOLLM2, description="repair: the learner that continues from the repaired prefix "
                                                      "(transformers back end, same device and dtype).")

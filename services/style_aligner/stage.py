@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from learnerfit.v1 import records_pb2
 from services.backends.base import Completion, SamplingParams, TextGenerator
 from services.common.prompts import learner_conversation
-from services.common.trajectories import split_steps, verdict_name
+from services.common.trajectories import split_steps
 from services.oracle.prompts import template
+from services.oracle.selection import REPAIR, REWRITE, tasks
 from services.oracle.style import StyleCard
 from services.oracle.writer import Draft, OracleWriter
 
@@ -37,14 +38,10 @@ def first_wrong_step(reply: str, steps: int) -> int | None:
 
 class StyleAligner:
     def __init__(self, writer: OracleWriter, learner: TextGenerator | None, learner_params: SamplingParams,
-                 modes: Sequence[str], rewrite_verdicts: Sequence[str], repair_verdicts: Sequence[str],
                  style_window: int, remember: int = 100_000):
         self.writer = writer
         self.learner = learner
         self.learner_params = learner_params
-        self.modes = set(modes)
-        self.rewrite_verdicts = set(rewrite_verdicts)
-        self.repair_verdicts = set(repair_verdicts)
         self.recent: deque[str] = deque(maxlen=style_window)  # the learner's own recent samples
         self.remember = remember
         self._repaired: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -58,10 +55,8 @@ class StyleAligner:
         learner = [t for t in trajectories if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE]
         self.recent.extend(t.text for t in learner if t.text.strip())
         card = self.style_card()
-        rewrites = {t.id: t for t in learner
-                    if "rewrite" in self.modes and verdict_name(t.scores.verdict) in self.rewrite_verdicts}
-        repairs = {t.id: t for t in learner if "repair" in self.modes
-                   and verdict_name(t.scores.verdict) in self.repair_verdicts and self._first_repair(t)}
+        rewrites = {t.id: t for t in learner if REWRITE in tasks(t)}
+        repairs = {t.id: t for t in learner if REPAIR in tasks(t) and self._first_repair(t)}
         drafts = [self.rewrite_draft(t, card) for t in rewrites.values()] + self.repair_drafts(list(repairs.values()),
                                                                                                 card)
         by_parent: dict[str, list[records_pb2.Trajectory]] = {}

@@ -95,3 +95,22 @@ def test_unknown_and_missing_batches_get_not_found_and_invalid_argument(gateway)
         stub.GetBatch(services_pb2.GetBatchRequest())
     assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert empty.value.details().startswith("batch_id:")
+
+
+def test_oracle_modes_are_checked_and_carried_to_every_problem(gateway, bus):
+    stub, settings = gateway
+    for modes, field in (([records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_REFINE], "oracle_modes[1]"),
+                         ([99], "oracle_modes[0]")):
+        request = _request(_problem())
+        request.oracle_modes.extend(modes)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.SubmitBatch(request)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in error.value.details()
+    plain = stub.SubmitBatch(_request(_problem())).batch_id
+    request = _request(_problem())
+    request.oracle_modes.extend([records_pb2.ORACLE_MODE_REPAIR, records_pb2.ORACLE_MODE_REFINE])
+    asked = stub.SubmitBatch(request).batch_id
+    assert asked != plain  # asking for Oracle work makes it another batch
+    [problem] = [records_pb2.Problem.FromString(r.value) for r in read_topic(bus, settings.problems_topic, at_least=2)
+                 if records_pb2.Problem.FromString(r.value).batch_id == asked]
+    assert list(problem.oracle_modes) == [records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_REPAIR]

@@ -14,7 +14,7 @@ from services.common import topics
 from services.common.bus import Bus
 from services.common.grpc_runtime import GrpcServer, channel
 from services.common.stage_runner import StageRunner
-from services.oracle.writer import REJECTED
+from services.oracle.selection import REJECTED
 from services.refiner.__main__ import build
 from services.refiner.settings import RefinerSettings
 from tests.fake_oracle import FakeOracle
@@ -53,7 +53,8 @@ def _settings(oracle, **overrides) -> RefinerSettings:
 def _learner_trace(question: str, text: str, verdict=records_pb2.VERDICT_CORRECT, index=0, batch="b1"):
     problem = records_pb2.Problem(id=f"p-{question}", batch_id=batch, question=question,
                                   reference_answer=ANSWERS[question],
-                                  sampling=records_pb2.SamplingSpec(samples_per_problem=2))
+                                  sampling=records_pb2.SamplingSpec(samples_per_problem=2),
+                                  oracle_modes=[records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE])
     return records_pb2.Trajectory(id=f"t-{question}-{index}", problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE,
                                   text=text, sample_index=index, scores=records_pb2.Scores(verdict=verdict))
 

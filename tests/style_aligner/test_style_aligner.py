@@ -13,7 +13,7 @@ import pytest
 
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services.common.grpc_runtime import GrpcServer, channel
-from services.oracle.writer import REJECTED
+from services.oracle.selection import REJECTED
 from services.style_aligner.__main__ import build
 from services.style_aligner.settings import StyleAlignerSettings
 from services.style_aligner.stage import first_wrong_step

@@ -1,0 +1,58 @@
+"""Which Oracle outputs a batch calls for, and the gateway's count of them (one definition for both)."""
+
+from __future__ import annotations
+
+from learnerfit.v1 import records_pb2
+from services.gateway.ledger import BatchLedger
+from services.oracle.selection import REJECTED, tasks
+
+CORRECT, INCORRECT, UNPARSED = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT, records_pb2.VERDICT_UNPARSED
+ALL_MODES = [records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE, records_pb2.ORACLE_MODE_REWRITE,
+             records_pb2.ORACLE_MODE_REPAIR]
+
+
+def _problem(modes=ALL_MODES, n=3):
+    return records_pb2.Problem(id="p", batch_id="b", question="q", reference_answer="1", oracle_modes=modes,
+                               sampling=records_pb2.SamplingSpec(samples_per_problem=n))
+
+
+def _sample(problem, index, verdict, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, **metadata):
+    trajectory = records_pb2.Trajectory(id=f"{origin}-{index}", problem=problem, origin=origin, sample_index=index,
+                                        scores=records_pb2.Scores(verdict=verdict))
+    trajectory.metadata.update(metadata)
+    return trajectory
+
+
+def test_tasks_follow_verdict_sample_index_and_what_the_batch_asked():
+    problem = _problem()
+    assert tasks(_sample(problem, 0, CORRECT)) == {records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_REWRITE,
+                                                   records_pb2.ORACLE_MODE_SYNTHESIZE}
+    assert tasks(_sample(problem, 1, INCORRECT)) == {records_pb2.ORACLE_MODE_REPAIR}
+    assert tasks(_sample(problem, 2, UNPARSED)) == set()
+    assert tasks(_sample(_problem(modes=[]), 0, CORRECT)) == set()
+    assert tasks(_sample(problem, 0, CORRECT, origin=records_pb2.ORIGIN_ORACLE_REFINED)) == set()
+
+
+def test_the_batch_completes_only_when_every_expected_oracle_output_is_in():
+    ledger = BatchLedger()
+    problem = _problem()
+    ledger.apply(problem)
+    for index, verdict in enumerate([CORRECT, INCORRECT, INCORRECT]):
+        ledger.apply(_sample(problem, index, verdict))
+    ledger.apply(records_pb2.CurationDecision(batch_id="b", problem_id="p", curated=False))
+    status = ledger.status("b")
+    # 1 correct x (refine + rewrite) + synthesize + one repair for the problem's wrong samples = 4
+    assert status.oracle_expected == 4 and status.state == records_pb2.BATCH_STATE_RUNNING
+    outputs = [_sample(problem, 10, CORRECT, records_pb2.ORIGIN_ORACLE_REFINED),
+               _sample(problem, 11, CORRECT, records_pb2.ORIGIN_ORACLE_SYNTHESIZED),
+               _sample(problem, 12, records_pb2.VERDICT_UNSPECIFIED, records_pb2.ORIGIN_STYLE_ALIGNED,
+                       **{REJECTED: "low_overlap: ..."})]
+    for output in outputs:
+        ledger.apply(output)
+    assert ledger.status("b").state == records_pb2.BATCH_STATE_RUNNING
+    ledger.apply(_sample(problem, 13, INCORRECT, records_pb2.ORIGIN_STYLE_ALIGNED))
+    status = ledger.status("b")
+    assert (status.oracle_scored, status.oracle_rejected) == (3, 1)
+    assert status.state == records_pb2.BATCH_STATE_COMPLETE
+    origins = {s.origin for s in status.summaries}
+    assert records_pb2.ORIGIN_ORACLE_SYNTHESIZED in origins and records_pb2.ORIGIN_LEARNER_SAMPLE in origins
