@@ -39,7 +39,21 @@ def _submit_request(args: argparse.Namespace) -> services_pb2.SubmitBatchRequest
     sampling.max_new_tokens = args.max_new_tokens
     sampling.temperature = args.temperature
     sampling.seed = args.seed
+    request.oracle_modes.extend(args.oracle)
     return request
+
+
+def _oracle_modes(value: str) -> list[int]:
+    from services.oracle.selection import MODES_BY_NAME
+
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if names == ["all"]:
+        names = list(MODES_BY_NAME)
+    unknown = [n for n in names if n not in MODES_BY_NAME]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown Oracle mode(s) {', '.join(unknown)}; "
+                                         f"choose from {', '.join(MODES_BY_NAME)} or all")
+    return [MODES_BY_NAME[n] for n in names]
 
 
 def _gateway(args: argparse.Namespace) -> services_pb2_grpc.GatewayStub:
@@ -71,7 +85,9 @@ def progress_line(status: records_pb2.BatchStatus, elapsed: float) -> str:
     return (f"[{elapsed:6.1f}s] samples generated {status.samples_generated}/{status.samples_expected}"
             f" · scored {status.samples_scored}"
             f" · correct {status.samples_correct} · problems decided {status.problems_decided}/{status.problems}"
-            f" · curated {status.curated}")
+            f" · curated {status.curated}"
+            + (f" · oracle {status.oracle_scored + status.oracle_rejected}/{status.oracle_expected or '?'}"
+               f" ({status.oracle_rejected} rejected)" if status.oracle_expected or status.oracle_scored else ""))
 
 
 def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> str:
@@ -110,7 +126,8 @@ def wait_for_batch(gateway, batch_id: str, timeout_s: float, started: float, sta
             stack.check_alive()
         status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
         line = progress_line(status, time.monotonic() - started)
-        counts = (status.samples_generated, status.samples_scored, status.problems_decided, status.curated)
+        counts = (status.samples_generated, status.samples_scored, status.problems_decided, status.curated,
+                  status.oracle_scored, status.oracle_rejected)
         if tty:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         elif counts != last_counts or time.monotonic() - last_print >= heartbeat_s:
@@ -134,7 +151,13 @@ def _stack(args: argparse.Namespace) -> LocalStack:
     generator_env = {"LEARNERFIT_MODEL": args.model, "LEARNERFIT_MAX_BATCH": "4"}
     # The drift scorer measures perplexity under the same learner the generator samples.
     drift_env = {"LEARNERFIT_MODEL": args.model}
-    return LocalStack(Path(args.dir), env=env, service_env={"generator": generator_env, "drift_scorer": drift_env})
+    oracle_env = {"LEARNERFIT_LEARNER_MODEL": args.model}  # the style aligner's repair continues with the learner
+    if args.oracle_endpoint:
+        oracle_env |= {"LEARNERFIT_BACKEND": "openai", "LEARNERFIT_ENDPOINT": args.oracle_endpoint}
+    if args.oracle_model:
+        oracle_env["LEARNERFIT_MODEL"] = args.oracle_model
+    return LocalStack(Path(args.dir), env=env, service_env={
+        "generator": generator_env, "drift_scorer": drift_env, "refiner": oracle_env, "style_aligner": oracle_env})
 
 
 def _prepare_model(model: str) -> None:
@@ -204,6 +227,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         count = export_batch(gateway, batch_id, path)
         print(summary_table(status, time.monotonic() - started))
         print(scores_table(status))
+        if status.oracle_expected:
+            print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected by "
+                  f"guardrails (reasons on topic oracle-rejected), of {status.oracle_expected}")
         print(f"curated examples ({count}): {path.resolve()}")
     finally:
         say("stopping the local stack")
@@ -233,11 +259,19 @@ def _add_problem_options(parser: argparse.ArgumentParser) -> None:
     sampling.add_argument("--max-new-tokens", type=int, default=64, help="tokens per sample (default: %(default)s)")
     sampling.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     sampling.add_argument("--policy", default="rejection_sampling", help="curation policy (default: %(default)s)")
+    sampling.add_argument("--oracle", type=_oracle_modes, default=[], metavar="MODES",
+                          help="Oracle work on top of the learner's samples, comma-separated: refine, synthesize, "
+                               "rewrite, repair, or all (default: none). The local Oracle is SmolLM2 unless "
+                               "--oracle-endpoint names a real one")
 
 
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct",
                         help="learner: 'smollm2-135m-instruct', a local model directory or a Hugging Face id")
+    parser.add_argument("--oracle-endpoint",
+                        help="OpenAI-compatible base URL of the Oracle (a hosted model or `vllm serve`, key in "
+                             "OPENAI_API_KEY); default: SmolLM2 in process, a weak local stand-in")
+    parser.add_argument("--oracle-model", help="Oracle model name at --oracle-endpoint, or a local model")
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
 
 

@@ -22,7 +22,7 @@ from learnerfit.processes import free_port
 from services.common.grpc_runtime import wait_until_serving
 
 # Start order: the stages downstream first, so every consumer is in place when the gateway opens.
-SERVICES = ("curator", "drift_scorer", "reward_scorer", "generator", "gateway")
+SERVICES = ("curator", "refiner", "style_aligner", "drift_scorer", "reward_scorer", "generator", "gateway")
 STATE_FILE = "stack.json"
 
 

@@ -44,7 +44,7 @@ def test_up_submit_status_export_down(running_stack, tmp_path):
     assert out.exists() and len(out.read_text().splitlines()) == reported.get("curated", 0)
 
     down = _cli(running_stack, "down")
-    assert down.returncode == 0 and "stopped 5 services" in down.stderr  # gateway, generator, 2 scorers, curator
+    assert down.returncode == 0 and "stopped 7 services" in down.stderr  # gateway, generator, 2 scorers, 2 Oracle services, curator
     assert not (running_stack / "stack.json").exists()
 
 

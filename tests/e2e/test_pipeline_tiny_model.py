@@ -19,7 +19,8 @@ from tests.kafka_helpers import read_topic
 def stack(tiny_model, reward_model_dir, tmp_path_factory):
     # The tiny learner samples and is measured for drift; the reward model is the real local one.
     local = LocalStack(tmp_path_factory.mktemp("stack"), start_timeout_s=120,
-                       service_env={name: {"LEARNERFIT_MODEL": str(tiny_model)} for name in ("generator", "drift_scorer")})
+                       service_env={name: {"LEARNERFIT_MODEL": str(tiny_model), "LEARNERFIT_LEARNER_MODEL": str(tiny_model)}
+                                    for name in ("generator", "drift_scorer", "refiner", "style_aligner")})
     local.start()
     yield local
     local.stop()

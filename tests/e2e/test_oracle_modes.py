@@ -1,0 +1,99 @@
+"""A batch with all four Oracle modes through the whole local stack: the real SmolLM2 learner, a scripted Oracle.
+
+The Oracle stands behind the OpenAI protocol (the test double for a hosted model,
+which cannot run here); it solves "Calculate a op b." correctly, names step 1 as
+wrong when asked, and rewrites in the learner's layout. Everything else is real:
+broker, seven service processes, answer checks, reward model, learner perplexity.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
+from learnerfit.stack import LocalStack
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from services.common import topics
+from services.common.bus import Bus
+from services.common.grpc_runtime import channel
+from services.oracle.selection import REJECTED
+from tests.fake_oracle import FakeOracle
+from tests.kafka_helpers import read_topic
+
+_EXPR = re.compile(r"Calculate (-?\d+) ([+-]) (-?\d+)\.")
+
+
+def _solve(prompt: str) -> str:
+    a, op, b = _EXPR.search(prompt).groups()
+    value = int(a) + int(b) if op == "+" else int(a) - int(b)
+    return f"{a} {op} {b} = {value}"
+
+
+def _oracle(body, _index):
+    prompt = body["messages"][-1]["content"]
+    if "Which is the first step that is wrong?" in prompt:
+        return "1", "stop"
+    if "Write the corrected version of that one step" in prompt:
+        return _solve(prompt), "stop"
+    step = _solve(prompt)
+    return f"{step}\nFinal answer: {step.split(' = ')[1]}", "stop"
+
+
+@pytest.mark.slow
+def test_every_oracle_origin_comes_back_with_lineage_scores_and_style(tmp_path, reward_model_dir):
+    oracle = FakeOracle(_oracle)
+    stack = LocalStack(tmp_path / "stack", start_timeout_s=300, service_env={
+        "generator": {"LEARNERFIT_MAX_BATCH": "4"},
+        **{name: {"LEARNERFIT_BACKEND": "openai", "LEARNERFIT_MODEL": "scripted-oracle",
+                  "LEARNERFIT_ENDPOINT": oracle.endpoint} for name in ("refiner", "style_aligner")}})
+    stack.start()
+    try:
+        gateway = services_pb2_grpc.GatewayStub(channel(stack.state.services["gateway"].grpc_target))
+        request = services_pb2.SubmitBatchRequest(
+            problems=from_reasoning_gym("basic_arithmetic", 6, seed=0, options=EASY_ARITHMETIC),
+            sampling=records_pb2.SamplingSpec(samples_per_problem=6, max_new_tokens=48, temperature=0.7, seed=0),
+            oracle_modes=[records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE,
+                          records_pb2.ORACLE_MODE_REWRITE, records_pb2.ORACLE_MODE_REPAIR])
+        batch_id = gateway.SubmitBatch(request).batch_id
+        deadline = time.monotonic() + 900
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+        while status.state != records_pb2.BATCH_STATE_COMPLETE and time.monotonic() < deadline:
+            stack.check_alive()
+            time.sleep(2)
+            status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+        assert status.state == records_pb2.BATCH_STATE_COMPLETE, status
+        bus = Bus(stack.state.bootstrap_servers, client_id="e2e-oracle")
+        try:
+            scored = [records_pb2.Trajectory.FromString(r.value) for r in read_topic(bus, topics.SCORED)]
+            rejected = [records_pb2.Trajectory.FromString(r.value) for r in read_topic(bus, topics.ORACLE_REJECTED)]
+        finally:
+            bus.close()
+    finally:
+        stack.stop()
+        oracle.close()
+
+    learner = {t.id: t for t in scored if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE}
+    oracle_outputs = [t for t in scored if t.origin != records_pb2.ORIGIN_LEARNER_SAMPLE]
+    assert status.oracle_expected > 0
+    assert len(oracle_outputs) + len(rejected) == status.oracle_expected
+    assert (status.oracle_scored, status.oracle_rejected) == (len(oracle_outputs), len(rejected))
+    by_origin = {}
+    for t in oracle_outputs:
+        by_origin.setdefault(t.origin, []).append(t)
+    # The learner solves some of these easy problems and fails others, so every mode has input.
+    assert set(by_origin) == {records_pb2.ORIGIN_ORACLE_REFINED, records_pb2.ORIGIN_ORACLE_SYNTHESIZED,
+                              records_pb2.ORIGIN_STYLE_ALIGNED}, {records_pb2.Origin.Name(o) for o in by_origin}
+    for t in oracle_outputs:
+        assert t.model == "scripted-oracle" and t.metadata["prompt"] and "style.latex_density" in t.metadata
+        assert t.scores.verdict == records_pb2.VERDICT_CORRECT  # accepted outputs verified before they left
+        assert t.scores.HasField("reward") and t.scores.HasField("ppl") and t.scores.drift_checkpoint == "base"
+        if t.origin != records_pb2.ORIGIN_ORACLE_SYNTHESIZED:
+            assert t.parent_id in learner and "style.overlap_with_parent" in t.metadata
+    for t in rejected:
+        assert t.metadata[REJECTED] and not t.scores.HasField("ppl")  # never scored or curated
+    repairs = [t for t in oracle_outputs + rejected if t.metadata.get("mode") == "repair"]
+    assert repairs and all(learner[t.parent_id].scores.verdict == records_pb2.VERDICT_INCORRECT for t in repairs)
+    assert all(t.text.startswith(_solve(t.problem.question)) for t in repairs if t.text)
