@@ -228,8 +228,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(summary_table(status, time.monotonic() - started))
         print(scores_table(status))
         if status.oracle_expected:
-            print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected by "
-                  f"guardrails (reasons on topic oracle-rejected), of {status.oracle_expected}")
+            reasons = ", ".join(f"{name} {count}" for name, count in sorted(status.oracle_rejections.items()))
+            print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected "
+                  f"by guardrails ({reasons or 'none'}; each with its reason on topic oracle-rejected), of "
+                  f"{status.oracle_expected}")
         print(f"curated examples ({count}): {path.resolve()}")
     finally:
         say("stopping the local stack")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
@@ -34,7 +34,7 @@ class _Batch:
     problems: dict[str, records_pb2.Problem] = field(default_factory=dict)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
     oracle_scored: set[str] = field(default_factory=set)
-    oracle_rejected: set[str] = field(default_factory=set)
+    oracle_rejected: dict[str, str] = field(default_factory=dict)  # trajectory id -> guardrail
     decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
 
@@ -102,6 +102,7 @@ class BatchLedger:
                 oracle_expected=batch.oracle_expected() or 0,
                 oracle_scored=len(batch.oracle_scored),
                 oracle_rejected=len(batch.oracle_rejected),
+                oracle_rejections=Counter(batch.oracle_rejected.values()),
                 submitted_at=_timestamp(batch.submitted_at),
                 updated_at=_timestamp(batch.updated_at),
             )
@@ -137,7 +138,7 @@ class BatchLedger:
                 scores.ppl if scores.HasField("ppl") else None, scores.token_count)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
             if REJECTED in trajectory.metadata:
-                batch.oracle_rejected.add(trajectory.id)
+                batch.oracle_rejected[trajectory.id] = trajectory.metadata[REJECTED].split(":")[0]
             elif scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
                 batch.oracle_scored.add(trajectory.id)
             return  # the learner-sample counts below are the batch's main progress

@@ -53,6 +53,7 @@ def test_the_batch_completes_only_when_every_expected_oracle_output_is_in():
     ledger.apply(_sample(problem, 13, INCORRECT, records_pb2.ORIGIN_STYLE_ALIGNED))
     status = ledger.status("b")
     assert (status.oracle_scored, status.oracle_rejected) == (3, 1)
+    assert dict(status.oracle_rejections) == {"low_overlap": 1}
     assert status.state == records_pb2.BATCH_STATE_COMPLETE
     origins = {s.origin for s in status.summaries}
     assert records_pb2.ORIGIN_ORACLE_SYNTHESIZED in origins and records_pb2.ORIGIN_LEARNER_SAMPLE in origins
