@@ -98,11 +98,16 @@ def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> str:
 
 
 def scores_table(status: records_pb2.BatchStatus) -> str:
-    """Quality (reward) and compatibility (learner perplexity) of the batch's trajectories, by origin and verdict."""
-    header = ("origin", "verdict", "samples", "mean reward", "mean ppl", "mean tokens")
-    rows = [(origin_name(s.origin), verdict_name(s.verdict), s.samples,
-             f"{s.mean_reward:.3f}" if s.HasField("mean_reward") else "-",
-             f"{s.mean_ppl:.2f}" if s.HasField("mean_ppl") else "-", f"{s.mean_tokens:.1f}")
+    """Quality (reward), compatibility (learner perplexity) and style of the batch's trajectories, by origin and
+    verdict."""
+    header = ("origin", "verdict", "samples", "mean reward", "mean ppl", "mean tokens", "latex/word", "kept of parent")
+
+    def cell(summary, field: str, digits: int) -> str:
+        return f"{getattr(summary, field):.{digits}f}" if summary.HasField(field) else "-"
+
+    rows = [(origin_name(s.origin), verdict_name(s.verdict), s.samples, cell(s, "mean_reward", 3),
+             cell(s, "mean_ppl", 2), cell(s, "mean_tokens", 1), cell(s, "mean_latex_density", 3),
+             cell(s, "mean_overlap", 2))
             for s in status.summaries]
     return _table(header, rows)
 

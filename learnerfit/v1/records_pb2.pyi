@@ -307,17 +307,21 @@ class BatchStatus(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ..., oracle_expected: _Optional[int] = ..., oracle_scored: _Optional[int] = ..., oracle_rejected: _Optional[int] = ..., oracle_rejections: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
-    __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens")
+    __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density", "mean_overlap")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MEAN_REWARD_FIELD_NUMBER: _ClassVar[int]
     MEAN_PPL_FIELD_NUMBER: _ClassVar[int]
     MEAN_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_LATEX_DENSITY_FIELD_NUMBER: _ClassVar[int]
+    MEAN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     verdict: Verdict
     samples: int
     mean_reward: float
     mean_ppl: float
     mean_tokens: float
-    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., samples: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_ppl: _Optional[float] = ..., mean_tokens: _Optional[float] = ...) -> None: ...
+    mean_latex_density: float
+    mean_overlap: float
+    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., samples: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_ppl: _Optional[float] = ..., mean_tokens: _Optional[float] = ..., mean_latex_density: _Optional[float] = ..., mean_overlap: _Optional[float] = ...) -> None: ...

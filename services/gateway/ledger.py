@@ -29,8 +29,8 @@ class _Batch:
     scored: set[str] = field(default_factory=set)
     correct: set[str] = field(default_factory=set)
     unparsed: set[str] = field(default_factory=set)
-    # trajectory id -> (origin, verdict, reward, ppl, tokens), for the quality/compatibility summary
-    measures: dict[str, tuple[int, int, float | None, float | None, int]] = field(default_factory=dict)
+    # trajectory id -> (origin, verdict, reward, ppl, tokens, latex density, overlap), for the summary
+    measures: dict[str, tuple] = field(default_factory=dict)
     problems: dict[str, records_pb2.Problem] = field(default_factory=dict)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
     oracle_scored: set[str] = field(default_factory=set)
@@ -135,7 +135,9 @@ class BatchLedger:
         if scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
             batch.measures[trajectory.id] = (
                 trajectory.origin, scores.verdict, scores.reward if scores.HasField("reward") else None,
-                scores.ppl if scores.HasField("ppl") else None, scores.token_count)
+                scores.ppl if scores.HasField("ppl") else None, scores.token_count,
+                _float(trajectory.metadata.get("style.latex_density")),
+                _float(trajectory.metadata.get("style.overlap_with_parent")))
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
             if REJECTED in trajectory.metadata:
                 batch.oracle_rejected[trajectory.id] = trajectory.metadata[REJECTED].split(":")[0]
@@ -162,19 +164,22 @@ class BatchLedger:
 
 def _summaries(measures) -> list[records_pb2.ScoreSummary]:
     groups: dict[tuple[int, int], list] = {}
-    for origin, verdict, reward, ppl, tokens in measures:
-        groups.setdefault((origin, verdict), []).append((reward, ppl, tokens))
+    for origin, verdict, *values in measures:
+        groups.setdefault((origin, verdict), []).append(values)
     summaries = []
     for (origin, verdict), rows in sorted(groups.items()):
-        summary = records_pb2.ScoreSummary(origin=origin, verdict=verdict, samples=len(rows),
-                                           mean_tokens=sum(r[2] for r in rows) / len(rows))
-        rewards, ppls = [r[0] for r in rows if r[0] is not None], [r[1] for r in rows if r[1] is not None]
-        if rewards:
-            summary.mean_reward = sum(rewards) / len(rewards)
-        if ppls:
-            summary.mean_ppl = sum(ppls) / len(ppls)
+        summary = records_pb2.ScoreSummary(origin=origin, verdict=verdict, samples=len(rows))
+        for column, name in enumerate(("mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density",
+                                       "mean_overlap")):
+            values = [row[column] for row in rows if row[column] is not None]
+            if values:
+                setattr(summary, name, sum(values) / len(values))
         summaries.append(summary)
     return summaries
+
+
+def _float(text: str | None) -> float | None:
+    return float(text) if text else None
 
 
 def _timestamp(seconds: float) -> Timestamp:

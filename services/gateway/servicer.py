@@ -10,11 +10,11 @@ from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services.common.bus import Bus, PublishError
 from services.common.grpc_runtime import InvalidArgument, abort_on_invalid
 from services.common.ids import stable_id
-from services.oracle.selection import MODE_NAMES
 from services.common.validation import complete_sampling, validate_problems, validate_sampling
 from services.curator.policies import POLICIES
 from services.gateway.ledger import BatchLedger
 from services.gateway.settings import GatewaySettings
+from services.oracle.selection import MODE_NAMES
 
 log = logging.getLogger(__name__)
 

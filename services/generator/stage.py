@@ -8,6 +8,7 @@ from learnerfit.v1 import records_pb2
 from services.backends.base import Completion, SamplingParams, TextGenerator
 from services.common.ids import stable_id
 from services.common.prompts import learner_conversation
+from services.common.style import style_measures
 from services.common.trajectories import split_steps
 
 
@@ -45,7 +46,7 @@ class LearnerGenerator:
     def _trajectory(self, problem: records_pb2.Problem, index: int, completion: Completion) -> records_pb2.Trajectory:
         spec = problem.sampling
         origin = records_pb2.ORIGIN_LEARNER_SAMPLE
-        return records_pb2.Trajectory(
+        trajectory = records_pb2.Trajectory(
             # What defines the sample, not its text: a replayed problem yields the same ids.
             id=stable_id("traj", problem.batch_id, problem.id, origin, self.backend.model_name, self.checkpoint,
                          spec.SerializeToString(deterministic=True).hex(), index),
@@ -59,3 +60,5 @@ class LearnerGenerator:
             completion_tokens=completion.token_count,
             truncated=completion.truncated,
         )
+        trajectory.metadata.update(style_measures(completion.text))  # the same measures Oracle outputs carry
+        return trajectory

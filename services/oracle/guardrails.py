@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from services.backends.base import Completion
-from services.oracle.style import overlap
+from services.common.style import overlap
 
 # Text that talks about the task instead of solving it: the Oracle leaking its prompt or persona.
 META_TEXT = re.compile(

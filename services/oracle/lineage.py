@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from learnerfit.v1 import records_pb2
 from services.common.ids import stable_id
+from services.common.style import style_measures
 from services.common.trajectories import split_steps
-from services.oracle.style import style_measures
 
 
 def derived_trajectory(problem: records_pb2.Problem, origin: int, model: str, text: str, prompt_ids: list[str],

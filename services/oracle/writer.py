@@ -14,7 +14,6 @@ from services.oracle.selection import REJECTED
 from services.reward_scorer.answers import AnswerChecker, extract_final_answer
 
 
-
 @dataclass
 class Draft:
     """What one Oracle output should become."""

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from learnerfit.v1 import records_pb2
 from services.backends.base import Completion, SamplingParams, TextGenerator
 from services.common.prompts import learner_conversation
+from services.common.style import StyleCard
 from services.common.trajectories import split_steps
 from services.oracle.prompts import template
 from services.oracle.selection import REPAIR, REWRITE, tasks
-from services.oracle.style import StyleCard
 from services.oracle.writer import Draft, OracleWriter
 
 _FIRST_NUMBER = re.compile(r"-?\d+")

@@ -44,7 +44,8 @@ def test_up_submit_status_export_down(running_stack, tmp_path):
     assert out.exists() and len(out.read_text().splitlines()) == reported.get("curated", 0)
 
     down = _cli(running_stack, "down")
-    assert down.returncode == 0 and "stopped 7 services" in down.stderr  # gateway, generator, 2 scorers, 2 Oracle services, curator
+    # gateway, generator, two scorers, two Oracle services, curator
+    assert down.returncode == 0 and "stopped 7 services" in down.stderr
     assert not (running_stack / "stack.json").exists()
 
 
@@ -57,3 +58,19 @@ def test_commands_explain_a_missing_stack_and_bad_options(tmp_path):
     bad_file.write_text('{"question": "1+1"}\n')
     rejected = _cli(tmp_path / "none", "submit", "--gateway", "127.0.0.1:1", "--file", str(bad_file))
     assert rejected.returncode == 1 and "bad.jsonl:1" in rejected.stderr and "answer" in rejected.stderr
+    bad_oracle = _cli(tmp_path / "none", "submit", "--gateway", "127.0.0.1:1", "--oracle", "refine,polish")
+    assert bad_oracle.returncode == 2 and "unknown Oracle mode(s) polish" in bad_oracle.stderr
+
+
+def test_prompts_show_prints_the_templates_the_oracle_gets(tmp_path):
+    from services.oracle.prompts import all_templates
+
+    shown = _cli(tmp_path, "prompts", "show")
+    assert shown.returncode == 0
+    for template in all_templates().values():
+        assert f"=== {template.id} ({template.path.name}" in shown.stdout
+        assert template.user in shown.stdout and template.system in shown.stdout
+    one = _cli(tmp_path, "prompts", "show", "rewrite.v1")
+    assert one.stdout.count("=== ") == 1 and "{style_card}" in one.stdout
+    unknown = _cli(tmp_path, "prompts", "show", "polish")
+    assert unknown.returncode == 1 and "no prompt template 'polish'" in unknown.stderr

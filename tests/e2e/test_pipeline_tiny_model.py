@@ -81,6 +81,7 @@ def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
         scores = trajectory.scores
         assert scores.reward_model == REWARD_MINILM and scores.HasField("reward")
         assert scores.drift_checkpoint == "base"
+        assert {"style.latex_density", "style.mean_step_words", "style.steps"} <= set(trajectory.metadata)
         if trajectory.text:
             assert scores.HasField("ppl") and scores.ppl > 1 and scores.token_count > 0
             assert 1 <= len(scores.segment_ppl) <= 4 and scores.top_loss_tokens
