@@ -72,11 +72,22 @@ def example_record(example: records_pb2.CuratedExample) -> dict:
 
 
 def export_batch(gateway: services_pb2_grpc.GatewayStub, batch_id: str, path: Path) -> int:
+    """Writes the batch's curated examples to JSONL, or to Parquet (Hugging Face datasets) for a .parquet path."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    records = (example_record(e) for e in gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id)))
+    if path.suffix == ".parquet":
+        from datasets import Dataset
+
+        rows = list(records)
+        # Written to a side file and moved, so a reader never sees half a file.
+        partial = path.with_name(path.name + ".partial")
+        Dataset.from_list(rows).to_parquet(str(partial))
+        partial.replace(path)
+        return len(rows)
     count = 0
     with open(path, "w", encoding="utf-8") as out:
-        for example in gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id)):
-            out.write(json.dumps(example_record(example), ensure_ascii=False) + "\n")
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
 
@@ -297,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_options(run)
     _add_problem_options(run)
     run.add_argument("--timeout", type=float, default=900, help="give up after this many seconds (default: %(default)s)")
-    run.add_argument("--output", help="JSONL path (default: <dir>/runs/<batch>.jsonl)")
+    run.add_argument("--output", help="JSONL path, or .parquet for Parquet (default: <dir>/runs/<batch>.jsonl)")
     run.set_defaults(func=cmd_run)
 
     up = commands.add_parser("up", help="start the broker and every service in the background")
@@ -322,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a batch's curated examples to JSONL (waits for completion)")
     export.add_argument("batch_id")
     export.add_argument("--gateway", help="gateway address host:port (default: the stack started by `up`)")
-    export.add_argument("--output", "-o", help="JSONL path (default: <dir>/runs/<batch>.jsonl)")
+    export.add_argument("--output", "-o",
+                        help="JSONL path, or .parquet for Parquet (default: <dir>/runs/<batch>.jsonl)")
     export.set_defaults(func=cmd_export)
 
     prompts = commands.add_parser("prompts", help="the Oracle's prompt templates (versioned files)")

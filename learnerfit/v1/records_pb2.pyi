@@ -183,7 +183,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class CuratedExample(_message.Message):
-    __slots__ = ("id", "trajectory_id", "problem_id", "batch_id", "origin", "messages", "scores", "policy", "reason", "model", "checkpoint")
+    __slots__ = ("id", "trajectory_id", "problem_id", "batch_id", "origin", "messages", "scores", "policy", "reason", "model", "checkpoint", "utility")
     ID_FIELD_NUMBER: _ClassVar[int]
     TRAJECTORY_ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +195,7 @@ class CuratedExample(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    UTILITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     trajectory_id: str
     problem_id: str
@@ -206,7 +207,8 @@ class CuratedExample(_message.Message):
     reason: str
     model: str
     checkpoint: str
-    def __init__(self, id: _Optional[str] = ..., trajectory_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., origin: _Optional[_Union[Origin, str]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., policy: _Optional[str] = ..., reason: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+    utility: float
+    def __init__(self, id: _Optional[str] = ..., trajectory_id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., origin: _Optional[_Union[Origin, str]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., policy: _Optional[str] = ..., reason: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ..., utility: _Optional[float] = ...) -> None: ...
 
 class CurationDecision(_message.Message):
     __slots__ = ("id", "problem_id", "batch_id", "policy", "candidates", "correct_candidates", "curated", "chosen_trajectory_id", "reason", "timed_out")

@@ -35,7 +35,7 @@ class Stage:
     """One pipeline stage: what it consumes, its logic, and where each output type goes."""
 
     name: str
-    consumes: str
+    consumes: str | Sequence[str]  # one topic, or several read as one stream (e.g. the curator's)
     input_type: type[Message]
     process: BatchFn
     routes: Mapping[type[Message], str]
@@ -215,7 +215,9 @@ class StageRunner:
 
     def _require_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = self.bus.consumer([self.stage.consumes], self.group_id, max_poll_records=self.max_batch)
+            consumes = self.stage.consumes
+            topics = [consumes] if isinstance(consumes, str) else list(consumes)
+            self._consumer = self.bus.consumer(topics, self.group_id, max_poll_records=self.max_batch)
         return self._consumer
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:

@@ -12,11 +12,12 @@ from services.curator.stage import Curator
 
 
 def build(settings: CuratorSettings, bus: Bus) -> ServiceParts:
-    curator = Curator(wait_s=settings.problem_wait_s)
+    curator = Curator(wait_s=settings.problem_wait_s, utility_weight=settings.utility_weight,
+                      ppl_ceiling_factor=settings.ppl_ceiling_factor)
     servicer = CuratorServicer(settings.max_trajectories_per_request)
     stage = Stage(
         name="curator",
-        consumes=settings.scored_topic,
+        consumes=[settings.scored_topic, settings.oracle_rejected_topic],
         input_type=records_pb2.Trajectory,
         process=curator,
         routes={
@@ -30,7 +31,8 @@ def build(settings: CuratorSettings, bus: Bus) -> ServiceParts:
         register=lambda server: services_pb2_grpc.add_CuratorServicer_to_server(servicer, server),
         service_names=[services_pb2.DESCRIPTOR.services_by_name["Curator"].full_name],
         stages=[stage],
-        topics=[settings.scored_topic, settings.decisions_topic, settings.curated_topic],
+        topics=[settings.scored_topic, settings.oracle_rejected_topic, settings.decisions_topic,
+                settings.curated_topic],
     )
 
 

@@ -1,7 +1,14 @@
-"""The curator's logic: gathers each problem's candidates, decides once all arrived or the wait ran out."""
+"""The curator's logic: gathers each problem's candidates, decides once all arrived or the wait ran out.
+
+A problem is complete when its N learner samples are in and every Oracle output the
+batch asked for has arrived: accepted ones as scored candidates, rejected ones from
+the `oracle-rejected` topic (counted, never candidates). The count comes from the
+same rule the Oracle services follow (services/oracle/selection.py).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -12,7 +19,24 @@ from google.protobuf.message import Message
 from learnerfit.v1 import records_pb2
 from services.common.ids import stable_id
 from services.common.prompts import training_messages
-from services.curator.policies import DEFAULT_POLICY, POLICIES
+from services.curator.policies import DEFAULT_POLICY, POLICIES, PolicyContext
+from services.oracle.selection import REJECTED, expected_outputs
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^()<>]")
+
+
+def normalized(text: str) -> str:
+    """What two solutions must share to count as the same: numbers, words and operators, in order
+    (case, spacing and other punctuation ignored)."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def deduplicated(candidates: Sequence[records_pb2.Trajectory]) -> tuple[list[records_pb2.Trajectory], int]:
+    """One candidate per near-identical text (the first by origin, sample index, id); and how many were dropped."""
+    kept: dict[str, records_pb2.Trajectory] = {}
+    for t in sorted(candidates, key=lambda t: (t.origin, t.sample_index, t.id)):
+        kept.setdefault(normalized(t.text), t)
+    return list(kept.values()), len(candidates) - len(kept)
 
 
 def decide(
@@ -21,9 +45,12 @@ def decide(
     policy: str,
     *,
     timed_out: bool = False,
+    context: PolicyContext | None = None,
 ) -> tuple[records_pb2.CurationDecision, records_pb2.CuratedExample | None]:
     """Applies `policy` to one problem's candidates: always a decision, and an example when one is chosen."""
-    choice = POLICIES[policy](candidates)
+    unique, dropped = deduplicated(candidates)
+    choice = POLICIES[policy](unique, context or PolicyContext())
+    reason = choice.reason + (f"; {dropped} near-duplicate(s) dropped" if dropped else "")
     decision = records_pb2.CurationDecision(
         id=stable_id("decision", problem.batch_id, problem.id, policy),
         problem_id=problem.id,
@@ -32,7 +59,7 @@ def decide(
         candidates=len(candidates),
         correct_candidates=sum(t.scores.verdict == records_pb2.VERDICT_CORRECT for t in candidates),
         curated=choice.trajectory is not None,
-        reason=choice.reason + (" (decided after the wait ran out)" if timed_out else ""),
+        reason=reason + (" (decided after the wait ran out)" if timed_out else ""),
         timed_out=timed_out,
     )
     if choice.trajectory is None:
@@ -48,10 +75,12 @@ def decide(
         messages=training_messages(problem, chosen.text),
         scores=chosen.scores,
         policy=policy,
-        reason=choice.reason,
+        reason=reason,
         model=chosen.model,
         checkpoint=chosen.checkpoint,
     )
+    if choice.utility is not None:
+        example.utility = choice.utility
     return decision, example
 
 
@@ -60,24 +89,37 @@ class _Pending:
     problem: records_pb2.Problem
     first_seen: float
     candidates: dict[str, records_pb2.Trajectory] = field(default_factory=dict)
+    rejected: set[str] = field(default_factory=set)  # Oracle outputs a guardrail rejected: arrived, not candidates
+
+    def complete(self) -> bool:
+        learner = [t for t in self.candidates.values() if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE]
+        if len(learner) < max(self.problem.sampling.samples_per_problem, 1):
+            return False
+        oracle_arrived = len(self.candidates) - len(learner) + len(self.rejected)
+        return oracle_arrived >= expected_outputs(self.problem, [t.scores.verdict for t in learner])
 
 
 class Curator:
     """Stateful stage. Candidates wait here until their problem is decided; the runner commits no
     offset past a waiting candidate, so after a crash they are read again and nothing is lost."""
 
-    def __init__(self, wait_s: float, remember: int = 100_000, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, wait_s: float, remember: int = 100_000, clock: Callable[[], float] = time.monotonic,
+                 utility_weight: float = 1.0, ppl_ceiling_factor: float = 1.5):
         self.wait_s = wait_s
         self.remember = remember
         self.clock = clock
+        self.utility_weight = utility_weight
+        self.ppl_ceiling_factor = ppl_ceiling_factor
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._decided: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Per batch: perplexities of the learner's own samples, the reference of the utility policy's ceiling.
+        self._learner_ppl: OrderedDict[str, dict[str, float]] = OrderedDict()
 
     def __call__(self, trajectories: Sequence[records_pb2.Trajectory]) -> list[list[Message]]:
         return [self._add(t) for t in trajectories]
 
     def held_ids(self) -> set[str]:
-        return {tid for pending in self._pending.values() for tid in pending.candidates}
+        return {tid for pending in self._pending.values() for tid in (*pending.candidates, *pending.rejected)}
 
     def tick(self) -> list[Message]:
         """Decides the problems whose wait ran out, with the candidates they have."""
@@ -87,15 +129,29 @@ class Curator:
 
     def _add(self, trajectory: records_pb2.Trajectory) -> list[Message]:
         key = (trajectory.problem.batch_id, trajectory.problem.id)
+        if trajectory.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and trajectory.scores.HasField("ppl"):
+            self._note_learner_ppl(trajectory)
         if key in self._decided:
             return []  # a late or replayed candidate of a problem already decided
         pending = self._pending.setdefault(key, _Pending(trajectory.problem, self.clock()))
-        pending.candidates[trajectory.id] = trajectory  # keyed by id: a duplicate replaces itself
-        # A problem is complete when all N learner samples are in; Oracle outputs are extra candidates.
-        learner_samples = sum(t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE for t in pending.candidates.values())
-        if learner_samples < max(trajectory.problem.sampling.samples_per_problem, 1):
-            return []
-        return self._decide(key, timed_out=False)
+        if REJECTED in trajectory.metadata:
+            pending.rejected.add(trajectory.id)
+        else:
+            pending.candidates[trajectory.id] = trajectory  # keyed by id: a duplicate replaces itself
+        return self._decide(key, timed_out=False) if pending.complete() else []
+
+    def _note_learner_ppl(self, trajectory: records_pb2.Trajectory) -> None:
+        batch = self._learner_ppl.setdefault(trajectory.problem.batch_id, {})
+        batch[trajectory.id] = trajectory.scores.ppl
+        self._learner_ppl.move_to_end(trajectory.problem.batch_id)
+        while len(self._learner_ppl) > 64:  # recent batches only
+            self._learner_ppl.popitem(last=False)
+
+    def context(self, batch_id: str) -> PolicyContext:
+        values = sorted(self._learner_ppl.get(batch_id, {}).values())
+        median = values[len(values) // 2] if values else None
+        return PolicyContext(learner_ppl_median=median, utility_weight=self.utility_weight,
+                             ppl_ceiling_factor=self.ppl_ceiling_factor)
 
     def _decide(self, key: tuple[str, str], *, timed_out: bool) -> list[Message]:
         pending = self._pending.pop(key)
@@ -104,5 +160,6 @@ class Curator:
             self._decided.popitem(last=False)
         policy = pending.problem.curation_policy or DEFAULT_POLICY
         candidates = sorted(pending.candidates.values(), key=lambda t: (t.origin, t.sample_index, t.id))
-        decision, example = decide(pending.problem, candidates, policy, timed_out=timed_out)
+        decision, example = decide(pending.problem, candidates, policy, timed_out=timed_out,
+                                   context=self.context(pending.problem.batch_id))
         return [decision] if example is None else [decision, example]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from learnerfit.v1 import records_pb2
+from services.curator.policies import PolicyContext
 from services.curator.stage import Curator, decide
+from services.oracle.selection import REJECTED
 
 CORRECT, WRONG = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT
 
@@ -88,3 +94,82 @@ def test_oracle_outputs_do_not_complete_a_problem_early():
     assert curator([oracle, learner[0]]) == [[], []]  # two candidates, but only one of the two learner samples
     [[decision, example]] = curator([learner[1]])
     assert decision.curated and example.origin == records_pb2.ORIGIN_LEARNER_SAMPLE
+
+
+def _candidate(problem, tid, origin, verdict=records_pb2.VERDICT_CORRECT, text=None, reward=None, ppl=None, index=0,
+               **metadata):
+    scores = records_pb2.Scores(verdict=verdict)
+    if reward is not None:
+        scores.reward = reward
+    if ppl is not None:
+        scores.ppl = ppl
+    trajectory = records_pb2.Trajectory(id=tid, problem=problem, origin=origin, text=text or f"text of {tid}",
+                                        sample_index=index, scores=scores)
+    trajectory.metadata.update(metadata)
+    return trajectory
+
+
+def _oracle_problem(policy, modes=(records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE)):
+    return records_pb2.Problem(id="p", batch_id="b", question="q", reference_answer="1", curation_policy=policy,
+                               oracle_modes=list(modes), sampling=records_pb2.SamplingSpec(samples_per_problem=2))
+
+
+def test_a_problem_waits_for_every_oracle_output_the_batch_asked_for_rejected_ones_included():
+    curator = Curator(wait_s=600)
+    problem = _oracle_problem("oracle_synthesized")
+    learner = [_candidate(problem, "l0", records_pb2.ORIGIN_LEARNER_SAMPLE, index=0),
+               _candidate(problem, "l1", records_pb2.ORIGIN_LEARNER_SAMPLE, records_pb2.VERDICT_INCORRECT, index=1)]
+    # 1 correct learner sample -> 1 refine, plus 1 synthesize: two Oracle outputs expected.
+    assert curator(learner) == [[], []]
+    rejected = _candidate(problem, "r", records_pb2.ORIGIN_ORACLE_REFINED, records_pb2.VERDICT_UNSPECIFIED,
+                          **{REJECTED: "meta_text: 'as an AI'"})
+    assert curator([rejected]) == [[]]
+    assert curator.held_ids() == {"l0", "l1", "r"}  # the rejected output is held too: a restart recounts it
+    [[decision, example]] = curator([_candidate(problem, "s", records_pb2.ORIGIN_ORACLE_SYNTHESIZED)])
+    assert example.trajectory_id == "s" and example.origin == records_pb2.ORIGIN_ORACLE_SYNTHESIZED
+    assert decision.candidates == 3 and "correct oracle_synthesized trace" in decision.reason
+
+
+@pytest.mark.parametrize(("policy", "chosen"), [
+    ("rejection_sampling", "l0"), ("oracle_refined", "r"), ("oracle_synthesized", "s"), ("style_aligned", "a")])
+def test_each_origin_policy_takes_its_origin(policy, chosen):
+    problem = _oracle_problem(policy)
+    candidates = [_candidate(problem, "l0", records_pb2.ORIGIN_LEARNER_SAMPLE),
+                  _candidate(problem, "r", records_pb2.ORIGIN_ORACLE_REFINED),
+                  _candidate(problem, "s", records_pb2.ORIGIN_ORACLE_SYNTHESIZED),
+                  _candidate(problem, "a", records_pb2.ORIGIN_STYLE_ALIGNED)]
+    decision, example = decide(problem, candidates, policy)
+    assert example.trajectory_id == chosen and decision.chosen_trajectory_id == chosen
+
+
+def test_utility_balances_reward_against_the_learners_perplexity_under_a_ceiling():
+    problem = _oracle_problem("utility")
+    candidates = [
+        _candidate(problem, "own", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=1.0, ppl=1.2),      # 1.0 - ln 1.2 = 0.82
+        _candidate(problem, "aligned", records_pb2.ORIGIN_STYLE_ALIGNED, reward=1.5, ppl=1.4),   # 1.5 - ln 1.4 = 1.16
+        _candidate(problem, "far", records_pb2.ORIGIN_ORACLE_SYNTHESIZED, reward=3.0, ppl=4.0),  # above the ceiling
+        _candidate(problem, "wrong", records_pb2.ORIGIN_ORACLE_REFINED, records_pb2.VERDICT_INCORRECT, reward=9.0,
+                   ppl=1.0),
+    ]
+    context = PolicyContext(learner_ppl_median=1.3, utility_weight=1.0, ppl_ceiling_factor=1.5)  # ceiling 1.95
+    _, example = decide(problem, candidates, "utility", context=context)
+    assert example.trajectory_id == "aligned"
+    assert example.utility == pytest.approx(1.5 - math.log(1.4))
+    assert "ceiling 1.95" in example.reason
+    # Without a ceiling the far, high-reward Oracle text wins: 3.0 - ln 4 = 1.61.
+    _, example = decide(problem, candidates, "utility", context=PolicyContext())
+    assert example.trajectory_id == "far"
+    # A heavier weight on compatibility prefers the learner's own trace: 1.0 - 5 ln 1.2 > 1.5 - 5 ln 1.4.
+    _, example = decide(problem, candidates, "utility", context=PolicyContext(learner_ppl_median=1.3,
+                                                                             utility_weight=5.0))
+    assert example.trajectory_id == "own"
+
+
+def test_near_identical_solutions_are_collapsed_before_choosing():
+    problem = _oracle_problem("oracle_refined")
+    candidates = [_candidate(problem, "r1", records_pb2.ORIGIN_ORACLE_REFINED, text="3 + 4 = 7\nFinal answer: 7"),
+                  _candidate(problem, "r2", records_pb2.ORIGIN_ORACLE_REFINED, text="3 + 4 = 7.\n\nfinal  answer: 7"),
+                  _candidate(problem, "r3", records_pb2.ORIGIN_ORACLE_REFINED, text="3 + 4 = 7\nFinal answer: 7!")]
+    decision, example = decide(problem, candidates, "oracle_refined")
+    assert example.trajectory_id == "r1"
+    assert decision.reason == "correct oracle_refined trace (1 available); 2 near-duplicate(s) dropped"

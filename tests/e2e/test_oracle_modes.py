@@ -8,6 +8,7 @@ broker, seven service processes, answer checks, reward model, learner perplexity
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -55,6 +56,7 @@ def test_every_oracle_origin_comes_back_with_lineage_scores_and_style(tmp_path, 
         request = services_pb2.SubmitBatchRequest(
             problems=from_reasoning_gym("basic_arithmetic", 6, seed=0, options=EASY_ARITHMETIC),
             sampling=records_pb2.SamplingSpec(samples_per_problem=6, max_new_tokens=48, temperature=0.7, seed=0),
+            curation_policy="utility",
             oracle_modes=[records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE,
                           records_pb2.ORACLE_MODE_REWRITE, records_pb2.ORACLE_MODE_REPAIR])
         batch_id = gateway.SubmitBatch(request).batch_id
@@ -69,6 +71,7 @@ def test_every_oracle_origin_comes_back_with_lineage_scores_and_style(tmp_path, 
         try:
             scored = [records_pb2.Trajectory.FromString(r.value) for r in read_topic(bus, topics.SCORED)]
             rejected = [records_pb2.Trajectory.FromString(r.value) for r in read_topic(bus, topics.ORACLE_REJECTED)]
+            curated = [records_pb2.CuratedExample.FromString(r.value) for r in read_topic(bus, topics.CURATED)]
         finally:
             bus.close()
     finally:
@@ -94,6 +97,12 @@ def test_every_oracle_origin_comes_back_with_lineage_scores_and_style(tmp_path, 
             assert t.parent_id in learner and "style.overlap_with_parent" in t.metadata
     for t in rejected:
         assert t.metadata[REJECTED] and not t.scores.HasField("ppl")  # never scored or curated
+    # The utility policy chose among all origins, after every Oracle output had arrived, and says why.
+    assert len(curated) == status.curated > 0
+    for example in curated:
+        assert example.policy == "utility" and example.HasField("utility")
+        assert example.reason.startswith("highest utility") and example.scores.verdict == records_pb2.VERDICT_CORRECT
+        assert example.utility == pytest.approx(example.scores.reward - math.log(example.scores.ppl))
     repairs = [t for t in oracle_outputs + rejected if t.metadata.get("mode") == "repair"]
     assert repairs and all(learner[t.parent_id].scores.verdict == records_pb2.VERDICT_INCORRECT for t in repairs)
     assert all(t.text.startswith(_solve(t.problem.question)) for t in repairs if t.text)
