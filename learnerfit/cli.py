@@ -337,6 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="JSONL path, or .parquet for Parquet (default: <dir>/runs/<batch>.jsonl)")
     export.set_defaults(func=cmd_export)
 
+    checkpoints = commands.add_parser("checkpoints", help="the learner checkpoints in the registry")
+    checkpoints.add_argument("--registry", help="registry root (default: LEARNERFIT_REGISTRY_DIR or "
+                                                "~/.cache/learnerfit/registry)")
+    checkpoint_commands = checkpoints.add_subparsers(dest="checkpoints_command", required=True, metavar="{list,show}")
+    checkpoint_commands.add_parser("list", help="one line per checkpoint").set_defaults(func=cmd_checkpoints_list)
+    show_checkpoint = checkpoint_commands.add_parser("show", help="one checkpoint, whole, as JSON")
+    show_checkpoint.add_argument("version", help="e.g. v1")
+    show_checkpoint.set_defaults(func=cmd_checkpoints_show)
+
     prompts = commands.add_parser("prompts", help="the Oracle's prompt templates (versioned files)")
     prompt_commands = prompts.add_subparsers(dest="prompts_command", required=True, metavar="{list,show}")
     prompt_commands.add_parser("list", help="every template id and its file").set_defaults(func=cmd_prompts_list)
@@ -344,6 +353,41 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("names", nargs="*", help="template names or ids, e.g. rewrite or rewrite.v1 (default: all)")
     show.set_defaults(func=cmd_prompts_show)
     return parser
+
+
+def _registry(args: argparse.Namespace):
+    from services.registry.settings import RegistrySettings
+    from services.registry.store import CheckpointRegistry
+
+    root = Path(args.registry) if args.registry else RegistrySettings().registry_dir
+    return CheckpointRegistry(root)
+
+
+def cmd_checkpoints_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    checkpoints = registry.list()
+    if not checkpoints:
+        say(f"no checkpoints in {registry.root}")
+    for c in checkpoints:
+        kind = records_pb2.CheckpointKind.Name(c.kind).removeprefix("CHECKPOINT_KIND_").lower()
+        evals = " ".join(f"{k}={v:.3f}" for k, v in sorted(c.eval.items())) or "not evaluated"
+        print(f"{c.version:<6} {kind:<8} {c.created_at.ToDatetime():%Y-%m-%d %H:%M:%S}  base {c.base_model}  "
+              f"{len(c.example_ids)} examples ({c.policy or 'no policy'})  {evals}")
+    return 0
+
+
+def cmd_checkpoints_show(args: argparse.Namespace) -> int:
+    from services.registry.store import RegistryError
+
+    registry = _registry(args)
+    try:
+        checkpoint = registry.get(args.version)
+    except (RegistryError, KeyError) as exc:
+        raise StackError(str(exc.args[0])) from None
+    record = MessageToDict(checkpoint, preserving_proto_field_name=True)
+    record["absolute_path"] = str(registry.path_of(checkpoint))
+    print(json.dumps(record, indent=2))
+    return 0
 
 
 def cmd_prompts_list(args: argparse.Namespace) -> int:
