@@ -1,5 +1,8 @@
-"""The trainer service: consumes curated examples and fine-tunes the learner with TRL.
+"""The trainer: fine-tunes the learner on curated examples with TRL and registers the checkpoints.
 
-Not built yet (planned with the registry and the closed loop); the package exists so the
-layout shows where it goes.
+Built: `sft.py` (SFTTrainer, solution-only loss, nll or dft, LoRA or full; evaluate and
+register; `python -m trainer.sft EXPORT.jsonl`), `evaluate.py` (Avg@k on held-out
+problems), `reward_model.py` (the local reward model). Not yet: the trainer as a
+service consuming `curated`, and the closed loop in which generator and drift scorer
+follow the newest checkpoint (issue 5).
 """
