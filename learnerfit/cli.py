@@ -167,6 +167,11 @@ def _stack(args: argparse.Namespace) -> LocalStack:
     generator_env = {"LEARNERFIT_MODEL": args.model, "LEARNERFIT_MAX_BATCH": "4"}
     # The drift scorer measures perplexity under the same learner the generator samples.
     drift_env = {"LEARNERFIT_MODEL": args.model}
+    if getattr(args, "registry", None):
+        # The learner side follows the newest registered checkpoint (checked between batches).
+        follow_env = {"LEARNERFIT_REGISTRY_DIR": str(Path(args.registry).resolve()), "LEARNERFIT_REGISTRY_POLL_S": "1"}
+        generator_env |= follow_env
+        drift_env |= follow_env
     oracle_env = {"LEARNERFIT_LEARNER_MODEL": args.model}  # the style aligner's repair continues with the learner
     if args.oracle_endpoint:
         oracle_env |= {"LEARNERFIT_BACKEND": "openai", "LEARNERFIT_ENDPOINT": args.oracle_endpoint}
@@ -228,31 +233,84 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    request = _submit_request(args)  # bad options fail here, before anything starts
+    _submit_request(args)  # bad options fail here, before anything starts
+    if args.rounds < 1:
+        raise ProblemSourceError("--rounds must be at least 1")
+    if args.rounds > 1 and not args.registry:
+        # A registry of this run's own, so round 1 starts from the base learner.
+        args.registry = f"{args.dir}/runs/registry-{time.strftime('%Y%m%d-%H%M%S')}"
     _prepare_model(args.model)
     stack = _stack(args)
     try:
         stack.start(on_progress=say)
-        say(f"stack up in {time.monotonic() - started:.1f}s; submitting {len(request.problems)} problems"
-            f" x {args.samples} samples")
+        say(f"stack up in {time.monotonic() - started:.1f}s")
         gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
-        batch_id = gateway.SubmitBatch(request).batch_id
-        say(f"batch {batch_id}")
-        status = wait_for_batch(gateway, batch_id, args.timeout, started, stack)
-        path = Path(args.output or f"{args.dir}/runs/{batch_id}.jsonl")
-        count = export_batch(gateway, batch_id, path)
-        print(summary_table(status, time.monotonic() - started))
-        print(scores_table(status))
-        if status.oracle_expected:
-            reasons = ", ".join(f"{name} {count}" for name, count in sorted(status.oracle_rejections.items()))
-            print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected "
-                  f"by guardrails ({reasons or 'none'}; each with its reason on topic oracle-rejected), of "
-                  f"{status.oracle_expected}")
-        print(f"curated examples ({count}): {path.resolve()}")
+        for round_number in range(1, args.rounds + 1):
+            # Each round samples new problems of the same family (the problem seed moves on).
+            args.problem_seed += round_number - 1
+            request = _submit_request(args)
+            args.problem_seed -= round_number - 1
+            round_started = time.monotonic()
+            if args.rounds > 1:
+                say(f"round {round_number}/{args.rounds}")
+            batch_id = gateway.SubmitBatch(request).batch_id
+            say(f"batch {batch_id}: {len(request.problems)} problems x {args.samples} samples")
+            status = wait_for_batch(gateway, batch_id, args.timeout, round_started, stack)
+            suffix = f".round{round_number}" if args.rounds > 1 else ""
+            path = Path(args.output.replace(".", f"{suffix}.", 1) if args.output and suffix else
+                        args.output or f"{args.dir}/runs/{batch_id}.jsonl")
+            count = export_batch(gateway, batch_id, path)
+            _print_batch(status, time.monotonic() - round_started)
+            print(f"curated examples ({count}): {path.resolve()}")
+            if args.rounds > 1:
+                _train_round(args, round_number, path, status)
     finally:
         say("stopping the local stack")
         stack.stop()
     return 0
+
+
+def _print_batch(status: records_pb2.BatchStatus, elapsed: float) -> None:
+    print(summary_table(status, elapsed))
+    print(scores_table(status))
+    if status.oracle_expected:
+        reasons = ", ".join(f"{name} {count}" for name, count in sorted(status.oracle_rejections.items()))
+        print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected "
+              f"by guardrails ({reasons or 'none'}; each with its reason on topic oracle-rejected), of "
+              f"{status.oracle_expected}")
+
+
+def _train_round(args: argparse.Namespace, round_number: int, examples_path: Path,
+                 status: records_pb2.BatchStatus) -> None:
+    """Trains on the round's curated examples, evaluates Avg@k on held-out problems, registers the checkpoint;
+    the generator and drift scorer follow it from the next batch on."""
+    import tempfile
+
+    from learnerfit.problems import EASY_ARITHMETIC
+    from services.registry.store import CheckpointRegistry
+    from trainer.evaluate import avg_at_k
+    from trainer.sft import HELD_OUT_SEED, TrainSettings, load_examples, train
+
+    registry = CheckpointRegistry(Path(args.registry))
+    examples = load_examples(examples_path)
+    sampled = status.samples_correct / max(status.samples_scored, 1)
+    if not examples:
+        say(f"round {round_number}: learner accuracy {sampled:.3f}; nothing curated, nothing to train")
+        return
+    latest = registry.latest()
+    base = str(registry.path_of(latest)) if latest else args.model  # each round fine-tunes the newest learner
+    say(f"round {round_number}: training on {len(examples)} curated examples (from {latest.version if latest else 'base'})")
+    settings = TrainSettings(loss_type=args.loss_type)
+    with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
+        out = train(examples, base, Path(scratch) / "checkpoint", settings)
+        held_out = from_reasoning_gym("basic_arithmetic", args.eval_problems, seed=HELD_OUT_SEED,
+                                      options=EASY_ARITHMETIC)
+        score = avg_at_k(str(out), held_out, k=args.eval_k)
+        checkpoint = registry.register(out, base_model=args.model, kind=records_pb2.CHECKPOINT_KIND_ADAPTER,
+                                       example_ids=[e.id for e in examples], policy=args.policy,
+                                       eval_results={f"avg@{args.eval_k}": score})
+    print(f"round {round_number}: learner accuracy on its samples {sampled:.3f}; trained {checkpoint.version} on "
+          f"{len(examples)} examples ({args.loss_type}); held-out avg@{args.eval_k} {score:.3f}")
 
 
 # -- parser -----------------------------------------------------------------------
@@ -308,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_options(run)
     _add_problem_options(run)
     run.add_argument("--timeout", type=float, default=900, help="give up after this many seconds (default: %(default)s)")
+    run.add_argument("--rounds", type=int, default=1,
+                     help="closed loop: R rounds of sample -> score -> curate -> train -> evaluate; the generator and "
+                          "drift scorer follow each new checkpoint (default: %(default)s, no training)")
+    run.add_argument("--loss-type", choices=["dft", "nll"], default="dft", help="training loss (default: %(default)s)")
+    run.add_argument("--eval-problems", type=int, default=16, help="held-out problems per checkpoint eval")
+    run.add_argument("--eval-k", type=int, default=4, help="samples per held-out problem: Avg@k (default: %(default)s)")
+    run.add_argument("--registry", help="checkpoint registry the learner follows and --rounds trains into "
+                                        "(default with --rounds: a new one under <dir>/runs/)")
     run.add_argument("--output", help="JSONL path, or .parquet for Parquet (default: <dir>/runs/<batch>.jsonl)")
     run.set_defaults(func=cmd_run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services.backends.factory import make_logprob_scorer
+from services.backends.following import FollowedModel
 from services.common.app import ServiceParts, run_service
 from services.common.bus import Bus
 from services.common.stage_runner import Stage
@@ -24,6 +25,7 @@ def build(settings: DriftScorerSettings, bus: Bus) -> ServiceParts:
         load=load,
         checkpoints_dir=settings.checkpoints_dir,
         max_loaded=settings.max_loaded_checkpoints,
+        follow=FollowedModel(settings.checkpoint, current, load=load, settings=settings),
     )
     scorer = DriftScorer(checkpoints, settings.top_loss_tokens)
     servicer = DriftScorerServicer(scorer, settings.max_trajectories_per_request)

@@ -7,12 +7,13 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from services.backends.following import FollowSettings
 from services.backends.settings import ModelSettings
 from services.common import topics
 from services.common.settings import StageSettings
 
 
-class DriftScorerSettings(StageSettings, ModelSettings):
+class DriftScorerSettings(StageSettings, ModelSettings, FollowSettings):
     """Drift scorer: the learner's perplexity on each trajectory's solution tokens, under a learner checkpoint."""
 
     service_name: ClassVar[str] = "drift_scorer"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from learnerfit.v1 import records_pb2
 from services.backends.base import LogProbScorer, SolutionLogProbs
+from services.backends.following import FollowedModel
 from services.common.grpc_runtime import InvalidArgument
 from services.common.prompts import learner_conversation
 
@@ -48,21 +49,24 @@ class LearnerCheckpoints:
     """The learner checkpoints drift is measured under: the current one, plus others loaded on request (LRU)."""
 
     def __init__(self, current_name: str, current: LogProbScorer, load: Callable[[str], LogProbScorer],
-                 checkpoints_dir: Path | None, max_loaded: int):
+                 checkpoints_dir: Path | None, max_loaded: int, follow: FollowedModel | None = None):
         self.current_name = current_name
         self.current = current
+        self._follow = follow
         self._load = load
         self._dir = checkpoints_dir
         self._max_loaded = max_loaded
         self._loaded: OrderedDict[str, LogProbScorer] = OrderedDict()
 
     def get(self, name: str) -> tuple[str, LogProbScorer]:
+        if self._follow is not None:
+            self.current_name, self.current = self._follow.current()
         if not name or name == self.current_name:
             return self.current_name, self.current
         if name in self._loaded:
             self._loaded.move_to_end(name)
             return name, self._loaded[name]
-        path = self._dir / name if self._dir is not None and "/" not in name else None
+        path = self._registered(name) or (self._dir / name if self._dir is not None and "/" not in name else None)
         if path is None or not path.is_dir():
             raise InvalidArgument("checkpoint", f"unknown learner checkpoint {name!r} (current: "
                                                 f"{self.current_name!r}; others live in checkpoints_dir="
@@ -71,6 +75,19 @@ class LearnerCheckpoints:
             self._loaded.popitem(last=False)
         self._loaded[name] = scorer = self._load(str(path))
         return name, scorer
+
+
+    def _registered(self, name: str) -> Path | None:
+        """A registered version's directory, when the scorer follows a registry."""
+        registry = self._follow.registry() if self._follow is not None else None
+        if registry is None:
+            return None
+        from services.registry.store import RegistryError
+
+        try:
+            return registry.path_of(registry.get(name))
+        except (RegistryError, KeyError):
+            return None
 
 
 class DriftScorer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services.backends.factory import make_text_generator
+from services.backends.following import FollowedModel
 from services.common.app import ServiceParts, run_service
 from services.common.bus import Bus
 from services.common.stage_runner import Stage
@@ -13,7 +14,10 @@ from services.generator.stage import LearnerGenerator
 
 
 def build(settings: GeneratorSettings, bus: Bus) -> ServiceParts:
-    generator = LearnerGenerator(make_text_generator(settings), settings.checkpoint)
+    backend = make_text_generator(settings)
+    follow = FollowedModel(settings.checkpoint, backend, load=lambda path: make_text_generator(
+        settings.model_copy(update={"model": path})), settings=settings)
+    generator = LearnerGenerator(backend, settings.checkpoint, follow)
     servicer = GeneratorServicer(generator, settings)
     stage = Stage(
         name="generator",

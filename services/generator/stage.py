@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from learnerfit.v1 import records_pb2
 from services.backends.base import Completion, SamplingParams, TextGenerator
+from services.backends.following import FollowedModel
 from services.common.ids import stable_id
 from services.common.prompts import learner_conversation
 from services.common.style import style_measures
@@ -23,13 +24,20 @@ def sampling_params(spec: records_pb2.SamplingSpec) -> SamplingParams:
 
 
 class LearnerGenerator:
-    """Samples every problem of a batch; problems with the same sampling spec share one back-end call."""
+    """Samples every problem of a batch; problems with the same sampling spec share one back-end call.
 
-    def __init__(self, backend: TextGenerator, checkpoint: str):
+    With a followed model, each batch runs on the newest registered checkpoint, whose
+    version every trajectory records.
+    """
+
+    def __init__(self, backend: TextGenerator, checkpoint: str, follow: FollowedModel | None = None):
         self.backend = backend
         self.checkpoint = checkpoint
+        self.follow = follow
 
     def __call__(self, problems: Sequence[records_pb2.Problem]) -> list[list[records_pb2.Trajectory]]:
+        if self.follow is not None:
+            self.checkpoint, self.backend = self.follow.current()
         outputs: list[list[records_pb2.Trajectory]] = [[] for _ in problems]
         groups: dict[bytes, list[int]] = {}
         for i, problem in enumerate(problems):
