@@ -6,5 +6,6 @@ REWARDED = "rewarded"                # reward scorer -> drift scorer
 SCORED = "scored"                    # drift scorer (quality and compatibility known) -> curator, gateway
 DECISIONS = "curation-decisions"     # curator -> gateway progress (one per problem)
 CURATED = "curated"                  # curator -> trainer, gateway results
+CHECKPOINTS = "checkpoints"          # trainer -> anyone following the learner: a checkpoint was registered
 ORACLE_REJECTED = "oracle-rejected"  # refiner, style aligner: outputs a guardrail rejected, with the reason
 DEAD_LETTER = "dead-letter"          # any stage: records that can never be processed
