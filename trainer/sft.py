@@ -82,7 +82,7 @@ def train(examples: Sequence[records_pb2.CuratedExample], base_model: str, out_d
         bf16=False, activation_checkpointing=False,  # TRL turns both on; on CPU they cost far more than they save
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(sft_rows(examples)),
-                         processing_class=tokenizer, peft_config=peft_config)
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[_progress_metrics_callback()])
     result = trainer.train()
     log.info("trained on %d examples: %s", len(examples), result.metrics)
     trainer.save_model(str(out_dir))
@@ -91,6 +91,25 @@ def train(examples: Sequence[records_pb2.CuratedExample], base_model: str, out_d
     shutil.rmtree(out_dir / "trainer-state", ignore_errors=True)
     (out_dir / "train_metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
     return out_dir
+
+
+def _progress_metrics_callback():
+    from transformers import TrainerCallback
+
+    from services.common.metrics import TRAIN_LOSS, TRAIN_STEPS
+
+    class ProgressMetrics(TrainerCallback):
+        """Loss and steps as Prometheus metrics while training runs (TRL logs them as lines too)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                TRAIN_LOSS.set(float(logs["loss"]))
+                log.info("step %d/%d loss %.4f", state.global_step, state.max_steps, float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            TRAIN_STEPS.inc()
+
+    return ProgressMetrics()
 
 
 def load_examples(path: Path) -> list[records_pb2.CuratedExample]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +33,5 @@ def serve_metrics(port: int) -> int | None:
 ORACLE_OUTPUTS = Counter("learnerfit_oracle_outputs_total", "Oracle outputs accepted.", ["service", "origin"])
 ORACLE_REJECTIONS = Counter("learnerfit_oracle_rejections_total", "Oracle outputs a guardrail rejected.",
                             ["service", "origin", "reason"])
+TRAIN_LOSS = Gauge("learnerfit_trainer_loss", "Training loss at the latest logged step.")
+TRAIN_STEPS = Counter("learnerfit_trainer_steps_total", "Optimizer steps taken by the trainer.")

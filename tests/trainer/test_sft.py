@@ -70,3 +70,14 @@ def test_a_trainer_killed_mid_training_leaves_the_registry_unchanged(tmp_path, t
     after = CheckpointRegistry(tmp_path / "registry")
     assert [c.version for c in after.list()] == ["v1"]
     assert sorted(p.name for p in (tmp_path / "registry" / "checkpoints").iterdir()) == ["v1"]
+
+
+def test_training_progress_shows_as_metrics(tmp_path, tiny_model):
+    from services.common.metrics import TRAIN_LOSS, TRAIN_STEPS
+    from trainer.sft import TrainSettings, train
+
+    steps_before = TRAIN_STEPS._value.get()
+    examples = load_examples(_export(tmp_path / "c.jsonl"))
+    train(examples, str(tiny_model), tmp_path / "out", TrainSettings(batch_size=2))
+    assert TRAIN_STEPS._value.get() - steps_before == 2  # 4 examples, batch size 2, one epoch
+    assert TRAIN_LOSS._value.get() > 0
