@@ -24,16 +24,16 @@ DEFAULT_DIR = Path(".learnerfit")
 
 # -- problems and submission ----------------------------------------------------
 
-def _problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
+def _problems(args: argparse.Namespace, seed_offset: int = 0) -> list[records_pb2.Problem]:
     if args.file:
         return from_jsonl(Path(args.file))
     options = parse_options(args.family_option) if args.family_option else (
         dict(EASY_ARITHMETIC) if args.family == "basic_arithmetic" else {})
-    return from_reasoning_gym(args.family, args.count, seed=args.problem_seed, options=options)
+    return from_reasoning_gym(args.family, args.count, seed=args.problem_seed + seed_offset, options=options)
 
 
-def _submit_request(args: argparse.Namespace) -> services_pb2.SubmitBatchRequest:
-    request = services_pb2.SubmitBatchRequest(problems=_problems(args), curation_policy=args.policy)
+def _submit_request(args: argparse.Namespace, seed_offset: int = 0) -> services_pb2.SubmitBatchRequest:
+    request = services_pb2.SubmitBatchRequest(problems=_problems(args, seed_offset), curation_policy=args.policy)
     sampling = request.sampling
     sampling.samples_per_problem = args.samples
     sampling.max_new_tokens = args.max_new_tokens
@@ -247,9 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
         for round_number in range(1, args.rounds + 1):
             # Each round samples new problems of the same family (the problem seed moves on).
-            args.problem_seed += round_number - 1
-            request = _submit_request(args)
-            args.problem_seed -= round_number - 1
+            request = _submit_request(args, seed_offset=round_number - 1)
             round_started = time.monotonic()
             if args.rounds > 1:
                 say(f"round {round_number}/{args.rounds}")
@@ -284,12 +282,8 @@ def _train_round(args: argparse.Namespace, round_number: int, examples_path: Pat
                  status: records_pb2.BatchStatus) -> None:
     """Trains on the round's curated examples, evaluates Avg@k on held-out problems, registers the checkpoint;
     the generator and drift scorer follow it from the next batch on."""
-    import tempfile
-
-    from learnerfit.problems import EASY_ARITHMETIC
     from services.registry.store import CheckpointRegistry
-    from trainer.evaluate import avg_at_k
-    from trainer.sft import HELD_OUT_SEED, TrainSettings, load_examples, train
+    from trainer.sft import TrainSettings, load_examples, newest_learner, train_and_register
 
     registry = CheckpointRegistry(Path(args.registry))
     examples = load_examples(examples_path)
@@ -297,18 +291,12 @@ def _train_round(args: argparse.Namespace, round_number: int, examples_path: Pat
     if not examples:
         say(f"round {round_number}: learner accuracy {sampled:.3f}; nothing curated, nothing to train")
         return
-    latest = registry.latest()
-    base = str(registry.path_of(latest)) if latest else args.model  # each round fine-tunes the newest learner
-    say(f"round {round_number}: training on {len(examples)} curated examples (from {latest.version if latest else 'base'})")
-    settings = TrainSettings(loss_type=args.loss_type)
-    with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
-        out = train(examples, base, Path(scratch) / "checkpoint", settings)
-        held_out = from_reasoning_gym("basic_arithmetic", args.eval_problems, seed=HELD_OUT_SEED,
-                                      options=EASY_ARITHMETIC)
-        score = avg_at_k(str(out), held_out, k=args.eval_k)
-        checkpoint = registry.register(out, base_model=args.model, kind=records_pb2.CHECKPOINT_KIND_ADAPTER,
-                                       example_ids=[e.id for e in examples], policy=args.policy,
-                                       eval_results={f"avg@{args.eval_k}": score})
+    name, base = newest_learner(registry, args.model)  # each round fine-tunes the newest learner
+    say(f"round {round_number}: training on {len(examples)} curated examples (from {name})")
+    checkpoint = train_and_register(registry, examples, start=base, base_model=args.model,
+                                    settings=TrainSettings(loss_type=args.loss_type), eval_problems=args.eval_problems,
+                                    eval_k=args.eval_k)
+    score = checkpoint.eval[f"avg@{args.eval_k}"]
     print(f"round {round_number}: learner accuracy on its samples {sampled:.3f}; trained {checkpoint.version} on "
           f"{len(examples)} examples ({args.loss_type}); held-out avg@{args.eval_k} {score:.3f}")
 

@@ -112,6 +112,40 @@ def _progress_metrics_callback():
     return ProgressMetrics()
 
 
+def held_out_avg_at_k(model_dir: Path, problems: int, k: int) -> dict[str, float]:
+    """{"avg@k": ...} on held-out problems from a stream no batch uses by default (batches start at seed 0)."""
+    if not problems:
+        return {}
+    from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
+    from trainer.evaluate import avg_at_k
+
+    held_out = from_reasoning_gym("basic_arithmetic", problems, seed=HELD_OUT_SEED, options=EASY_ARITHMETIC)
+    return {f"avg@{k}": avg_at_k(str(model_dir), held_out, k=k)}
+
+
+def newest_learner(registry, base_model: str) -> tuple[str, str]:
+    """(name, what to load) of the learner to fine-tune next: the newest registered checkpoint, else the base."""
+    latest = registry.latest()
+    return (latest.version, str(registry.path_of(latest))) if latest else ("base", base_model)
+
+
+def train_and_register(registry, examples: Sequence[records_pb2.CuratedExample], *, start: str, base_model: str,
+                       settings: TrainSettings, eval_problems: int, eval_k: int) -> records_pb2.Checkpoint:
+    """Fine-tunes `start` (a model or a registered checkpoint's directory), evaluates, registers: all or nothing.
+
+    The one path of `python -m trainer.sft`, the trainer service and `learnerfit run --rounds`.
+    """
+    with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
+        out = train(examples, start, Path(scratch) / "checkpoint", settings)
+        eval_results = held_out_avg_at_k(out, eval_problems, eval_k)
+        log.info("held-out %s", eval_results)
+        return registry.register(
+            out, base_model=base_model,
+            kind=records_pb2.CHECKPOINT_KIND_ADAPTER if settings.lora else records_pb2.CHECKPOINT_KIND_FULL,
+            example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
+            eval_results=eval_results)
+
+
 def load_examples(path: Path) -> list[records_pb2.CuratedExample]:
     """Curated examples from `learnerfit export` output (JSONL or Parquet)."""
     from google.protobuf.json_format import ParseDict
@@ -153,23 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainSettings(loss_type=args.loss_type, lora=not args.full, learning_rate=args.learning_rate,
                              epochs=args.epochs)
     registry = CheckpointRegistry(args.registry)  # opened first: a bad registry fails before training
-    with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
-        out = train(examples, args.base_model, Path(scratch) / "checkpoint", settings)
-        eval_results = {}
-        if args.eval_problems:
-            from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
-            from trainer.evaluate import avg_at_k
-
-            # A problem stream no batch uses by default (batches start at seed 0).
-            held_out = from_reasoning_gym("basic_arithmetic", args.eval_problems, seed=HELD_OUT_SEED,
-                                          options=EASY_ARITHMETIC)
-            eval_results[f"avg@{args.eval_k}"] = avg_at_k(str(out), held_out, k=args.eval_k)
-            log.info("held-out %s", eval_results)
-        checkpoint = registry.register(
-            out, base_model=args.base_model,
-            kind=records_pb2.CHECKPOINT_KIND_ADAPTER if settings.lora else records_pb2.CHECKPOINT_KIND_FULL,
-            example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
-            eval_results=eval_results)
+    checkpoint = train_and_register(registry, examples, start=args.base_model, base_model=args.base_model,
+                                    settings=settings, eval_problems=args.eval_problems, eval_k=args.eval_k)
     print(f"registered {checkpoint.version} at {registry.path_of(checkpoint)}")
     return 0
 

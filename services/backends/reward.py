@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from services.backends.base import reward_text
+from services.backends.batching import length_sorted_batches, pad_batch
 from services.backends.weights import DEFAULT_CACHE, resolve_model
 
 
@@ -32,23 +33,6 @@ def encode_rewards(tokenizer, questions: Sequence[str], solutions: Sequence[str]
     """Token ids of each (question, solution) in the reward layout; shared by the in-process and Triton paths."""
     texts = [reward_text(q, s) for q, s in zip(questions, solutions, strict=True)]
     return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-
-
-def length_sorted_batches(lengths: Sequence[int], max_sequences: int) -> list[list[int]]:
-    """Indices grouped so sequences of similar length share a batch: less padding per forward pass."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-    return [order[i : i + max_sequences] for i in range(0, len(order), max_sequences)]
-
-
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and attention mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 class TransformersRewardModel:

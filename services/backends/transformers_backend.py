@@ -11,14 +11,18 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from services.backends.base import Completion, Conversation, SamplingParams, SolutionLogProbs
+from services.backends.batching import pad_batch
 from services.backends.chat import encode_reply, render_prompt
 from services.backends.weights import DEFAULT_CACHE, resolve_model
 
 log = logging.getLogger(__name__)
 
 
-def load_causal_lm(spec: str, *, device: str, dtype: str, trust_remote_code: bool, cache_dir: Path = DEFAULT_CACHE):
+def load_causal_lm(spec: str, *, device: str, dtype: str, trust_remote_code: bool, cache_dir: Path = DEFAULT_CACHE,
+                   torch_threads: int | None = None):
     """Loads tokenizer and model from safetensors only; left padding for batched generation."""
+    if device == "cpu" and torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     source = resolve_model(spec, cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "left"
@@ -45,14 +49,11 @@ class TransformersGenerator:
         trust_remote_code: bool = False,
         cache_dir: Path = DEFAULT_CACHE,
     ):
-        if device == "cpu":
-            torch.set_num_threads(torch_threads)
         self.model_name = model
         self.device = device
         self.max_batch_sequences = max_batch_sequences
-        self.tokenizer, self.model = load_causal_lm(
-            model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, cache_dir=cache_dir
-        )
+        self.tokenizer, self.model = load_causal_lm(model, device=device, dtype=dtype, torch_threads=torch_threads,
+                                                    trust_remote_code=trust_remote_code, cache_dir=cache_dir)
         self._eos_ids = _eos_ids(self.tokenizer, self.model)
         self._lock = threading.Lock()  # one forward pass at a time: gRPC calls and the stage share the model
 
@@ -130,17 +131,13 @@ class TransformersScorer:
         max_batch_tokens: int = 8192,
         trust_remote_code: bool = False,
         cache_dir: Path = DEFAULT_CACHE,
-        loaded=None,
     ):
-        if device == "cpu":
-            torch.set_num_threads(torch_threads)
         self.model_name = model
         self.device = device
         self.max_batch_sequences = max_batch_sequences
         self.max_batch_tokens = max_batch_tokens
-        self.tokenizer, self.model = loaded or load_causal_lm(
-            model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, cache_dir=cache_dir
-        )
+        self.tokenizer, self.model = load_causal_lm(model, device=device, dtype=dtype, torch_threads=torch_threads,
+                                                    trust_remote_code=trust_remote_code, cache_dir=cache_dir)
         # Models that rescale logits after the head (soft-capping) need the full head output.
         config = self.model.config
         self._head_only_at_solution = not getattr(config, "final_logit_softcapping", None) and \
@@ -174,14 +171,7 @@ class TransformersScorer:
         return batches
 
     def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-        rows = [p + s for p, s in pairs]
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, row in enumerate(rows):
-            ids[b, : len(row)] = torch.tensor(row)
-            mask[b, : len(row)] = 1
+        ids, mask = pad_batch([p + s for p, s in pairs], self.tokenizer.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         # Position t predicts token t+1: solution token k of row b sits at len(prompt)+k, predicted from one before.
         row_index = torch.cat([torch.full((len(s),), b) for b, (_, s) in enumerate(pairs)]).to(self.device)

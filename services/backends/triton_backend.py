@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer
 
-from services.backends.reward import encode_rewards, length_sorted_batches, pad_batch
+from services.backends.batching import length_sorted_batches, pad_batch
+from services.backends.reward import encode_rewards
 from services.backends.weights import DEFAULT_CACHE, resolve_model
 
 

@@ -8,16 +8,14 @@ again and the registry has no half-registered checkpoint.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
 
 from learnerfit.v1 import records_pb2
 from services.registry.store import CheckpointRegistry
 from services.trainer.settings import TrainerSettings
-from trainer.sft import HELD_OUT_SEED, TrainSettings, train
+from trainer.sft import TrainSettings, newest_learner, train_and_register
 
 log = logging.getLogger(__name__)
 
@@ -46,31 +44,15 @@ class Trainer:
             examples = list(self._pending.values())
             if not examples:
                 return None
-            latest = self.registry.latest()
-            base = str(self.registry.path_of(latest)) if latest else self.settings.base_model
-            log.info("training on %d curated examples from %s", len(examples), latest.version if latest else "base")
+            name, base = newest_learner(self.registry, self.settings.base_model)
+            log.info("training on %d curated examples from %s", len(examples), name)
             s = self.settings
-            with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
-                out = train(examples, base, Path(scratch) / "checkpoint",
-                            TrainSettings(loss_type=s.loss_type, lora=s.lora, learning_rate=s.learning_rate,
-                                          epochs=s.epochs))
-                eval_results = self._evaluate(out)
-                checkpoint = self.registry.register(
-                    out, base_model=s.base_model,
-                    kind=records_pb2.CHECKPOINT_KIND_ADAPTER if s.lora else records_pb2.CHECKPOINT_KIND_FULL,
-                    example_ids=[e.id for e in examples],
-                    policy=",".join(sorted({e.policy for e in examples if e.policy})), eval_results=eval_results)
+            checkpoint = train_and_register(
+                self.registry, examples, start=base, base_model=s.base_model,
+                settings=TrainSettings(loss_type=s.loss_type, lora=s.lora, learning_rate=s.learning_rate,
+                                       epochs=s.epochs),
+                eval_problems=s.eval_problems, eval_k=s.eval_k)
             for example in examples:
                 self._pending.pop(example.id, None)  # released: the runner may now commit past them
             log.info("registered %s %s", checkpoint.version, dict(checkpoint.eval))
             return checkpoint
-
-    def _evaluate(self, out: Path) -> dict[str, float]:
-        if not self.settings.eval_problems:
-            return {}
-        from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
-        from trainer.evaluate import avg_at_k
-
-        held_out = from_reasoning_gym("basic_arithmetic", self.settings.eval_problems, seed=HELD_OUT_SEED,
-                                      options=EASY_ARITHMETIC)
-        return {f"avg@{self.settings.eval_k}": avg_at_k(str(out), held_out, k=self.settings.eval_k)}
