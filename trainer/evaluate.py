@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from learnerfit.domain.answers import AnswerChecker, extract_final_answer
+from learnerfit.domain.inference import SamplingParams
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.models.transformers_backend import TransformersGenerator
 from learnerfit.v1 import records_pb2
-from services.backends.base import SamplingParams
-from services.backends.transformers_backend import TransformersGenerator
-from services.common.prompts import learner_conversation
-from services.reward_scorer.answers import AnswerChecker, extract_final_answer
 
 
 def avg_at_k(model: str, problems: Sequence[records_pb2.Problem], *, k: int = 4, temperature: float = 0.7,

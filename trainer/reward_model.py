@@ -57,9 +57,9 @@ def train_reward_model(out_dir: Path, *, pairs: int = TRAIN_PAIRS, epochs: int =
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from services.backends.base import reward_text
-    from services.backends.reward import TransformersRewardModel
-    from services.backends.weights import packaged_minilm
+    from learnerfit.domain.inference import reward_text
+    from learnerfit.models.reward import TransformersRewardModel
+    from learnerfit.models.weights import packaged_minilm
 
     started = time.monotonic()
     torch.manual_seed(0)
@@ -104,14 +104,22 @@ def train_reward_model(out_dir: Path, *, pairs: int = TRAIN_PAIRS, epochs: int =
     return report
 
 
+def ensure_reward_model(cache_dir: Path) -> Path:
+    """Trains the local reward model once into the cache (the reward scorer's default); returns its directory."""
+    from learnerfit.models.weights import build_once, reward_model_dir
+
+    return build_once(reward_model_dir(cache_dir), train_reward_model)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from services.backends.weights import DEFAULT_CACHE, REWARD_MINILM, ensure_reward_model
+    from learnerfit.models.settings import REWARD_MINILM
+    from learnerfit.models.weights import default_cache_dir
 
     parser = argparse.ArgumentParser(
         prog="python -m trainer.reward_model",
         description="Build (once) the local reward model the reward scorer uses by default, and print its "
                     "held-out pairwise accuracy.")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
                         help=f"Cache root; the model goes to CACHE/models/{REWARD_MINILM} (default: %(default)s).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -18,25 +18,18 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import Counter, Gauge
+
+from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2
+from trainer.config import TrainSettings
 
 log = logging.getLogger(__name__)
 HELD_OUT_SEED = 10_000
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    loss_type: str = "dft"          # "nll" or "dft"
-    lora: bool = True               # LoRA adapter (peft) or full fine-tuning
-    learning_rate: float = 5e-5     # the paper's
-    epochs: float = 1.0             # the paper's
-    batch_size: int = 8
-    lora_rank: int = 16
-    max_length: int = 512
-    seed: int = 0
+TRAIN_LOSS = Gauge("learnerfit_trainer_loss", "Training loss at the latest logged step.")
+TRAIN_STEPS = Counter("learnerfit_trainer_steps_total", "Optimizer steps taken by the trainer.")
 
 
 def sft_rows(examples: Sequence[records_pb2.CuratedExample]) -> list[dict]:
@@ -57,10 +50,8 @@ def train(examples: Sequence[records_pb2.CuratedExample], base_model: str, out_d
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from services.backends.transformers_backend import load_causal_lm
+    from learnerfit.models.transformers_backend import load_causal_lm
 
-    if settings.loss_type not in ("nll", "dft"):
-        raise ValueError(f"loss_type must be nll or dft, not {settings.loss_type!r}")
     if not examples:
         raise ValueError("no curated examples to train on")
     torch.manual_seed(settings.seed)
@@ -96,8 +87,6 @@ def train(examples: Sequence[records_pb2.CuratedExample], base_model: str, out_d
 def _progress_metrics_callback():
     from transformers import TrainerCallback
 
-    from services.common.metrics import TRAIN_LOSS, TRAIN_STEPS
-
     class ProgressMetrics(TrainerCallback):
         """Loss and steps as Prometheus metrics while training runs (TRL logs them as lines too)."""
 
@@ -116,31 +105,34 @@ def held_out_avg_at_k(model_dir: Path, problems: int, k: int) -> dict[str, float
     """{"avg@k": ...} on held-out problems from a stream no batch uses by default (batches start at seed 0)."""
     if not problems:
         return {}
-    from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
+    from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
     from trainer.evaluate import avg_at_k
 
     held_out = from_reasoning_gym("basic_arithmetic", problems, seed=HELD_OUT_SEED, options=EASY_ARITHMETIC)
     return {f"avg@{k}": avg_at_k(str(model_dir), held_out, k=k)}
 
 
-def newest_learner(registry, base_model: str) -> tuple[str, str]:
+def newest_learner(registry: CheckpointRegistry, base_model: str) -> tuple[str, str]:
     """(name, what to load) of the learner to fine-tune next: the newest registered checkpoint, else the base."""
     latest = registry.latest()
     return (latest.version, str(registry.path_of(latest))) if latest else ("base", base_model)
 
 
-def train_and_register(registry, examples: Sequence[records_pb2.CuratedExample], *, start: str, base_model: str,
-                       settings: TrainSettings, eval_problems: int, eval_k: int) -> records_pb2.Checkpoint:
-    """Fine-tunes `start` (a model or a registered checkpoint's directory), evaluates, registers: all or nothing.
+def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_pb2.CuratedExample],
+                       settings: TrainSettings) -> records_pb2.Checkpoint:
+    """Fine-tunes the newest learner (the registry's newest checkpoint, else the base model), evaluates it on
+    held-out problems and registers it: all or nothing.
 
-    The one path of `python -m trainer.sft`, the trainer service and `learnerfit run --rounds`.
+    The one training path: `python -m trainer.sft` and the trainer service (which `learnerfit run --rounds` asks).
     """
+    name, start = newest_learner(registry, settings.base_model)
+    log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
         out = train(examples, start, Path(scratch) / "checkpoint", settings)
-        eval_results = held_out_avg_at_k(out, eval_problems, eval_k)
+        eval_results = held_out_avg_at_k(out, settings.eval_problems, settings.eval_k)
         log.info("held-out %s", eval_results)
         return registry.register(
-            out, base_model=base_model,
+            out, base_model=settings.base_model,
             kind=records_pb2.CHECKPOINT_KIND_ADAPTER if settings.lora else records_pb2.CHECKPOINT_KIND_FULL,
             example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
             eval_results=eval_results)
@@ -166,30 +158,30 @@ def load_examples(path: Path) -> list[records_pb2.CuratedExample]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.backends.weights import SMOLLM2
-    from services.registry.settings import RegistrySettings
-    from services.registry.store import CheckpointRegistry
+    from learnerfit.registry.store import default_registry_dir
 
+    defaults = TrainSettings()
     parser = argparse.ArgumentParser(prog="python -m trainer.sft", description="Fine-tune the learner on curated "
-                                     "examples (JSONL or Parquet from `learnerfit export`) and register the result.")
+                                     "examples (JSONL or Parquet from `learnerfit export`) and register the result. "
+                                     "Defaults are the trainer service's `train` settings.")
     parser.add_argument("examples", type=Path)
-    parser.add_argument("--base-model", default=SMOLLM2)
-    parser.add_argument("--registry", type=Path, default=RegistrySettings().registry_dir)
-    parser.add_argument("--loss-type", choices=["nll", "dft"], default="dft")
-    parser.add_argument("--full", action="store_true", help="full fine-tuning instead of a LoRA adapter")
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--eval-problems", type=int, default=16, help="held-out basic_arithmetic problems for Avg@k")
-    parser.add_argument("--eval-k", type=int, default=4, help="samples per held-out problem (Avg@k)")
+    parser.add_argument("--registry", type=Path, default=default_registry_dir(),
+                        help="registry root (default: %(default)s)")
+    for name, field in TrainSettings.model_fields.items():
+        default = getattr(defaults, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=field.description)
+        else:
+            parser.add_argument(flag, type=type(default), default=default,
+                                help=f"{field.description} (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = TrainSettings(**{name: getattr(args, name) for name in TrainSettings.model_fields})
     examples = load_examples(args.examples)
-    settings = TrainSettings(loss_type=args.loss_type, lora=not args.full, learning_rate=args.learning_rate,
-                             epochs=args.epochs)
     registry = CheckpointRegistry(args.registry)  # opened first: a bad registry fails before training
-    checkpoint = train_and_register(registry, examples, start=args.base_model, base_model=args.base_model,
-                                    settings=settings, eval_problems=args.eval_problems, eval_k=args.eval_k)
-    print(f"registered {checkpoint.version} at {registry.path_of(checkpoint)}")
+    checkpoint = train_and_register(registry, examples, settings)
+    print(f"registered {checkpoint.version} at {checkpoint.uri}")
     return 0
 
 

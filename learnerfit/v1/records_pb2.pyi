@@ -136,7 +136,7 @@ class Scores(_message.Message):
     def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ...) -> None: ...
 
 class Trajectory(_message.Message):
-    __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata")
+    __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata", "style", "oracle_mode", "prompt_ids", "rejection")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,10 @@ class Trajectory(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    STYLE_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_MODE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     problem: Problem
     origin: Origin
@@ -172,7 +176,31 @@ class Trajectory(_message.Message):
     completion_tokens: int
     truncated: bool
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., origin: _Optional[_Union[Origin, str]] = ..., parent_id: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ..., text: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., final_answer: _Optional[str] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., sample_index: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    style: StyleMeasures
+    oracle_mode: OracleMode
+    prompt_ids: _containers.RepeatedScalarFieldContainer[str]
+    rejection: Rejection
+    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., origin: _Optional[_Union[Origin, str]] = ..., parent_id: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ..., text: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., final_answer: _Optional[str] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., sample_index: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., style: _Optional[_Union[StyleMeasures, _Mapping]] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ..., prompt_ids: _Optional[_Iterable[str]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+
+class StyleMeasures(_message.Message):
+    __slots__ = ("latex_density", "mean_step_words", "steps", "overlap_with_parent")
+    LATEX_DENSITY_FIELD_NUMBER: _ClassVar[int]
+    MEAN_STEP_WORDS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_WITH_PARENT_FIELD_NUMBER: _ClassVar[int]
+    latex_density: float
+    mean_step_words: float
+    steps: int
+    overlap_with_parent: float
+    def __init__(self, latex_density: _Optional[float] = ..., mean_step_words: _Optional[float] = ..., steps: _Optional[int] = ..., overlap_with_parent: _Optional[float] = ...) -> None: ...
+
+class Rejection(_message.Message):
+    __slots__ = ("guardrail", "detail")
+    GUARDRAIL_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    guardrail: str
+    detail: str
+    def __init__(self, guardrail: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")
@@ -235,7 +263,7 @@ class CurationDecision(_message.Message):
     def __init__(self, id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., policy: _Optional[str] = ..., candidates: _Optional[int] = ..., correct_candidates: _Optional[int] = ..., curated: _Optional[bool] = ..., chosen_trajectory_id: _Optional[str] = ..., reason: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at")
+    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at", "uri")
     class EvalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +279,7 @@ class Checkpoint(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
     version: str
     base_model: str
     kind: CheckpointKind
@@ -259,7 +288,8 @@ class Checkpoint(_message.Message):
     policy: str
     eval: _containers.ScalarMap[str, float]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    uri: str
+    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
     __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections")

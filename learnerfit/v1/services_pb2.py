@@ -25,17 +25,13 @@ _sym_db = _symbol_database.Default()
 from learnerfit.v1 import records_pb2 as learnerfit_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.RefineMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"g\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12&\n\x04mode\x18\x02 \x01(\x0e\x32\x18.learnerfit.v1.AlignMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"\x0e\n\x0cTrainRequest\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"\x18\n\x16ListCheckpointsRequest\"I\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t*]\n\nRefineMode\x12\x1b\n\x17REFINE_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12REFINE_MODE_REFINE\x10\x01\x12\x1a\n\x16REFINE_MODE_SYNTHESIZE\x10\x02*V\n\tAlignMode\x12\x1a\n\x16\x41LIGN_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41LIGN_MODE_REWRITE\x10\x01\x12\x15\n\x11\x41LIGN_MODE_REPAIR\x10\x02\x32\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2M\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse2\xbd\x01\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"6\n\x0cTrainRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2M\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse2\xbd\x01\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerfit.v1.services_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REFINEMODE']._serialized_start=1689
-  _globals['_REFINEMODE']._serialized_end=1782
-  _globals['_ALIGNMODE']._serialized_start=1784
-  _globals['_ALIGNMODE']._serialized_end=1870
   _globals['_SUBMITBATCHREQUEST']._serialized_start=77
   _globals['_SUBMITBATCHREQUEST']._serialized_end=260
   _globals['_SUBMITBATCHRESPONSE']._serialized_start=263
@@ -61,39 +57,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFINERESPONSE']._serialized_start=1028
   _globals['_REFINERESPONSE']._serialized_end=1093
   _globals['_ALIGNREQUEST']._serialized_start=1095
-  _globals['_ALIGNREQUEST']._serialized_end=1198
-  _globals['_ALIGNRESPONSE']._serialized_start=1200
-  _globals['_ALIGNRESPONSE']._serialized_end=1264
-  _globals['_CURATEREQUEST']._serialized_start=1266
-  _globals['_CURATEREQUEST']._serialized_end=1346
-  _globals['_CURATERESPONSE']._serialized_start=1348
-  _globals['_CURATERESPONSE']._serialized_end=1465
-  _globals['_TRAINREQUEST']._serialized_start=1467
-  _globals['_TRAINREQUEST']._serialized_end=1481
-  _globals['_TRAINRESPONSE']._serialized_start=1483
-  _globals['_TRAINRESPONSE']._serialized_end=1545
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1547
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1571
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1573
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1646
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1648
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1687
-  _globals['_GATEWAY']._serialized_start=1873
-  _globals['_GATEWAY']._serialized_end=2127
-  _globals['_GENERATOR']._serialized_start=2129
-  _globals['_GENERATOR']._serialized_end=2217
-  _globals['_REWARDSCORER']._serialized_start=2219
-  _globals['_REWARDSCORER']._serialized_end=2337
-  _globals['_DRIFTSCORER']._serialized_start=2339
-  _globals['_DRIFTSCORER']._serialized_end=2435
-  _globals['_REFINER']._serialized_start=2437
-  _globals['_REFINER']._serialized_end=2517
-  _globals['_STYLEALIGNER']._serialized_start=2519
-  _globals['_STYLEALIGNER']._serialized_end=2601
-  _globals['_CURATOR']._serialized_start=2603
-  _globals['_CURATOR']._serialized_end=2683
-  _globals['_TRAINER']._serialized_start=2685
-  _globals['_TRAINER']._serialized_end=2762
-  _globals['_REGISTRY']._serialized_start=2765
-  _globals['_REGISTRY']._serialized_end=2954
+  _globals['_ALIGNREQUEST']._serialized_end=1199
+  _globals['_ALIGNRESPONSE']._serialized_start=1201
+  _globals['_ALIGNRESPONSE']._serialized_end=1265
+  _globals['_CURATEREQUEST']._serialized_start=1267
+  _globals['_CURATEREQUEST']._serialized_end=1347
+  _globals['_CURATERESPONSE']._serialized_start=1349
+  _globals['_CURATERESPONSE']._serialized_end=1466
+  _globals['_TRAINREQUEST']._serialized_start=1468
+  _globals['_TRAINREQUEST']._serialized_end=1522
+  _globals['_TRAINRESPONSE']._serialized_start=1524
+  _globals['_TRAINRESPONSE']._serialized_end=1586
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1588
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1651
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1653
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1751
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1753
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1792
+  _globals['_GATEWAY']._serialized_start=1795
+  _globals['_GATEWAY']._serialized_end=2049
+  _globals['_GENERATOR']._serialized_start=2051
+  _globals['_GENERATOR']._serialized_end=2139
+  _globals['_REWARDSCORER']._serialized_start=2141
+  _globals['_REWARDSCORER']._serialized_end=2259
+  _globals['_DRIFTSCORER']._serialized_start=2261
+  _globals['_DRIFTSCORER']._serialized_end=2357
+  _globals['_REFINER']._serialized_start=2359
+  _globals['_REFINER']._serialized_end=2439
+  _globals['_STYLEALIGNER']._serialized_start=2441
+  _globals['_STYLEALIGNER']._serialized_end=2523
+  _globals['_CURATOR']._serialized_start=2525
+  _globals['_CURATOR']._serialized_end=2605
+  _globals['_TRAINER']._serialized_start=2607
+  _globals['_TRAINER']._serialized_end=2684
+  _globals['_REGISTRY']._serialized_start=2687
+  _globals['_REGISTRY']._serialized_end=2876
 # @@protoc_insertion_point(module_scope)

@@ -1,30 +1,11 @@
 from learnerfit.v1 import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class RefineMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    REFINE_MODE_UNSPECIFIED: _ClassVar[RefineMode]
-    REFINE_MODE_REFINE: _ClassVar[RefineMode]
-    REFINE_MODE_SYNTHESIZE: _ClassVar[RefineMode]
-
-class AlignMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    ALIGN_MODE_UNSPECIFIED: _ClassVar[AlignMode]
-    ALIGN_MODE_REWRITE: _ClassVar[AlignMode]
-    ALIGN_MODE_REPAIR: _ClassVar[AlignMode]
-REFINE_MODE_UNSPECIFIED: RefineMode
-REFINE_MODE_REFINE: RefineMode
-REFINE_MODE_SYNTHESIZE: RefineMode
-ALIGN_MODE_UNSPECIFIED: AlignMode
-ALIGN_MODE_REWRITE: AlignMode
-ALIGN_MODE_REPAIR: AlignMode
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("problems", "sampling", "curation_policy", "oracle_modes")
@@ -105,8 +86,8 @@ class RefineRequest(_message.Message):
     TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
-    mode: RefineMode
-    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., mode: _Optional[_Union[RefineMode, str]] = ...) -> None: ...
+    mode: _records_pb2.OracleMode
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., mode: _Optional[_Union[_records_pb2.OracleMode, str]] = ...) -> None: ...
 
 class RefineResponse(_message.Message):
     __slots__ = ("trajectories",)
@@ -119,8 +100,8 @@ class AlignRequest(_message.Message):
     TRAJECTORIES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     trajectories: _containers.RepeatedCompositeFieldContainer[_records_pb2.Trajectory]
-    mode: AlignMode
-    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., mode: _Optional[_Union[AlignMode, str]] = ...) -> None: ...
+    mode: _records_pb2.OracleMode
+    def __init__(self, trajectories: _Optional[_Iterable[_Union[_records_pb2.Trajectory, _Mapping]]] = ..., mode: _Optional[_Union[_records_pb2.OracleMode, str]] = ...) -> None: ...
 
 class AlignResponse(_message.Message):
     __slots__ = ("trajectories",)
@@ -145,8 +126,12 @@ class CurateResponse(_message.Message):
     def __init__(self, decisions: _Optional[_Iterable[_Union[_records_pb2.CurationDecision, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("batch_id", "min_examples")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    min_examples: int
+    def __init__(self, batch_id: _Optional[str] = ..., min_examples: _Optional[int] = ...) -> None: ...
 
 class TrainResponse(_message.Message):
     __slots__ = ("checkpoint",)
@@ -155,14 +140,20 @@ class TrainResponse(_message.Message):
     def __init__(self, checkpoint: _Optional[_Union[_records_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
 
 class ListCheckpointsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListCheckpointsResponse(_message.Message):
-    __slots__ = ("checkpoints",)
+    __slots__ = ("checkpoints", "next_page_token")
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     checkpoints: _containers.RepeatedCompositeFieldContainer[_records_pb2.Checkpoint]
-    def __init__(self, checkpoints: _Optional[_Iterable[_Union[_records_pb2.Checkpoint, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[_records_pb2.Checkpoint, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
     __slots__ = ("version",)

@@ -640,7 +640,8 @@ class Curator:
 
 
 class TrainerStub:
-    """Fine-tunes the learner on curated examples.
+    """Fine-tunes the learner on curated examples; each checkpoint is registered and
+    announced on the `checkpoints` topic, whichever way training was asked for.
     """
 
     def __init__(self, channel):
@@ -657,7 +658,8 @@ class TrainerStub:
 
 
 class TrainerServicer:
-    """Fine-tunes the learner on curated examples.
+    """Fine-tunes the learner on curated examples; each checkpoint is registered and
+    announced on the `checkpoints` topic, whichever way training was asked for.
     """
 
     def Train(self, request, context):
@@ -683,7 +685,8 @@ def add_TrainerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Trainer:
-    """Fine-tunes the learner on curated examples.
+    """Fine-tunes the learner on curated examples; each checkpoint is registered and
+    announced on the `checkpoints` topic, whichever way training was asked for.
     """
 
     @staticmethod

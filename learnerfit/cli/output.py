@@ -1,0 +1,137 @@
+"""What the CLI shows people: messages, tables (rich), batch progress (a progress bar on a terminal, a line per
+change in a log), and curated examples as JSON records."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from google.protobuf.json_format import MessageToDict
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from learnerfit.domain.records import origin_name, verdict_name
+from learnerfit.v1 import records_pb2, services_pb2
+
+# Tables go to stdout; on a pipe rich would wrap at 80 columns, so give it room.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def say(message: str) -> None:
+    print(f"learnerfit: {message}", file=sys.stderr, flush=True)
+
+
+def table(header: tuple[str, ...], rows: list[tuple]) -> Table:
+    out = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in header:
+        out.add_column(name, justify="right")
+    for row in rows:
+        out.add_row(*(str(c) for c in row))
+    return out
+
+
+def summary_table(status: records_pb2.BatchStatus, elapsed: float) -> Table:
+    return table(("problems", "samples", "correct", "unparsed", "curated", "time"),
+                 [(status.problems, status.samples_scored, status.samples_correct, status.samples_unparsed,
+                   status.curated, f"{elapsed:.1f}s")])
+
+
+def scores_table(status: records_pb2.BatchStatus) -> Table:
+    """Quality (reward), compatibility (learner perplexity) and style of the batch's trajectories, by origin and
+    verdict."""
+    def cell(summary, field: str, digits: int) -> str:
+        return f"{getattr(summary, field):.{digits}f}" if summary.HasField(field) else "-"
+
+    return table(("origin", "verdict", "samples", "mean reward", "mean ppl", "mean tokens", "latex/word",
+                  "kept of parent"),
+                 [(origin_name(s.origin), verdict_name(s.verdict), s.samples, cell(s, "mean_reward", 3),
+                   cell(s, "mean_ppl", 2), cell(s, "mean_tokens", 1), cell(s, "mean_latex_density", 3),
+                   cell(s, "mean_overlap", 2)) for s in status.summaries])
+
+
+def print_batch(status: records_pb2.BatchStatus, elapsed: float) -> None:
+    console.print(summary_table(status, elapsed))
+    console.print(scores_table(status))
+    if status.oracle_expected:
+        reasons = ", ".join(f"{name} {count}" for name, count in sorted(status.oracle_rejections.items()))
+        console.print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected "
+                      f"by guardrails ({reasons or 'none'}; each with its reason on topic oracle-rejected), of "
+                      f"{status.oracle_expected}", highlight=False)
+
+
+def progress_line(status: records_pb2.BatchStatus, elapsed: float) -> str:
+    return (f"[{elapsed:6.1f}s] samples generated {status.samples_generated}/{status.samples_expected}"
+            f" · scored {status.samples_scored} · correct {status.samples_correct}"
+            f" · problems decided {status.problems_decided}/{status.problems} · curated {status.curated}"
+            + (f" · oracle {status.oracle_scored + status.oracle_rejected}/{status.oracle_expected or '?'}"
+               f" ({status.oracle_rejected} rejected)" if status.oracle_expected or status.oracle_scored else ""))
+
+
+def _counts(status: records_pb2.BatchStatus) -> str:
+    return (f"correct {status.samples_correct} · decided {status.problems_decided}/{status.problems} · "
+            f"curated {status.curated}"
+            + (f" · oracle {status.oracle_scored + status.oracle_rejected}/{status.oracle_expected or '?'}"
+               if status.oracle_expected or status.oracle_scored else ""))
+
+
+def follow_batch(get_status: Callable[[], records_pb2.BatchStatus], timeout_s: float, started: float,
+                 check: Callable[[], None] = lambda: None, interval_s: float = 1.0,
+                 heartbeat_s: float = 15.0) -> records_pb2.BatchStatus:
+    """Shows progress until the batch is complete; raises TimeoutError past timeout_s.
+
+    On a terminal: a progress bar over the samples scored, with counts and an ETA. In a log:
+    a line when the counts change, or every heartbeat_s to show the run is alive.
+    """
+    if not errors.is_terminal:
+        return _follow_in_lines(get_status, timeout_s, started, check, interval_s, heartbeat_s)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=errors, transient=False) as bar:
+        task = bar.add_task("samples scored", total=None, counts="")
+        while True:
+            check()
+            status = get_status()
+            bar.update(task, total=status.samples_expected or None, completed=status.samples_scored,
+                       counts=_counts(status))
+            if status.state == records_pb2.BATCH_STATE_COMPLETE:
+                return status
+            _check_timeout(status, started, timeout_s)
+            time.sleep(interval_s)
+
+
+def _follow_in_lines(get_status, timeout_s, started, check, interval_s, heartbeat_s) -> records_pb2.BatchStatus:
+    last_counts, last_print = None, 0.0
+    while True:
+        check()
+        status = get_status()
+        counts = (status.samples_generated, status.samples_scored, status.problems_decided, status.curated,
+                  status.oracle_scored, status.oracle_rejected)
+        if counts != last_counts or time.monotonic() - last_print >= heartbeat_s:
+            print(progress_line(status, time.monotonic() - started), file=sys.stderr, flush=True)
+            last_counts, last_print = counts, time.monotonic()
+        if status.state == records_pb2.BATCH_STATE_COMPLETE:
+            return status
+        _check_timeout(status, started, timeout_s)
+        time.sleep(interval_s)
+
+
+def _check_timeout(status: records_pb2.BatchStatus, started: float, timeout_s: float) -> None:
+    if time.monotonic() - started > timeout_s:
+        raise TimeoutError(f"batch {status.batch_id} not complete after {timeout_s:.0f}s: "
+                           f"{progress_line(status, time.monotonic() - started)}")
+
+
+def example_record(example: records_pb2.CuratedExample) -> dict:
+    """A curated example as one JSON object (TRL reads "messages")."""
+    record = MessageToDict(example, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    record["origin"] = origin_name(example.origin)
+    record["scores"]["verdict"] = verdict_name(example.scores.verdict)
+    return record
+
+
+def status_record(status: records_pb2.BatchStatus | services_pb2.SubmitBatchResponse) -> dict:
+    return MessageToDict(status, preserving_proto_field_name=True)

@@ -1,0 +1,174 @@
+"""`learnerfit run | up | down`: the local stack (broker and every service as a process), and the closed loop.
+
+The CLI hands each service a config file (learnerfit/local/stack.py writes it from
+what is set here); it reaches the services only over gRPC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from learnerfit.cli.batches import add_problem_options, export_batch, submit_request, wait_for_batch
+from learnerfit.cli.output import console, print_batch, say
+from learnerfit.errors import InvalidInput
+from learnerfit.local.processes import channel
+from learnerfit.local.stack import LocalStack, stop_recorded_stack
+from learnerfit.models.settings import REWARD_MINILM, SMOLLM2
+from learnerfit.models.weights import default_cache_dir, ensure_smollm2, reward_model_dir
+from learnerfit.registry.store import default_registry_dir
+from learnerfit.v1 import services_pb2, services_pb2_grpc
+from trainer.config import TrainSettings
+from trainer.reward_model import ensure_reward_model
+
+
+def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Each service's settings for this run, as nested sections (the YAML each service is handed)."""
+    learner = {"model": args.model}
+    oracle: dict[str, Any] = {}
+    if args.oracle_endpoint:
+        oracle |= {"backend": "openai", "endpoint": args.oracle_endpoint}
+    if args.oracle_model:
+        oracle["model"] = args.oracle_model
+    registry_dir = str(Path(args.registry).resolve()) if args.registry else str(default_registry_dir())
+    train = {"base_model": args.model}
+    for name in ("loss_type", "eval_problems", "eval_k"):
+        if getattr(args, name, None) is not None:
+            train[name] = getattr(args, name)
+    return {
+        # Four problems (x N samples) per generate() pass: on CPU a larger pass is barely
+        # faster per token, and smaller ones let progress show as the batch goes.
+        "generator": {"learner": learner, "stage": {"max_batch": 4}},
+        # The drift scorer measures perplexity under the same learner the generator samples.
+        "drift_scorer": {"learner": learner},
+        "refiner": {"oracle": oracle},
+        "style_aligner": {"oracle": oracle, "learner": learner},  # repair continues with the learner
+        # The CLI asks for training (Train) when a round is curated; the trainer never starts on its own here.
+        "trainer": {"registry_dir": registry_dir, "train_every": 0, "train": train},
+        "registry": {"registry_dir": registry_dir},
+    }
+
+
+def make_stack(args: argparse.Namespace) -> LocalStack:
+    return LocalStack(Path(args.dir), common={"log": {"level": args.log_level}}, config=stack_config(args))
+
+
+def prepare_models(model: str) -> None:
+    cache = default_cache_dir()
+    if model == SMOLLM2:
+        say("preparing SmolLM2-135M-Instruct weights (converted once from the packaged GGUF)")
+        ensure_smollm2(cache)
+    if not (reward_model_dir(cache) / "model.safetensors").is_file():
+        say(f"training the local reward model {REWARD_MINILM} once (a reward head on MiniLM, about a minute)")
+    ensure_reward_model(cache)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    prepare_models(args.model)
+    state = make_stack(args).start(on_progress=say)
+    say(f"local stack up: broker {state.bootstrap_servers}, gateway {state.gateway}; logs in {args.dir}/logs")
+    say("stop it with `learnerfit down`")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = stop_recorded_stack(Path(args.dir))
+    say(f"stopped {len(state.services)} services and the broker")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    submit_request(args)  # bad options fail here, before anything starts
+    if args.rounds < 1:
+        raise InvalidInput("--rounds", "must be at least 1")
+    prepare_models(args.model)
+    stack = make_stack(args)
+    try:
+        stack.start(on_progress=say)
+        say(f"stack up in {time.monotonic() - started:.1f}s; logs in {args.dir}/logs")
+        gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
+        trainer = services_pb2_grpc.TrainerStub(channel(stack.state.services["trainer"].grpc_target))
+        for round_number in range(1, args.rounds + 1):
+            run_round(args, round_number, gateway, trainer, stack)
+    finally:
+        say("stopping the local stack")
+        stack.stop()
+    return 0
+
+
+def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, stack: LocalStack) -> None:
+    """Samples, scores and curates one batch; with --rounds, asks the trainer service to train on it."""
+    request = submit_request(args, seed_offset=round_number - 1)  # each round: new problems of the same family
+    started = time.monotonic()
+    if args.rounds > 1:
+        say(f"round {round_number}/{args.rounds}")
+    batch_id = gateway.SubmitBatch(request).batch_id
+    say(f"batch {batch_id}: {len(request.problems)} problems x {args.samples} samples")
+    status = wait_for_batch(gateway, batch_id, args.timeout, started, stack.check_alive)
+    suffix = f".round{round_number}" if args.rounds > 1 else ""
+    path = Path(args.output.replace(".", f"{suffix}.", 1) if args.output and suffix else
+                args.output or f"{args.dir}/runs/{batch_id}.jsonl")
+    count = export_batch(gateway, batch_id, path)
+    print_batch(status, time.monotonic() - started)
+    console.print(f"curated examples ({count}): {path.resolve()}", highlight=False, soft_wrap=True)
+    if args.rounds == 1:
+        return
+    accuracy = status.samples_correct / max(status.samples_scored, 1)
+    if not status.curated:
+        say(f"round {round_number}: learner accuracy {accuracy:.3f}; nothing curated, nothing to train")
+        return
+    say(f"round {round_number}: the trainer service trains on {status.curated} curated examples")
+    # The trainer registers the checkpoint and announces it; the generator and drift scorer take it up
+    # at their next batch.
+    checkpoint = trainer.Train(services_pb2.TrainRequest(batch_id=batch_id, min_examples=status.curated),
+                               timeout=args.timeout).checkpoint
+    score = checkpoint.eval.get(f"avg@{args.eval_k}")
+    held_out = f"held-out avg@{args.eval_k} {score:.3f}" if score is not None else "not evaluated"
+    console.print(f"round {round_number}: learner accuracy on its samples {accuracy:.3f}; trained "
+                  f"{checkpoint.version} on {len(checkpoint.example_ids)} examples ({args.loss_type}); {held_out}",
+                  highlight=False, soft_wrap=True)
+
+
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=SMOLLM2,
+                        help="learner: 'smollm2-135m-instruct', a local model directory or a Hugging Face id")
+    parser.add_argument("--oracle-endpoint",
+                        help="OpenAI-compatible base URL of the Oracle (a hosted model or `vllm serve`, key in "
+                             "OPENAI_API_KEY); default: SmolLM2 in process, a weak local stand-in")
+    parser.add_argument("--oracle-model", help="Oracle model name at --oracle-endpoint, or a local model")
+    parser.add_argument("--registry", help="checkpoint registry the trainer registers into and the learner follows "
+                                           f"(default: {default_registry_dir()})")
+    parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    train = TrainSettings()
+    run = commands.add_parser("run", parents=[common], help="start the stack, curate one batch end to end, export it, "
+                                                            "stop",
+                              description="Starts broker and services, submits a batch, shows progress, prints a "
+                                          "summary and writes the curated examples to JSONL; stops everything after.")
+    add_stack_options(run)
+    add_problem_options(run)
+    run.add_argument("--timeout", type=float, default=900, help="give up after this many seconds (default: %(default)s)")
+    run.add_argument("--rounds", type=int, default=1,
+                     help="closed loop: R rounds of sample -> score -> curate -> train (the trainer service) -> "
+                          "evaluate; the generator and drift scorer follow each announced checkpoint (default: "
+                          "%(default)s, no training)")
+    run.add_argument("--loss-type", choices=["dft", "nll"], default=train.loss_type,
+                     help="training loss (default: %(default)s)")
+    run.add_argument("--eval-problems", type=int, default=train.eval_problems,
+                     help="held-out problems per checkpoint eval (default: %(default)s)")
+    run.add_argument("--eval-k", type=int, default=train.eval_k,
+                     help="samples per held-out problem: Avg@k (default: %(default)s)")
+    run.add_argument("--output", help="JSONL path, or .parquet for Parquet (default: <dir>/runs/<batch>.jsonl)")
+    run.set_defaults(func=cmd_run)
+
+    up = commands.add_parser("up", parents=[common], help="start the broker and every service in the background")
+    add_stack_options(up)
+    up.set_defaults(func=cmd_up)
+
+    down = commands.add_parser("down", parents=[common], help="stop the stack started by `up`")
+    down.set_defaults(func=cmd_down)

@@ -1,0 +1,220 @@
+"""Batches: how a submission becomes a batch of problems, and the progress of every batch, folded from the
+pipeline's topics.
+
+The ledger holds no state of its own that the log does not: a restarted gateway
+reads the topics from the beginning and arrives at the same counts. Every record
+is counted once by its stable id, so redelivered duplicates change nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from learnerfit.domain.curation.policies import check_policy
+from learnerfit.domain.ids import stable_id
+from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, complete_sampling, validate_problems, validate_sampling
+from learnerfit.domain.oracle.selection import MODE_NAMES, expected_outputs, is_rejected
+from learnerfit.errors import InvalidInput
+from learnerfit.v1 import records_pb2, services_pb2
+
+
+def prepare_batch(request: services_pb2.SubmitBatchRequest, limits: IntakeLimits, defaults: SamplingDefaults,
+                  default_policy: str) -> tuple[str, list[records_pb2.Problem]]:
+    """Validates a submission and returns its batch id and problems with ids, sampling and policy filled in."""
+    validate_problems(request.problems, limits)
+    sampling = complete_sampling(request.sampling if request.HasField("sampling") else None, defaults)
+    validate_sampling(sampling, limits, "sampling")
+    policy = request.curation_policy or default_policy
+    check_policy(policy, "curation_policy")
+    modes = list(request.oracle_modes)
+    for i, mode in enumerate(modes):
+        if mode not in MODE_NAMES:
+            raise InvalidInput(f"oracle_modes[{i}]", f"unknown Oracle mode {mode}; known: {sorted(MODE_NAMES.values())}")
+        if mode in modes[:i]:
+            raise InvalidInput(f"oracle_modes[{i}]", f"{MODE_NAMES[mode]} given twice")
+    modes.sort()
+    contents = [stable_id("content", p.question, p.reference_answer, p.source) for p in request.problems]
+    first_index: dict[str, int] = {}
+    for i, content in enumerate(contents):
+        if content in first_index:
+            raise InvalidInput(f"problems[{i}]", f"duplicates problems[{first_index[content]}]")
+        first_index[content] = i
+    # Same problems, sampling and policy -> same batch: a retried submission is recognised.
+    batch_id = stable_id("batch", *contents, sampling.SerializeToString(deterministic=True).hex(), policy,
+                         *([f"oracle:{m}" for m in modes]))
+    problems = [records_pb2.Problem(id=stable_id("problem", batch_id, content), batch_id=batch_id,
+                                    question=given.question, reference_answer=given.reference_answer,
+                                    source=given.source, sampling=sampling, curation_policy=policy, oracle_modes=modes)
+                for given, content in zip(request.problems, contents, strict=True)]
+    return batch_id, problems
+
+
+@dataclass
+class _Batch:
+    policy: str
+    submitted_at: float
+    updated_at: float
+    expected_samples: dict[str, int] = field(default_factory=dict)  # problem id -> N
+    generated: set[str] = field(default_factory=set)
+    scored: set[str] = field(default_factory=set)
+    correct: set[str] = field(default_factory=set)
+    unparsed: set[str] = field(default_factory=set)
+    # trajectory id -> (origin, verdict, reward, ppl, tokens, latex density, overlap), for the summary
+    measures: dict[str, tuple] = field(default_factory=dict)
+    problems: dict[str, records_pb2.Problem] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
+    oracle_scored: set[str] = field(default_factory=set)
+    oracle_rejected: dict[str, str] = field(default_factory=dict)  # trajectory id -> guardrail
+    decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
+    curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
+
+    def oracle_expected(self) -> int | None:
+        """Oracle outputs the batch's modes call for; None until every learner sample is scored."""
+        total = 0
+        for problem_id, n in self.expected_samples.items():
+            verdicts = self.verdicts.get(problem_id, {})
+            if len(verdicts) < n:
+                return None
+            total += expected_outputs(self.problems[problem_id], verdicts.values())
+        return total
+
+    def complete(self) -> bool:
+        decided_all = bool(self.expected_samples) and len(self.decided) >= len(self.expected_samples)
+        if not decided_all or len(self.curated) < sum(self.decided.values()):
+            return False
+        expected = self.oracle_expected()
+        return expected is not None and len(self.oracle_scored) + len(self.oracle_rejected) >= expected
+
+
+class BatchLedger:
+    def __init__(self) -> None:
+        self._batches: dict[str, _Batch] = {}
+        self._changed = threading.Condition()
+
+    def knows(self, batch_id: str) -> bool:
+        with self._changed:
+            return batch_id in self._batches
+
+    def apply(self, message: Message) -> None:
+        """Folds one record from any of the followed topics into the ledger. A learner trajectory
+        counts as generated when first seen, and also as scored once it carries a verdict."""
+        with self._changed:
+            if isinstance(message, records_pb2.Problem):
+                self._add_problem(message)
+            elif isinstance(message, records_pb2.Trajectory):
+                self._add_trajectory(message)
+            elif isinstance(message, records_pb2.CurationDecision):
+                self._add_decision(message)
+            elif isinstance(message, records_pb2.CuratedExample):
+                self._add_curated(message)
+            else:
+                raise TypeError(f"ledger cannot fold {type(message).__name__}")
+            self._changed.notify_all()
+
+    def status(self, batch_id: str) -> records_pb2.BatchStatus | None:
+        with self._changed:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return None
+            return records_pb2.BatchStatus(
+                batch_id=batch_id,
+                state=records_pb2.BATCH_STATE_COMPLETE if batch.complete() else records_pb2.BATCH_STATE_RUNNING,
+                problems=len(batch.expected_samples),
+                samples_expected=sum(batch.expected_samples.values()),
+                samples_generated=len(batch.generated),
+                samples_scored=len(batch.scored),
+                samples_correct=len(batch.correct),
+                samples_unparsed=len(batch.unparsed),
+                problems_decided=len(batch.decided),
+                curated=len(batch.curated),
+                curation_policy=batch.policy,
+                summaries=_summaries(batch.measures.values()),
+                oracle_expected=batch.oracle_expected() or 0,
+                oracle_scored=len(batch.oracle_scored),
+                oracle_rejected=len(batch.oracle_rejected),
+                oracle_rejections=Counter(batch.oracle_rejected.values()),
+                submitted_at=_timestamp(batch.submitted_at),
+                updated_at=_timestamp(batch.updated_at),
+            )
+
+    def curated_from(self, batch_id: str, start: int) -> tuple[list[records_pb2.CuratedExample], bool]:
+        """The batch's curated examples from position `start` on, and whether the batch is complete."""
+        with self._changed:
+            batch = self._batches[batch_id]
+            return list(batch.curated.values())[start:], batch.complete()
+
+    def wait(self, timeout_s: float) -> None:
+        """Blocks until something changes (or timeout_s passes)."""
+        with self._changed:
+            self._changed.wait(timeout_s)
+
+    def _batch_of(self, batch_id: str, policy: str = "") -> _Batch:
+        now = time.time()
+        batch = self._batches.setdefault(batch_id, _Batch(policy=policy, submitted_at=now, updated_at=now))
+        batch.updated_at = now
+        return batch
+
+    def _add_problem(self, problem: records_pb2.Problem) -> None:
+        batch = self._batch_of(problem.batch_id, problem.curation_policy)
+        batch.expected_samples[problem.id] = problem.sampling.samples_per_problem
+        batch.problems[problem.id] = problem
+
+    def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:
+        batch = self._batch_of(trajectory.problem.batch_id)
+        scores = trajectory.scores
+        if scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
+            batch.measures[trajectory.id] = (
+                trajectory.origin, scores.verdict, scores.reward if scores.HasField("reward") else None,
+                scores.ppl if scores.HasField("ppl") else None, scores.token_count,
+                trajectory.style.latex_density if trajectory.HasField("style") else None,
+                trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None)
+        if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
+            if is_rejected(trajectory):
+                batch.oracle_rejected[trajectory.id] = trajectory.rejection.guardrail
+            elif scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
+                batch.oracle_scored.add(trajectory.id)
+            return  # the learner-sample counts below are the batch's main progress
+        batch.generated.add(trajectory.id)
+        if trajectory.scores.verdict == records_pb2.VERDICT_UNSPECIFIED:
+            return
+        batch.scored.add(trajectory.id)
+        verdict = trajectory.scores.verdict
+        batch.verdicts.setdefault(trajectory.problem.id, {})[trajectory.id] = verdict
+        if verdict == records_pb2.VERDICT_CORRECT:
+            batch.correct.add(trajectory.id)
+        elif verdict == records_pb2.VERDICT_UNPARSED:
+            batch.unparsed.add(trajectory.id)
+
+    def _add_decision(self, decision: records_pb2.CurationDecision) -> None:
+        self._batch_of(decision.batch_id).decided[decision.problem_id] = decision.curated
+
+    def _add_curated(self, example: records_pb2.CuratedExample) -> None:
+        self._batch_of(example.batch_id).curated.setdefault(example.id, example)
+
+
+def _summaries(measures) -> list[records_pb2.ScoreSummary]:
+    groups: dict[tuple[int, int], list] = {}
+    for origin, verdict, *values in measures:
+        groups.setdefault((origin, verdict), []).append(values)
+    summaries = []
+    for (origin, verdict), rows in sorted(groups.items()):
+        summary = records_pb2.ScoreSummary(origin=origin, verdict=verdict, samples=len(rows))
+        for column, name in enumerate(("mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density",
+                                       "mean_overlap")):
+            values = [row[column] for row in rows if row[column] is not None]
+            if values:
+                setattr(summary, name, sum(values) / len(values))
+        summaries.append(summary)
+    return summaries
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp

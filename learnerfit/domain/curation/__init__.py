@@ -1,0 +1,1 @@
+"""Curation: per problem, which scored candidate (if any) becomes training data, and why."""

@@ -1,0 +1,194 @@
+"""The curator's logic: gathers each problem's candidates, decides once all arrived or the wait ran out.
+
+A problem is complete when its N learner samples are in and every Oracle output the
+batch asked for has arrived: accepted ones as scored candidates, rejected ones from
+the `oracle-rejected` topic (counted, never candidates). The count comes from the
+same rule the Oracle services follow (learnerfit/domain/oracle/selection.py).
+The gRPC path and the stream decide with the same policy context.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from learnerfit.domain.curation.policies import DEFAULT_POLICY, POLICIES, PolicyContext, check_policy
+from learnerfit.domain.ids import stable_id
+from learnerfit.domain.oracle.selection import expected_outputs, is_rejected
+from learnerfit.domain.prompts import training_messages
+from learnerfit.recent import Recent
+from learnerfit.v1 import records_pb2
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^()<>]")
+Output = records_pb2.CurationDecision | records_pb2.CuratedExample
+
+
+class CurationSettings(BaseModel):
+    """How the curator waits and weighs."""
+
+    problem_wait_s: float = Field(
+        600.0, gt=0, description="Longest wait for a problem's missing candidates before deciding with what arrived.")
+    utility_weight: float = Field(1.0, ge=0, description="utility policy: reward - weight * ln(ppl).")
+    ppl_ceiling_factor: float = Field(1.5, gt=0, description="utility policy: skip candidates whose ppl exceeds this "
+                                                               "times the median ppl of the batch's learner samples.")
+
+
+def normalized(text: str) -> str:
+    """What two solutions must share to count as the same: numbers, words and operators, in order
+    (case, spacing and other punctuation ignored)."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def _order(t: records_pb2.Trajectory) -> tuple:
+    return t.origin, t.sample_index, t.id
+
+
+def deduplicated(candidates: Sequence[records_pb2.Trajectory]) -> tuple[list[records_pb2.Trajectory], int]:
+    """One candidate per near-identical text (the first by origin, sample index, id); and how many were dropped."""
+    kept: dict[str, records_pb2.Trajectory] = {}
+    for t in sorted(candidates, key=_order):
+        kept.setdefault(normalized(t.text), t)
+    return list(kept.values()), len(candidates) - len(kept)
+
+
+def decide(
+    problem: records_pb2.Problem,
+    candidates: Sequence[records_pb2.Trajectory],
+    policy: str,
+    *,
+    timed_out: bool = False,
+    context: PolicyContext | None = None,
+) -> tuple[records_pb2.CurationDecision, records_pb2.CuratedExample | None]:
+    """Applies `policy` to one problem's candidates: always a decision, and an example when one is chosen."""
+    unique, dropped = deduplicated(candidates)
+    choice = POLICIES[policy](unique, context or PolicyContext())
+    reason = choice.reason + (f"; {dropped} near-duplicate(s) dropped" if dropped else "")
+    decision = records_pb2.CurationDecision(
+        id=stable_id("decision", problem.batch_id, problem.id, policy),
+        problem_id=problem.id,
+        batch_id=problem.batch_id,
+        policy=policy,
+        candidates=len(candidates),
+        correct_candidates=sum(t.scores.verdict == records_pb2.VERDICT_CORRECT for t in candidates),
+        curated=choice.trajectory is not None,
+        reason=reason + (" (decided after the wait ran out)" if timed_out else ""),
+        timed_out=timed_out,
+    )
+    if choice.trajectory is None:
+        return decision, None
+    chosen = choice.trajectory
+    decision.chosen_trajectory_id = chosen.id
+    example = records_pb2.CuratedExample(
+        id=stable_id("example", chosen.id, policy), trajectory_id=chosen.id, problem_id=problem.id,
+        batch_id=problem.batch_id, origin=chosen.origin, messages=training_messages(problem, chosen.text),
+        scores=chosen.scores, policy=policy, reason=reason, model=chosen.model, checkpoint=chosen.checkpoint,
+    )
+    if choice.utility is not None:
+        example.utility = choice.utility
+    return decision, example
+
+
+@dataclass
+class _Pending:
+    problem: records_pb2.Problem
+    first_seen: float
+    candidates: dict[str, records_pb2.Trajectory] = field(default_factory=dict)
+    rejected: set[str] = field(default_factory=set)  # Oracle outputs a guardrail rejected: arrived, not candidates
+
+    def complete(self) -> bool:
+        learner = [t for t in self.candidates.values() if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE]
+        if len(learner) < max(self.problem.sampling.samples_per_problem, 1):
+            return False
+        oracle_arrived = len(self.candidates) - len(learner) + len(self.rejected)
+        return oracle_arrived >= expected_outputs(self.problem, [t.scores.verdict for t in learner])
+
+
+class Curator:
+    """Stateful stage. Candidates wait here until their problem is decided; the runner commits no
+    offset past a waiting candidate, so after a crash they are read again and nothing is lost."""
+
+    def __init__(self, settings: CurationSettings, remember: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.clock = clock
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._decided = Recent(remember)
+        # Per batch: perplexities of the learner's own samples, the reference of the utility policy's ceiling.
+        self._learner_ppl: OrderedDict[str, dict[str, float]] = OrderedDict()
+
+    # -- the stream --------------------------------------------------------------
+
+    def __call__(self, trajectories: Sequence[records_pb2.Trajectory]) -> list[Output]:
+        return [output for t in trajectories for output in self._add(t)]
+
+    def held_ids(self) -> set[str]:
+        return {tid for pending in self._pending.values() for tid in (*pending.candidates, *pending.rejected)}
+
+    def tick(self) -> list[Output]:
+        """Decides the problems whose wait ran out, with the candidates they have."""
+        now = self.clock()
+        expired = [key for key, p in self._pending.items() if now - p.first_seen >= self.settings.problem_wait_s]
+        return [m for key in expired for m in self._decide(key, timed_out=True)]
+
+    def _add(self, trajectory: records_pb2.Trajectory) -> list[Output]:
+        key = (trajectory.problem.batch_id, trajectory.problem.id)
+        if trajectory.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and trajectory.scores.HasField("ppl"):
+            self._note_learner_ppl(trajectory)
+        if key in self._decided:
+            return []  # a late or replayed candidate of a problem already decided
+        pending = self._pending.setdefault(key, _Pending(trajectory.problem, self.clock()))
+        if is_rejected(trajectory):
+            pending.rejected.add(trajectory.id)
+        else:
+            pending.candidates[trajectory.id] = trajectory  # keyed by id: a duplicate replaces itself
+        return self._decide(key, timed_out=False) if pending.complete() else []
+
+    def _note_learner_ppl(self, trajectory: records_pb2.Trajectory) -> None:
+        batch = self._learner_ppl.setdefault(trajectory.problem.batch_id, {})
+        batch[trajectory.id] = trajectory.scores.ppl
+        self._learner_ppl.move_to_end(trajectory.problem.batch_id)
+        while len(self._learner_ppl) > 64:  # recent batches only
+            self._learner_ppl.popitem(last=False)
+
+    def context(self, batch_id: str, learner_ppls: Sequence[float] = ()) -> PolicyContext:
+        """The policy context of a batch: the settings' weights, and the median perplexity of its learner samples
+        (those seen in the stream, else those given)."""
+        values = sorted(self._learner_ppl.get(batch_id, {}).values()) or sorted(learner_ppls)
+        median = values[len(values) // 2] if values else None
+        return PolicyContext(learner_ppl_median=median, utility_weight=self.settings.utility_weight,
+                             ppl_ceiling_factor=self.settings.ppl_ceiling_factor)
+
+    def _decide(self, key: tuple[str, str], *, timed_out: bool) -> list[Output]:
+        pending = self._pending.pop(key)
+        self._decided.add(key)
+        policy = pending.problem.curation_policy or DEFAULT_POLICY
+        candidates = sorted(pending.candidates.values(), key=_order)
+        decision, example = decide(pending.problem, candidates, policy, timed_out=timed_out,
+                                   context=self.context(pending.problem.batch_id))
+        return [decision] if example is None else [decision, example]
+
+    # -- gRPC ------------------------------------------------------------------
+
+    def curate(self, trajectories: Sequence[records_pb2.Trajectory], policy: str = ""
+               ) -> list[tuple[records_pb2.CurationDecision, records_pb2.CuratedExample | None]]:
+        """Decides on the candidates given, per problem, without waiting for more (the same policy context as the
+        stream: the settings' weights and the batch's learner perplexities)."""
+        if policy:
+            check_policy(policy, "policy")
+        by_problem: dict[tuple[str, str], list[records_pb2.Trajectory]] = {}
+        for trajectory in trajectories:
+            by_problem.setdefault((trajectory.problem.batch_id, trajectory.problem.id), []).append(trajectory)
+        decided = []
+        for (batch_id, _), candidates in by_problem.items():
+            problem = candidates[0].problem
+            learner_ppls = [t.scores.ppl for t in trajectories if t.problem.batch_id == batch_id
+                            and t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and t.scores.HasField("ppl")]
+            decided.append(decide(problem, sorted(candidates, key=_order),
+                                  policy or problem.curation_policy or DEFAULT_POLICY,
+                                  context=self.context(batch_id, learner_ppls)))
+        return decided

@@ -1,0 +1,86 @@
+"""What the domain asks of a model: generate, score log-probs, reward. Engines implement these in
+learnerfit/models; which one runs underneath is a setting, never a branch in a stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+Conversation = Sequence[dict[str, str]]  # chat messages: {"role": ..., "content": ...}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    token_count: int
+    truncated: bool  # stopped at max_new_tokens rather than at end-of-sequence
+
+
+class TextGenerator(Protocol):
+    """Samples `params.n` completions for each conversation, with the model's own chat template.
+
+    With `prefixes`, the reply to conversation i starts with prefixes[i] and the model
+    continues it (repair: the learner finishes a trace from a repaired prefix); each
+    completion's text then includes the prefix. Engines that cannot continue a reply
+    (a chat API) raise NotImplementedError.
+    """
+
+    model_name: str
+
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]: ...
+
+
+@dataclass(frozen=True)
+class SolutionLogProbs:
+    """The model's log-probability of each solution token, given the conversation before it."""
+
+    token_ids: list[int]
+    tokens: list[str]  # each token decoded on its own, for loss-by-token reports
+    logprobs: list[float]
+
+
+class LogProbScorer(Protocol):
+    """Scores given solutions as the model's reply to each conversation (chat template applied)."""
+
+    model_name: str
+
+    def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]: ...
+
+
+class RewardModel(Protocol):
+    """An outcome reward model: one scalar per (question, solution), higher is better."""
+
+    model_name: str
+
+    def rewards(self, questions: Sequence[str], solutions: Sequence[str]) -> list[float]: ...
+
+
+def reward_text(question: str, solution: str) -> str:
+    """The one text layout the local reward model is trained and scored on."""
+    return f"Question: {question}\nSolution: {solution}"
+
+
+Model = TypeVar("Model", covariant=True)
+
+
+class LearnerSource(Protocol, Generic[Model]):
+    """The learner a stage runs on: the newest announced checkpoint (or a pinned one), and others by name.
+
+    `current()` is asked at the start of each batch, never during one, so in-flight
+    work finishes on the model it started with.
+    """
+
+    def current(self) -> tuple[str, Model]: ...
+
+    def named(self, version: str) -> tuple[str, Model]: ...

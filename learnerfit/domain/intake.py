@@ -1,0 +1,119 @@
+"""What a service accepts from clients, and the sampling it assumes where a client leaves a field unset.
+
+Each breach names its field: a malformed field is InvalidInput, a request over a
+size limit is LimitExceeded (and names the setting that sets the limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from learnerfit.errors import InvalidInput, LimitExceeded
+from learnerfit.v1 import records_pb2
+
+
+class SamplingDefaults(BaseModel):
+    """How the learner samples a problem whose request leaves a field unset."""
+
+    samples_per_problem: int = Field(4, ge=1, description="N: learner samples per problem.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature (0 is greedy).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus cut (1.0 keeps the full distribution).")
+    max_new_tokens: int = Field(96, ge=1, description="Cap on tokens per sample.")
+    seed: int = Field(0, description="Sampling seed.")
+
+
+class IntakeLimits(BaseModel):
+    """The largest requests a service accepts (each breach is RESOURCE_EXHAUSTED naming the limit)."""
+
+    max_problems_per_request: int = Field(1000, ge=1, description="Most problems in one request.")
+    max_trajectories_per_request: int = Field(4096, ge=1, description="Most trajectories in one request.")
+    max_question_chars: int = Field(8000, ge=1, description="Longest question accepted, in characters.")
+    max_answer_chars: int = Field(1000, ge=1, description="Longest reference answer accepted, in characters.")
+    max_samples_per_problem: int = Field(64, ge=1, description="Largest N (samples per problem) accepted.")
+    max_new_tokens: int = Field(4096, ge=1, description="Largest max_new_tokens accepted.")
+
+
+def _limit(field: str, count: int, what: str, limit: int, setting: str) -> LimitExceeded:
+    return LimitExceeded(f"{field}: {count} {what}, at most {limit} allowed (setting intake.{setting})")
+
+
+def validate_problems(problems: Sequence[records_pb2.Problem], limits: IntakeLimits, field: str = "problems") -> None:
+    if not problems:
+        raise InvalidInput(field, "must contain at least one problem")
+    if len(problems) > limits.max_problems_per_request:
+        raise _limit(field, len(problems), "problems", limits.max_problems_per_request, "max_problems_per_request")
+    for i, problem in enumerate(problems):
+        validate_problem(problem, limits, f"{field}[{i}]")
+
+
+def validate_problem(problem: records_pb2.Problem, limits: IntakeLimits, field: str) -> None:
+    if not problem.question.strip():
+        raise InvalidInput(f"{field}.question", "must not be empty")
+    if len(problem.question) > limits.max_question_chars:
+        raise _limit(f"{field}.question", len(problem.question), "characters", limits.max_question_chars,
+                     "max_question_chars")
+    if not problem.reference_answer.strip():
+        raise InvalidInput(f"{field}.reference_answer", "must not be empty (the answer check needs it)")
+    if len(problem.reference_answer) > limits.max_answer_chars:
+        raise _limit(f"{field}.reference_answer", len(problem.reference_answer), "characters",
+                     limits.max_answer_chars, "max_answer_chars")
+
+
+def complete_sampling(spec: records_pb2.SamplingSpec | None, defaults: SamplingDefaults) -> records_pb2.SamplingSpec:
+    """The spec with every unset field taken from the defaults."""
+    spec = spec if spec is not None else records_pb2.SamplingSpec()
+    return records_pb2.SamplingSpec(
+        samples_per_problem=spec.samples_per_problem or defaults.samples_per_problem,
+        temperature=spec.temperature if spec.HasField("temperature") else defaults.temperature,
+        top_p=spec.top_p or defaults.top_p,
+        max_new_tokens=spec.max_new_tokens or defaults.max_new_tokens,
+        seed=spec.seed if spec.HasField("seed") else defaults.seed,
+    )
+
+
+def validate_sampling(spec: records_pb2.SamplingSpec, limits: IntakeLimits, field: str) -> None:
+    """Checks a completed spec (see complete_sampling)."""
+    if spec.samples_per_problem < 1:
+        raise InvalidInput(f"{field}.samples_per_problem", f"{spec.samples_per_problem} is below 1")
+    if spec.samples_per_problem > limits.max_samples_per_problem:
+        raise _limit(f"{field}.samples_per_problem", spec.samples_per_problem, "samples",
+                     limits.max_samples_per_problem, "max_samples_per_problem")
+    if not 0.0 <= spec.temperature <= 2.0:
+        raise InvalidInput(f"{field}.temperature", f"{spec.temperature} is out of range 0..2")
+    if not 0.0 <= spec.top_p <= 1.0:
+        raise InvalidInput(f"{field}.top_p", f"{spec.top_p} is out of range 0..1")
+    if spec.max_new_tokens < 1:
+        raise InvalidInput(f"{field}.max_new_tokens", f"{spec.max_new_tokens} is below 1")
+    if spec.max_new_tokens > limits.max_new_tokens:
+        raise _limit(f"{field}.max_new_tokens", spec.max_new_tokens, "tokens", limits.max_new_tokens,
+                     "max_new_tokens")
+
+
+def prepared_problems(problems: Sequence[records_pb2.Problem], limits: IntakeLimits,
+                      defaults: SamplingDefaults) -> list[records_pb2.Problem]:
+    """Validated copies, each with its sampling completed from the defaults."""
+    validate_problems(problems, limits)
+    prepared = []
+    for i, problem in enumerate(problems):
+        copy = records_pb2.Problem()
+        copy.CopyFrom(problem)
+        copy.sampling.CopyFrom(complete_sampling(problem.sampling, defaults))
+        validate_sampling(copy.sampling, limits, f"problems[{i}].sampling")
+        prepared.append(copy)
+    return prepared
+
+
+def validate_trajectories(trajectories: Sequence[records_pb2.Trajectory], limits: IntakeLimits,
+                          field: str = "trajectories") -> None:
+    if not trajectories:
+        raise InvalidInput(field, "must contain at least one trajectory")
+    if len(trajectories) > limits.max_trajectories_per_request:
+        raise _limit(field, len(trajectories), "trajectories", limits.max_trajectories_per_request,
+                     "max_trajectories_per_request")
+    for i, trajectory in enumerate(trajectories):
+        if not trajectory.problem.id:
+            raise InvalidInput(f"{field}[{i}].problem.id", "must be set")
+        if not trajectory.problem.reference_answer.strip():
+            raise InvalidInput(f"{field}[{i}].problem.reference_answer", "must not be empty")

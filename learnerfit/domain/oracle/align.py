@@ -1,0 +1,123 @@
+"""The style aligner's logic.
+
+`rewrite` (the paper's Style-Aligned Refinement): the Oracle repairs a learner trace
+while copying the learner's style, told concretely by a style card measured on the
+learner's own recent samples. `repair` (beyond the paper): for a trace the learner got
+wrong, the Oracle names the first wrong step and rewrites only that step in the
+learner's style; the learner itself continues from the repaired prefix; the result is
+kept only if its answer verifies (the writer's guardrails). Both keep much of the
+learner's text, and are rejected when they do not (min_overlap).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+
+from learnerfit.domain.inference import Completion, SamplingParams, TextGenerator
+from learnerfit.domain.oracle.guardrails import rejection
+from learnerfit.domain.oracle.prompts import template
+from learnerfit.domain.oracle.selection import REPAIR, REWRITE, tasks
+from learnerfit.domain.oracle.writer import Draft, OracleWriter
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.domain.records import split_steps
+from learnerfit.recent import Recent
+from learnerfit.domain.style import StyleCard
+from learnerfit.errors import InvalidInput
+from learnerfit.v1 import records_pb2
+
+_FIRST_NUMBER = re.compile(r"-?\d+")
+
+
+def first_wrong_step(reply: str, steps: int) -> int | None:
+    """The 1-based step the Oracle named, or None when it named none (0) or nothing usable."""
+    match = _FIRST_NUMBER.search(reply)
+    if match is None:
+        return None
+    number = int(match.group(0))
+    return number if 1 <= number <= steps else None
+
+
+class StyleAligner:
+    def __init__(self, writer: OracleWriter, learner: TextGenerator, learner_params: SamplingParams,
+                 style_window: int, remember: int = 100_000):
+        self.writer = writer
+        self.learner = learner
+        self.learner_params = learner_params
+        self.recent: deque[str] = deque(maxlen=style_window)  # the learner's own recent samples
+        self._repaired = Recent(remember)  # problems whose one repair was already asked for
+
+    def style_card(self, fallback: Sequence[records_pb2.Trajectory] = ()) -> StyleCard:
+        return StyleCard.from_samples(list(self.recent) or [t.text for t in fallback])
+
+    # -- the stream ------------------------------------------------------------
+
+    def __call__(self, trajectories: Sequence[records_pb2.Trajectory]) -> list[records_pb2.Trajectory]:
+        learner = [t for t in trajectories if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE]
+        self.recent.extend(t.text for t in learner if t.text.strip())
+        card = self.style_card()
+        rewrites = [t for t in learner if REWRITE in tasks(t)]
+        # One repair per problem: a solved copy of it is enough, and each repair costs three model calls.
+        repairs = [t for t in learner if REPAIR in tasks(t) and self._repaired.add((t.problem.batch_id, t.problem.id))]
+        return self.writer.write([self.rewrite_draft(t, card) for t in rewrites] + self.repair_drafts(repairs, card))
+
+    # -- gRPC ------------------------------------------------------------------
+
+    def align(self, trajectories: Sequence[records_pb2.Trajectory], mode: int) -> list[records_pb2.Trajectory]:
+        if mode not in (REWRITE, REPAIR):
+            raise InvalidInput("mode", "must be ORACLE_MODE_REWRITE or ORACLE_MODE_REPAIR")
+        repair = mode == REPAIR
+        card = self.style_card(fallback=trajectories)
+        drafts = self.repair_drafts(trajectories, card) if repair else [self.rewrite_draft(t, card)
+                                                                       for t in trajectories]
+        return self.writer.write(drafts)
+
+    # -- the two modes -----------------------------------------------------------
+
+    def rewrite_draft(self, trajectory: records_pb2.Trajectory, card: StyleCard) -> Draft:
+        prompt = template("rewrite")
+        conversation = prompt.render(question=trajectory.problem.question, trace=trajectory.text,
+                                     style_card=card.render())
+        return Draft(trajectory.problem, records_pb2.ORIGIN_STYLE_ALIGNED, REWRITE, conversation, [prompt.id],
+                     parent=trajectory, keeps_parent=True)
+
+    def repair_drafts(self, trajectories: Sequence[records_pb2.Trajectory], card: StyleCard) -> list[Draft]:
+        if not trajectories:
+            return []
+        locate, fix = template("repair_locate"), template("repair_step")
+        prompt_ids = [locate.id, fix.id]
+        steps = [split_steps(t.text) for t in trajectories]
+        named = self.writer.complete([
+            locate.render(question=t.problem.question,
+                          numbered_steps="\n".join(f"{k}. {s}" for k, s in enumerate(lines, 1)) or "(empty)")
+            for t, lines in zip(trajectories, steps, strict=True)])
+        wrong = [first_wrong_step(c.text, len(lines)) for c, lines in zip(named, steps, strict=True)]
+        todo = [i for i, k in enumerate(wrong) if k is not None]
+        fixes = self.writer.complete([
+            fix.render(question=trajectories[i].problem.question,
+                       prefix="\n".join(steps[i][: wrong[i] - 1]) or "(none yet)",
+                       wrong_step=steps[i][wrong[i] - 1], style_card=card.render())
+            for i in todo])
+        prefixes = {i: "\n".join([*steps[i][: wrong[i] - 1], _one_line(f.text)]) + "\n"
+                    for i, f in zip(todo, fixes, strict=True)}
+        continued = self.learner.generate([learner_conversation(trajectories[i].problem) for i in todo],
+                                          self.learner_params, prefixes=[prefixes[i] for i in todo]) if todo else []
+        finished = {i: samples[0] for i, samples in zip(todo, continued, strict=True)}
+        drafts = []
+        for i, trajectory in enumerate(trajectories):
+            notes = {"repair.located": named[i].text.strip()[:200], "repair.continued_by": self.learner.model_name}
+            draft = Draft(trajectory.problem, records_pb2.ORIGIN_STYLE_ALIGNED, REPAIR, [], prompt_ids,
+                          parent=trajectory, keeps_parent=True, notes=notes)
+            if i in finished:
+                notes["repair.step"] = str(wrong[i])
+                draft.completion = finished[i]
+            else:
+                draft.completion = Completion("", 0, False)
+                draft.rejection = rejection("no_wrong_step", f"the Oracle named no step of the {len(steps[i])} as wrong")
+            drafts.append(draft)
+        return drafts
+
+
+def _one_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")

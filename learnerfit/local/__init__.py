@@ -1,0 +1,1 @@
+"""Running LearnerFit on one machine: the Tansu broker, a Triton server, every service as a process."""

@@ -1,0 +1,57 @@
+"""Small helpers for the local servers LearnerFit starts (broker, Triton, services): ports, channels, readiness,
+stopping."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen | None, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def channel(target: str, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.Channel:
+    return grpc.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+
+
+def wait_until_serving(target: str, timeout_s: float, service: str = "") -> None:
+    """Blocks until the server at target reports SERVING, or raises TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    with channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last_error = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last_error = exc.code().name
+            time.sleep(0.2)
+    raise TimeoutError(f"{target} not serving after {timeout_s:.0f}s ({last_error})")

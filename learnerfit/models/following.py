@@ -1,0 +1,116 @@
+"""The learner a service runs: its base model, then each checkpoint the trainer announces (or one pinned).
+
+Announcements arrive from the `checkpoints` topic (`announce`); the switch happens
+in `current()`, asked at the start of a batch, so in-flight work finishes on the
+model it started with. `sync`, when given, first catches up with announcements
+made before the batch began. Other checkpoints named in a request (`named`) are
+found among the announcements or through the registry, and kept loaded (LRU).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from learnerfit.errors import InvalidInput, NotFound
+from learnerfit.models.settings import LearnerSettings
+from learnerfit.v1 import records_pb2
+
+log = logging.getLogger(__name__)
+Model = TypeVar("Model")
+_VERSION = re.compile(r"^v([1-9]\d*)$")
+
+
+def version_number(version: str) -> int:
+    match = _VERSION.match(version or "")
+    if match is None:
+        raise InvalidInput("checkpoint", f"{version!r} is not a registered version (v1, v2, ...)")
+    return int(match.group(1))
+
+
+class FollowedLearner(Generic[Model]):
+    def __init__(self, base_name: str, base: Model, load: Callable[[str], Model], *,
+                 lookup: Callable[[str], records_pb2.Checkpoint] | None = None,
+                 newest: Callable[[], records_pb2.Checkpoint | None] | None = None, pin: str | None = None,
+                 max_loaded: int = 2, sync: Callable[[], None] | None = None):
+        """`lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's newest
+        checkpoint, so a restarted stack goes on from where training left off before any new announcement."""
+        self.version, self.model = base_name, base
+        self._load = load
+        self._lookup = lookup  # the registry's GetCheckpoint, for versions not announced here
+        self._pin = pin
+        self._sync = sync
+        self._max_loaded = max_loaded
+        self._announced: dict[str, records_pb2.Checkpoint] = {}
+        self._loaded: OrderedDict[str, Model] = OrderedDict()
+        self._lock = threading.Lock()
+        registered = newest() if newest is not None else None
+        if registered is not None:
+            self._announced[registered.version] = registered
+
+    def announce(self, checkpoint: records_pb2.Checkpoint) -> None:
+        """A checkpoint was registered (folded from the `checkpoints` topic)."""
+        with self._lock:
+            self._announced[checkpoint.version] = checkpoint
+
+    def current(self) -> tuple[str, Model]:
+        """(version or base name, model), after switching to the newest announced (or the pinned) checkpoint."""
+        if self._sync is not None:
+            self._sync()
+        with self._lock:
+            target = self._target()
+            if target is not None and target.version != self.version:
+                log.info("learner now %s (%s)", target.version, target.uri)
+                self.model = self._load(target.uri)
+                self.version = target.version
+            return self.version, self.model
+
+    def named(self, version: str) -> tuple[str, Model]:
+        """A registered checkpoint by version, loaded on first use; the current one when it is that version."""
+        name, model = self.current()
+        if version == name:
+            return name, model
+        version_number(version)
+        with self._lock:
+            if version in self._loaded:
+                self._loaded.move_to_end(version)
+                return version, self._loaded[version]
+            checkpoint = self._announced.get(version) or self._looked_up(version)
+            while self._loaded and len(self._loaded) >= self._max_loaded - 1:  # the current one always stays
+                self._loaded.popitem(last=False)
+            self._loaded[version] = loaded = self._load(checkpoint.uri)
+            return version, loaded
+
+    def _target(self) -> records_pb2.Checkpoint | None:
+        if self._pin:
+            return self._announced.get(self._pin) or self._looked_up(self._pin)
+        if not self._announced:
+            return None
+        return max(self._announced.values(), key=lambda c: version_number(c.version))
+
+    def _looked_up(self, version: str) -> records_pb2.Checkpoint:
+        if self._lookup is None:
+            raise NotFound(f"checkpoint {version}: not announced, and no registry configured (registry.target)")
+        checkpoint = self._lookup(version)
+        self._announced[version] = checkpoint
+        return checkpoint
+
+
+class Registry(Protocol):
+    """Where checkpoints that were not announced are found (learnerfit/registry/client.py: RegistryAccess)."""
+
+    def lookup(self) -> Callable[[str], records_pb2.Checkpoint] | None: ...
+
+    def newest(self) -> records_pb2.Checkpoint | None: ...
+
+
+def followed_learner(settings: LearnerSettings, load: Callable[[str], Model], registry: Registry,
+                     sync: Callable[[], None]) -> FollowedLearner[Model]:
+    """The learner of a service that follows checkpoints, as its `learner` and `registry` settings say."""
+    return FollowedLearner(settings.base_name, load(settings.model), load, lookup=registry.lookup(),
+                           newest=registry.newest, pin=settings.pin_checkpoint,
+                           max_loaded=settings.max_loaded_checkpoints, sync=sync)

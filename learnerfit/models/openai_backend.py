@@ -1,0 +1,120 @@
+"""OpenAI-compatible chat completions over HTTP: a hosted Oracle, or `vllm serve`.
+
+Standard library only (urllib + a thread pool). Requests run concurrently up to a
+bound; 429, 5xx and connection failures are retried with exponential backoff (a
+Retry-After header wins when the server sends one); any other 4xx fails at once
+with the server's own message, since retrying a bad request cannot help.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from learnerfit.domain.inference import Completion, Conversation, SamplingParams
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OracleRequestError(RuntimeError):
+    """The endpoint refused a request for good (4xx), or kept failing after every retry."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAIChatGenerator:
+    def __init__(self, endpoint: str, model: str, *, api_key: str | None = None, timeout_s: float = 120.0,
+                 max_concurrency: int = 8, max_retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 30.0):
+        self.url = endpoint.rstrip("/") + "/chat/completions"
+        self.model_name = model
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="openai")
+
+    def request_body(self, conversation: Conversation, params: SamplingParams) -> dict:
+        return {
+            "model": self.model_name,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in conversation],
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "seed": params.seed,
+        }
+
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
+        if prefixes is not None and any(prefixes):
+            raise NotImplementedError("a chat completions endpoint cannot continue a given reply prefix")
+        futures = [self._pool.submit(self._complete, self.request_body(c, params)) for c in conversations]
+        return [f.result() for f in futures]
+
+    def _complete(self, body: dict) -> list[Completion]:
+        response = self._post(body)
+        choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
+        if len(choices) != body["n"]:
+            raise OracleRequestError(f"{self.url}: asked for n={body['n']} choices, got {len(choices)}")
+        usage = response.get("usage") or {}
+        per_choice = (usage.get("completion_tokens") or 0) // max(len(choices), 1)
+        return [
+            Completion(text=(c.get("message") or {}).get("content") or "", token_count=per_choice,
+                       truncated=c.get("finish_reason") == "length")
+            for c in choices
+        ]
+
+    def _post(self, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
+                    return json.loads(reply.read())
+            except urllib.error.HTTPError as exc:
+                detail = _error_message(exc)
+                if exc.code not in RETRYABLE:
+                    raise OracleRequestError(f"{self.url} answered {exc.code}: {detail}", exc.code) from None
+                failure, status, retry_after = f"{exc.code}: {detail}", exc.code, exc.headers.get("Retry-After")
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                failure, status = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", None
+            if attempt == self.max_retries:
+                raise OracleRequestError(f"{self.url} failed after {attempt + 1} attempts; last: {failure}", status)
+            delay = _retry_delay(retry_after) or min(self.max_backoff_s, self.backoff_s * 2**attempt)
+            log.warning("oracle request failed (%s); retry %d/%d in %.1fs", failure, attempt + 1, self.max_retries,
+                        delay)
+            time.sleep(delay * (1 + 0.1 * random.random()))  # jitter: concurrent retries do not land together
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _error_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+        return str((body.get("error") or {}).get("message") or body)
+    except (ValueError, AttributeError):
+        return exc.reason or "no detail"
+
+
+def _retry_delay(header: str | None) -> float | None:
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff

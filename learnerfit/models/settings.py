@@ -1,0 +1,80 @@
+"""Settings sections of the models a service runs: the learner, the Oracle, the reward model.
+
+Each is a section of a service's settings (`learner`, `oracle`, `reward`), so one
+name means one thing everywhere: LEARNERFIT_LEARNER__MODEL is always the learner.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from learnerfit.domain.inference import SamplingParams
+
+SMOLLM2 = "smollm2-135m-instruct"
+REWARD_MINILM = "learnerfit-reward-minilm-v1"  # built here by trainer/reward_model.py
+
+
+class EngineSettings(BaseModel):
+    """Which model, on which engine and device."""
+
+    model: str = Field(SMOLLM2, description="'smollm2-135m-instruct' (packaged), a local directory or a Hugging Face "
+                                            "id (openai back end: the model name the endpoint serves).")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Inference engine: transformers (CPU/GPU) or vllm (GPU, the `gpu` extra).")
+    device: str = Field("cpu", description="Torch device, e.g. cpu or cuda:0.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weight dtype.")
+    torch_threads: int = Field(1, ge=1, le=256, description="CPU threads for torch; several services on few cores "
+                                                            "starve each other above 1.")
+    max_batch_sequences: int = Field(64, ge=1, description="Most sequences in one forward/generate pass.")
+    max_batch_tokens: int = Field(8192, ge=64, description="Token budget of one scoring pass, padding included.")
+    trust_remote_code: bool = Field(False, description="Allow model repositories to run their own code.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm: share of GPU memory it may take.")
+
+
+class LearnerSettings(EngineSettings):
+    """The learner: sampled by the generator, measured by the drift scorer, continued by a repair."""
+
+    base_name: str = Field("base", description="Name recorded on trajectories for the base `model`, until a "
+                                               "registered checkpoint replaces it.")
+    pin_checkpoint: str | None = Field(None, description="Stay on this registered version (e.g. v1) instead of "
+                                                         "following each newly announced checkpoint.")
+    max_loaded_checkpoints: int = Field(2, ge=1, le=16, description="Checkpoints kept loaded at once (the current "
+                                                                    "one and others named in requests).")
+
+
+class OracleSettings(EngineSettings):
+    """The Oracle: a stronger model that refines, writes or style-aligns traces."""
+
+    backend: Literal["transformers", "vllm", "openai"] = Field(  # type: ignore[assignment]
+        "transformers", description="transformers, vllm, or openai (an OpenAI-compatible HTTP endpoint: a hosted "
+                                    "model or `vllm serve`).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Oracle sampling temperature (0: greedy).")
+    max_new_tokens: int = Field(192, ge=8, le=8192, description="Longest Oracle output, in tokens.")
+    seed: int = Field(0, description="Oracle sampling seed.")
+    endpoint: str = Field("http://127.0.0.1:8000/v1", description="openai: base URL of the chat completions API.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
+    request_timeout_s: float = Field(120.0, gt=0, description="openai: time limit of one HTTP request.")
+    max_concurrency: int = Field(8, ge=1, le=1024, description="openai: most requests in flight at once.")
+    max_retries: int = Field(5, ge=0, le=20, description="openai: retries on 429/5xx/connection errors.")
+
+    def sampling(self) -> SamplingParams:
+        """One Oracle output per request, as these settings say."""
+        return SamplingParams(n=1, temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=self.seed)
+
+
+class RewardSettings(BaseModel):
+    """The outcome reward model."""
+
+    backend: Literal["transformers", "triton", "none"] = Field(
+        "transformers", description="Where it runs: in this process, on a Triton server, or none (correctness only).")
+    model: str = Field(REWARD_MINILM, description="'learnerfit-reward-minilm-v1' (built here on first use), a local "
+                                                  "directory or a Hugging Face id of a 1-output sequence-classification "
+                                                  "model. With triton: its tokenizer, and the name each score records.")
+    device: str = Field("cpu", description="Torch device of the in-process reward model.")
+    max_batch_sequences: int = Field(32, ge=1, le=1024, description="Most sequences per reward forward pass.")
+    max_length: int = Field(512, ge=16, description="Tokens of (question, solution) the reward model sees.")
+    triton_url: str = Field("127.0.0.1:8001", description="triton: gRPC address of the Triton server.")
+    triton_model: str = Field("reward_model", description="triton: model name in the Triton model repository.")
+    triton_timeout_s: float = Field(60.0, gt=0, description="triton: time limit of one inference request.")

@@ -1,0 +1,141 @@
+"""The vLLM back end (GPU; `pip install 'learnerfit[gpu]'`): sampling and log-prob scoring.
+
+vllm is imported only when this engine is built, so CPU installs never need it.
+Sampling asks vLLM for `n` completions per prompt in one request; scoring sends
+prompt + solution as one prompt with `prompt_logprobs=0`, which returns the
+log-probability of every prompt token actually present — the solution's among
+them. A LoRA adapter (e.g. a learner checkpoint from the trainer) is applied per
+request. Prompts go in as token ids rendered with the same chat template helper the
+transformers back end uses, so both engines score identical tokens.
+
+Not run on the CPU machines this project is built on: the request building and
+result mapping below are tested there with objects shaped like vLLM's documented
+outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs
+from learnerfit.models.chat import encode_reply, render_prompt
+from learnerfit.models.weights import resolve_model
+
+
+def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
+    """vllm.SamplingParams arguments for sampling `params.n` completions."""
+    return {
+        "n": params.n,
+        "temperature": params.temperature,  # 0 is greedy in vLLM too
+        "top_p": params.top_p,
+        "max_tokens": params.max_new_tokens,
+        "seed": params.seed,
+    }
+
+
+def scoring_kwargs() -> dict[str, Any]:
+    """vllm.SamplingParams arguments for scoring a given text: one throwaway token, the prompt's own log-probs."""
+    return {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0}
+
+
+def completions_from_output(output: Any, prefix: str = "") -> list[Completion]:
+    """A vllm RequestOutput's completions (CompletionOutput: text, token_ids, finish_reason), after `prefix`."""
+    return [
+        Completion(text=(prefix + c.text).strip(), token_count=len(c.token_ids), truncated=c.finish_reason == "length")
+        for c in output.outputs
+    ]
+
+
+def solution_logprobs(prompt_logprobs: Sequence[Mapping[int, Any] | None], prompt_len: int,
+                      solution_ids: Sequence[int], tokens: Sequence[str]) -> SolutionLogProbs:
+    """The solution's log-probs out of RequestOutput.prompt_logprobs (None first, then {token_id: Logprob})."""
+    if len(prompt_logprobs) != prompt_len + len(solution_ids):
+        raise ValueError(f"vLLM returned {len(prompt_logprobs)} prompt log-probs for "
+                         f"{prompt_len + len(solution_ids)} prompt tokens")
+    values = []
+    for k, token_id in enumerate(solution_ids):
+        position = prompt_logprobs[prompt_len + k]
+        if position is None or token_id not in position:
+            raise ValueError(f"vLLM returned no log-prob for solution token {k} (id {token_id})")
+        values.append(float(position[token_id].logprob))
+    return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values)
+
+
+class AdapterIds:
+    """vLLM names each LoRA adapter by a positive int id: one stable id per adapter directory."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def fields(self, adapter: str) -> tuple[str, int, str]:
+        """(lora_name, lora_int_id, lora_path) for vllm.lora.request.LoRARequest."""
+        path = str(Path(adapter).resolve())
+        if not Path(path, "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
+        lora_id = self._ids.setdefault(path, len(self._ids) + 1)
+        return Path(path).name, lora_id, path
+
+
+class VLLMEngine:
+    """One vllm.LLM serving both interfaces (TextGenerator and LogProbScorer).
+
+    `with_adapter(path)` gives a view of the same engine that applies a LoRA adapter
+    (e.g. a learner checkpoint) per request, so several checkpoints share one model.
+    """
+
+    def __init__(self, model: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85,
+                 max_num_seqs: int = 256, lora_adapter: str | None = None, max_lora_rank: int = 64,
+                 trust_remote_code: bool = False, cache_dir: Path | None = None):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise RuntimeError("the vllm back end needs vLLM on a CUDA machine: pip install 'learnerfit[gpu]'") \
+                from exc
+        self._vllm = vllm
+        self.model_name = model
+        self.llm = vllm.LLM(
+            model=resolve_model(model, cache_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+            max_num_seqs=max_num_seqs, enable_lora=True, max_lora_rank=max_lora_rank,
+            trust_remote_code=trust_remote_code,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self._adapter_ids = AdapterIds()
+        self._lock = threading.Lock()  # vllm.LLM is not meant for concurrent calls
+        self.lora = self._lora_request(lora_adapter) if lora_adapter else None
+
+    def _lora_request(self, adapter: str):
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(*self._adapter_ids.fields(adapter))
+
+    def with_adapter(self, adapter: str) -> VLLMEngine:
+        view = copy.copy(self)  # shares the LLM, tokenizer, lock and adapter ids
+        view.lora = self._lora_request(adapter)
+        view.model_name = f"{self.model_name}+{Path(adapter).name}"
+        return view
+
+    def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
+                 prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(conversations)
+        prompts = [{"prompt_token_ids": self.tokenizer(render_prompt(self.tokenizer, c) + prefix,
+                                                       add_special_tokens=False)["input_ids"]}
+                   for c, prefix in zip(conversations, prefixes, strict=True)]
+        with self._lock:
+            outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**sampling_kwargs(params)),
+                                        lora_request=self.lora, use_tqdm=False)
+        return [completions_from_output(o, prefix) for o, prefix in zip(outputs, prefixes, strict=True)]
+
+    def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
+        pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]
+        prompts = [{"prompt_token_ids": p + s} for p, s in pairs]
+        with self._lock:
+            outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**scoring_kwargs()),
+                                        lora_request=self.lora, use_tqdm=False)
+        return [
+            solution_logprobs(o.prompt_logprobs, len(p), s, [self.tokenizer.decode([t]) for t in s])
+            for o, (p, s) in zip(outputs, pairs, strict=True)
+        ]

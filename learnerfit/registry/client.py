@@ -1,0 +1,74 @@
+"""The registry service's gRPC API as a small client: what services and the CLI use instead of the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import grpc
+from pydantic import BaseModel, Field
+
+from learnerfit.errors import InvalidInput, NotFound, Unavailable
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+
+
+class RegistryClient:
+    def __init__(self, target: str, timeout_s: float = 30.0):
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(target)
+        self._stub = services_pb2_grpc.RegistryStub(self._channel)
+
+    def get(self, version: str) -> records_pb2.Checkpoint:
+        try:
+            return self._stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version=version), timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+
+    def list(self, page_size: int = 0) -> Iterator[records_pb2.Checkpoint]:
+        """Every checkpoint, oldest first, page by page."""
+        token = ""
+        while True:
+            try:
+                page = self._stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(page_size=page_size,
+                                                                                      page_token=token),
+                                                  timeout=self.timeout_s)
+            except grpc.RpcError as exc:
+                raise _error(exc, self.target) from None
+            yield from page.checkpoints
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _error(exc: grpc.RpcError, target: str) -> Exception:
+    code, details = exc.code(), exc.details()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(details)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        field, _, why = details.partition(": ")
+        return InvalidInput(field, why)
+    return Unavailable(f"registry at {target}: {code.name}: {details}")
+
+
+class RegistryAccess(BaseModel):
+    """Where the registry service is."""
+
+    target: str = Field("", description="gRPC address (host:port) of the registry service; empty: none (the learner "
+                                        "then knows only the checkpoints announced on the `checkpoints` topic).")
+
+    def lookup(self) -> Callable[[str], records_pb2.Checkpoint] | None:
+        """GetCheckpoint by version, or None when no registry is configured."""
+        return RegistryClient(self.target).get if self.target else None
+
+    def newest(self) -> records_pb2.Checkpoint | None:
+        """The newest registered checkpoint, None when there is none or no registry is configured."""
+        if not self.target:
+            return None
+        client = RegistryClient(self.target)
+        try:
+            return next(reversed(list(client.list())), None)
+        finally:
+            client.close()

@@ -1,0 +1,138 @@
+"""The embedded registry: `<root>/checkpoints/<version>/` plus an SQLite index `<root>/registry.sqlite`.
+
+Registration is all or nothing: the files are copied to a staging folder, moved into
+place, and the index row is committed last; a crash at any point leaves no row, and
+the next start removes the leftovers. Versions are `v1`, `v2`, ...; a name or path
+from a request can never reach outside the root.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import closing
+from pathlib import Path
+
+from learnerfit.errors import InvalidInput, NotFound
+from learnerfit.v1 import records_pb2
+
+_VERSION = re.compile(r"^v[1-9]\d*$")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    number      INTEGER PRIMARY KEY,
+    base_model  TEXT NOT NULL,
+    kind        INTEGER NOT NULL,
+    example_ids TEXT NOT NULL,   -- JSON list
+    policy      TEXT NOT NULL,
+    eval        TEXT NOT NULL,   -- JSON object
+    created_at  REAL NOT NULL
+)
+"""
+
+
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+
+
+def default_registry_dir() -> Path:
+    """~/.cache/learnerfit/registry: where the local stack's trainer registers and `learnerfit checkpoints` looks."""
+    return Path.home() / ".cache" / "learnerfit" / "registry"
+
+
+class CheckpointRegistry:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self._query(_SCHEMA)
+        self._remove_leftovers()
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.root / "registry.sqlite", timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with closing(self._db()) as db:
+            return db.execute(sql, params).fetchall()
+
+    def _remove_leftovers(self) -> None:
+        """Staging folders and folders without an index row: what an interrupted registration left."""
+        known = {c.version for c in self.list()}
+        for entry in (self.root / "checkpoints").iterdir():
+            if entry.name.startswith(".staging-") or entry.name not in known:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def register(self, source: Path, *, base_model: str, kind: int, example_ids: Sequence[str] = (),
+                 policy: str = "", eval_results: Mapping[str, float] | None = None) -> records_pb2.Checkpoint:
+        source = Path(source)
+        if not source.is_dir():
+            raise InvalidInput("source", f"checkpoint source {source} is not a directory")
+        staging = self.root / "checkpoints" / f".staging-{uuid.uuid4().hex}"
+        shutil.copytree(source, staging)
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")  # one registration at a time: version numbers never collide
+            number = (db.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints").fetchone()[0]) + 1
+            final = self.root / "checkpoints" / f"v{number}"
+            staging.rename(final)
+            db.execute("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (number, base_model, kind, json.dumps(list(example_ids)), policy,
+                        json.dumps(dict(eval_results or {})), time.time()))
+            db.execute("COMMIT")  # the checkpoint exists from here on, not before
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            db.close()
+        return self.get(f"v{number}")
+
+    def list(self) -> list[records_pb2.Checkpoint]:
+        return [self._checkpoint(row) for row in self._query("SELECT * FROM checkpoints ORDER BY number")]
+
+    def page(self, page_size: int = 0, page_token: str = "") -> tuple[list[records_pb2.Checkpoint], str]:
+        """One page, oldest first, and the token of the next ("" on the last page). The token is the last version
+        seen, so pages stay consistent while new checkpoints are registered."""
+        if page_size < 0:
+            raise InvalidInput("page_size", f"{page_size} is negative")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = 0
+        if page_token:
+            if not _VERSION.match(page_token):
+                raise InvalidInput("page_token", f"{page_token!r} is not a token this registry gave out")
+            after = int(page_token[1:])
+        rows = self._query("SELECT * FROM checkpoints WHERE number > ? ORDER BY number LIMIT ?", (after, size + 1))
+        checkpoints = [self._checkpoint(row) for row in rows[:size]]
+        return checkpoints, checkpoints[-1].version if len(rows) > size else ""
+
+    def latest(self) -> records_pb2.Checkpoint | None:
+        checkpoints = self.list()
+        return checkpoints[-1] if checkpoints else None
+
+    def get(self, version: str) -> records_pb2.Checkpoint:
+        if not _VERSION.match(version or ""):
+            raise InvalidInput("version", f"{version!r} is not of the form v1, v2, ...")
+        rows = self._query("SELECT * FROM checkpoints WHERE number = ?", (int(version[1:]),))
+        if not rows:
+            raise NotFound(f"no checkpoint {version} in {self.root}")
+        return self._checkpoint(rows[0])
+
+    def path_of(self, checkpoint: records_pb2.Checkpoint) -> Path:
+        path = (self.root / checkpoint.path).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidInput("path", f"checkpoint path {checkpoint.path!r} leaves the registry root")
+        return path
+
+    def _checkpoint(self, row) -> records_pb2.Checkpoint:
+        number, base_model, kind, example_ids, policy, eval_json, created_at = row
+        checkpoint = records_pb2.Checkpoint(version=f"v{number}", base_model=base_model, kind=kind,
+                                            path=f"checkpoints/v{number}", example_ids=json.loads(example_ids),
+                                            policy=policy, eval=json.loads(eval_json),
+                                            uri=str(self.root / "checkpoints" / f"v{number}"))
+        checkpoint.created_at.FromNanoseconds(int(created_at * 1e9))
+        return checkpoint

@@ -1,0 +1,134 @@
+"""The life of a service process: settings, logs, metrics, gRPC server, stage loop, followers, graceful shutdown.
+
+A service module ends with `run(SPEC)`; everything here is shared by every service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from learnerfit.runtime.bus import Bus
+from learnerfit.runtime.follow import TopicFollower
+from learnerfit.runtime.grpc import GrpcServer, service_handler
+from learnerfit.runtime.logs import configure_logging
+from learnerfit.runtime.metrics import serve_metrics
+from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.runtime.settings import ServiceSettings, StageSettings, settings_table
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+
+log = logging.getLogger(__name__)
+DEAD_LETTER = "dead-letter"  # any stage: records that can never be processed, with the reason
+
+
+def describe(spec: ServiceSpec) -> str:
+    """What --help says after the description: the API, the topics, every setting."""
+    lines = [f"gRPC: {spec.api.full_name} ({', '.join(spec.api.methods_by_name)})"]
+    if spec.stage:
+        lines.append(f"consumes: {', '.join(spec.stage.consumes)}")
+        lines.append(f"produces: {', '.join(dict.fromkeys([*spec.stage.produces.values(), *spec.stage.also_produces]))}")
+    if spec.follows:
+        lines.append(f"follows (from the beginning): {', '.join(spec.follows)}")
+    if spec.publishes:
+        lines.append(f"publishes: {', '.join(spec.publishes)}")
+    lines += ["", "Settings (defaults < YAML file in LEARNERFIT_CONFIG < environment):", settings_table(spec.settings)]
+    return "\n".join(lines)
+
+
+def load_settings(spec: ServiceSpec, argv: Sequence[str] | None = None) -> ServiceSettings:
+    """Parses --help / --print-config and builds the settings, or exits with a message naming the bad setting."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{spec.name}",
+                                     description=(spec.settings.__doc__ or "").strip(), epilog=describe(spec),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print-config", action="store_true", help="print the effective settings as JSON and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = spec.settings()
+    except (ValidationError, FileNotFoundError) as exc:
+        print(f"{spec.name}: invalid settings:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    if args.print_config:
+        print(settings.model_dump_json(indent=2))
+        sys.exit(0)
+    return settings
+
+
+def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
+    settings = load_settings(spec, argv)
+    configure_logging(settings.log.level, settings.log.format, spec.name)
+    log.info("effective config %s", settings.model_dump_json(), extra={"service": spec.name})
+
+    stop, failed = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    bus = Bus(settings.bus.bootstrap_servers, client_id=spec.name, session_timeout_ms=settings.bus.session_timeout_ms,
+              topic_prefix=settings.bus.topic_prefix)
+    if settings.bus.create_topics and spec.topics:
+        bus.ensure_topics([*spec.topics, DEAD_LETTER], settings.bus.topic_partitions, settings.bus.topic_replication)
+    parts_holder: list[Parts] = []
+    follower = TopicFollower(bus, spec.follows, lambda message: parts_holder[0].fold(message)) if spec.follows \
+        else None
+    parts = spec.build(settings, Context(bus, follower.caught_up if follower else lambda: True))
+    parts_holder.append(parts)
+    serve_metrics(settings.log.metrics_port)
+
+    server = GrpcServer(settings.grpc.host, settings.grpc.port, workers=settings.grpc.workers,
+                        max_message_bytes=settings.grpc.max_message_bytes)
+    server.add(service_handler(spec.api, parts.rpcs), [spec.api.full_name])
+    server.start()
+    log.info("%s serving gRPC on %s:%d", spec.name, settings.grpc.host, server.port, extra={"service": spec.name})
+
+    loops = list(parts.background)
+    if follower is not None:
+        loops.append(follower.run)
+    if spec.stage is not None:
+        loops.append(_runner(spec, parts, bus, settings).run)
+    threads = [threading.Thread(target=_guarded, args=(loop, stop, failed), name=f"{spec.name}-loop{i}", daemon=True)
+               for i, loop in enumerate(loops)]
+    for thread in threads:
+        thread.start()
+
+    stop.wait()
+    log.info("%s stopping: finishing in-flight work", spec.name, extra={"service": spec.name})
+    server.set_serving(False)
+    for thread in threads:
+        thread.join(timeout=settings.shutdown_grace_s)
+    server.stop(settings.shutdown_grace_s)
+    if parts.on_stop:
+        parts.on_stop()
+    bus.close()
+    log.info("%s stopped", spec.name, extra={"service": spec.name})
+    sys.exit(1 if failed.is_set() else 0)
+
+
+
+
+
+def _runner(spec: ServiceSpec, parts: Parts, bus: Bus, settings: ServiceSettings) -> StageRunner:
+    stage_settings = getattr(settings, "stage", None)
+    if not isinstance(stage_settings, StageSettings) or parts.process is None:
+        raise TypeError(f"{spec.name} declares a stage but has no `stage` settings section or no process function")
+    stage = Stage(name=spec.name, consumes=spec.stage.consumes, input_type=spec.stage.input_type,
+                  process=parts.process, routes=spec.stage.produces, held_ids=parts.held_ids, on_tick=parts.on_tick,
+                  router=parts.route)
+    return StageRunner(stage, bus, group_id=stage_settings.group or spec.name, dead_letter_topic=DEAD_LETTER,
+                       max_batch=stage_settings.max_batch, max_wait_s=stage_settings.max_wait_s,
+                       dedupe_window=stage_settings.dedupe_window)
+
+
+def _guarded(loop: Callable[[threading.Event], None], stop: threading.Event, failed: threading.Event) -> None:
+    """A loop that dies takes the process down (non-zero exit), so its supervisor restarts it."""
+    try:
+        loop(stop)
+    except Exception:
+        log.exception("background loop crashed; stopping the service")
+        failed.set()
+        stop.set()

@@ -1,0 +1,169 @@
+"""The Kafka bus on kafka-python: topics, an idempotent producer, consumers with manual commits.
+
+Every record is a protobuf message from protos/, keyed by the problem it belongs
+to (so a problem's records stay in order on one partition), with its stable id
+and type in headers so a consumer can spot duplicates and mis-routed records.
+Keys and ids are read by field name, so the bus knows no record type: a record
+names its problem in `problem_id` or `problem.id`, else its own `id` is its key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from google.protobuf.message import Message
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import TopicAlreadyExistsError
+from kafka.producer.future import FutureRecordMetadata
+
+log = logging.getLogger(__name__)
+
+ID_HEADER = "lf-id"
+TYPE_HEADER = "lf-type"
+ERROR_HEADER = "lf-error"
+STAGE_HEADER = "lf-stage"
+SOURCE_HEADER = "lf-source"  # topic/partition/offset the dead letter came from
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge an output record; the inputs must not be committed."""
+
+
+def record_key(message: Message) -> str:
+    """The partition key: the problem a record belongs to, else the record itself."""
+    fields = message.DESCRIPTOR.fields_by_name
+    if "problem_id" in fields:
+        return message.problem_id
+    if "problem" in fields and message.HasField("problem"):
+        return message.problem.id
+    return record_id(message)
+
+
+def record_id(message: Message) -> str:
+    """The record's stable id (content-derived), used to drop duplicates."""
+    for field in ("id", "version"):
+        if hasattr(message, field):
+            return getattr(message, field)
+    raise TypeError(f"{type(message).__name__} has no id field")
+
+
+def header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+class Bus:
+    """Kafka clients for one process. The producer is shared and idempotent (acks=all)."""
+
+    def __init__(self, bootstrap_servers: str, client_id: str, session_timeout_ms: int = 10_000,
+                 topic_prefix: str = ""):
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.session_timeout_ms = session_timeout_ms
+        self.topic_prefix = topic_prefix
+        self._producer: KafkaProducer | None = None
+
+    def topic(self, name: str) -> str:
+        """The full name of a pipeline topic on this bus."""
+        return self.topic_prefix + name
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_request_size=16 * 1024 * 1024,
+            )
+        return self._producer
+
+    def ensure_topics(self, names: Iterable[str], partitions: int, replication: int = 1) -> None:
+        """Creates the topics that do not exist yet; existing ones are left as they are."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-admin")
+        try:
+            existing = set(admin.list_topics())
+            wanted = dict.fromkeys(self.topic(n) for n in names)
+            missing = [NewTopic(n, partitions, replication) for n in wanted if n not in existing]
+            if missing:
+                try:
+                    admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass  # another service created it between list and create
+                log.info("created topics %s", [t.name for t in missing])
+        finally:
+            admin.close()
+
+    def send(self, topic: str, message: Message) -> FutureRecordMetadata:
+        headers = [
+            (ID_HEADER, record_id(message).encode()),
+            (TYPE_HEADER, message.DESCRIPTOR.full_name.encode()),
+        ]
+        return self.producer.send(
+            self.topic(topic), key=record_key(message).encode(), value=message.SerializeToString(), headers=headers
+        )
+
+    def send_dead_letter(self, topic: str, record: ConsumerRecord, stage: str, error: str) -> FutureRecordMetadata:
+        """Forwards the raw record untouched, with why it failed and where it came from."""
+        headers = [h for h in (record.headers or ()) if h[0] not in (ERROR_HEADER, STAGE_HEADER, SOURCE_HEADER)]
+        headers += [
+            (ERROR_HEADER, error.encode("utf-8", "replace")[:4096]),
+            (STAGE_HEADER, stage.encode()),
+            (SOURCE_HEADER, f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        return self.producer.send(self.topic(topic), key=record.key, value=record.value, headers=headers)
+
+    def confirm(self, futures: Sequence[FutureRecordMetadata], timeout_s: float = 30.0) -> None:
+        """Blocks until every sent record is acknowledged by the broker, or raises PublishError."""
+        if not futures:
+            return
+        self.producer.flush(timeout=timeout_s)
+        for future in futures:
+            try:
+                future.get(timeout=timeout_s)
+            except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
+                raise PublishError(f"output record not acknowledged: {exc}") from exc
+
+    def publish(self, outputs: Iterable[tuple[str, Message]]) -> int:
+        """Sends (topic, message) pairs and waits for their acknowledgement."""
+        futures = [self.send(topic, message) for topic, message in outputs]
+        self.confirm(futures)
+        return len(futures)
+
+    def consumer(self, topics: Sequence[str], group_id: str, max_poll_records: int = 500) -> KafkaConsumer:
+        return KafkaConsumer(
+            *[self.topic(t) for t in topics],
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(self.session_timeout_ms // 5, 500),
+            # Model stages can spend minutes on one batch between polls.
+            max_poll_interval_ms=30 * 60 * 1000,
+            max_poll_records=max_poll_records,
+        )
+
+    def reader(self) -> KafkaConsumer:
+        """A consumer outside any group, for folding whole topics (it never commits)."""
+        return KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_id}-reader",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(timeout=10)
+            self._producer.close(timeout=10)
+            self._producer = None

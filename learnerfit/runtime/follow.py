@@ -1,0 +1,68 @@
+"""Folds whole topics into a service's state, from the beginning, outside any consumer group.
+
+Used for state that is a function of the log: the gateway's batch progress, the
+learner services' view of which checkpoints exist. A restarted service reads the
+topics again and arrives at the same state. `caught_up()` lets a caller wait
+until everything published before the call has been folded (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+
+from google.protobuf.message import DecodeError, Message
+from kafka import TopicPartition
+
+from learnerfit.runtime.bus import Bus
+
+log = logging.getLogger(__name__)
+
+
+class TopicFollower:
+    def __init__(self, bus: Bus, types_by_topic: Mapping[str, type[Message]], fold: Callable[[Message], None]):
+        self.bus = bus
+        self.types = {bus.topic(t): message_type for t, message_type in types_by_topic.items()}
+        self.fold = fold
+        self._rounds = 0          # poll rounds finished
+        self._caught_up_at = -1   # the last round that ended with every partition at its high-water mark
+        self._changed = threading.Condition()
+
+    def run(self, stop: threading.Event) -> None:
+        reader = self.bus.reader()
+        try:
+            partitions = self._partitions(reader)
+            reader.assign(partitions)
+            reader.seek_to_beginning(*partitions)
+            while not stop.is_set():
+                for tp, records in reader.poll(timeout_ms=200).items():
+                    for record in records:
+                        self._apply(self.types[tp.topic], record.value, tp)
+                caught_up = all(reader.position(tp) >= (reader.highwater(tp) or 0) for tp in partitions)
+                with self._changed:
+                    self._rounds += 1
+                    if caught_up:
+                        self._caught_up_at = self._rounds
+                    self._changed.notify_all()
+        finally:
+            reader.close()
+
+    def caught_up(self, timeout_s: float = 30.0) -> bool:
+        """Waits until a poll round that began after this call ended caught up; False after timeout_s."""
+        with self._changed:
+            asked_at = self._rounds
+            return self._changed.wait_for(lambda: self._caught_up_at > asked_at + 1, timeout=timeout_s)
+
+    def _partitions(self, reader) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for topic in self.types for p in sorted(reader.partitions_for_topic(topic)
+                                                                                 or ())]
+
+    def _apply(self, message_type: type[Message], value: bytes, tp: TopicPartition) -> None:
+        message = message_type()
+        try:
+            message.ParseFromString(value or b"")
+        except DecodeError:
+            log.warning("skipped an undecodable record on %s", tp.topic)
+            return
+        self.fold(message)

@@ -1,0 +1,168 @@
+"""The gRPC server every service runs: health checking, reflection, size limits, error mapping, logs, metrics.
+
+Errors follow the standard codes so a client can act on them (learnerfit/errors.py
+says which error means what); they are mapped here, once, for every service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent import futures
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from learnerfit.errors import FailedPrecondition, InvalidInput, LimitExceeded, NotFound, Unavailable
+from learnerfit.runtime import metrics
+
+log = logging.getLogger(__name__)
+
+
+# The one place errors become status codes. Anything else is a bug: INTERNAL, with an id to find in the log,
+# and no exception text sent to the client.
+_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+def status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and client-facing message for an exception raised while serving a call."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code, str(error)
+    error_id = uuid.uuid4().hex[:12]
+    log.error("internal error %s", error_id, exc_info=error, extra={"error": error_id})
+    return grpc.StatusCode.INTERNAL, f"internal error {error_id}; see the service's log"
+
+
+class ServingInterceptor(grpc.ServerInterceptor):
+    """Wraps every call: maps errors to status codes, logs the outcome and counts it by method and code."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None and handler.unary_stream is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _serve_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_stream_rpc_method_handler(
+            _serve_stream(method, handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _record(method: str, started: float, code: grpc.StatusCode) -> None:
+    metrics.GRPC_CALLS.labels(method, code.name).inc()
+    metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+    level = logging.INFO if code == grpc.StatusCode.OK or method.startswith("/grpc.") else logging.WARNING
+    log.log(level, "%s %s in %.3fs", method, code.name, time.perf_counter() - started)
+
+
+def _abort(context: grpc.ServicerContext, error: Exception) -> grpc.StatusCode:
+    code, message = status_of(error)
+    context.set_code(code)
+    context.set_details(message)
+    return code
+
+
+def _serve_unary(method: str, behaviour: Callable):
+    def wrapped(request, context):
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        try:
+            return behaviour(request, context)
+        except Exception as exc:
+            code = _abort(context, exc)
+            return None
+        finally:
+            _record(method, started, code)
+
+    return wrapped
+
+
+def _serve_stream(method: str, behaviour: Callable):
+    def wrapped(request, context):
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        try:
+            yield from behaviour(request, context)
+        except Exception as exc:
+            code = _abort(context, exc)
+        finally:
+            _record(method, started, code)
+
+    return wrapped
+
+
+def service_handler(service: ServiceDescriptor, methods: Mapping[str, Callable]) -> grpc.GenericRpcHandler:
+    """A handler for `service` whose methods are plain functions from request to response (or to an iterator of
+    responses, for a server-streaming method); they never see a gRPC context."""
+    missing = set(service.methods_by_name) - set(methods)
+    if missing:
+        raise TypeError(f"{service.full_name}: no function for {', '.join(sorted(missing))}")
+    handlers = {}
+    for name, function in methods.items():
+        method = service.methods_by_name[name]
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[name] = make(lambda request, _context, f=function: f(request),
+                              request_deserializer=request_type.FromString,
+                              response_serializer=response_type.SerializeToString)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+class GrpcServer:
+    """A started gRPC server with health and reflection for the given service names."""
+
+    def __init__(self, host: str, port: int, *, workers: int, max_message_bytes: int):
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            interceptors=[ServingInterceptor()],
+            options=options,
+        )
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC server to {host}:{port}")
+        self._names: list[str] = []
+
+    def add(self, handler: grpc.GenericRpcHandler, service_names: Iterable[str]) -> None:
+        self.server.add_generic_rpc_handlers((handler,))
+        self._names.extend(service_names)
+
+    def start(self) -> None:
+        reflection.enable_server_reflection(
+            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.server.start()
+        self.set_serving(True)
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._names]:
+            self.health.set(name, status)
+
+    def stop(self, grace_s: float) -> None:
+        """Refuses new calls and lets in-flight ones finish within grace_s."""
+        self.set_serving(False)
+        self.server.stop(grace_s).wait()

@@ -1,0 +1,32 @@
+"""Prometheus metrics shared by every service: stage throughput, dead letters, gRPC calls."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+RECORDS_IN = Counter("learnerfit_stage_records_in_total", "Input records a stage consumed.", ["stage"])
+RECORDS_OUT = Counter("learnerfit_stage_records_out_total", "Output records a stage published.", ["stage", "topic"])
+DUPLICATES = Counter("learnerfit_stage_duplicates_total", "Redelivered input records dropped as duplicates.", ["stage"])
+DEAD_LETTERS = Counter("learnerfit_stage_dead_letters_total", "Records sent to the dead-letter topic.", ["stage"])
+STAGE_LATENCY = Histogram(
+    "learnerfit_stage_batch_seconds",
+    "Time to process one batch of input records (model work included).",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+GRPC_CALLS = Counter("learnerfit_grpc_calls_total", "gRPC calls served.", ["method", "code"])
+GRPC_LATENCY = Histogram("learnerfit_grpc_call_seconds", "gRPC call latency.", ["method"])
+
+
+def serve_metrics(port: int) -> int | None:
+    """Starts the /metrics endpoint; returns its port (None when disabled with -1)."""
+    if port < 0:
+        return None
+    server, _thread = start_http_server(port)
+    bound = server.server_port
+    log.info("metrics on :%d/metrics", bound)
+    return bound

@@ -1,0 +1,134 @@
+"""Typed, layered service settings: defaults < YAML file (LEARNERFIT_CONFIG) < environment (LEARNERFIT_*).
+
+A service's settings are one class of nested sections (`grpc`, `bus`, `stage`, and
+its own: `learner`, `oracle`, `reward`, `train`, ...). The environment names a
+field by its path with `__` between levels: LEARNERFIT_LEARNER__MODEL,
+LEARNERFIT_BUS__BOOTSTRAP_SERVERS. Field descriptions are the reference a user
+reads: `--help` and the settings reference (docs/settings.md) are made from them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+ENV_PREFIX = "LEARNERFIT_"
+CONFIG_FILE_ENV = "LEARNERFIT_CONFIG"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "learnerfit"
+
+
+class GrpcSettings(BaseModel):
+    """The gRPC server."""
+
+    host: str = Field("127.0.0.1", description="Address the server binds (0.0.0.0 in a container).")
+    port: int = Field(50051, ge=0, le=65535, description="Port; 0 picks a free one.")
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest message accepted or sent.")
+    workers: int = Field(8, ge=1, le=256, description="Threads serving calls.")
+
+
+class BusSettings(BaseModel):
+    """The Kafka bus."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    topic_prefix: str = Field("", description="Prefix of every topic name (several pipelines on one cluster).")
+    create_topics: bool = Field(True, description="Create missing topics at start (off where an operator, e.g. "
+                                                  "Strimzi, owns them).")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of the topics this service creates.")
+    topic_replication: int = Field(1, ge=1, description="Replication factor of the topics this service creates.")
+    session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer session timeout; a dead consumer's "
+                                                                 "partitions move after this.")
+
+
+class StageSettings(BaseModel):
+    """How the service's stage reads its input."""
+
+    group: str = Field("", description="Kafka consumer group; empty means the service's name.")
+    max_batch: int = Field(1, ge=1, le=4096, description="Most input records handed to the stage at once.")
+    max_wait_s: float = Field(0.2, ge=0, le=60, description="After the first record of a batch, how long to wait "
+                                                            "for more.")
+    dedupe_window: int = Field(100_000, ge=0, description="How many recent input ids are remembered to drop "
+                                                          "redelivered duplicates.")
+
+
+class LogSettings(BaseModel):
+    """Logs and metrics."""
+
+    level: str = Field("INFO", description="Python log level.")
+    format: str = Field("json", pattern="^(json|text)$", description="Log line format: json or text.")
+    metrics_port: int = Field(0, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks a free one, -1 "
+                                                              "disables.")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
+                                      validate_default=True, nested_model_default_partial_update=True)
+    service_name: ClassVar[str] = "service"
+
+    grpc: GrpcSettings = GrpcSettings()
+    bus: BusSettings = BusSettings()
+    log: LogSettings = LogSettings()
+    shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight work may take to finish.")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Converted and built model weights.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: explicit arguments, then the environment, then the YAML file.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def setting_rows(settings_cls: type[BaseModel], path: tuple[str, ...] = (),
+                 defaults: BaseModel | None = None) -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) per leaf setting, sections flattened, in declaration order."""
+    rows = []
+    for name, field in settings_cls.model_fields.items():
+        default = getattr(defaults, name) if defaults is not None else _default(field)
+        if isinstance(default, BaseModel):
+            rows += setting_rows(type(default), (*path, name), default)
+            continue
+        env = ENV_PREFIX + "__".join((*path, name)).upper()
+        rows.append((env, repr(str(default)) if isinstance(default, Path) else repr(default), field.description or ""))
+    return rows
+
+
+def _default(field: FieldInfo) -> Any:
+    if field.default_factory is default_cache_dir:
+        return "~/.cache/learnerfit"
+    return field.get_default(call_default_factory=True)
+
+
+def settings_table(settings_cls: type[ServiceSettings]) -> str:
+    """One line per setting, for --help."""
+    rows = setting_rows(settings_cls)
+    width = max(len(r[0]) for r in rows)
+    dwidth = min(max(len(r[1]) for r in rows), 28)
+    return "\n".join(f"  {env:<{width}}  {default:<{dwidth}}  {doc}" for env, default, doc in rows)
+
+
+def settings_markdown(settings_cls: type[ServiceSettings]) -> str:
+    """A Markdown table of every setting, for the settings reference."""
+    lines = ["| environment variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{env}` | `{default}` | {doc} |" for env, default, doc in setting_rows(settings_cls)]
+    return "\n".join(lines)

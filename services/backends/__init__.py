@@ -1,1 +1,0 @@
-"""Model back ends behind small interfaces (generate, and later log-probs and reward); the engine is a setting."""

@@ -1,1 +1,0 @@
-"""The curator service: per problem, picks the training example from the scored candidates."""

@@ -1,0 +1,93 @@
+"""Gateway: accepts batches of problems over gRPC, publishes them, reports progress and streams curated results.
+
+It keeps no state of its own: progress is folded from the pipeline's topics, read
+from the beginning, so a restarted gateway arrives at the same counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import ClassVar
+
+from pydantic import Field
+
+from learnerfit.domain import topics
+from learnerfit.domain.batches import BatchLedger, prepare_batch
+from learnerfit.domain.curation.policies import DEFAULT_POLICY
+from learnerfit.domain.intake import IntakeLimits, SamplingDefaults
+from learnerfit.errors import InvalidInput, NotFound, Unavailable
+from learnerfit.runtime.app import run
+from learnerfit.runtime.bus import PublishError
+from learnerfit.runtime.settings import ServiceSettings
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.v1 import records_pb2, services_pb2
+
+log = logging.getLogger(__name__)
+
+
+class GatewaySettings(ServiceSettings):
+    """Gateway: accepts batches of problems over gRPC, publishes them, reports progress and curated results."""
+
+    service_name: ClassVar[str] = "gateway"
+    default_policy: str = Field(DEFAULT_POLICY, description="Curation policy of batches that name none.")
+    stream_idle_s: float = Field(1.0, gt=0, description="How often a results stream re-checks a quiet batch.")
+    sampling: SamplingDefaults = SamplingDefaults()
+    intake: IntakeLimits = IntakeLimits()
+
+
+def build(settings: GatewaySettings, context: Context) -> Parts:
+    ledger = BatchLedger()
+
+    def status(batch_id: str) -> records_pb2.BatchStatus:
+        if not batch_id:
+            raise InvalidInput("batch_id", "must not be empty")
+        found = ledger.status(batch_id)
+        if found is None:
+            raise NotFound(f"batch_id: no batch {batch_id!r}")
+        return found
+
+    def submit(request: services_pb2.SubmitBatchRequest) -> services_pb2.SubmitBatchResponse:
+        batch_id, problems = prepare_batch(request, settings.intake, settings.sampling, settings.default_policy)
+        reply = services_pb2.SubmitBatchResponse(batch_id=batch_id, problem_ids=[p.id for p in problems])
+        if ledger.knows(batch_id):
+            reply.already_submitted = True
+        else:
+            try:
+                context.bus.publish((topics.PROBLEMS, p) for p in problems)
+            except PublishError as exc:
+                # Nothing is recorded as accepted: the client's retry publishes again, and the
+                # problems' stable ids let the generator drop any that did get through.
+                raise Unavailable(f"could not publish the batch, retry: {exc}") from exc
+            for problem in problems:
+                ledger.apply(problem)
+            log.info("accepted batch %s with %d problems", batch_id, len(problems), extra={"batch_id": batch_id})
+        reply.status.CopyFrom(status(batch_id))
+        return reply
+
+    def stream_results(request: services_pb2.StreamResultsRequest) -> Iterator[records_pb2.CuratedExample]:
+        status(request.batch_id)
+        sent = 0
+        while True:
+            examples, complete = ledger.curated_from(request.batch_id, sent)
+            yield from examples
+            sent += len(examples)
+            if complete and not examples:
+                return
+            if not examples:
+                ledger.wait(settings.stream_idle_s)
+
+    return Parts(rpcs={"SubmitBatch": submit, "GetBatch": lambda request: status(request.batch_id),
+                       "StreamResults": stream_results}, fold=ledger.apply)
+
+
+SPEC = ServiceSpec(
+    name="gateway", settings=GatewaySettings, api=services_pb2.DESCRIPTOR.services_by_name["Gateway"], build=build,
+    follows={topics.PROBLEMS: records_pb2.Problem, topics.TRAJECTORIES: records_pb2.Trajectory,
+             topics.SCORED: records_pb2.Trajectory, topics.DECISIONS: records_pb2.CurationDecision,
+             topics.CURATED: records_pb2.CuratedExample, topics.ORACLE_REJECTED: records_pb2.Trajectory},
+    publishes=[topics.PROBLEMS],
+)
+
+if __name__ == "__main__":
+    run(SPEC)

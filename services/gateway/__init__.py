@@ -1,1 +1,0 @@
-"""The gateway service: accepts batches of problems, reports their progress, streams their curated examples."""

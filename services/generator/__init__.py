@@ -1,1 +1,0 @@
-"""The learner generator service: N sampled solutions per problem from the learner model."""

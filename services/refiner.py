@@ -1,0 +1,54 @@
+"""Refiner: Oracle-refined (minimal repair of learner traces) and Oracle-synthesized (from scratch) traces, for
+the batches that ask for them (the paper's two Oracle baselines)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from learnerfit.domain import topics
+from learnerfit.domain.answers import AnswerCheckSettings
+from learnerfit.domain.intake import IntakeLimits, validate_trajectories
+from learnerfit.domain.oracle.guardrails import GuardrailSettings
+from learnerfit.domain.oracle.refine import Refiner
+from learnerfit.domain.oracle.selection import rejected_route
+from learnerfit.domain.oracle.writer import OracleWriter
+from learnerfit.models.factory import make_text_generator
+from learnerfit.models.settings import OracleSettings
+from learnerfit.runtime.app import run
+from learnerfit.runtime.settings import ServiceSettings, StageSettings
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.v1 import records_pb2, services_pb2
+
+
+class RefinerSettings(ServiceSettings):
+    """Refiner: Oracle-refined (minimal repair of learner traces) and Oracle-synthesized (from scratch) traces, for
+    the batches that ask for them."""
+
+    service_name: ClassVar[str] = "refiner"
+    oracle: OracleSettings = OracleSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
+    answers: AnswerCheckSettings = AnswerCheckSettings()
+    intake: IntakeLimits = IntakeLimits(max_trajectories_per_request=256)
+    stage: StageSettings = StageSettings(max_batch=8)
+
+
+def build(settings: RefinerSettings, context: Context) -> Parts:
+    checker = settings.answers.checker()
+    refiner = Refiner(OracleWriter("refiner", make_text_generator(settings.oracle, settings.cache_dir), checker,
+                                   settings.oracle.sampling(), settings.guardrails.min_overlap))
+
+    def refine(request: services_pb2.RefineRequest) -> services_pb2.RefineResponse:
+        validate_trajectories(request.trajectories, settings.intake)
+        return services_pb2.RefineResponse(trajectories=refiner.refine(request.trajectories, request.mode))
+
+    return Parts(rpcs={"Refine": refine}, process=refiner, route=rejected_route, on_stop=checker.close)
+
+
+SPEC = ServiceSpec(
+    name="refiner", settings=RefinerSettings, api=services_pb2.DESCRIPTOR.services_by_name["Refiner"], build=build,
+    stage=StageSpec(consumes=[topics.SCORED], input_type=records_pb2.Trajectory,
+                    produces={records_pb2.Trajectory: topics.TRAJECTORIES}, also_produces=[topics.ORACLE_REJECTED]),
+)
+
+if __name__ == "__main__":
+    run(SPEC)

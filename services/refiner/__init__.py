@@ -1,1 +1,0 @@
-"""Refiner service: the Oracle repairs a learner trace (refine) or solves the problem itself (synthesize)."""

@@ -1,1 +1,0 @@
-"""The reward scorer service: quality of each trajectory (answer verified against the reference)."""

@@ -1,1 +1,0 @@
-"""Style aligner service: Style-Aligned Refinement (rewrite) and step repair continued by the learner."""

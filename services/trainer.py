@@ -1,0 +1,58 @@
+"""Trainer: fine-tunes the learner on curated examples (TRL SFT, dft or nll), registers each checkpoint and
+announces it on `checkpoints`, which the generator and drift scorer follow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from learnerfit.domain import topics
+from learnerfit.errors import FailedPrecondition
+from learnerfit.registry.store import CheckpointRegistry, default_registry_dir
+from learnerfit.runtime.app import run
+from learnerfit.runtime.settings import ServiceSettings, StageSettings
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.v1 import records_pb2, services_pb2
+from trainer.config import TrainSettings
+from trainer.continuous import ContinuousTrainer
+
+
+class TrainerSettings(ServiceSettings):
+    """Trainer: fine-tunes the learner on curated examples (TRL SFT, dft or nll) and registers each checkpoint."""
+
+    service_name: ClassVar[str] = "trainer"
+    train: TrainSettings = TrainSettings()
+    registry_dir: Path = Field(default_factory=default_registry_dir,
+                               description="Checkpoint registry to train into (default ~/.cache/learnerfit/registry).")
+    train_every: int = Field(32, ge=0, description="Train once this many curated examples are held; 0: only when a "
+                                                   "Train call asks.")
+    wait_s: float = Field(300.0, gt=0, description="Longest a Train call waits for the examples it names to arrive.")
+    stage: StageSettings = StageSettings(max_batch=256)
+
+
+def build(settings: TrainerSettings, context: Context) -> Parts:
+    trainer = ContinuousTrainer(CheckpointRegistry(settings.registry_dir), settings.train, settings.train_every)
+
+    def train(request: services_pb2.TrainRequest) -> services_pb2.TrainResponse:
+        if request.batch_id:
+            trainer.wait_for(request.batch_id, request.min_examples, settings.wait_s)
+        checkpoint = trainer.train_now()
+        if checkpoint is None:
+            raise FailedPrecondition("no curated examples to train on")
+        context.bus.publish([(topics.CHECKPOINTS, checkpoint)])  # announced, as the stage's checkpoints are
+        return services_pb2.TrainResponse(checkpoint=checkpoint)
+
+    return Parts(rpcs={"Train": train}, process=trainer, held_ids=trainer.held_ids)
+
+
+SPEC = ServiceSpec(
+    name="trainer", settings=TrainerSettings, api=services_pb2.DESCRIPTOR.services_by_name["Trainer"], build=build,
+    stage=StageSpec(consumes=[topics.CURATED], input_type=records_pb2.CuratedExample,
+                    produces={records_pb2.Checkpoint: topics.CHECKPOINTS}),
+    publishes=[topics.CHECKPOINTS],
+)
+
+if __name__ == "__main__":
+    run(SPEC)

@@ -1,0 +1,69 @@
+"""The trainer service's logic: hold curated examples, train on them when enough arrived or when asked.
+
+Examples stay held (the runner commits no offset past them) until a checkpoint that
+includes them is registered, so a crash mid-training loses nothing: they are read
+again and the registry has no half-registered checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from learnerfit.errors import FailedPrecondition
+from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.v1 import records_pb2
+from trainer.config import TrainSettings
+from trainer.sft import train_and_register
+
+log = logging.getLogger(__name__)
+
+
+class ContinuousTrainer:
+    def __init__(self, registry: CheckpointRegistry, settings: TrainSettings, train_every: int):
+        self.registry = registry
+        self.settings = settings
+        self.train_every = train_every  # 0: only when asked (the Train RPC)
+        self._held: OrderedDict[str, records_pb2.CuratedExample] = OrderedDict()
+        self._changed = threading.Condition()  # guards _held; the stage and the RPC never train at once
+        self._training = threading.Lock()
+
+    def __call__(self, examples: Sequence[records_pb2.CuratedExample]) -> list[records_pb2.Checkpoint]:
+        """The stage: holds the examples; trains once `train_every` are held."""
+        with self._changed:
+            for example in examples:
+                self._held.setdefault(example.id, example)
+            self._changed.notify_all()
+            due = self.train_every and len(self._held) >= self.train_every
+        checkpoint = self.train_now() if due else None
+        return [checkpoint] if checkpoint is not None else []
+
+    def held_ids(self) -> set[str]:
+        with self._changed:
+            return set(self._held)
+
+    def wait_for(self, batch_id: str, count: int, timeout_s: float) -> None:
+        """Blocks until `count` examples of `batch_id` are held, or raises FailedPrecondition after timeout_s."""
+        def arrived() -> int:
+            return sum(e.batch_id == batch_id for e in self._held.values())
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: arrived() >= count, timeout=timeout_s):
+                raise FailedPrecondition(f"batch {batch_id}: {arrived()} of {count} curated examples reached the "
+                                         f"trainer within {timeout_s:.0f}s")
+
+    def train_now(self) -> records_pb2.Checkpoint | None:
+        """Trains on every held example and registers the checkpoint; None when none is held."""
+        with self._training:
+            with self._changed:
+                examples = list(self._held.values())
+            if not examples:
+                return None
+            checkpoint = train_and_register(self.registry, examples, self.settings)
+            with self._changed:
+                for example in examples:
+                    self._held.pop(example.id, None)  # released: the runner may now commit past them
+            log.info("registered %s %s", checkpoint.version, dict(checkpoint.eval))
+            return checkpoint
