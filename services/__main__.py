@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
             Path(argv[1]).parent.mkdir(parents=True, exist_ok=True)
             Path(argv[1]).write_text(text)
         else:
-            print(text)
+            print(text, end="")
         return 0
     for name in SERVICES:
         print(f"{name:<14} python -m services.{name} --help")

@@ -18,8 +18,7 @@ class RegistrySettings(ServiceSettings):
     """Registry: lists and shows the learner checkpoints in a registry directory."""
 
     service_name: ClassVar[str] = "registry"
-    registry_dir: Path = Field(default_factory=default_registry_dir, description="Root of the checkpoint registry "
-                                                                               "(default ~/.cache/learnerfit/registry).")
+    registry_dir: Path = Field(default_factory=default_registry_dir, description="Root of the checkpoint registry.")
 
 
 def build(settings: RegistrySettings, context: Context) -> Parts:

@@ -25,7 +25,7 @@ class TrainerSettings(ServiceSettings):
     service_name: ClassVar[str] = "trainer"
     train: TrainSettings = TrainSettings()
     registry_dir: Path = Field(default_factory=default_registry_dir,
-                               description="Checkpoint registry to train into (default ~/.cache/learnerfit/registry).")
+                               description="Checkpoint registry to train into.")
     train_every: int = Field(32, ge=0, description="Train once this many curated examples are held; 0: only when a "
                                                    "Train call asks.")
     wait_s: float = Field(300.0, gt=0, description="Longest a Train call waits for the examples it names to arrive.")

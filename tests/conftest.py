@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from learnerfit.broker import TansuBroker
-from services.common.bus import Bus
+from learnerfit.local.broker import TansuBroker
+from learnerfit.runtime.bus import Bus
 
 _counter = itertools.count()
 
@@ -51,6 +51,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def reward_model_dir() -> Path:
     """The local reward model (trained once per cache, ~1 min; `make` builds it before the tests)."""
-    from services.backends.weights import ensure_reward_model
+    from learnerfit.models.weights import default_cache_dir
+    from trainer.reward_model import ensure_reward_model
 
-    return ensure_reward_model()
+    return ensure_reward_model(default_cache_dir())

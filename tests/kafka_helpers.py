@@ -7,7 +7,7 @@ import time
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from services.common.bus import Bus
+from learnerfit.runtime.bus import Bus
 
 
 def read_topic(bus: Bus, topic: str, *, at_least: int = 0, timeout_s: float = 15.0, settle_s: float = 0.5
@@ -15,6 +15,7 @@ def read_topic(bus: Bus, topic: str, *, at_least: int = 0, timeout_s: float = 15
     """Every record on `topic`: waits until `at_least` arrived, then `settle_s` more for stragglers."""
     reader = bus.reader()
     try:
+        topic = bus.topic(topic)
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
         reader.assign(partitions)
         reader.seek_to_beginning(*partitions)

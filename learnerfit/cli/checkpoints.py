@@ -19,7 +19,8 @@ from learnerfit.v1 import records_pb2
 
 
 def _registry(args: argparse.Namespace) -> CheckpointRegistry:
-    return CheckpointRegistry(Path(args.registry) if args.registry else default_registry_dir())
+    given = getattr(args, "registry", None)  # accepted before or after list/show
+    return CheckpointRegistry(Path(given) if given else default_registry_dir())
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
                           help=f"registry root (default: {default_registry_dir()}, where `learnerfit run` registers)")
     checkpoints = commands.add_parser("checkpoints", parents=[common, registry],
                                       help="the learner checkpoints in the registry (default: list them)")
-    checkpoints.set_defaults(func=cmd_list, registry=None)
+    checkpoints.set_defaults(func=cmd_list)
     sub = checkpoints.add_subparsers(dest="checkpoints_command", metavar="{list,show}")
     sub.add_parser("list", parents=[common, registry], help="one row per checkpoint").set_defaults(func=cmd_list)
     show = sub.add_parser("show", parents=[common, registry], help="one checkpoint, whole, as JSON")

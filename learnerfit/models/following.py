@@ -112,5 +112,5 @@ def followed_learner(settings: LearnerSettings, load: Callable[[str], Model], re
                      sync: Callable[[], None]) -> FollowedLearner[Model]:
     """The learner of a service that follows checkpoints, as its `learner` and `registry` settings say."""
     return FollowedLearner(settings.base_name, load(settings.model), load, lookup=registry.lookup(),
-                           newest=registry.newest, pin=settings.pin_checkpoint,
+                           newest=registry.newest if settings.resume_newest else None, pin=settings.pin_checkpoint,
                            max_loaded=settings.max_loaded_checkpoints, sync=sync)

@@ -40,6 +40,8 @@ class LearnerSettings(EngineSettings):
                                                "registered checkpoint replaces it.")
     pin_checkpoint: str | None = Field(None, description="Stay on this registered version (e.g. v1) instead of "
                                                          "following each newly announced checkpoint.")
+    resume_newest: bool = Field(True, description="At start, take up the registry's newest checkpoint (else the "
+                                                  "base model until a checkpoint is announced).")
     max_loaded_checkpoints: int = Field(2, ge=1, le=16, description="Checkpoints kept loaded at once (the current "
                                                                     "one and others named in requests).")
 

@@ -60,7 +60,46 @@ def load_settings(spec: ServiceSpec, argv: Sequence[str] | None = None) -> Servi
     return settings
 
 
+class Service:
+    """A built service: its bus, its parts, its gRPC server (serving), its loops (not started)."""
+
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings):
+        self.spec, self.settings = spec, settings
+        self.bus = Bus(settings.bus.bootstrap_servers, client_id=spec.name,
+                       session_timeout_ms=settings.bus.session_timeout_ms, topic_prefix=settings.bus.topic_prefix)
+        if settings.bus.create_topics and spec.topics:
+            self.bus.ensure_topics([*spec.topics, DEAD_LETTER], settings.bus.topic_partitions,
+                                   settings.bus.topic_replication)
+        self.follower = TopicFollower(self.bus, spec.follows, lambda message: self.parts.fold(message)) \
+            if spec.follows else None
+        self.parts = spec.build(settings, Context(self.bus, self.follower.caught_up if self.follower else lambda: True))
+        self.server = GrpcServer(settings.grpc.host, settings.grpc.port, workers=settings.grpc.workers,
+                                 max_message_bytes=settings.grpc.max_message_bytes)
+        self.server.add(service_handler(spec.api, self.parts.rpcs), [spec.api.full_name])
+        self.server.start()
+
+    @property
+    def target(self) -> str:
+        return f"{self.settings.grpc.host}:{self.server.port}"
+
+    def loops(self) -> list[Callable[[threading.Event], None]]:
+        """The service's loops: background work, the follower, the stage runner."""
+        loops = list(self.parts.background)
+        if self.follower is not None:
+            loops.append(self.follower.run)
+        if self.spec.stage is not None:
+            loops.append(_runner(self.spec, self.parts, self.bus, self.settings).run)
+        return loops
+
+    def close(self, grace_s: float = 0.0) -> None:
+        self.server.stop(grace_s)
+        if self.parts.on_stop:
+            self.parts.on_stop()
+        self.bus.close()
+
+
 def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
+    """The process: settings, logs, metrics, the service, its loops until SIGTERM, then a graceful stop."""
     settings = load_settings(spec, argv)
     configure_logging(settings.log.level, settings.log.format, spec.name)
     log.info("effective config %s", settings.model_dump_json(), extra={"service": spec.name})
@@ -68,48 +107,22 @@ def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     stop, failed = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-
-    bus = Bus(settings.bus.bootstrap_servers, client_id=spec.name, session_timeout_ms=settings.bus.session_timeout_ms,
-              topic_prefix=settings.bus.topic_prefix)
-    if settings.bus.create_topics and spec.topics:
-        bus.ensure_topics([*spec.topics, DEAD_LETTER], settings.bus.topic_partitions, settings.bus.topic_replication)
-    parts_holder: list[Parts] = []
-    follower = TopicFollower(bus, spec.follows, lambda message: parts_holder[0].fold(message)) if spec.follows \
-        else None
-    parts = spec.build(settings, Context(bus, follower.caught_up if follower else lambda: True))
-    parts_holder.append(parts)
     serve_metrics(settings.log.metrics_port)
-
-    server = GrpcServer(settings.grpc.host, settings.grpc.port, workers=settings.grpc.workers,
-                        max_message_bytes=settings.grpc.max_message_bytes)
-    server.add(service_handler(spec.api, parts.rpcs), [spec.api.full_name])
-    server.start()
-    log.info("%s serving gRPC on %s:%d", spec.name, settings.grpc.host, server.port, extra={"service": spec.name})
-
-    loops = list(parts.background)
-    if follower is not None:
-        loops.append(follower.run)
-    if spec.stage is not None:
-        loops.append(_runner(spec, parts, bus, settings).run)
+    service = Service(spec, settings)
+    log.info("%s serving gRPC on %s", spec.name, service.target, extra={"service": spec.name})
     threads = [threading.Thread(target=_guarded, args=(loop, stop, failed), name=f"{spec.name}-loop{i}", daemon=True)
-               for i, loop in enumerate(loops)]
+               for i, loop in enumerate(service.loops())]
     for thread in threads:
         thread.start()
 
     stop.wait()
     log.info("%s stopping: finishing in-flight work", spec.name, extra={"service": spec.name})
-    server.set_serving(False)
+    service.server.set_serving(False)
     for thread in threads:
         thread.join(timeout=settings.shutdown_grace_s)
-    server.stop(settings.shutdown_grace_s)
-    if parts.on_stop:
-        parts.on_stop()
-    bus.close()
+    service.close(settings.shutdown_grace_s)
     log.info("%s stopped", spec.name, extra={"service": spec.name})
     sys.exit(1 if failed.is_set() else 0)
-
-
-
 
 
 def _runner(spec: ServiceSpec, parts: Parts, bus: Bus, settings: ServiceSettings) -> StageRunner:

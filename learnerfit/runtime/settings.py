@@ -109,14 +109,20 @@ def setting_rows(settings_cls: type[BaseModel], path: tuple[str, ...] = (),
             rows += setting_rows(type(default), (*path, name), default)
             continue
         env = ENV_PREFIX + "__".join((*path, name)).upper()
-        rows.append((env, repr(str(default)) if isinstance(default, Path) else repr(default), field.description or ""))
+        rows.append((env, _shown(default), field.description or ""))
     return rows
 
 
 def _default(field: FieldInfo) -> Any:
-    if field.default_factory is default_cache_dir:
-        return "~/.cache/learnerfit"
     return field.get_default(call_default_factory=True)
+
+
+def _shown(default: Any) -> str:
+    """A default as a reader should see it: paths under the home directory as ~/..., the same on every machine."""
+    if isinstance(default, Path):
+        home = Path.home()
+        return repr(f"~/{default.relative_to(home)}" if default.is_relative_to(home) else str(default))
+    return repr(default)
 
 
 def settings_table(settings_cls: type[ServiceSettings]) -> str:

@@ -63,7 +63,7 @@ def test_commands_explain_a_missing_stack_and_bad_options(tmp_path):
 
 
 def test_prompts_show_prints_the_templates_the_oracle_gets(tmp_path):
-    from services.oracle.prompts import all_templates
+    from learnerfit.domain.oracle.prompts import all_templates
 
     shown = _cli(tmp_path, "prompts", "show")
     assert shown.returncode == 0

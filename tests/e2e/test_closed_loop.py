@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from services.registry.store import CheckpointRegistry
+from learnerfit.registry.store import CheckpointRegistry
 
 
 @pytest.mark.slow

@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
-from learnerfit.stack import LocalStack
+from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
+from learnerfit.local.stack import LocalStack
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.common import topics
-from services.common.bus import Bus
-from services.common.grpc_runtime import channel
+from learnerfit.domain import topics
+from learnerfit.runtime.bus import Bus
+from learnerfit.local.processes import channel
 from services.oracle.selection import REJECTED
 from tests.fake_oracle import FakeOracle
 from tests.kafka_helpers import read_topic

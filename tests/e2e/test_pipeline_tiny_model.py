@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from learnerfit.stack import LocalStack
+from learnerfit.local.stack import LocalStack
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.backends.weights import REWARD_MINILM
-from services.common import topics
-from services.common.bus import Bus
-from services.common.grpc_runtime import channel
+from learnerfit.models.settings import REWARD_MINILM
+from learnerfit.domain import topics
+from learnerfit.runtime.bus import Bus
+from learnerfit.local.processes import channel
 from tests.kafka_helpers import read_topic
 
 

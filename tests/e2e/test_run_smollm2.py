@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
-from services.common.prompts import DEMONSTRATIONS
+from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
+from learnerfit.domain.prompts import DEMONSTRATIONS
 
 
 @pytest.mark.slow

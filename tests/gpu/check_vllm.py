@@ -15,11 +15,11 @@ import argparse
 import time
 
 from learnerfit.v1 import records_pb2
-from services.backends.base import SamplingParams
-from services.backends.transformers_backend import TransformersScorer
-from services.backends.vllm_backend import VLLMEngine
-from services.backends.weights import SMOLLM2
-from services.common.prompts import learner_conversation
+from learnerfit.domain.inference import SamplingParams
+from learnerfit.models.transformers_backend import TransformersScorer
+from learnerfit.models.vllm_backend import VLLMEngine
+from learnerfit.models.settings import SMOLLM2
+from learnerfit.domain.prompts import learner_conversation
 
 
 def main() -> int:

@@ -10,8 +10,8 @@ import sys
 import time
 
 from learnerfit.v1 import records_pb2
-from services.common.prompts import training_messages
-from services.registry.store import CheckpointRegistry
+from learnerfit.domain.prompts import training_messages
+from learnerfit.registry.store import CheckpointRegistry
 from trainer.sft import load_examples, sft_rows
 
 

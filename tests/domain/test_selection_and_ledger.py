@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from learnerfit.v1 import records_pb2
-from services.gateway.ledger import BatchLedger
+from learnerfit.domain.batches import BatchLedger
 from services.oracle.selection import REJECTED, tasks
 
 CORRECT, INCORRECT, UNPARSED = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT, records_pb2.VERDICT_UNPARSED

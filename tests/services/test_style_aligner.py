@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.common.grpc_runtime import GrpcServer, channel
-from services.oracle.selection import REJECTED
-from services.style_aligner.__main__ import build
-from services.style_aligner.settings import StyleAlignerSettings
-from services.style_aligner.stage import first_wrong_step
+from learnerfit.domain.oracle.align import first_wrong_step
+from learnerfit.v1 import records_pb2, services_pb2
+from services.style_aligner import SPEC
 from tests.fake_oracle import FakeOracle
+from tests.running import running
 
 REWRITES = {
     "Calculate 6 + 2.": "6 + 2 = 8\nFinal answer: 8",  # keeps the learner's lines
@@ -44,17 +42,11 @@ def oracle():
 
 
 @pytest.fixture(scope="module")
-def aligner(oracle):
-    settings = StyleAlignerSettings(backend="openai", model="oracle-model", endpoint=oracle.endpoint, max_retries=0,
-                                    learner_max_new_tokens=24)
-    parts = build(settings, bus=None)
-    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=4 * 1024 * 1024)
-    server.add(parts.register, parts.service_names)
-    server.start()
-    with channel(f"127.0.0.1:{server.port}") as ch:
-        yield services_pb2_grpc.StyleAlignerStub(ch)
-    server.stop(0)
-    parts.on_stop()
+def aligner(oracle, broker):
+    with running(SPEC, broker, loops=False, repair_max_new_tokens=24,
+                 oracle={"backend": "openai", "model": "oracle-model", "endpoint": oracle.endpoint,
+                         "max_retries": 0}) as (_, stub, _bus):
+        yield stub
 
 
 def _trace(question: str, answer: str, text: str, verdict=records_pb2.VERDICT_CORRECT) -> records_pb2.Trajectory:
@@ -69,39 +61,40 @@ def _align(aligner, mode, *traces):
 
 def test_rewrite_sends_the_trace_and_a_style_card_and_keeps_the_learners_words(aligner, oracle):
     parent = _trace("Calculate 6 + 2.", "8", "6 + 2 = 8\nFinal answer: 8")
-    [out] = _align(aligner, services_pb2.ALIGN_MODE_REWRITE, parent)
+    [out] = _align(aligner, records_pb2.ORACLE_MODE_REWRITE, parent)
     assert out.origin == records_pb2.ORIGIN_STYLE_ALIGNED and out.parent_id == parent.id
-    assert REJECTED not in out.metadata and out.metadata["prompt"] == "rewrite.v1"
-    assert out.metadata["mode"] == "rewrite" and out.metadata["style.overlap_with_parent"] == "1.000"
+    assert not out.HasField("rejection") and list(out.prompt_ids) == ["rewrite.v1"]
+    assert out.oracle_mode == records_pb2.ORACLE_MODE_REWRITE and out.style.overlap_with_parent == 1.0
     prompt = next(b for b in oracle.requests if "6 + 2 = 8" in b["messages"][-1]["content"])["messages"][-1]["content"]
     assert "lines per solution" in prompt and "final answer written as: 'Final answer:'" in prompt
 
 
 def test_a_rewrite_in_another_voice_is_rejected_for_low_overlap(aligner):
     parent = _trace("Calculate 3 + 3.", "6", "3 + 3 = 6\nFinal answer: 6")
-    [out] = _align(aligner, services_pb2.ALIGN_MODE_REWRITE, parent)
-    assert out.metadata[REJECTED] == "low_overlap: kept 0.38 of the learner's words, needs 0.50"  # "Final answer: 6": 3 of 8
+    [out] = _align(aligner, records_pb2.ORACLE_MODE_REWRITE, parent)
+    # Of the learner's 8 words only "Final answer: 6" (3) survive in order: 3/8 = 0.375.
+    assert (out.rejection.guardrail, out.rejection.detail) == (
+        "low_overlap", "kept 0.38 of the learner's words, needs 0.50")
 
 
 def test_repair_fixes_the_first_wrong_step_and_the_learner_finishes(aligner):
     parent = _trace("Calculate 7 + 1.", "8", "7 + 1 = 9\nFinal answer: 9", records_pb2.VERDICT_INCORRECT)
-    [out] = _align(aligner, services_pb2.ALIGN_MODE_REPAIR, parent)
+    [out] = _align(aligner, records_pb2.ORACLE_MODE_REPAIR, parent)
     prefix = "7 + 1 = 8\n"  # the Oracle's corrected line replaces the wrong step 1
     assert out.text.startswith(prefix) and len(out.text) > len(prefix)  # then the learner's own continuation
     assert out.metadata["repair.step"] == "1" and out.metadata["repair.continued_by"] == "smollm2-135m-instruct"
-    assert out.metadata["prompt"] == "repair_locate.v1+repair_step.v1" and "style.overlap_with_parent" in out.metadata
-    # Kept only if what the learner wrote verifies. (Measured: greedy SmolLM2 adds "1 + 8 = 9" and stops without
-    # a final answer, so this one is rejected — the guardrail doing its job on a real continuation.)
-    if REJECTED in out.metadata:
-        assert out.metadata[REJECTED].startswith("answer_not_verified"), out.metadata[REJECTED]
-    else:
-        assert out.final_answer == "8", out.text
+    assert list(out.prompt_ids) == ["repair_locate.v1", "repair_step.v1"] and out.style.HasField("overlap_with_parent")
+    assert out.oracle_mode == records_pb2.ORACLE_MODE_REPAIR
+    # Kept only if what the learner wrote verifies. Greedy SmolLM2 (deterministic) adds "1 + 8 = 9" and stops
+    # without a final answer, so this one is rejected: the guardrail on a real continuation.
+    assert (out.rejection.guardrail, out.rejection.detail) == ("answer_not_verified", "no final answer"), out.text
 
 
 def test_repair_is_rejected_when_the_oracle_names_no_wrong_step(aligner):
     parent = _trace("Calculate 6 + 2.", "8", "6 + 2 = 9\nFinal answer: 9", records_pb2.VERDICT_INCORRECT)
-    [out] = _align(aligner, services_pb2.ALIGN_MODE_REPAIR, parent)
-    assert out.metadata[REJECTED] == "no_wrong_step: the Oracle named no step of the 2 as wrong"
+    [out] = _align(aligner, records_pb2.ORACLE_MODE_REPAIR, parent)
+    assert (out.rejection.guardrail, out.rejection.detail) == ("no_wrong_step",
+                                                               "the Oracle named no step of the 2 as wrong")
     assert out.text == ""
 
 

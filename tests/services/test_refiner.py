@@ -9,16 +9,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.common import topics
-from services.common.bus import Bus
-from services.common.grpc_runtime import GrpcServer, channel
-from services.common.stage_runner import StageRunner
-from services.oracle.selection import REJECTED
-from services.refiner.__main__ import build
-from services.refiner.settings import RefinerSettings
+from learnerfit.domain import topics
+from learnerfit.v1 import records_pb2, services_pb2
+from services.refiner import SPEC
 from tests.fake_oracle import FakeOracle
 from tests.kafka_helpers import read_topic
+from tests.running import running
 
 # question -> (Oracle reply, finish_reason)
 REPLIES = {
@@ -45,9 +41,8 @@ def oracle():
     server.close()
 
 
-def _settings(oracle, **overrides) -> RefinerSettings:
-    return RefinerSettings(backend="openai", model="oracle-model", endpoint=oracle.endpoint, max_retries=0,
-                           **overrides)
+def _oracle_settings(oracle) -> dict:
+    return {"backend": "openai", "model": "oracle-model", "endpoint": oracle.endpoint, "max_retries": 0}
 
 
 def _learner_trace(question: str, text: str, verdict=records_pb2.VERDICT_CORRECT, index=0, batch="b1"):
@@ -61,62 +56,54 @@ def _learner_trace(question: str, text: str, verdict=records_pb2.VERDICT_CORRECT
 
 @pytest.fixture(scope="module")
 def refiner(oracle, broker):
-    parts = build(_settings(oracle, bootstrap_servers=broker.bootstrap_servers), bus=None)
-    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=4 * 1024 * 1024)
-    server.add(parts.register, parts.service_names)
-    server.start()
-    with channel(f"127.0.0.1:{server.port}") as ch:
-        yield services_pb2_grpc.RefinerStub(ch)
-    server.stop(0)
-    parts.on_stop()
+    with running(SPEC, broker, loops=False, oracle=_oracle_settings(oracle)) as (_, stub, _bus):
+        yield stub
 
 
 def test_refine_keeps_lineage_prompt_version_and_style_measures(refiner):
     parent = _learner_trace("Calculate 2 + 3.", "2 + 3 = 6\nFinal answer: 5")
     [out] = refiner.Refine(services_pb2.RefineRequest(trajectories=[parent],
-                                                      mode=services_pb2.REFINE_MODE_REFINE)).trajectories
+                                                      mode=records_pb2.ORACLE_MODE_REFINE)).trajectories
     assert out.origin == records_pb2.ORIGIN_ORACLE_REFINED and out.parent_id == parent.id
+    assert out.oracle_mode == records_pb2.ORACLE_MODE_REFINE
     assert out.model == "oracle-model" and out.text == "2 + 3 = 5\nFinal answer: 5" and out.final_answer == "5"
-    assert out.metadata["prompt"] == "refine.v1" and REJECTED not in out.metadata
-    assert float(out.metadata["style.overlap_with_parent"]) == pytest.approx(7 / 8)  # all of the parent's 8 words but "6"
-    assert out.metadata["style.latex_density"] == "0.000" and out.metadata["style.steps"] == "2"
+    assert list(out.prompt_ids) == ["refine.v1"] and not out.HasField("rejection")
+    assert out.style.overlap_with_parent == pytest.approx(7 / 8)  # all of the parent's 8 words but "6"
+    assert out.style.latex_density == 0 and out.style.steps == 2
     assert out.problem.id == parent.problem.id and out.id != parent.id
 
 
 def test_synthesize_solves_from_the_problem_alone(refiner):
     parent = _learner_trace("Calculate 2 + 3.", "whatever the learner wrote")
     [out] = refiner.Refine(services_pb2.RefineRequest(trajectories=[parent],
-                                                      mode=services_pb2.REFINE_MODE_SYNTHESIZE)).trajectories
+                                                      mode=records_pb2.ORACLE_MODE_SYNTHESIZE)).trajectories
     assert out.origin == records_pb2.ORIGIN_ORACLE_SYNTHESIZED and out.parent_id == ""
-    assert out.metadata["prompt"] == "synthesize.v1" and "style.overlap_with_parent" not in out.metadata
+    assert list(out.prompt_ids) == ["synthesize.v1"] and not out.style.HasField("overlap_with_parent")
 
 
-@pytest.mark.parametrize(("question", "reason"), [
-    ("Calculate 4 + 4.", "empty"),
-    ("Calculate 5 + 1.", "truncated"),
-    ("Calculate 7 - 2.", "meta_text: 'As an AI'"),
-    ("Calculate 9 - 3.", "answer_not_verified: '7' differs from '6'"),
-    ("Calculate 8 - 8.", "answer_not_verified: no final answer"),
+@pytest.mark.parametrize(("question", "guardrail", "detail"), [
+    ("Calculate 4 + 4.", "empty", ""),
+    ("Calculate 5 + 1.", "truncated", "stopped at the token limit"),
+    ("Calculate 7 - 2.", "meta_text", "'As an AI'"),
+    ("Calculate 9 - 3.", "answer_not_verified", "'7' differs from '6'"),
+    ("Calculate 8 - 8.", "answer_not_verified", "no final answer"),
 ])
-def test_each_guardrail_rejects_its_bad_output_and_says_why(refiner, question, reason):
+def test_each_guardrail_rejects_its_bad_output_and_says_why(refiner, question, guardrail, detail):
     parent = _learner_trace(question, "some learner text\nFinal answer: 1")
     [out] = refiner.Refine(services_pb2.RefineRequest(trajectories=[parent],
-                                                      mode=services_pb2.REFINE_MODE_REFINE)).trajectories
-    assert out.metadata[REJECTED] == reason
+                                                      mode=records_pb2.ORACLE_MODE_REFINE)).trajectories
+    assert (out.rejection.guardrail, out.rejection.detail) == (guardrail, detail)
 
 
-def test_mode_is_required(refiner):
+@pytest.mark.parametrize("mode", [records_pb2.ORACLE_MODE_UNSPECIFIED, records_pb2.ORACLE_MODE_REWRITE])
+def test_a_mode_this_service_does_not_do_is_an_invalid_argument_naming_the_field(refiner, mode):
     with pytest.raises(grpc.RpcError) as error:
-        refiner.Refine(services_pb2.RefineRequest(trajectories=[_learner_trace("Calculate 2 + 3.", "x")]))
-    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "mode" in error.value.details()
+        refiner.Refine(services_pb2.RefineRequest(trajectories=[_learner_trace("Calculate 2 + 3.", "x")], mode=mode))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("mode: must be ORACLE_MODE_REFINE or ORACLE_MODE_SYNTHESIZE")
 
 
-def test_the_stage_takes_learner_samples_and_routes_rejects_to_their_own_topic(oracle, broker, fresh):
-    settings = _settings(oracle, bootstrap_servers=broker.bootstrap_servers, scored_topic=fresh("scored"),
-                         trajectories_topic=fresh("trajectories"), rejected_topic=fresh("rejected"))
-    bus = Bus(broker.bootstrap_servers, client_id="refiner-test", session_timeout_ms=6000)
-    parts = build(settings, bus)
-    bus.ensure_topics(parts.topics + [topics.DEAD_LETTER], partitions=1)
+def test_the_stage_takes_learner_samples_and_routes_rejects_to_their_own_topic(oracle, broker):
     inputs = [
         _learner_trace("Calculate 2 + 3.", "2 + 3 = 5\nFinal answer: 5", index=0),       # refine + synthesize
         _learner_trace("Calculate 2 + 3.", "2 + 3 = 4\nFinal answer: 4", records_pb2.VERDICT_INCORRECT, index=1),
@@ -124,24 +111,13 @@ def test_the_stage_takes_learner_samples_and_routes_rejects_to_their_own_topic(o
     ]
     oracle_output = records_pb2.Trajectory(id="already-oracle", origin=records_pb2.ORIGIN_ORACLE_REFINED,
                                            problem=inputs[0].problem, text="x")
-    bus.confirm([bus.send(settings.scored_topic, t) for t in [*inputs, oracle_output]])
-    runner = StageRunner(parts.stages[0], bus, group_id=fresh("refiner"), dead_letter_topic=topics.DEAD_LETTER,
-                         max_batch=8, max_wait_s=0.5)
-    try:
-        processed = 0
-        for _ in range(40):
-            processed += runner.step()
-            if processed >= 4:
-                break
+    with running(SPEC, broker, oracle=_oracle_settings(oracle), stage={"max_wait_s": 0.5}) as (_, _stub, bus):
+        bus.publish((topics.SCORED, t) for t in [*inputs, oracle_output])
         accepted = [records_pb2.Trajectory.FromString(r.value)
-                    for r in read_topic(bus, settings.trajectories_topic, at_least=2)]
+                    for r in read_topic(bus, topics.TRAJECTORIES, at_least=2, timeout_s=60)]
         rejected = [records_pb2.Trajectory.FromString(r.value)
-                    for r in read_topic(bus, settings.rejected_topic, at_least=1)]
-    finally:
-        runner.close()
-        parts.on_stop()
-        bus.close()
+                    for r in read_topic(bus, topics.ORACLE_REJECTED, at_least=1, timeout_s=30)]
     assert sorted((t.origin, t.parent_id) for t in accepted) == [
         (records_pb2.ORIGIN_ORACLE_REFINED, inputs[0].id), (records_pb2.ORIGIN_ORACLE_SYNTHESIZED, "")]
-    assert [(t.parent_id, t.metadata[REJECTED]) for t in rejected] == [
-        (inputs[2].id, "answer_not_verified: '7' differs from '6'")]
+    assert [(t.parent_id, t.rejection.guardrail, t.rejection.detail) for t in rejected] == [
+        (inputs[2].id, "answer_not_verified", "'7' differs from '6'")]

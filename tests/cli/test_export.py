@@ -6,11 +6,11 @@ import json
 
 from datasets import Dataset
 
-from learnerfit.cli import export_batch
+from learnerfit.cli.batches import export_batch
 from learnerfit.v1 import records_pb2, services_pb2_grpc
-from services.common.grpc_runtime import GrpcServer, channel
-from services.common.prompts import training_messages
-from services.gateway.ledger import BatchLedger
+from learnerfit.local.processes import channel
+from learnerfit.domain.prompts import training_messages
+from learnerfit.domain.batches import BatchLedger
 from services.gateway.servicer import GatewayServicer
 from services.gateway.settings import GatewaySettings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from learnerfit.v1 import records_pb2
-from services.reward_scorer.answers import AnswerChecker, extract_final_answer
-from services.reward_scorer.stage import RewardScorer
+from learnerfit.domain.answers import AnswerChecker, extract_final_answer
+from learnerfit.domain.quality import RewardScorer
 
 
 @pytest.fixture(scope="module")

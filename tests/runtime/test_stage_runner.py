@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from learnerfit.v1 import records_pb2
-from services.common import metrics
-from services.common.bus import ERROR_HEADER, ID_HEADER, SOURCE_HEADER, STAGE_HEADER, header
-from services.common.stage_runner import Stage, StageRunner, per_record
+from learnerfit.runtime import metrics
+from learnerfit.runtime.bus import ERROR_HEADER, ID_HEADER, SOURCE_HEADER, STAGE_HEADER, header
+from learnerfit.runtime.runner import Stage, StageRunner, per_record
 from tests.kafka_helpers import read_topic
 
 

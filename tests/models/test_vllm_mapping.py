@@ -15,11 +15,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from services.backends import vllm_backend
-from services.backends.base import SamplingParams
-from services.backends.chat import encode_reply
+from learnerfit.models import vllm_backend
+from learnerfit.domain.inference import SamplingParams
+from learnerfit.models.chat import encode_reply
 from services.backends.settings import ModelSettings
-from services.backends.transformers_backend import TransformersScorer
+from learnerfit.models.transformers_backend import TransformersScorer
 
 
 def test_importing_the_module_does_not_import_vllm():
@@ -74,14 +74,14 @@ def test_prompt_logprobs_map_to_the_same_numbers_as_the_transformers_scorer(tiny
 @pytest.mark.skipif("vllm" in sys.modules or __import__("importlib").util.find_spec("vllm") is not None,
                     reason="vLLM is installed here: the missing-package message cannot be seen")
 def test_selecting_vllm_without_it_installed_says_how_to_get_it():
-    from services.backends.factory import make_text_generator
+    from learnerfit.models.factory import make_text_generator
 
     with pytest.raises(RuntimeError, match=r"pip install 'learnerfit\[gpu\]'"):
         make_text_generator(ModelSettings(backend="vllm"))
 
 
 def test_openai_back_end_cannot_score_logprobs():
-    from services.backends.factory import make_logprob_scorer
+    from learnerfit.models.factory import make_logprob_scorer
 
     with pytest.raises(ValueError, match="cannot score log-probs"):
         make_logprob_scorer(ModelSettings(backend="openai", model="gpt-x"))

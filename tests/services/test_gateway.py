@@ -6,8 +6,8 @@ import grpc
 import pytest
 
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.common.grpc_runtime import GrpcServer, channel
-from services.gateway.ledger import BatchLedger
+from learnerfit.local.processes import channel
+from learnerfit.domain.batches import BatchLedger
 from services.gateway.servicer import GatewayServicer
 from services.gateway.settings import GatewaySettings
 from tests.kafka_helpers import read_topic

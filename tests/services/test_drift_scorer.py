@@ -14,13 +14,13 @@ import grpc
 import pytest
 import torch
 
-from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.backends.transformers_backend import TransformersScorer
-from services.backends.weights import SMOLLM2
-from services.common.grpc_runtime import GrpcServer, channel
-from services.common.prompts import learner_conversation
-from services.drift_scorer.servicer import DriftScorerServicer
-from services.drift_scorer.stage import DriftScorer, LearnerCheckpoints
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.models.settings import SMOLLM2
+from learnerfit.models.transformers_backend import TransformersScorer
+from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.v1 import records_pb2, services_pb2
+from services import drift_scorer, registry
+from tests.running import running
 
 SOLUTIONS = [
     "7 - 3 = 4\nFinal answer: 4",
@@ -42,21 +42,23 @@ def learner():
 
 
 @pytest.fixture(scope="module")
-def drift(learner, tiny_model):
-    checkpoints = LearnerCheckpoints("base", learner, load=lambda path: TransformersScorer(path),
-                                     checkpoints_dir=tiny_model.parent, max_loaded=2)
-    servicer = DriftScorerServicer(DriftScorer(checkpoints, top_tokens=5), max_trajectories=16)
-    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=4 * 1024 * 1024)
-    server.add(lambda s: services_pb2_grpc.add_DriftScorerServicer_to_server(servicer, s),
-               ["learnerfit.v1.DriftScorer"])
-    server.start()
-    with channel(f"127.0.0.1:{server.port}") as ch:
-        yield services_pb2_grpc.DriftScorerStub(ch)
-    server.stop(0)
+def registered(tiny_model, tmp_path_factory, broker):
+    """A registry service whose v1 is the tiny random model (another learner checkpoint)."""
+    root = tmp_path_factory.mktemp("registry")
+    CheckpointRegistry(root).register(tiny_model, base_model="tiny", kind=records_pb2.CHECKPOINT_KIND_FULL)
+    with running(registry.SPEC, broker, loops=False, registry_dir=str(root)) as (service, _stub, _bus):
+        yield service.target
 
 
-def _direct_nll(learner: TransformersScorer, question: str, solution: str) -> tuple[float, int]:
-    """Mean NLL of the solution tokens from one unbatched forward pass with full logits."""
+@pytest.fixture(scope="module")
+def drift(registered, broker):
+    with running(drift_scorer.SPEC, broker, loops=False, top_loss_tokens=5, registry={"target": registered},
+                 learner={"max_batch_tokens": 512, "resume_newest": False}) as (_, stub, _bus):  # a small budget, so the batch splits
+        yield stub
+
+
+def _direct_logprobs(learner: TransformersScorer, question: str, solution: str) -> list[float]:
+    """Log-probs of the solution tokens from one unbatched forward pass with full logits."""
     problem = records_pb2.Problem(question=question)
     prompt = learner.tokenizer.apply_chat_template(learner_conversation(problem), tokenize=False,
                                                    add_generation_prompt=True)
@@ -66,8 +68,7 @@ def _direct_nll(learner: TransformersScorer, question: str, solution: str) -> tu
     with torch.inference_mode():
         logprobs = torch.log_softmax(learner.model(input_ids=ids).logits[0].float(), dim=-1)
     n = len(prompt_ids)
-    nll = -sum(logprobs[n - 1 + k, t].item() for k, t in enumerate(solution_ids))
-    return nll / len(solution_ids), len(solution_ids)
+    return [logprobs[n - 1 + k, t].item() for k, t in enumerate(solution_ids)]
 
 
 def test_nll_equals_a_direct_forward_pass(drift, learner):
@@ -77,26 +78,40 @@ def test_nll_equals_a_direct_forward_pass(drift, learner):
     scored = drift.ScoreDrift(request).trajectories
     assert [t.id for t in scored] == [f"t{i}" for i in range(len(SOLUTIONS))]  # order kept through length sorting
     for trajectory, question, solution in zip(scored, questions, SOLUTIONS, strict=True):
-        expected_nll, expected_count = _direct_nll(learner, question, solution)
-        assert trajectory.scores.token_count == expected_count
-        assert math.log(trajectory.scores.ppl) == pytest.approx(expected_nll, abs=1e-4)
+        expected = _direct_logprobs(learner, question, solution)
+        assert trajectory.scores.token_count == len(expected)
+        assert math.log(trajectory.scores.ppl) == pytest.approx(-sum(expected) / len(expected), abs=1e-4)
         assert trajectory.scores.drift_checkpoint == "base"
 
 
-def test_segments_and_top_tokens_agree_with_the_whole(drift):
-    text = SOLUTIONS[4]
+def test_each_segment_is_the_perplexity_of_one_quarter_of_the_solution(drift, learner):
+    question = "Calculate 16 + 16."
+    # A solution whose token count divides by four, so each quarter is exactly n/4 tokens.
+    text = next(t for t in (SOLUTIONS[4] + " ok" * k for k in range(8))
+                if len(_direct_logprobs(learner, question, t)) % 4 == 0)
+    expected = _direct_logprobs(learner, question, text)
+    quarter = len(expected) // 4
     scores = drift.ScoreDrift(services_pb2.ScoreDriftRequest(
-        trajectories=[_trajectory(0, "Calculate 16 + 16.", text)])).trajectories[0].scores
-    n = scores.token_count
-    assert len(scores.segment_ppl) == 4
-    sizes = [round((k + 1) * n / 4) - round(k * n / 4) for k in range(4)]
-    # Total NLL is the sum of the segments' NLL.
-    total = sum(size * math.log(p) for size, p in zip(sizes, scores.segment_ppl, strict=True))
-    assert total == pytest.approx(n * math.log(scores.ppl), abs=1e-6)
-    losses = [t.total_loss for t in scores.top_loss_tokens]
-    assert len(losses) == 5 and losses == sorted(losses, reverse=True)
-    assert sum(t.count for t in scores.top_loss_tokens) <= n
-    assert sum(losses) <= n * math.log(scores.ppl) + 1e-6
+        trajectories=[_trajectory(0, question, text)])).trajectories[0].scores
+    assert scores.token_count == 4 * quarter
+    assert list(scores.segment_ppl) == pytest.approx(
+        [math.exp(-sum(expected[k * quarter:(k + 1) * quarter]) / quarter) for k in range(4)], rel=1e-4)
+
+
+def test_top_loss_tokens_are_the_tokens_with_the_largest_summed_loss(drift, learner):
+    question, text = "Calculate 16 + 16.", SOLUTIONS[4]
+    ids = learner.tokenizer(text, add_special_tokens=False)["input_ids"]
+    summed: dict[str, list[float]] = {}
+    for token_id, logprob in zip(ids, _direct_logprobs(learner, question, text), strict=True):
+        entry = summed.setdefault(learner.tokenizer.decode([token_id]), [0.0, 0])
+        entry[0] -= logprob
+        entry[1] += 1
+    expected = sorted(summed.items(), key=lambda kv: kv[1][0], reverse=True)[:5]
+    scores = drift.ScoreDrift(services_pb2.ScoreDriftRequest(
+        trajectories=[_trajectory(0, question, text)])).trajectories[0].scores
+    assert [(t.token, t.count) for t in scores.top_loss_tokens] == [(token, c) for token, (_, c) in expected]
+    assert [t.total_loss for t in scores.top_loss_tokens] == pytest.approx([loss for _, (loss, _) in expected],
+                                                                           abs=1e-3)
 
 
 def test_learner_style_costs_less_than_an_oracle_style_rewrite(drift, learner):
@@ -122,17 +137,23 @@ def _greedy(learner: TransformersScorer, question: str) -> str:
     return learner.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
-def test_another_checkpoint_by_name_and_unknown_names(drift, tiny_model):
+def test_a_registered_checkpoint_named_in_the_request_is_found_through_the_registry(drift):
     trajectory = _trajectory(0, "Calculate 1 + 2.", SOLUTIONS[0])
     base = drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=[trajectory])).trajectories[0]
-    other = drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=[trajectory],
-                                                            checkpoint=tiny_model.name)).trajectories[0]
-    assert other.scores.drift_checkpoint == tiny_model.name
-    assert other.scores.ppl != pytest.approx(base.scores.ppl, rel=1e-3)  # a random model is a different learner
+    other = drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=[trajectory], checkpoint="v1")).trajectories[0]
+    assert base.scores.drift_checkpoint == "base" and other.scores.drift_checkpoint == "v1"
+    assert other.scores.ppl > 10 * base.scores.ppl  # v1 is a random model: a far worse learner of this text
+
+
+@pytest.mark.parametrize(("checkpoint", "code", "details"), [
+    ("v9", grpc.StatusCode.NOT_FOUND, "no checkpoint v9 in "),
+    ("no-such-ckpt", grpc.StatusCode.INVALID_ARGUMENT, "checkpoint: 'no-such-ckpt' is not a registered version"),
+])
+def test_an_unknown_or_malformed_checkpoint_is_a_clear_error(drift, checkpoint, code, details):
     with pytest.raises(grpc.RpcError) as error:
-        drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=[trajectory], checkpoint="no-such-ckpt"))
-    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "checkpoint" in error.value.details() and "no-such-ckpt" in error.value.details()
+        drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=[_trajectory(0, "Calculate 1 + 2.", "3")],
+                                                        checkpoint=checkpoint))
+    assert error.value.code() == code and error.value.details().startswith(details), error.value.details()
 
 
 def test_empty_solution_has_no_perplexity(drift):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.backends.base import SamplingParams
-from services.backends.openai_backend import OpenAIChatGenerator, OracleRequestError
+from learnerfit.domain.inference import SamplingParams
+from learnerfit.models.openai_backend import OpenAIChatGenerator, OracleRequestError
 from tests.fake_oracle import FakeOracle
 
 

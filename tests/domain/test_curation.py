@@ -7,8 +7,8 @@ import math
 import pytest
 
 from learnerfit.v1 import records_pb2
-from services.curator.policies import PolicyContext
-from services.curator.stage import Curator, decide
+from learnerfit.domain.curation.policies import PolicyContext
+from learnerfit.domain.curation.curator import CurationSettings, Curator, decide
 from services.oracle.selection import REJECTED
 
 CORRECT, WRONG = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT

@@ -7,15 +7,13 @@ import json
 import grpc
 import pytest
 
-from learnerfit.triton import TritonServer, write_model_repository
-from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.backends.reward import TransformersRewardModel
-from services.backends.triton_backend import TritonRewardModel
-from services.backends.weights import REWARD_MINILM
-from services.common.grpc_runtime import GrpcServer, channel
-from services.reward_scorer.answers import AnswerChecker
-from services.reward_scorer.servicer import RewardScorerServicer
-from services.reward_scorer.stage import RewardScorer
+from learnerfit.local.triton import TritonServer, write_model_repository
+from learnerfit.models.reward import TransformersRewardModel
+from learnerfit.models.settings import REWARD_MINILM
+from learnerfit.models.triton_backend import TritonRewardModel
+from learnerfit.v1 import records_pb2, services_pb2
+from services.reward_scorer import SPEC
+from tests.running import running
 from trainer.reward_model import arithmetic_pairs
 
 FRESH_SEED = 7  # neither the training nor the held-out stream
@@ -59,32 +57,23 @@ def test_triton_and_in_process_scores_agree(triton, in_process, reward_model_dir
         remote.close()
 
 
-def test_reward_scorer_service_scores_quality_through_triton(triton, in_process, reward_model_dir):
-    remote = TritonRewardModel(triton.url, "reward_model", model_name=REWARD_MINILM, tokenizer=str(reward_model_dir))
-    checker = AnswerChecker(timeout_s=5)
-    servicer = RewardScorerServicer(RewardScorer(checker, remote), max_trajectories=16)
-    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=4 * 1024 * 1024)
-    server.add(lambda s: services_pb2_grpc.add_RewardScorerServicer_to_server(servicer, s),
-               ["learnerfit.v1.RewardScorer"])
-    server.start()
+def test_reward_scorer_service_scores_quality_through_triton(triton, in_process, reward_model_dir, broker):
     problem = records_pb2.Problem(id="p", question="Calculate 9 - 4.", reference_answer="5")
     texts = ["9 - 4 = 5\nFinal answer: 5", "9 - 4 = 6\nFinal answer: 6", "9 - 4 is five"]
-    try:
-        with channel(f"127.0.0.1:{server.port}") as ch:
-            scored = services_pb2_grpc.RewardScorerStub(ch).ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
-                trajectories=[records_pb2.Trajectory(id=f"t{i}", problem=problem, text=t)
-                              for i, t in enumerate(texts)])).trajectories
-            with pytest.raises(grpc.RpcError) as error:
-                services_pb2_grpc.RewardScorerStub(ch).ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
-                    trajectories=[records_pb2.Trajectory(id="x", text="1")] * 17))
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    finally:
-        server.stop(0)
-        checker.close()
-        remote.close()
+    reward = {"backend": "triton", "model": str(reward_model_dir), "triton_url": triton.url}
+    with running(SPEC, broker, loops=False, reward=reward, intake={"max_trajectories_per_request": 16}) as (_, stub, _):
+        scored = stub.ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
+            trajectories=[records_pb2.Trajectory(id=f"t{i}", problem=problem, text=t)
+                          for i, t in enumerate(texts)])).trajectories
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
+                trajectories=[records_pb2.Trajectory(id="x", problem=problem, text="1")] * 17))
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.value.details() == ("trajectories: 17 trajectories, at most 16 allowed "
+                                     "(setting intake.max_trajectories_per_request)")
     assert [t.scores.verdict for t in scored] == [records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT,
                                                   records_pb2.VERDICT_UNPARSED]
-    assert all(t.scores.HasField("reward") and t.scores.reward_model == REWARD_MINILM for t in scored)
+    assert all(t.scores.HasField("reward") and t.scores.reward_model == str(reward_model_dir) for t in scored)
     # The service records exactly what the reward model says of each (question, solution).
     expected = in_process.rewards([problem.question] * 3, texts)
     assert [t.scores.reward for t in scored] == pytest.approx(expected, abs=1e-4)

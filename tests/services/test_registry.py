@@ -1,0 +1,174 @@
+"""The checkpoint registry: SQLite index + directory, served over real gRPC (paged); all-or-nothing registration."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+from learnerfit.errors import InvalidInput, NotFound
+from learnerfit.registry.client import RegistryClient
+from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.v1 import records_pb2, services_pb2
+from services.registry import SPEC
+from tests.running import running
+
+
+def _source(path, files=3):
+    path.mkdir(parents=True)
+    for i in range(files):
+        (path / f"part-{i}.bin").write_bytes(os.urandom(1024))
+    return path
+
+
+@pytest.fixture()
+def registry_stub(tmp_path, broker):
+    with running(SPEC, broker, loops=False, registry_dir=str(tmp_path / "registry")) as (service, stub, _bus):
+        yield CheckpointRegistry(tmp_path / "registry"), stub
+
+
+def test_registered_checkpoints_are_listed_and_shown_with_their_lineage_and_eval(registry_stub, tmp_path):
+    registry, stub = registry_stub
+    first = registry.register(_source(tmp_path / "a"), base_model="smollm2-135m-instruct",
+                              kind=records_pb2.CHECKPOINT_KIND_ADAPTER, example_ids=["e1", "e2"], policy="utility",
+                              eval_results={"avg@4": 0.25})
+    second = registry.register(_source(tmp_path / "b"), base_model="smollm2-135m-instruct",
+                               kind=records_pb2.CHECKPOINT_KIND_FULL, eval_results={"avg@4": 0.31})
+    assert (first.version, second.version) == ("v1", "v2")
+    listed = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest()).checkpoints
+    assert [c.version for c in listed] == ["v1", "v2"]
+    shown = stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version="v1"))
+    assert list(shown.example_ids) == ["e1", "e2"] and shown.policy == "utility"
+    assert dict(shown.eval) == {"avg@4": 0.25} and shown.kind == records_pb2.CHECKPOINT_KIND_ADAPTER
+    assert (registry.path_of(shown) / "part-0.bin").read_bytes() == (tmp_path / "a" / "part-0.bin").read_bytes()
+    assert shown.uri == str(registry.path_of(shown))  # where a follower loads it from
+    assert registry.latest().version == "v2"
+
+
+def test_listing_pages_through_every_checkpoint_in_order(registry_stub, tmp_path):
+    registry, stub = registry_stub
+    for i in range(5):
+        registry.register(_source(tmp_path / f"s{i}", files=1), base_model="m", kind=records_pb2.CHECKPOINT_KIND_FULL)
+    pages, token = [], ""
+    while True:
+        page = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(page_size=2, page_token=token))
+        pages.append([c.version for c in page.checkpoints])
+        token = page.next_page_token
+        if not token:
+            break
+    assert pages == [["v1", "v2"], ["v3", "v4"], ["v5"]]
+
+
+def test_the_registry_client_reads_every_page_and_maps_errors(tmp_path, broker):
+    registry = CheckpointRegistry(tmp_path / "registry")
+    for i in range(3):
+        registry.register(_source(tmp_path / f"s{i}", files=1), base_model="m", kind=records_pb2.CHECKPOINT_KIND_FULL)
+    with running(SPEC, broker, loops=False, registry_dir=str(tmp_path / "registry")) as (service, _stub, _bus):
+        client = RegistryClient(service.target)
+        try:
+            assert [c.version for c in client.list(page_size=1)] == ["v1", "v2", "v3"]
+            assert client.get("v2").uri.endswith("checkpoints/v2")
+            with pytest.raises(NotFound, match="no checkpoint v9"):
+                client.get("v9")
+            with pytest.raises(InvalidInput) as error:
+                client.get("latest")
+            assert error.value.field == "version"
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize(("token", "size", "field"), [("garbage", 2, "page_token"), ("", -1, "page_size")])
+def test_a_bad_page_request_names_its_field(registry_stub, token, size, field):
+    _, stub = registry_stub
+    with pytest.raises(grpc.RpcError) as error:
+        stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(page_size=size, page_token=token))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error.value.details().startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("version", ["../v1", "v0", "v1/../../etc", "latest", ""])
+def test_names_that_are_not_versions_are_refused(registry_stub, version):
+    _, stub = registry_stub
+    with pytest.raises(grpc.RpcError) as error:
+        stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version=version))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "version" in error.value.details()
+
+
+def test_an_unknown_version_is_not_found(registry_stub):
+    _, stub = registry_stub
+    with pytest.raises(grpc.RpcError) as error:
+        stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version="v9"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_path_outside_the_root_is_refused(tmp_path):
+    registry = CheckpointRegistry(tmp_path / "registry")
+    with pytest.raises(InvalidInput, match="leaves the registry root"):
+        registry.path_of(records_pb2.Checkpoint(version="v1", path="../../etc"))
+
+
+# The registering process copies one file, says so, then waits: it is killed while it holds a half-copied
+# checkpoint, whatever the machine's speed.
+_HELD_MIDWAY = """
+import shutil, sys, time
+from pathlib import Path
+from learnerfit.registry.store import CheckpointRegistry
+root, source, flag = map(Path, sys.argv[1:])
+copytree = shutil.copytree
+def copy_then_hold(src, dst, **kwargs):
+    def copy(a, b, **kw):
+        shutil.copy2(a, b, **kw)
+        flag.touch()
+        time.sleep(600)
+    return copytree(src, dst, copy_function=copy)
+shutil.copytree = copy_then_hold
+CheckpointRegistry(root).register(source, base_model="m", kind=2)
+"""
+
+
+def test_a_registration_killed_midway_leaves_the_registry_unchanged(tmp_path):
+    root = tmp_path / "registry"
+    CheckpointRegistry(root).register(_source(tmp_path / "ok"), base_model="m", kind=records_pb2.CHECKPOINT_KIND_FULL)
+    flag = tmp_path / "copying"
+    process = subprocess.Popen([sys.executable, "-c", _HELD_MIDWAY, str(root), str(_source(tmp_path / "big")),
+                                str(flag)], cwd=os.getcwd())
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the registering process never copied"
+        time.sleep(0.01)
+    assert [p for p in (root / "checkpoints").iterdir() if p.name.startswith(".staging-")]  # half a checkpoint
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reopened = CheckpointRegistry(root)  # a restart cleans up what the killed registration left
+    assert [c.version for c in reopened.list()] == ["v1"]
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["v1"]
+    assert reopened.register(_source(tmp_path / "next"), base_model="m", kind=2).version == "v2"
+
+
+def test_learnerfit_checkpoints_lists_and_shows(tmp_path):
+    root = tmp_path / "registry"
+    CheckpointRegistry(root).register(_source(tmp_path / "a"), base_model="smollm2-135m-instruct",
+                                      kind=records_pb2.CHECKPOINT_KIND_ADAPTER, example_ids=["e1"], policy="utility",
+                                      eval_results={"avg@4": 0.25})
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "learnerfit.cli", "checkpoints", "--registry", str(root), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"v1\s+adapter\s+\S+ \S+\s+smollm2-135m-instruct\s+1\s+utility\s+avg@4=0.250", listed.stdout), \
+        listed.stdout
+    shown = cli("show", "v1")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["uri"] == str((root / "checkpoints" / "v1").resolve())
+    assert json.loads(shown.stdout)["example_ids"] == ["e1"]
+    missing = cli("show", "v7")
+    assert missing.returncode == 1 and "no checkpoint v7" in missing.stderr
+    bad = cli("show", "../x")
+    assert bad.returncode == 1 and "not of the form v1" in bad.stderr

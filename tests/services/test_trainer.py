@@ -1,0 +1,71 @@
+"""The trainer service through a real broker and real gRPC: curated examples in, registered and announced
+checkpoints out, whether training was triggered by enough examples or asked for by a Train call."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from learnerfit.domain import topics
+from learnerfit.domain.prompts import training_messages
+from learnerfit.v1 import records_pb2, services_pb2
+from services.trainer import SPEC
+from tests.kafka_helpers import read_topic
+from tests.running import running
+
+
+def _example(i: int, batch: str = "b1") -> records_pb2.CuratedExample:
+    problem = records_pb2.Problem(id=f"p{i}", question=f"Calculate {i} + 1.")
+    return records_pb2.CuratedExample(id=f"example-{i}", problem_id=problem.id, batch_id=batch,
+                                      policy="rejection_sampling",
+                                      messages=training_messages(problem, f"{i} + 1 = {i + 1}\nFinal answer: {i + 1}"))
+
+
+def _wait_until(condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def _trainer(broker, tiny_model, tmp_path, **overrides):
+    return running(SPEC, broker, registry_dir=str(tmp_path / "registry"),
+                   train={"base_model": str(tiny_model), "eval_problems": 2, "eval_k": 1}, **overrides)
+
+
+def test_curated_examples_train_register_and_announce_a_checkpoint_once_enough_arrived(broker, tiny_model, tmp_path):
+    with _trainer(broker, tiny_model, tmp_path, train_every=3) as (service, stub, bus):
+        with pytest.raises(grpc.RpcError) as error:  # nothing arrived yet
+            stub.Train(services_pb2.TrainRequest())
+        assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error.value.details() == "no curated examples to train on"
+        bus.publish((topics.CURATED, _example(i)) for i in range(2))
+        # Waiting for a third: held, so the runner commits no offset past them.
+        assert _wait_until(lambda: service.parts.held_ids() == {"example-0", "example-1"})
+        bus.publish([(topics.CURATED, _example(2))])
+        announced = [records_pb2.Checkpoint.FromString(r.value)
+                     for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=120)]
+        assert _wait_until(lambda: not service.parts.held_ids())
+    assert [c.version for c in announced] == ["v1"]
+    assert sorted(announced[0].example_ids) == ["example-0", "example-1", "example-2"]
+    assert set(announced[0].eval) == {"avg@1"} and announced[0].uri == str(tmp_path / "registry" / "checkpoints" / "v1")
+
+
+def test_a_train_call_waits_for_its_batch_trains_and_announces_what_it_registered(broker, tiny_model, tmp_path):
+    with _trainer(broker, tiny_model, tmp_path, train_every=0) as (service, stub, bus):
+        bus.publish((topics.CURATED, _example(i, batch="round-1")) for i in range(2))
+        reply = stub.Train(services_pb2.TrainRequest(batch_id="round-1", min_examples=2), timeout=120)
+        announced = [records_pb2.Checkpoint.FromString(r.value)
+                     for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=30)]
+    assert reply.checkpoint.version == "v1" and sorted(reply.checkpoint.example_ids) == ["example-0", "example-1"]
+    assert announced == [reply.checkpoint]
+
+
+def test_a_train_call_for_examples_that_never_arrive_fails_with_what_is_missing(broker, tiny_model, tmp_path):
+    with _trainer(broker, tiny_model, tmp_path, train_every=0, wait_s=1.0) as (_, stub, _bus):
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Train(services_pb2.TrainRequest(batch_id="never", min_examples=3))
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.value.details() == "batch never: 0 of 3 curated examples reached the trainer within 1s"
