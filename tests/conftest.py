@@ -42,6 +42,14 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def tiny_solver(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model taught to answer "1 + 1 = 2 / Final answer: 2" to anything: right on 1 + 1 only."""
+    from tests.tiny_model import teach_one_answer
+
+    return teach_one_answer(tiny_model, tmp_path_factory.mktemp("tiny-solver"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     # Tests share two cores with the service processes they start.

@@ -24,7 +24,8 @@ class FakeOracle:
         self.headers: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.delay_s = 0.0
-        self.lock = threading.Lock()
+        self.gate = 0  # when set, each request is held until this many are in flight together (or 10 s pass)
+        self.lock = threading.Condition()
         oracle = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +38,8 @@ class FakeOracle:
                     oracle.max_in_flight = max(oracle.max_in_flight, oracle.in_flight)
                     status, reply, headers, delay = oracle.script.pop(0) if oracle.script else (
                         200, oracle.completion(body), {}, oracle.delay_s)
+                    oracle.lock.notify_all()
+                    oracle.lock.wait_for(lambda: oracle.in_flight >= oracle.gate, timeout=10)
                 try:
                     time.sleep(delay)
                     payload = json.dumps(reply).encode()

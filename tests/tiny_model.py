@@ -41,3 +41,43 @@ def build_tiny_model(directory: Path) -> Path:
     model.save_pretrained(directory, safe_serialization=True)
     fast.save_pretrained(directory)
     return directory
+
+
+SOLVER_ANSWER = "1 + 1 = 2\nFinal answer: 2"
+
+
+def teach_one_answer(model_dir: Path, out_dir: Path, answer: str = SOLVER_ANSWER, steps: int = 150) -> Path:
+    """The tiny model fine-tuned (plain torch, a few seconds) to reply `answer` to any learner prompt.
+
+    A learner that is right on some problems ("Calculate 1 + 1.") and wrong on others, so the
+    pipeline's tests see curation happen, not 0 curated of 0.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from learnerfit.domain.prompts import learner_conversation
+    from learnerfit.v1 import records_pb2
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    prompts = [tokenizer.apply_chat_template(learner_conversation(records_pb2.Problem(question=f"Calculate {a} + {b}.")),
+                                             tokenize=False, add_generation_prompt=True)
+               for a in range(4) for b in range(3)]
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        prompt = prompts[step % len(prompts)]
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + answer_ids])
+        labels = torch.tensor([[-100] * len(prompt_ids) + answer_ids])
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

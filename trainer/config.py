@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.models.settings import SMOLLM2
 
 
-class TrainSettings(BaseModel):
+class TrainSettings(Section):
     """How the learner is fine-tuned and evaluated."""
 
     base_model: str = Field(SMOLLM2, description="Learner to fine-tune while the registry has no checkpoint yet.")

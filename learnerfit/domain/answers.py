@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.v1 import records_pb2
 
@@ -122,7 +124,7 @@ class AnswerChecker:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class AnswerCheckSettings(BaseModel):
+class AnswerCheckSettings(Section):
     """The answer check (math-verify in a worker process)."""
 
     timeout_s: int = Field(5, ge=1, le=120, description="Time limit of one answer check (parse + verify).")

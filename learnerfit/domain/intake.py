@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.errors import InvalidInput, LimitExceeded
 from learnerfit.v1 import records_pb2
 
 
-class SamplingDefaults(BaseModel):
+class SamplingDefaults(Section):
     """How the learner samples a problem whose request leaves a field unset."""
 
     samples_per_problem: int = Field(4, ge=1, description="N: learner samples per problem.")
@@ -24,7 +26,7 @@ class SamplingDefaults(BaseModel):
     seed: int = Field(0, description="Sampling seed.")
 
 
-class IntakeLimits(BaseModel):
+class IntakeLimits(Section):
     """The largest requests a service accepts (each breach is RESOURCE_EXHAUSTED naming the limit)."""
 
     max_problems_per_request: int = Field(1000, ge=1, description="Most problems in one request.")

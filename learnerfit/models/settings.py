@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.domain.inference import SamplingParams
 
@@ -16,7 +18,7 @@ SMOLLM2 = "smollm2-135m-instruct"
 REWARD_MINILM = "learnerfit-reward-minilm-v1"  # built here by trainer/reward_model.py
 
 
-class EngineSettings(BaseModel):
+class EngineSettings(Section):
     """Which model, on which engine and device."""
 
     model: str = Field(SMOLLM2, description="'smollm2-135m-instruct' (packaged), a local directory or a Hugging Face "
@@ -66,7 +68,7 @@ class OracleSettings(EngineSettings):
         return SamplingParams(n=1, temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=self.seed)
 
 
-class RewardSettings(BaseModel):
+class RewardSettings(Section):
     """The outcome reward model."""
 
     backend: Literal["transformers", "triton", "none"] = Field(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import grpc
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.errors import InvalidInput, NotFound, Unavailable
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
@@ -53,7 +55,7 @@ def _error(exc: grpc.RpcError, target: str) -> Exception:
     return Unavailable(f"registry at {target}: {code.name}: {details}")
 
 
-class RegistryAccess(BaseModel):
+class RegistryAccess(Section):
     """Where the registry service is."""
 
     target: str = Field("", description="gRPC address (host:port) of the registry service; empty: none (the learner "

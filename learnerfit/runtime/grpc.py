@@ -73,21 +73,14 @@ def _record(method: str, started: float, code: grpc.StatusCode) -> None:
     log.log(level, "%s %s in %.3fs", method, code.name, time.perf_counter() - started)
 
 
-def _abort(context: grpc.ServicerContext, error: Exception) -> grpc.StatusCode:
-    code, message = status_of(error)
-    context.set_code(code)
-    context.set_details(message)
-    return code
-
-
 def _serve_unary(method: str, behaviour: Callable):
     def wrapped(request, context):
         started, code = time.perf_counter(), grpc.StatusCode.OK
         try:
             return behaviour(request, context)
         except Exception as exc:
-            code = _abort(context, exc)
-            return None
+            code, message = status_of(exc)
+            context.abort(code, message)  # raises: the call ends with this status
         finally:
             _record(method, started, code)
 
@@ -100,7 +93,8 @@ def _serve_stream(method: str, behaviour: Callable):
         try:
             yield from behaviour(request, context)
         except Exception as exc:
-            code = _abort(context, exc)
+            code, message = status_of(exc)
+            context.abort(code, message)
         finally:
             _record(method, started, code)
 

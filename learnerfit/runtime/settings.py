@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from learnerfit.section import Section
+
 ENV_PREFIX = "LEARNERFIT_"
 CONFIG_FILE_ENV = "LEARNERFIT_CONFIG"
 
@@ -25,7 +27,7 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "learnerfit"
 
 
-class GrpcSettings(BaseModel):
+class GrpcSettings(Section):
     """The gRPC server."""
 
     host: str = Field("127.0.0.1", description="Address the server binds (0.0.0.0 in a container).")
@@ -34,7 +36,7 @@ class GrpcSettings(BaseModel):
     workers: int = Field(8, ge=1, le=256, description="Threads serving calls.")
 
 
-class BusSettings(BaseModel):
+class BusSettings(Section):
     """The Kafka bus."""
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port.")
@@ -47,7 +49,7 @@ class BusSettings(BaseModel):
                                                                  "partitions move after this.")
 
 
-class StageSettings(BaseModel):
+class StageSettings(Section):
     """How the service's stage reads its input."""
 
     group: str = Field("", description="Kafka consumer group; empty means the service's name.")
@@ -58,7 +60,7 @@ class StageSettings(BaseModel):
                                                           "redelivered duplicates.")
 
 
-class LogSettings(BaseModel):
+class LogSettings(Section):
     """Logs and metrics."""
 
     level: str = Field("INFO", description="Python log level.")

@@ -64,7 +64,7 @@ def test_restating_the_question_does_not_count_as_the_right_answer(checker):
     # The whole text contains "3 + 4", which math-verify alone could read as 7.
     problem = records_pb2.Problem(id="p", question="Calculate 3 + 4.", reference_answer="7")
     trajectory = records_pb2.Trajectory(id="t", problem=problem, text="We need 3 + 4.\nFinal answer: 8")
-    [[scored]] = RewardScorer(checker)([trajectory])
+    [scored] = RewardScorer(checker)([trajectory])
     assert scored.final_answer == "8"
     assert scored.scores.verdict == records_pb2.VERDICT_INCORRECT
 
@@ -75,24 +75,21 @@ def test_a_trajectory_with_no_answer_is_marked_unparsed_not_failed(checker):
         records_pb2.Trajectory(id="a", problem=problem, text="I like numbers."),
         records_pb2.Trajectory(id="b", problem=problem, text="3 + 4 = 7\nFinal answer: 7"),
     ]
-    [[unparsed], [correct]] = RewardScorer(checker)(trajectories)
+    [unparsed, correct] = RewardScorer(checker)(trajectories)
     assert unparsed.scores.verdict == records_pb2.VERDICT_UNPARSED
     assert "Final answer" in unparsed.scores.verdict_detail
     assert correct.scores.verdict == records_pb2.VERDICT_CORRECT
     assert correct.final_answer == "7"
 
 
-def test_a_pathological_answer_is_bounded_by_the_per_check_timeout():
-    import time
-
+def test_a_pathological_answer_is_stopped_by_the_per_check_timeout_inside_the_worker():
     slow = AnswerChecker(timeout_s=1)
     try:
-        started = time.monotonic()
-        # sympy would try to evaluate the tower exactly; the worker's per-check timeout stops it.
+        # sympy would try to evaluate the tower exactly; math-verify's own 1 s limit stops the comparison,
+        # which then reads as "differs". Had the worker hung instead, the outer limit would have replaced it
+        # and both checks would read CHECK_FAILED ("answer check worker failed").
         [(verdict, detail), (fine, _)] = slow.check([("9^{9^{9^{9^{9}}}} - 1", "7"), ("7", "7")])
-        elapsed = time.monotonic() - started
     finally:
         slow.close()
-    assert verdict != records_pb2.VERDICT_CORRECT, detail
+    assert (verdict, detail) == (records_pb2.VERDICT_INCORRECT, "'9^{9^{9^{9^{9}}}} - 1' differs from '7'")
     assert fine == records_pb2.VERDICT_CORRECT  # the next check in the same worker is unaffected
-    assert 1 <= elapsed < 10  # it ran into the 1 s limit (math-verify logs "Timeout during comparison"), then stopped

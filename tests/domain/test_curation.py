@@ -9,7 +9,6 @@ import pytest
 from learnerfit.v1 import records_pb2
 from learnerfit.domain.curation.policies import PolicyContext
 from learnerfit.domain.curation.curator import CurationSettings, Curator, decide
-from services.oracle.selection import REJECTED
 
 CORRECT, WRONG = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT
 
@@ -50,28 +49,28 @@ def test_a_problem_without_a_correct_sample_gets_a_decision_but_no_example():
 
 
 def test_the_curator_decides_once_every_sample_arrived_and_holds_them_until_then():
-    curator = Curator(wait_s=60)
+    curator = Curator(CurationSettings(problem_wait_s=60))
     problem = _problem(2)
-    assert curator([_sample(problem, 0, WRONG)]) == [[]]
+    assert curator([_sample(problem, 0, WRONG)]) == []
     assert curator.held_ids() == {"p1-t0"}
-    [[decision, example]] = curator([_sample(problem, 1, CORRECT)])
+    [decision, example] = curator([_sample(problem, 1, CORRECT)])
     assert decision.curated and example.trajectory_id == "p1-t1"
     assert curator.held_ids() == set()
     # A replayed sample of a decided problem changes nothing.
-    assert curator([_sample(problem, 1, CORRECT)]) == [[]]
+    assert curator([_sample(problem, 1, CORRECT)]) == []
 
 
 def test_a_redelivered_sample_is_not_counted_twice_towards_completion():
-    curator = Curator(wait_s=60)
+    curator = Curator(CurationSettings(problem_wait_s=60))
     problem = _problem(2)
     curator([_sample(problem, 0, WRONG)])
-    assert curator([_sample(problem, 0, WRONG)]) == [[]]
+    assert curator([_sample(problem, 0, WRONG)]) == []
     assert curator.held_ids() == {"p1-t0"}
 
 
 def test_a_problem_whose_wait_ran_out_is_decided_with_the_samples_it_has():
     now = [100.0]
-    curator = Curator(wait_s=30, clock=lambda: now[0])
+    curator = Curator(CurationSettings(problem_wait_s=30), clock=lambda: now[0])
     problem = _problem(4)
     curator([_sample(problem, 0, CORRECT)])
     assert curator.tick() == []
@@ -83,7 +82,7 @@ def test_a_problem_whose_wait_ran_out_is_decided_with_the_samples_it_has():
 
 
 def test_oracle_outputs_do_not_complete_a_problem_early():
-    curator = Curator(wait_s=600)
+    curator = Curator(CurationSettings(problem_wait_s=600))
     problem = records_pb2.Problem(id="p", batch_id="b", question="q", reference_answer="1",
                                   sampling=records_pb2.SamplingSpec(samples_per_problem=2))
     oracle = records_pb2.Trajectory(id="o", problem=problem, origin=records_pb2.ORIGIN_ORACLE_SYNTHESIZED,
@@ -91,13 +90,13 @@ def test_oracle_outputs_do_not_complete_a_problem_early():
     learner = [records_pb2.Trajectory(id=f"l{i}", problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE,
                                       sample_index=i, scores=records_pb2.Scores(verdict=records_pb2.VERDICT_CORRECT))
                for i in range(2)]
-    assert curator([oracle, learner[0]]) == [[], []]  # two candidates, but only one of the two learner samples
-    [[decision, example]] = curator([learner[1]])
+    assert curator([oracle, learner[0]]) == []  # two candidates, but only one of the two learner samples
+    [decision, example] = curator([learner[1]])
     assert decision.curated and example.origin == records_pb2.ORIGIN_LEARNER_SAMPLE
 
 
 def _candidate(problem, tid, origin, verdict=records_pb2.VERDICT_CORRECT, text=None, reward=None, ppl=None, index=0,
-               **metadata):
+               rejection=None):
     scores = records_pb2.Scores(verdict=verdict)
     if reward is not None:
         scores.reward = reward
@@ -105,7 +104,8 @@ def _candidate(problem, tid, origin, verdict=records_pb2.VERDICT_CORRECT, text=N
         scores.ppl = ppl
     trajectory = records_pb2.Trajectory(id=tid, problem=problem, origin=origin, text=text or f"text of {tid}",
                                         sample_index=index, scores=scores)
-    trajectory.metadata.update(metadata)
+    if rejection is not None:
+        trajectory.rejection.CopyFrom(rejection)
     return trajectory
 
 
@@ -115,17 +115,17 @@ def _oracle_problem(policy, modes=(records_pb2.ORACLE_MODE_REFINE, records_pb2.O
 
 
 def test_a_problem_waits_for_every_oracle_output_the_batch_asked_for_rejected_ones_included():
-    curator = Curator(wait_s=600)
+    curator = Curator(CurationSettings(problem_wait_s=600))
     problem = _oracle_problem("oracle_synthesized")
     learner = [_candidate(problem, "l0", records_pb2.ORIGIN_LEARNER_SAMPLE, index=0),
                _candidate(problem, "l1", records_pb2.ORIGIN_LEARNER_SAMPLE, records_pb2.VERDICT_INCORRECT, index=1)]
     # 1 correct learner sample -> 1 refine, plus 1 synthesize: two Oracle outputs expected.
-    assert curator(learner) == [[], []]
+    assert curator(learner) == []
     rejected = _candidate(problem, "r", records_pb2.ORIGIN_ORACLE_REFINED, records_pb2.VERDICT_UNSPECIFIED,
-                          **{REJECTED: "meta_text: 'as an AI'"})
-    assert curator([rejected]) == [[]]
+                          rejection=records_pb2.Rejection(guardrail="meta_text", detail="'as an AI'"))
+    assert curator([rejected]) == []
     assert curator.held_ids() == {"l0", "l1", "r"}  # the rejected output is held too: a restart recounts it
-    [[decision, example]] = curator([_candidate(problem, "s", records_pb2.ORIGIN_ORACLE_SYNTHESIZED)])
+    [decision, example] = curator([_candidate(problem, "s", records_pb2.ORIGIN_ORACLE_SYNTHESIZED)])
     assert example.trajectory_id == "s" and example.origin == records_pb2.ORIGIN_ORACLE_SYNTHESIZED
     assert decision.candidates == 3 and "correct oracle_synthesized trace" in decision.reason
 

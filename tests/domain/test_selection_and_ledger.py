@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from learnerfit.v1 import records_pb2
 from learnerfit.domain.batches import BatchLedger
-from services.oracle.selection import REJECTED, tasks
+from learnerfit.domain.oracle.selection import tasks
 
 CORRECT, INCORRECT, UNPARSED = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT, records_pb2.VERDICT_UNPARSED
 ALL_MODES = [records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE, records_pb2.ORACLE_MODE_REWRITE,
@@ -16,11 +16,9 @@ def _problem(modes=ALL_MODES, n=3):
                                sampling=records_pb2.SamplingSpec(samples_per_problem=n))
 
 
-def _sample(problem, index, verdict, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, **metadata):
-    trajectory = records_pb2.Trajectory(id=f"{origin}-{index}", problem=problem, origin=origin, sample_index=index,
-                                        scores=records_pb2.Scores(verdict=verdict))
-    trajectory.metadata.update(metadata)
-    return trajectory
+def _sample(problem, index, verdict, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, rejection=None):
+    return records_pb2.Trajectory(id=f"{origin}-{index}", problem=problem, origin=origin, sample_index=index,
+                                  scores=records_pb2.Scores(verdict=verdict), rejection=rejection)
 
 
 def test_tasks_follow_verdict_sample_index_and_what_the_batch_asked():
@@ -46,7 +44,7 @@ def test_the_batch_completes_only_when_every_expected_oracle_output_is_in():
     outputs = [_sample(problem, 10, CORRECT, records_pb2.ORIGIN_ORACLE_REFINED),
                _sample(problem, 11, CORRECT, records_pb2.ORIGIN_ORACLE_SYNTHESIZED),
                _sample(problem, 12, records_pb2.VERDICT_UNSPECIFIED, records_pb2.ORIGIN_STYLE_ALIGNED,
-                       **{REJECTED: "low_overlap: ..."})]
+                       rejection=records_pb2.Rejection(guardrail="low_overlap", detail="kept 0.10"))]
     for output in outputs:
         ledger.apply(output)
     assert ledger.status("b").state == records_pb2.BATCH_STATE_RUNNING

@@ -1,4 +1,4 @@
-"""The CLI's stack commands against a tiny learner: up, submit, status, export, down."""
+"""The CLI's stack commands against a tiny learner (right on 1 + 1 only): up, submit, status, export, down."""
 
 from __future__ import annotations
 
@@ -15,37 +15,46 @@ def _cli(stack_dir, *args, timeout=180) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture()
-def running_stack(tiny_model, tmp_path):
+def running_stack(tiny_solver, tmp_path):
     stack_dir = tmp_path / "stack"
-    up = _cli(stack_dir, "up", "--model", str(tiny_model))
+    # Options after the command, and a registry of the test's own.
+    up = _cli(stack_dir, "up", "--model", str(tiny_solver), "--registry", str(tmp_path / "registry"))
     assert up.returncode == 0, up.stderr[-2000:]
     yield stack_dir
     _cli(stack_dir, "down")
 
 
 def test_up_submit_status_export_down(running_stack, tmp_path):
-    submit = _cli(running_stack, "submit", "--count", "3", "--samples", "2", "--max-new-tokens", "4")
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"question": f"Calculate {i} + 1.", "answer": str(i + 1)}) + "\n"
+                                for i in range(3)))
+    batch = ("--file", str(problems), "--samples", "2", "--max-new-tokens", "16")
+    submit = _cli(running_stack, "submit", *batch)
     assert submit.returncode == 0, submit.stderr[-2000:]
     batch_id = submit.stdout.strip()
     assert batch_id.startswith("batch-")
 
-    again = _cli(running_stack, "submit", "--count", "3", "--samples", "2", "--max-new-tokens", "4")
+    again = _cli(running_stack, "submit", *batch)
     assert again.stdout.strip() == batch_id and "already submitted" in again.stderr
 
     status = _cli(running_stack, "status", batch_id, "--watch", "--timeout", "120")
     assert status.returncode == 0, status.stderr[-2000:]
     reported = json.loads(status.stdout)
     assert reported["state"] == "BATCH_STATE_COMPLETE"
-    assert reported["samples_scored"] == 6 and reported["problems_decided"] == 3
+    assert (reported["samples_scored"], reported["problems_decided"]) == (6, 3)
+    assert (reported["samples_correct"], reported["curated"]) == (2, 1)  # 1 + 1 = 2, twice; one kept
 
     out = tmp_path / "out.jsonl"
     export = _cli(running_stack, "export", batch_id, "-o", str(out))
     assert export.returncode == 0, export.stderr[-2000:]
-    assert out.exists() and len(out.read_text().splitlines()) == reported.get("curated", 0)
+    [example] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert example["messages"][-2]["content"] == "Calculate 1 + 1." and example["scores"]["verdict"] == "correct"
 
+    logs = {p.name for p in (running_stack / "logs").iterdir()}
+    assert {"trainer.log", "registry.log", "gateway.log", "broker.log"} <= logs
     down = _cli(running_stack, "down")
-    # gateway, generator, two scorers, two Oracle services, curator
-    assert down.returncode == 0 and "stopped 7 services" in down.stderr
+    # gateway, generator, two scorers, two Oracle services, curator, trainer, registry
+    assert down.returncode == 0 and "stopped 9 services" in down.stderr
     assert not (running_stack / "stack.json").exists()
 
 
@@ -62,9 +71,21 @@ def test_commands_explain_a_missing_stack_and_bad_options(tmp_path):
     assert bad_oracle.returncode == 2 and "unknown Oracle mode(s) polish" in bad_oracle.stderr
 
 
+def test_checkpoints_alone_lists_and_options_work_before_or_after_the_command(tmp_path):
+    empty = tmp_path / "registry"
+    for args in (("checkpoints", "--registry", str(empty)), ("checkpoints", "list", "--registry", str(empty))):
+        listed = _cli(tmp_path, *args)
+        assert listed.returncode == 0 and f"no checkpoints in {empty}" in listed.stderr, listed.stderr
+    moved = subprocess.run([sys.executable, "-m", "learnerfit.cli", "status", "batch-x", "--dir", str(tmp_path / "d")],
+                           capture_output=True, text=True, timeout=60)
+    assert moved.returncode == 1 and str(tmp_path / "d" / "stack.json") in moved.stderr
+
+
 def test_prompts_show_prints_the_templates_the_oracle_gets(tmp_path):
     from learnerfit.domain.oracle.prompts import all_templates
 
+    listed = _cli(tmp_path, "prompts")
+    assert listed.returncode == 0 and "rewrite.v1" in listed.stdout
     shown = _cli(tmp_path, "prompts", "show")
     assert shown.returncode == 0
     for template in all_templates().values():

@@ -1,26 +1,35 @@
-"""End to end on the local stack with a tiny random learner: every stage as its own process, real broker."""
+"""End to end on the local stack with a tiny learner: every service as its own process, real broker, real gRPC.
+
+The learner is the tiny model taught to answer "1 + 1 = 2 / Final answer: 2" to anything,
+so it is right on "Calculate 1 + 1." and wrong elsewhere: curation has something to keep.
+"""
 
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
-from learnerfit.local.stack import LocalStack
-from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from learnerfit.models.settings import REWARD_MINILM
 from learnerfit.domain import topics
-from learnerfit.runtime.bus import Bus
 from learnerfit.local.processes import channel
+from learnerfit.local.stack import LocalStack
+from learnerfit.models.settings import REWARD_MINILM
+from learnerfit.runtime.bus import Bus
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from tests.kafka_helpers import read_topic
 
 
 @pytest.fixture(scope="module")
-def stack(tiny_model, reward_model_dir, tmp_path_factory):
-    # The tiny learner samples and is measured for drift; the reward model is the real local one.
-    local = LocalStack(tmp_path_factory.mktemp("stack"), start_timeout_s=120,
-                       service_env={name: {"LEARNERFIT_MODEL": str(tiny_model), "LEARNERFIT_LEARNER_MODEL": str(tiny_model)}
-                                    for name in ("generator", "drift_scorer", "refiner", "style_aligner")})
+def stack(tiny_solver, reward_model_dir, tmp_path_factory):
+    # The tiny learner samples, is measured for drift and is the (weak) Oracle; the reward model is the real one.
+    learner = {"learner": {"model": str(tiny_solver)}}
+    local = LocalStack(tmp_path_factory.mktemp("stack"), start_timeout_s=180, config={
+        "generator": learner, "drift_scorer": learner,
+        "refiner": {"oracle": {"model": str(tiny_solver), "max_new_tokens": 16}},
+        "style_aligner": {**learner, "oracle": {"model": str(tiny_solver), "max_new_tokens": 16}},
+        "trainer": {"registry_dir": str(tmp_path_factory.mktemp("registry")), "train_every": 0},
+        "registry": {"registry_dir": str(tmp_path_factory.mktemp("registry-served"))}})
     local.start()
     yield local
     local.stop()
@@ -45,29 +54,32 @@ def _complete(status: records_pb2.BatchStatus) -> bool:
     return status.state == records_pb2.BATCH_STATE_COMPLETE
 
 
-def _problems(count: int) -> list[records_pb2.Problem]:
-    return [records_pb2.Problem(question=f"Calculate {i} + 1.", reference_answer=str(i + 1), source=f"test#{i}")
+def _problems(count: int, tag: str = "") -> list[records_pb2.Problem]:
+    """Calculate 0 + 1, 1 + 1, ...: the tiny learner gets exactly 1 + 1 right."""
+    return [records_pb2.Problem(question=f"Calculate {i} + 1.", reference_answer=str(i + 1), source=f"test{tag}#{i}")
             for i in range(count)]
 
 
 def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
     gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
     request = services_pb2.SubmitBatchRequest(
-        problems=_problems(4), sampling=records_pb2.SamplingSpec(samples_per_problem=3, max_new_tokens=8, seed=1))
+        problems=_problems(4), sampling=records_pb2.SamplingSpec(samples_per_problem=3, max_new_tokens=16, seed=1))
     batch_id = gateway.SubmitBatch(request).batch_id
 
     status = _wait_for(stack, gateway, batch_id, _complete, timeout_s=120)
 
     assert status.state == records_pb2.BATCH_STATE_COMPLETE
-    assert (status.problems, status.samples_expected) == (4, 12)
-    assert status.samples_scored == 12  # problems x N, each scored once
-    assert status.problems_decided == 4
-    assert status.samples_correct + status.samples_unparsed <= status.samples_scored
-    # The summary by origin and verdict covers every scored sample, with both measurements.
-    assert sum(s.samples for s in status.summaries) == 12
-    assert all(s.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and s.HasField("mean_reward") for s in status.summaries)
-    streamed = list(gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=30))
-    assert len(streamed) == status.curated
+    assert (status.problems, status.samples_expected, status.samples_scored) == (4, 12, 12)
+    # Every sample says "Final answer: 2": right for 1 + 1 (3 samples), wrong for the other three problems.
+    assert (status.samples_correct, status.samples_unparsed) == (3, 0)
+    assert (status.problems_decided, status.curated) == (4, 1)
+    summaries = {records_pb2.Verdict.Name(s.verdict): s for s in status.summaries}
+    assert {name: s.samples for name, s in summaries.items()} == {"VERDICT_CORRECT": 3, "VERDICT_INCORRECT": 9}
+    assert all(s.HasField("mean_reward") and s.HasField("mean_ppl") for s in status.summaries)
+    [example] = gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=30)
+    assert example.messages[-2].content == "Calculate 1 + 1." and example.messages[-1].content.endswith(
+        "Final answer: 2")
+    assert example.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and example.checkpoint == "base"
 
     # What the curator saw: each trajectory with both measurements, quality and compatibility.
     bus = Bus(stack.state.bootstrap_servers, client_id="e2e-reader")
@@ -80,11 +92,9 @@ def test_a_batch_flows_through_every_stage_and_its_counts_add_up(stack):
     for trajectory in ours:
         scores = trajectory.scores
         assert scores.reward_model == REWARD_MINILM and scores.HasField("reward")
-        assert scores.drift_checkpoint == "base"
-        assert {"style.latex_density", "style.mean_step_words", "style.steps"} <= set(trajectory.metadata)
-        if trajectory.text:
-            assert scores.HasField("ppl") and scores.ppl > 1 and scores.token_count > 0
-            assert 1 <= len(scores.segment_ppl) <= 4 and scores.top_loss_tokens
+        assert scores.drift_checkpoint == "base" and trajectory.style.steps == 2
+        assert scores.HasField("ppl") and scores.ppl >= 1 and scores.token_count > 0
+        assert len(scores.segment_ppl) == 4 and scores.top_loss_tokens
 
 
 def test_the_generator_answers_over_grpc_with_n_samples_per_problem(stack):
@@ -121,18 +131,57 @@ def test_scoring_and_curation_answer_directly_over_grpc(stack):
     assert curated.examples[0].messages[-1].content == "2 + 2 = 4\nFinal answer: 4"
 
 
-def test_a_crashed_curator_restarts_where_it_left_off_and_the_batch_completes(stack):
+def _outcome(gateway, batch_id: str) -> dict[str, str]:
+    """Per problem question: the curated solution (only curated problems appear)."""
+    examples = gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=60)
+    return {e.messages[-2].content: e.messages[-1].content for e in examples}
+
+
+def test_a_curator_killed_while_it_holds_candidates_restarts_and_decides_as_a_fault_free_run(stack):
+    """The batch asks for refinement, and the refiner is down: the curator holds each solved problem's samples,
+    waiting for the refined trace. It is SIGKILLed holding them; restarted, it decides what a fault-free run
+    of the same problems decides."""
     gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
+    sampling = records_pb2.SamplingSpec(samples_per_problem=2, max_new_tokens=16, seed=7)
+
+    def submit(tag: str) -> str:
+        return gateway.SubmitBatch(services_pb2.SubmitBatchRequest(
+            problems=_problems(3, tag), sampling=sampling, oracle_modes=[records_pb2.ORACLE_MODE_REFINE])).batch_id
+
+    fault_free = submit("-fault-free")
+    assert _complete(_wait_for(stack, gateway, fault_free, _complete, timeout_s=120))
+
+    stack.kill("refiner")
+    faulty = submit("-faulty")
+    status = _wait_for(stack, gateway, faulty, lambda s: s.samples_scored == 6 and s.problems_decided == 2, 120)
+    # Both unsolved problems are decided; 1 + 1 is held: its 2 correct samples wait for their refinements.
+    assert (status.samples_scored, status.problems_decided, status.curated) == (6, 2, 0)
     stack.kill("curator")
-    request = services_pb2.SubmitBatchRequest(
-        problems=_problems(3), sampling=records_pb2.SamplingSpec(samples_per_problem=2, max_new_tokens=6, seed=7))
-    batch_id = gateway.SubmitBatch(request).batch_id
-
-    # Samples are scored while the curator is down: they wait on the topic, uncommitted.
-    status = _wait_for(stack, gateway, batch_id, lambda s: s.samples_scored >= 6, timeout_s=60)
-    assert status.samples_scored == 6 and status.problems_decided == 0
-
+    stack.restart("refiner")
     stack.restart("curator")
-    status = _wait_for(stack, gateway, batch_id, _complete, timeout_s=60)
-    assert status.state == records_pb2.BATCH_STATE_COMPLETE
-    assert status.problems_decided == 3 and status.samples_scored == 6
+    status = _wait_for(stack, gateway, faulty, _complete, timeout_s=120)
+    assert status.state == records_pb2.BATCH_STATE_COMPLETE and status.problems_decided == 3
+    assert _outcome(gateway, faulty) == _outcome(gateway, fault_free) == {"Calculate 1 + 1.": "1 + 1 = 2\nFinal answer: 2"}
+
+
+def test_a_restarted_gateway_folds_the_topics_back_to_the_same_counts(stack):
+    gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
+    batch_id = gateway.SubmitBatch(services_pb2.SubmitBatchRequest(
+        problems=_problems(2, "-restart"), sampling=records_pb2.SamplingSpec(samples_per_problem=2,
+                                                                              max_new_tokens=16))).batch_id
+    before = _wait_for(stack, gateway, batch_id, _complete, timeout_s=120)
+    stack.kill("gateway")
+    stack.restart("gateway")
+    gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
+    after = _wait_for(stack, gateway, batch_id, lambda s: s.curated == before.curated and _complete(s), 60)
+    for field in ("state", "problems", "samples_scored", "samples_correct", "problems_decided", "curated"):
+        assert getattr(after, field) == getattr(before, field), field
+    assert list(after.summaries) == list(before.summaries)
+
+
+def test_every_service_serves_prometheus_metrics(stack):
+    service = stack.state.services["reward_scorer"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    assert 'learnerfit_stage_records_in_total{stage="reward_scorer"}' in text
+    assert 'learnerfit_grpc_calls_total{code="OK",method="/learnerfit.v1.RewardScorer/ScoreTrajectories"}' in text

@@ -72,7 +72,9 @@ def test_a_slow_answer_times_out_and_is_retried(oracle):
 
 
 def test_concurrency_is_bounded(oracle):
-    oracle.delay_s = 0.2
+    # Each request is held until three are in flight together: a client that allowed more would be seen above
+    # three, one that sent fewer at once would stall at the gate and be seen below.
+    oracle.gate = 3
     results = _client(oracle, max_concurrency=3).generate([_conversation(f"q{i}") for i in range(9)],
                                                           SamplingParams())
     assert [r[0].text for r in results] == [f"answer 0 to q{i}" for i in range(9)]  # order kept

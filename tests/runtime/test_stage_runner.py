@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import time
 
-from learnerfit.v1 import records_pb2
+import os
+import signal
+import subprocess
+import sys
+
 from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ERROR_HEADER, ID_HEADER, SOURCE_HEADER, STAGE_HEADER, header
-from learnerfit.runtime.runner import Stage, StageRunner, per_record
+from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.v1 import records_pb2
 from tests.kafka_helpers import read_topic
 
 
@@ -16,14 +21,18 @@ def _problem(i: int, question: str | None = None) -> records_pb2.Problem:
                                reference_answer=str(i + 1))
 
 
-def _solve(problem: records_pb2.Problem) -> list[records_pb2.Trajectory]:
+def _solve_one(problem: records_pb2.Problem) -> records_pb2.Trajectory:
     if problem.question == "poison":
         raise ValueError("cannot solve poison")
-    return [records_pb2.Trajectory(id=f"t-{problem.id}", problem=problem, text=problem.reference_answer)]
+    return records_pb2.Trajectory(id=f"t-{problem.id}", problem=problem, text=problem.reference_answer)
 
 
-def _stage(name: str, source: str, sink: str, process=per_record(_solve)) -> Stage:
-    return Stage(name=name, consumes=source, input_type=records_pb2.Problem, process=process,
+def _solve(problems):  # fails whole when any problem in it is bad, as a model call would
+    return [_solve_one(p) for p in problems]
+
+
+def _stage(name: str, source: str, sink: str, process=_solve) -> Stage:
+    return Stage(name=name, consumes=[source], input_type=records_pb2.Problem, process=process,
                  routes={records_pb2.Trajectory: sink})
 
 
@@ -46,7 +55,7 @@ def test_records_produced_by_one_stage_arrive_once_at_the_next(bus, fresh):
     runner = _runner(_stage("solve", source, sink), bus, fresh("group"), dead)
     try:
         assert _run_until(runner, 6) == 6
-        runner.step()  # an idle round: nothing is processed twice
+        assert runner.step() == 0  # an idle round: nothing is taken twice
     finally:
         runner.close()
 
@@ -86,10 +95,7 @@ def test_a_failing_batch_is_retried_record_by_record_so_only_the_bad_record_is_d
     bus.ensure_topics([source, sink, dead], partitions=1)
     bus.publish((source, _problem(i, "poison" if i == 2 else None)) for i in range(4))
 
-    def solve_batch(problems):  # fails whole when any problem in it is bad, as a model call would
-        return [_solve(p) for p in problems]
-
-    runner = _runner(_stage("solve", source, sink, process=solve_batch), bus, fresh("group"), dead)
+    runner = _runner(_stage("solve", source, sink), bus, fresh("group"), dead)
     try:
         assert _run_until(runner, 4) == 4
     finally:
@@ -98,26 +104,48 @@ def test_a_failing_batch_is_retried_record_by_record_so_only_the_bad_record_is_d
     assert [r.key for r in read_topic(bus, dead, at_least=1)] == [b"p2"]
 
 
-def test_offsets_are_committed_only_after_outputs_are_acknowledged_and_a_replay_is_a_recognised_duplicate(bus, fresh):
+# A solver process that publishes its outputs, says so, and is then SIGKILLed before it commits: a crash
+# between publish and commit, in a process of its own.
+_CRASHING_SOLVER = """
+import sys, time
+from learnerfit.runtime.bus import Bus
+from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.v1 import records_pb2
+servers, source, sink, dead, group, flag = sys.argv[1:]
+bus = Bus(servers, client_id="crashing-solver", session_timeout_ms=6000)
+def solve(problems):
+    return [records_pb2.Trajectory(id=f"t-{p.id}", problem=p, text=p.reference_answer) for p in problems]
+runner = StageRunner(Stage("solve", [source], records_pb2.Problem, solve, {records_pb2.Trajectory: sink}), bus,
+                     group_id=group, dead_letter_topic=dead, max_batch=16, max_wait_s=0.2)
+records = []
+while not records:
+    records = runner.poll()
+outputs, letters = runner.process(records)
+runner.publish(outputs, letters)
+open(flag, "w").close()
+time.sleep(600)  # killed here, holding the uncommitted input
+"""
+
+
+def test_a_solver_killed_between_publish_and_commit_replays_and_the_copy_is_a_recognised_duplicate(
+        bus, broker, fresh, tmp_path):
     source, sink, final, dead = fresh("problems"), fresh("trajectories"), fresh("final"), fresh("dead")
     bus.ensure_topics([source, sink, final, dead], partitions=1)
     bus.publish([(source, _problem(7))])
-    group = fresh("solver")
-
-    # The solver publishes its output, and "crashes" before committing.
-    crashed = _runner(_stage("solve", source, sink), bus, group, dead)
-    records = []
-    deadline = time.monotonic() + 30
-    while not records and time.monotonic() < deadline:
-        records = crashed.poll()
-    outputs, letters = crashed.process(records)
-    crashed.publish(outputs, letters)
-    crashed.abandon()
+    group, flag = fresh("solver"), tmp_path / "published"
+    crashed = subprocess.Popen([sys.executable, "-c", _CRASHING_SOLVER, broker.bootstrap_servers, source, sink, dead,
+                                group, str(flag)], cwd=os.getcwd())
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert crashed.poll() is None and time.monotonic() < deadline, "the solver never published"
+        time.sleep(0.05)
+    crashed.send_signal(signal.SIGKILL)
+    crashed.wait()
 
     # Restarted in the same group, it gets the uncommitted record again and re-publishes.
     restarted = _runner(_stage("solve", source, sink), bus, group, dead)
     try:
-        assert _run_until(restarted, 1) == 1
+        assert _run_until(restarted, 1, timeout_s=60) == 1
     finally:
         restarted.close()
     replayed = read_topic(bus, sink, at_least=2)
@@ -128,10 +156,10 @@ def test_offsets_are_committed_only_after_outputs_are_acknowledged_and_a_replay_
 
     def passthrough(trajectories):
         seen.extend(t.id for t in trajectories)
-        return [[t] for t in trajectories]
+        return list(trajectories)
 
     downstream = StageRunner(
-        Stage(name="downstream", consumes=sink, input_type=records_pb2.Trajectory, process=passthrough,
+        Stage(name="downstream", consumes=[sink], input_type=records_pb2.Trajectory, process=passthrough,
               routes={records_pb2.Trajectory: final}),
         bus, group_id=fresh("downstream"), dead_letter_topic=dead, max_batch=16, max_wait_s=0.5)
     duplicates_before = metrics.DUPLICATES.labels("downstream")._value.get()

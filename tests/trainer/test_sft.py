@@ -73,8 +73,8 @@ def test_a_trainer_killed_mid_training_leaves_the_registry_unchanged(tmp_path, t
 
 
 def test_training_progress_shows_as_metrics(tmp_path, tiny_model):
-    from services.common.metrics import TRAIN_LOSS, TRAIN_STEPS
-    from trainer.sft import TrainSettings, train
+    from trainer.config import TrainSettings
+    from trainer.sft import TRAIN_LOSS, TRAIN_STEPS, train
 
     steps_before = TRAIN_STEPS._value.get()
     examples = load_examples(_export(tmp_path / "c.jsonl"))

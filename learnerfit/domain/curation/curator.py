@@ -15,7 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.domain.curation.policies import DEFAULT_POLICY, POLICIES, PolicyContext, check_policy
 from learnerfit.domain.ids import stable_id
@@ -28,7 +30,7 @@ _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^()<>]")
 Output = records_pb2.CurationDecision | records_pb2.CuratedExample
 
 
-class CurationSettings(BaseModel):
+class CurationSettings(Section):
     """How the curator waits and weighs."""
 
     problem_wait_s: float = Field(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from learnerfit.section import Section
 
 from learnerfit.domain.inference import Completion
 from learnerfit.domain.style import overlap
@@ -22,7 +24,7 @@ META_TEXT = re.compile(
 )
 
 
-class GuardrailSettings(BaseModel):
+class GuardrailSettings(Section):
     """What an Oracle output must pass to be kept."""
 
     min_overlap: float = Field(0.5, ge=0, le=1, description="rewrite/repair: least share of the learner's words an "

@@ -1,0 +1,64 @@
+"""Errors become status codes in one place: each error a client can act on maps to its code with its message;
+anything else is INTERNAL with an error id, and its text never reaches the client."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import pytest
+
+from learnerfit.errors import FailedPrecondition, InvalidInput, LimitExceeded, NotFound, Unavailable
+from learnerfit.local.processes import channel
+from learnerfit.runtime.grpc import GrpcServer, service_handler
+from learnerfit.v1 import services_pb2, services_pb2_grpc
+
+REGISTRY = services_pb2.DESCRIPTOR.services_by_name["Registry"]
+
+
+@pytest.fixture()
+def raising():
+    """A Registry API whose GetCheckpoint raises whatever the test puts in `error`."""
+    error: list[Exception] = []
+
+    def get_checkpoint(request):
+        raise error[0]
+
+    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=1024 * 1024)
+    server.add(service_handler(REGISTRY, {"GetCheckpoint": get_checkpoint, "ListCheckpoints": lambda r: None}),
+               [REGISTRY.full_name])
+    server.start()
+    with channel(f"127.0.0.1:{server.port}") as ch:
+        yield error, services_pb2_grpc.RegistryStub(ch)
+    server.stop(0)
+
+
+@pytest.mark.parametrize(("error", "code", "details"), [
+    (InvalidInput("version", "must look like v1"), grpc.StatusCode.INVALID_ARGUMENT, "version: must look like v1"),
+    (NotFound("no checkpoint v9"), grpc.StatusCode.NOT_FOUND, "no checkpoint v9"),
+    (LimitExceeded("too many"), grpc.StatusCode.RESOURCE_EXHAUSTED, "too many"),
+    (Unavailable("broker down, retry"), grpc.StatusCode.UNAVAILABLE, "broker down, retry"),
+    (FailedPrecondition("train first"), grpc.StatusCode.FAILED_PRECONDITION, "train first"),
+])
+def test_each_error_a_client_can_act_on_has_its_code(raising, error, code, details):
+    errors, stub = raising
+    errors.append(error)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version="v1"))
+    assert (raised.value.code(), raised.value.details()) == (code, details)
+
+
+def test_a_bug_is_internal_with_an_error_id_in_the_log_and_no_text_for_the_client(raising, caplog):
+    errors, stub = raising
+    errors.append(KeyError("secret internal state"))
+    with caplog.at_level(logging.ERROR), pytest.raises(grpc.RpcError) as raised:
+        stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version="v1"))
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in raised.value.details() and "KeyError" not in raised.value.details()
+    error_id = raised.value.details().split()[2].rstrip(";")
+    assert any(error_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_service_must_give_a_function_for_every_method():
+    with pytest.raises(TypeError, match="learnerfit.v1.Registry: no function for ListCheckpoints"):
+        service_handler(REGISTRY, {"GetCheckpoint": lambda r: None})
