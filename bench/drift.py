@@ -13,14 +13,13 @@ import random
 import torch
 
 from bench.common import Ratio, set_threads, timed
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.local.broker import TansuBroker
+from learnerfit.local.processes import channel
+from learnerfit.models.chat import encode_reply
+from learnerfit.runtime.app import Service
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services.backends.chat import encode_reply
-from services.backends.transformers_backend import TransformersScorer
-from services.backends.weights import SMOLLM2
-from services.common.grpc_runtime import GrpcServer, channel
-from services.common.prompts import learner_conversation
-from services.drift_scorer.servicer import DriftScorerServicer
-from services.drift_scorer.stage import DriftScorer, LearnerCheckpoints
+from services import drift_scorer
 
 TRACES = 32
 RAW_BATCH = 16
@@ -43,21 +42,27 @@ def traces(count: int, seed: int = 0) -> list[records_pb2.Trajectory]:
 
 def run() -> list[Ratio]:
     set_threads()
-    scorer = TransformersScorer(SMOLLM2)
+    with TansuBroker() as broker:
+        # The drift scorer exactly as its service builds it (its gRPC API; no stage loop needed here).
+        settings = drift_scorer.DriftScorerSettings(
+            bus={"bootstrap_servers": broker.bootstrap_servers}, grpc={"port": 0, "max_message_bytes": 64 << 20},
+            learner={"torch_threads": torch.get_num_threads()})
+        service_under_test = Service(drift_scorer.SPEC, settings)
+        try:
+            return _measure(service_under_test)
+        finally:
+            service_under_test.close()
+
+
+def _measure(service_under_test: Service) -> list[Ratio]:
+    _, scorer = service_under_test.parts.process.learner.current()  # the same loaded weights
     model, tokenizer = scorer.model, scorer.tokenizer
     batch = traces(TRACES)
     encoded = [encode_reply(tokenizer, learner_conversation(t.problem), t.text) for t in batch]
     solution_tokens = sum(len(s) for _, s in encoded)
 
-    checkpoints = LearnerCheckpoints("base", scorer, load=TransformersScorer, checkpoints_dir=None, max_loaded=1)
-    servicer = DriftScorerServicer(DriftScorer(checkpoints, top_tokens=8), max_trajectories=4096)
-    server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=64 * 1024 * 1024)
-    server.add(lambda s: services_pb2_grpc.add_DriftScorerServicer_to_server(servicer, s),
-               ["learnerfit.v1.DriftScorer"])
-    server.start()
-
     def service() -> int:
-        with channel(f"127.0.0.1:{server.port}") as ch:
+        with channel(service_under_test.target) as ch:
             reply = services_pb2_grpc.DriftScorerStub(ch).ScoreDrift(
                 services_pb2.ScoreDriftRequest(trajectories=batch), timeout=3600)
         return sum(t.scores.token_count for t in reply.trajectories)
@@ -87,13 +92,10 @@ def run() -> list[Ratio]:
                     logprobs[row, positions, torch.tensor(s)].sum().item()
         return solution_tokens
 
-    try:
-        service()  # warm-up: first calls pay one-off allocation costs
-        measured_service = timed("drift scorer service (gRPC)", service)
-        measured_naive = timed("naive per-trace loop", naive)
-        measured_raw = timed(f"raw batched forward (bs {RAW_BATCH})", raw_batched)
-    finally:
-        server.stop(0)
+    service()  # warm-up: first calls pay one-off allocation costs
+    measured_service = timed("drift scorer service (gRPC)", service)
+    measured_naive = timed("naive per-trace loop", naive)
+    measured_raw = timed(f"raw batched forward (bs {RAW_BATCH})", raw_batched)
     assert measured_service.tokens == solution_tokens
     return [
         Ratio("drift", measured_service, measured_raw, ">= 0.9"),

@@ -1,8 +1,8 @@
 """Generation throughput: the generator service fed through the stream, against raw generate() calls.
 
-Subject: problems published to a real Tansu broker, consumed by the generator's own
-stage (services.generator, built from its settings as the service builds it) in
-this process, trajectories published back; timed from publish until every
+Subject: problems published to a real Tansu broker, consumed by the generator
+service (services.generator, built and run from its spec as the process runs it)
+in this process, trajectories published back; timed from publish until every
 trajectory is read back. Baselines, on the same weights and sampling settings:
 (a) the limit: one raw model.generate() over all problems batched together;
 (b) what most pipeline tools do: one raw model.generate() per problem.
@@ -11,25 +11,22 @@ Tokens are the completion tokens each produced (up to end-of-sequence).
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 
 import torch
 
 from bench.common import Ratio, set_threads, timed
-from learnerfit.broker import TansuBroker
-from learnerfit.problems import EASY_ARITHMETIC, from_reasoning_gym
+from learnerfit.domain import topics
+from learnerfit.domain.batches import prepare_batch
+from learnerfit.domain.intake import IntakeLimits, SamplingDefaults
+from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.local.broker import TansuBroker
+from learnerfit.models.chat import render_prompt
+from learnerfit.runtime.app import serving
+from learnerfit.runtime.bus import Bus
 from learnerfit.v1 import records_pb2, services_pb2
-from services.backends.chat import render_prompt
-from services.common import topics
-from services.common.bus import Bus
-from services.common.prompts import learner_conversation
-from services.common.stage_runner import StageRunner
-from services.gateway.servicer import prepare_batch
-from services.gateway.settings import GatewaySettings
-from services.generator.__main__ import build
-from services.generator.settings import GeneratorSettings
+from services import generator
 
 PROBLEMS = 8
 SAMPLES = 4
@@ -41,33 +38,22 @@ def run() -> list[Ratio]:
     sampling = records_pb2.SamplingSpec(samples_per_problem=SAMPLES, temperature=0.7, top_p=1.0,
                                         max_new_tokens=MAX_NEW_TOKENS, seed=0)
     with TansuBroker() as broker:
+        settings = generator.GeneratorSettings(
+            bus={"bootstrap_servers": broker.bootstrap_servers, "topic_partitions": 1, "session_timeout_ms": 6000},
+            grpc={"port": 0}, stage={"max_batch": PROBLEMS, "max_wait_s": 0.5},
+            learner={"torch_threads": torch.get_num_threads()})
         bus = Bus(broker.bootstrap_servers, client_id="bench", session_timeout_ms=6000)
-        tag = uuid.uuid4().hex[:6]
-        settings = GeneratorSettings(bootstrap_servers=broker.bootstrap_servers, problems_topic=f"problems-{tag}",
-                                     trajectories_topic=f"trajectories-{tag}", max_batch=PROBLEMS, max_wait_s=0.5,
-                                     torch_threads=torch.get_num_threads())
-        parts = build(settings, bus)
-        bus.ensure_topics(parts.topics + [topics.DEAD_LETTER], partitions=1)
-        runner = StageRunner(parts.stages[0], bus, group_id=f"bench-{tag}", dead_letter_topic=topics.DEAD_LETTER,
-                             max_batch=settings.max_batch, max_wait_s=settings.max_wait_s)
-        stop = threading.Event()
-        thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
-        thread.start()
-        reader = _Reader(bus, settings.trajectories_topic)
-        try:
-            # Warm-up through the same path: joins the consumer group, first generate() allocations.
-            _through_stream(bus, settings, reader, _problems(1, sampling, seed=99))
-            problems = _problems(PROBLEMS, sampling, seed=0)
-            service = timed("generator service via Kafka",
-                            lambda: _through_stream(bus, settings, reader, problems))
-        finally:
-            stop.set()
-            thread.join(60)
-            runner.close()
-            reader.close()
-            bus.close()
-
-    backend = parts.stages[0].process.backend  # the same loaded weights
+        with serving(generator.SPEC, settings) as service_under_test:
+            reader = _Reader(bus, topics.TRAJECTORIES)
+            try:
+                # Warm-up through the same path: joins the consumer group, first generate() allocations.
+                _through_stream(bus, reader, _problems(1, sampling, seed=99))
+                problems = _problems(PROBLEMS, sampling, seed=0)
+                service = timed("generator service via Kafka", lambda: _through_stream(bus, reader, problems))
+            finally:
+                reader.close()
+                bus.close()
+            _, backend = service_under_test.parts.process.learner.current()  # the same loaded weights
     model, tokenizer = backend.model, backend.tokenizer
     prompts = [render_prompt(tokenizer, learner_conversation(p)) for p in problems]
     eos = backend._eos_ids
@@ -94,12 +80,13 @@ def run() -> list[Ratio]:
 def _problems(count: int, sampling: records_pb2.SamplingSpec, seed: int) -> list[records_pb2.Problem]:
     request = services_pb2.SubmitBatchRequest(problems=from_reasoning_gym("basic_arithmetic", count, seed,
                                                                           EASY_ARITHMETIC), sampling=sampling)
-    _, problems = prepare_batch(request, GatewaySettings())  # ids and sampling exactly as the gateway sets them
+    # Ids and sampling exactly as the gateway sets them.
+    _, problems = prepare_batch(request, IntakeLimits(), SamplingDefaults(), "rejection_sampling")
     return problems
 
 
-def _through_stream(bus: Bus, settings: GeneratorSettings, reader: _Reader, problems) -> int:
-    bus.confirm([bus.send(settings.problems_topic, problem) for problem in problems])
+def _through_stream(bus: Bus, reader: _Reader, problems) -> int:
+    bus.publish((topics.PROBLEMS, problem) for problem in problems)
     wanted = {p.id for p in problems}
     tokens, seen = 0, 0
     deadline = time.monotonic() + 1800

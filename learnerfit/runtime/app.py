@@ -11,7 +11,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from pydantic import ValidationError
 
@@ -98,29 +99,41 @@ class Service:
         self.bus.close()
 
 
-def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
-    """The process: settings, logs, metrics, the service, its loops until SIGTERM, then a graceful stop."""
-    settings = load_settings(spec, argv)
-    configure_logging(settings.log.level, settings.log.format, spec.name)
-    log.info("effective config %s", settings.model_dump_json(), extra={"service": spec.name})
-
-    stop, failed = threading.Event(), threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    serve_metrics(settings.log.metrics_port)
+@contextmanager
+def serving(spec: ServiceSpec, settings: ServiceSettings, stop: threading.Event | None = None,
+            failed: threading.Event | None = None) -> Iterator[Service]:
+    """The service built, serving gRPC, its loops running in threads; on exit (or `stop`), in-flight work is
+    finished within shutdown_grace_s, then everything closes. A loop that dies sets `failed` and `stop`."""
+    stop = stop or threading.Event()
+    failed = failed or threading.Event()
     service = Service(spec, settings)
-    log.info("%s serving gRPC on %s", spec.name, service.target, extra={"service": spec.name})
     threads = [threading.Thread(target=_guarded, args=(loop, stop, failed), name=f"{spec.name}-loop{i}", daemon=True)
                for i, loop in enumerate(service.loops())]
     for thread in threads:
         thread.start()
+    try:
+        yield service
+    finally:
+        stop.set()
+        service.server.set_serving(False)
+        for thread in threads:
+            thread.join(timeout=settings.shutdown_grace_s)
+        service.close(settings.shutdown_grace_s)
 
-    stop.wait()
-    log.info("%s stopping: finishing in-flight work", spec.name, extra={"service": spec.name})
-    service.server.set_serving(False)
-    for thread in threads:
-        thread.join(timeout=settings.shutdown_grace_s)
-    service.close(settings.shutdown_grace_s)
+
+def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
+    """The process: settings, logs, metrics, the service until SIGTERM, then a graceful stop."""
+    settings = load_settings(spec, argv)
+    configure_logging(settings.log.level, settings.log.format, spec.name)
+    log.info("effective config %s", settings.model_dump_json(), extra={"service": spec.name})
+    stop, failed = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serve_metrics(settings.log.metrics_port)
+    with serving(spec, settings, stop, failed) as service:
+        log.info("%s serving gRPC on %s", spec.name, service.target, extra={"service": spec.name})
+        stop.wait()
+        log.info("%s stopping: finishing in-flight work", spec.name, extra={"service": spec.name})
     log.info("%s stopped", spec.name, extra={"service": spec.name})
     sys.exit(1 if failed.is_set() else 0)
 
