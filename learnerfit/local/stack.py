@@ -24,10 +24,6 @@ import yaml
 from learnerfit.local.broker import TansuBroker
 from learnerfit.local.processes import free_port, wait_until_serving
 
-# Every service the stack runs, in start order: downstream first, so every consumer is in place
-# when the gateway opens; the registry before those that ask it. A new service is one name here.
-SERVICES = ("registry", "trainer", "curator", "refiner", "style_aligner", "drift_scorer", "reward_scorer",
-            "generator", "gateway")
 FOLLOW_THE_REGISTRY = ("generator", "drift_scorer")  # ask the registry for checkpoints not announced to them
 STATE_FILE = "stack.json"
 
@@ -77,14 +73,14 @@ class LocalStack:
         *,
         common: Mapping[str, Any] | None = None,
         config: Mapping[str, Mapping[str, Any]] | None = None,
-        services: tuple[str, ...] = SERVICES,
+        services: tuple[str, ...] | None = None,
         start_timeout_s: float = 300.0,
     ):
         """`common`: settings every service gets; `config`: settings per service (nested sections, as in YAML)."""
         self.directory = directory
         self.common = dict(common or {})
         self.config = {k: dict(v) for k, v in (config or {}).items()}
-        self.services = services
+        self.services = services or deployables()
         self.start_timeout_s = start_timeout_s
         self.broker: TansuBroker | None = None
         self.processes: dict[str, subprocess.Popen] = {}
@@ -213,6 +209,12 @@ def stop_recorded_stack(directory: Path) -> StackState:
     stop_processes([state.broker_pid], grace_s=5)
     (directory / STATE_FILE).unlink()
     return state
+
+
+def deployables() -> tuple[str, ...]:
+    """Every service, in start order, as the services package lists them (services/__init__.py: SERVICES)."""
+    listed = subprocess.run([sys.executable, "-m", "services"], capture_output=True, text=True, check=True)
+    return tuple(listed.stdout.split())
 
 
 def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from learnerfit.local.processes import free_port, stop_process
 
-MODEL_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "triton" / "reward_model"
+MODEL_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "reward_model"
 TRITON_MODEL = "reward_model"
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from learnerfit.v1 import records_pb2
 from learnerfit.domain.curation.policies import PolicyContext
+from learnerfit.errors import InvalidInput
 from learnerfit.domain.curation.curator import CurationSettings, Curator, decide
 
 CORRECT, WRONG = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT
@@ -173,3 +174,22 @@ def test_near_identical_solutions_are_collapsed_before_choosing():
     decision, example = decide(problem, candidates, "oracle_refined")
     assert example.trajectory_id == "r1"
     assert decision.reason == "correct oracle_refined trace (1 available); 2 near-duplicate(s) dropped"
+
+
+def test_the_grpc_path_decides_with_the_same_policy_context_as_the_stream():
+    problem = _oracle_problem("utility")
+    candidates = [
+        _candidate(problem, "own", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=1.0, ppl=1.2),
+        _candidate(problem, "aligned", records_pb2.ORIGIN_STYLE_ALIGNED, reward=1.5, ppl=1.4),
+        _candidate(problem, "far", records_pb2.ORIGIN_ORACLE_SYNTHESIZED, reward=3.0, ppl=4.0),
+    ]
+    # The ceiling comes from the learner samples given (median 1.2 -> 1.8), the weight from the settings.
+    [(_, chosen)] = Curator(CurationSettings(utility_weight=1.0)).curate(candidates)
+    assert chosen.trajectory_id == "aligned" and "ceiling 1.80" in chosen.reason
+    [(_, chosen)] = Curator(CurationSettings(utility_weight=5.0)).curate(candidates)
+    assert chosen.trajectory_id == "own"  # 1.0 - 5 ln 1.2 = 0.09 beats 1.5 - 5 ln 1.4 = -0.18
+
+
+def test_an_unknown_policy_in_a_curate_request_names_the_field():
+    with pytest.raises(InvalidInput, match=r"^policy: unknown policy 'best'"):
+        Curator(CurationSettings()).curate([], policy="best")
