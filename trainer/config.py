@@ -7,9 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from learnerfit.section import Section
-
 from learnerfit.models.settings import SMOLLM2
+from learnerfit.section import Section
 
 
 class TrainSettings(Section):

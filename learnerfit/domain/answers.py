@@ -16,7 +16,6 @@ from concurrent.futures.process import BrokenProcessPool
 from pydantic import Field
 
 from learnerfit.section import Section
-
 from learnerfit.v1 import records_pb2
 
 _FINAL_LINE = re.compile(r"final\s+answer\s*(?:is|:|=|-)?\s*(?P<answer>[^\n]+)", re.IGNORECASE)

@@ -18,7 +18,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from learnerfit.domain.curation.policies import check_policy
 from learnerfit.domain.ids import stable_id
-from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, complete_sampling, validate_problems, validate_sampling
+from learnerfit.domain.intake import (
+    IntakeLimits,
+    SamplingDefaults,
+    complete_sampling,
+    validate_problems,
+    validate_sampling,
+)
 from learnerfit.domain.oracle.selection import MODE_NAMES, expected_outputs, is_rejected
 from learnerfit.errors import InvalidInput
 from learnerfit.v1 import records_pb2, services_pb2

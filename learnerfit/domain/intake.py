@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from learnerfit.section import Section
-
 from learnerfit.errors import InvalidInput, LimitExceeded
+from learnerfit.section import Section
 from learnerfit.v1 import records_pb2
 
 

@@ -10,9 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from learnerfit.section import Section
-
 from learnerfit.domain.inference import SamplingParams
+from learnerfit.section import Section
 
 SMOLLM2 = "smollm2-135m-instruct"
 REWARD_MINILM = "learnerfit-reward-minilm-v1"  # built here by trainer/reward_model.py

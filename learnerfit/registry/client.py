@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator
 import grpc
 from pydantic import Field
 
-from learnerfit.section import Section
-
 from learnerfit.errors import InvalidInput, NotFound, Unavailable
+from learnerfit.section import Section
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 
 

@@ -6,7 +6,6 @@ A service module ends with `run(SPEC)`; everything here is shared by every servi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys

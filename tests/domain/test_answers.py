@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from learnerfit.v1 import records_pb2
 from learnerfit.domain.answers import AnswerChecker, extract_final_answer
 from learnerfit.domain.quality import RewardScorer
+from learnerfit.v1 import records_pb2
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from learnerfit.v1 import records_pb2
+from learnerfit.domain.curation.curator import CurationSettings, Curator, decide
 from learnerfit.domain.curation.policies import PolicyContext
 from learnerfit.errors import InvalidInput
-from learnerfit.domain.curation.curator import CurationSettings, Curator, decide
+from learnerfit.v1 import records_pb2
 
 CORRECT, WRONG = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT
 

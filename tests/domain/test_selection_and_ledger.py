@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from learnerfit.v1 import records_pb2
 from learnerfit.domain.batches import BatchLedger
 from learnerfit.domain.oracle.selection import tasks
+from learnerfit.v1 import records_pb2
 
 CORRECT, INCORRECT, UNPARSED = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT, records_pb2.VERDICT_UNPARSED
 ALL_MODES = [records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE, records_pb2.ORACLE_MODE_REWRITE,

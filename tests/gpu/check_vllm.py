@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from learnerfit.v1 import records_pb2
 from learnerfit.domain.inference import SamplingParams
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.models.settings import SMOLLM2
 from learnerfit.models.transformers_backend import TransformersScorer
 from learnerfit.models.vllm_backend import VLLMEngine
-from learnerfit.models.settings import SMOLLM2
-from learnerfit.domain.prompts import learner_conversation
+from learnerfit.v1 import records_pb2
 
 
 def main() -> int:

@@ -16,12 +16,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from learnerfit.models import vllm_backend
 from learnerfit.domain.inference import SamplingParams
+from learnerfit.models import vllm_backend
 from learnerfit.models.chat import encode_reply
 from learnerfit.models.settings import EngineSettings, OracleSettings
 from learnerfit.models.transformers_backend import TransformersScorer
-
 
 _IMPORT_ATTEMPTS = """
 import sys

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import os
 import signal
 import subprocess
 import sys
+import time
 
 from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ERROR_HEADER, ID_HEADER, SOURCE_HEADER, STAGE_HEADER, header

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 
-from learnerfit.v1 import records_pb2
 from learnerfit.domain.prompts import training_messages
 from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.v1 import records_pb2
 from trainer.sft import load_examples, sft_rows
 
 

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from learnerfit.section import Section
-
 from learnerfit.domain.curation.policies import DEFAULT_POLICY, POLICIES, PolicyContext, check_policy
 from learnerfit.domain.ids import stable_id
 from learnerfit.domain.oracle.selection import expected_outputs, is_rejected
 from learnerfit.domain.prompts import training_messages
 from learnerfit.recent import Recent
+from learnerfit.section import Section
 from learnerfit.v1 import records_pb2
 
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^()<>]")

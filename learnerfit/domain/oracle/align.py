@@ -22,9 +22,9 @@ from learnerfit.domain.oracle.selection import REPAIR, REWRITE, tasks
 from learnerfit.domain.oracle.writer import Draft, OracleWriter
 from learnerfit.domain.prompts import learner_conversation
 from learnerfit.domain.records import split_steps
-from learnerfit.recent import Recent
 from learnerfit.domain.style import StyleCard
 from learnerfit.errors import InvalidInput
+from learnerfit.recent import Recent
 from learnerfit.v1 import records_pb2
 
 _FIRST_NUMBER = re.compile(r"-?\d+")

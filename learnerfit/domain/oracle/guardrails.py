@@ -10,10 +10,9 @@ import re
 
 from pydantic import Field
 
-from learnerfit.section import Section
-
 from learnerfit.domain.inference import Completion
 from learnerfit.domain.style import overlap
+from learnerfit.section import Section
 from learnerfit.v1 import records_pb2
 
 # Text that talks about the task instead of solving it: the Oracle leaking its prompt or persona.
