@@ -17,7 +17,7 @@ from learnerfit.domain.prompts import learner_conversation
 from learnerfit.local.broker import TansuBroker
 from learnerfit.local.processes import channel
 from learnerfit.models.chat import encode_reply
-from learnerfit.runtime.app import Service
+from learnerfit.runtime.app import Service, serving
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services import drift_scorer
 
@@ -43,15 +43,12 @@ def traces(count: int, seed: int = 0) -> list[records_pb2.Trajectory]:
 def run() -> list[Ratio]:
     set_threads()
     with TansuBroker() as broker:
-        # The drift scorer exactly as its service builds it (its gRPC API; no stage loop needed here).
+        # The drift scorer exactly as its process runs it (stage loop and checkpoint follower included).
         settings = drift_scorer.DriftScorerSettings(
-            bus={"bootstrap_servers": broker.bootstrap_servers}, grpc={"port": 0, "max_message_bytes": 64 << 20},
-            learner={"torch_threads": torch.get_num_threads()})
-        service_under_test = Service(drift_scorer.SPEC, settings)
-        try:
+            bus={"bootstrap_servers": broker.bootstrap_servers, "session_timeout_ms": 6000},
+            grpc={"port": 0, "max_message_bytes": 64 << 20}, learner={"torch_threads": torch.get_num_threads()})
+        with serving(drift_scorer.SPEC, settings) as service_under_test:
             return _measure(service_under_test)
-        finally:
-            service_under_test.close()
 
 
 def _measure(service_under_test: Service) -> list[Ratio]:

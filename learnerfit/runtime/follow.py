@@ -27,10 +27,13 @@ class TopicFollower:
         self.fold = fold
         self._rounds = 0          # poll rounds finished
         self._caught_up_at = -1   # the last round that ended with every partition at its high-water mark
+        self._running = False
         self._changed = threading.Condition()
 
     def run(self, stop: threading.Event) -> None:
         reader = self.bus.reader()
+        with self._changed:
+            self._running = True
         try:
             partitions = self._partitions(reader)
             reader.assign(partitions)
@@ -46,13 +49,18 @@ class TopicFollower:
                         self._caught_up_at = self._rounds
                     self._changed.notify_all()
         finally:
+            with self._changed:
+                self._running = False
+                self._changed.notify_all()
             reader.close()
 
     def caught_up(self, timeout_s: float = 30.0) -> bool:
-        """Waits until a poll round that began after this call ended caught up; False after timeout_s."""
+        """Waits until a poll round that began after this call ended caught up; False after timeout_s, or at once
+        when the follower is not running (a service serving only its gRPC API folds nothing)."""
         with self._changed:
             asked_at = self._rounds
-            return self._changed.wait_for(lambda: self._caught_up_at > asked_at + 1, timeout=timeout_s)
+            return self._changed.wait_for(lambda: not self._running or self._caught_up_at > asked_at + 1,
+                                          timeout=timeout_s) and self._running
 
     def _partitions(self, reader) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for topic in self.types for p in sorted(reader.partitions_for_topic(topic)
