@@ -22,7 +22,7 @@ class RegistrySettings(ServiceSettings):
 
 
 def build(settings: RegistrySettings, context: Context) -> Parts:
-    registry = CheckpointRegistry(settings.registry_dir)
+    registry = CheckpointRegistry.reader(settings.registry_dir)  # the trainer is the one writer
 
     def list_checkpoints(request: services_pb2.ListCheckpointsRequest) -> services_pb2.ListCheckpointsResponse:
         checkpoints, next_token = registry.page(request.page_size, request.page_token)

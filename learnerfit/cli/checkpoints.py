@@ -20,7 +20,7 @@ from learnerfit.v1 import records_pb2
 
 def _registry(args: argparse.Namespace) -> CheckpointRegistry:
     given = getattr(args, "registry", None)  # accepted before or after list/show
-    return CheckpointRegistry(Path(given) if given else default_registry_dir())
+    return CheckpointRegistry.reader(Path(given) if given else default_registry_dir())
 
 
 def cmd_list(args: argparse.Namespace) -> int:

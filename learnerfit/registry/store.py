@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
-from learnerfit.errors import InvalidInput, NotFound
+from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
 
 _VERSION = re.compile(r"^v[1-9]\d*$")
@@ -44,11 +44,21 @@ def default_registry_dir() -> Path:
 
 
 class CheckpointRegistry:
-    def __init__(self, root: Path):
+    """Opened by its one writer (the trainer), which cleans up what an interrupted registration left; everyone
+    else opens it with `reader()`, which never removes anything (a reader starting while the writer registers
+    must not delete the registration in progress)."""
+
+    def __init__(self, root: Path, *, writer: bool = True):
         self.root = Path(root).resolve()
+        self.writer = writer
         (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
         self._query(_SCHEMA)
-        self._remove_leftovers()
+        if writer:
+            self._remove_leftovers()
+
+    @classmethod
+    def reader(cls, root: Path) -> CheckpointRegistry:
+        return cls(root, writer=False)
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.root / "registry.sqlite", timeout=30, isolation_level=None)
@@ -68,6 +78,8 @@ class CheckpointRegistry:
 
     def register(self, source: Path, *, base_model: str, kind: int, example_ids: Sequence[str] = (),
                  policy: str = "", eval_results: Mapping[str, float] | None = None) -> records_pb2.Checkpoint:
+        if not self.writer:
+            raise FailedPrecondition(f"registry {self.root} is open for reading only")
         source = Path(source)
         if not source.is_dir():
             raise InvalidInput("source", f"checkpoint source {source} is not a directory")

@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from learnerfit.errors import InvalidInput, NotFound
+from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.registry.client import RegistryClient
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2, services_pb2
@@ -145,7 +145,12 @@ def test_a_registration_killed_midway_leaves_the_registry_unchanged(tmp_path):
     assert [p for p in (root / "checkpoints").iterdir() if p.name.startswith(".staging-")]  # half a checkpoint
     process.send_signal(signal.SIGKILL)
     process.wait()
-    reopened = CheckpointRegistry(root)  # a restart cleans up what the killed registration left
+    read_only = CheckpointRegistry.reader(root)  # a reader (the registry service) leaves what it finds alone
+    assert [c.version for c in read_only.list()] == ["v1"]
+    assert [p for p in (root / "checkpoints").iterdir() if p.name.startswith(".staging-")]
+    with pytest.raises(FailedPrecondition, match="open for reading only"):
+        read_only.register(_source(tmp_path / "refused"), base_model="m", kind=2)
+    reopened = CheckpointRegistry(root)  # the writer's restart cleans up what the killed registration left
     assert [c.version for c in reopened.list()] == ["v1"]
     assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["v1"]
     assert reopened.register(_source(tmp_path / "next"), base_model="m", kind=2).version == "v2"
