@@ -45,7 +45,8 @@ class FollowedLearner(Generic[Model]):
         self._pin = pin
         self._sync = sync
         self._max_loaded = max_loaded
-        self._announced: dict[str, records_pb2.Checkpoint] = {}
+        self._announced: dict[str, records_pb2.Checkpoint] = {}  # what the stream follows: the newest of these
+        self._looked_up_cache: dict[str, records_pb2.Checkpoint] = {}  # found through the registry, not followed
         self._loaded: OrderedDict[str, Model] = OrderedDict()
         self._lock = threading.Lock()
         registered = newest() if newest is not None else None
@@ -93,10 +94,11 @@ class FollowedLearner(Generic[Model]):
         return max(self._announced.values(), key=lambda c: version_number(c.version))
 
     def _looked_up(self, version: str) -> records_pb2.Checkpoint:
+        if version in self._looked_up_cache:
+            return self._looked_up_cache[version]
         if self._lookup is None:
             raise NotFound(f"checkpoint {version}: not announced, and no registry configured (registry.target)")
-        checkpoint = self._lookup(version)
-        self._announced[version] = checkpoint
+        self._looked_up_cache[version] = checkpoint = self._lookup(version)
         return checkpoint
 
 

@@ -81,3 +81,23 @@ def test_training_progress_shows_as_metrics(tmp_path, tiny_model):
     train(examples, str(tiny_model), tmp_path / "out", TrainSettings(batch_size=2))
     assert TRAIN_STEPS._value.get() - steps_before == 2  # 4 examples, batch size 2, one epoch
     assert TRAIN_LOSS._value.get() > 0
+
+
+def test_full_fine_tuning_with_nll_from_a_parquet_export(tmp_path, tiny_model):
+    from datasets import Dataset
+
+    rows = [json.loads(line) for line in _export(tmp_path / "curated.jsonl").read_text().splitlines()]
+    Dataset.from_list(rows).to_parquet(str(tmp_path / "curated.parquet"))
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "trainer.sft", str(tmp_path / "curated.parquet"), "--no-lora",
+                           "--loss-type", "nll", "--base-model", str(tiny_model), "--registry",
+                           str(tmp_path / "registry"), "--eval-problems", "0"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    [checkpoint] = CheckpointRegistry(tmp_path / "registry").list()
+    assert checkpoint.kind == records_pb2.CHECKPOINT_KIND_FULL and dict(checkpoint.eval) == {}
+    assert list(checkpoint.example_ids) == [f"example-{i}" for i in range(4)]
+    files = {p.name for p in (tmp_path / "registry" / checkpoint.path).iterdir()}
+    assert "model.safetensors" in files and "adapter_config.json" not in files
+    metrics = json.loads((tmp_path / "registry" / checkpoint.path / "train_metrics.json").read_text())
+    assert metrics["train_loss"] > 0
