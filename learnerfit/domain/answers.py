@@ -7,8 +7,13 @@ question's arithmetic could otherwise "equal" the reference.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
 import re
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -82,6 +87,20 @@ def verify_answer(answer: str, reference: str, timeout_s: int) -> tuple[int, str
         return records_pb2.VERDICT_CHECK_FAILED, f"check failed: {type(exc).__name__}: {exc}"
 
 
+def _die_with_parent() -> None:
+    """Worker start-up: on Linux, ask to be killed when the service that started it dies, even by SIGKILL (a
+    spawned worker holds both ends of its task queue, so it would otherwise wait forever, orphaned)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _verify_many(pairs: Sequence[tuple[str, str]], timeout_s: int) -> list[tuple[int, str]]:
     return [verify_answer(answer, reference, timeout_s) for answer, reference in pairs]
 
@@ -98,7 +117,8 @@ class AnswerChecker:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: forking a process that already runs gRPC and Kafka threads is unsafe.
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent)
 
     def warm_up(self) -> None:
         self.check([("1", "1")])

@@ -93,3 +93,35 @@ def test_a_pathological_answer_is_stopped_by_the_per_check_timeout_inside_the_wo
         slow.close()
     assert (verdict, detail) == (records_pb2.VERDICT_INCORRECT, "'9^{9^{9^{9^{9}}}} - 1' differs from '7'")
     assert fine == records_pb2.VERDICT_CORRECT  # the next check in the same worker is unaffected
+
+
+_HOLDS_A_CHECKER = """
+import time
+from learnerfit.domain.answers import AnswerChecker
+checker = AnswerChecker(timeout_s=5)
+checker.warm_up()
+print(*[p.pid for p in checker._pool._processes.values()], flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_check_worker_dies_with_a_service_that_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    service = subprocess.Popen([sys.executable, "-c", _HOLDS_A_CHECKER], stdout=subprocess.PIPE, text=True)
+    [worker] = [int(pid) for pid in service.stdout.readline().split()]
+    service.send_signal(signal.SIGKILL)
+    service.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return  # gone with its parent
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"answer-check worker {worker} outlived its killed service")
