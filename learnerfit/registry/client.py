@@ -13,6 +13,8 @@ from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 
 
 class RegistryClient:
+    """Calls wait (up to timeout_s) for the registry to serve, so services started together need no order."""
+
     def __init__(self, target: str, timeout_s: float = 30.0):
         self.target = target
         self.timeout_s = timeout_s
@@ -21,7 +23,8 @@ class RegistryClient:
 
     def get(self, version: str) -> records_pb2.Checkpoint:
         try:
-            return self._stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version=version), timeout=self.timeout_s)
+            return self._stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version=version), timeout=self.timeout_s,
+                                            wait_for_ready=True)
         except grpc.RpcError as exc:
             raise _error(exc, self.target) from None
 
@@ -32,7 +35,7 @@ class RegistryClient:
             try:
                 page = self._stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(page_size=page_size,
                                                                                       page_token=token),
-                                                  timeout=self.timeout_s)
+                                                  timeout=self.timeout_s, wait_for_ready=True)
             except grpc.RpcError as exc:
                 raise _error(exc, self.target) from None
             yield from page.checkpoints

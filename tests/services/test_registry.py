@@ -177,3 +177,26 @@ def test_learnerfit_checkpoints_lists_and_shows(tmp_path):
     assert missing.returncode == 1 and "no checkpoint v7" in missing.stderr
     bad = cli("show", "../x")
     assert bad.returncode == 1 and "not of the form v1" in bad.stderr
+
+
+def test_the_client_waits_for_a_registry_that_is_still_starting(tmp_path, broker):
+    import threading
+
+    from learnerfit.local.processes import free_port
+
+    port = free_port()
+    client = RegistryClient(f"127.0.0.1:{port}", timeout_s=30)
+    started = threading.Event()
+
+    def start_later():
+        time.sleep(1.0)  # the client is already asking
+        with running(SPEC, broker, loops=False, registry_dir=str(tmp_path / "registry"), grpc={"port": port}):
+            started.set()
+            time.sleep(5)
+
+    threading.Thread(target=start_later, daemon=True).start()
+    try:
+        assert list(client.list()) == []  # answered once the registry served, not UNAVAILABLE
+        assert started.is_set()
+    finally:
+        client.close()
