@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from learnerfit.registry.store import CheckpointRegistry, default_registry_dir
+from learnerfit.paths import default_registry_dir
+from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from learnerfit.domain import topics
 from learnerfit.errors import FailedPrecondition
-from learnerfit.registry.store import CheckpointRegistry, default_registry_dir
+from learnerfit.paths import default_registry_dir
+from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec

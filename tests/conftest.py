@@ -59,7 +59,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def reward_model_dir() -> Path:
     """The local reward model (trained once per cache, ~1 min; `make` builds it before the tests)."""
-    from learnerfit.models.weights import default_cache_dir
+    from learnerfit.paths import default_cache_dir
     from trainer.reward_model import ensure_reward_model
 
     return ensure_reward_model(default_cache_dir())

@@ -113,7 +113,7 @@ def ensure_reward_model(cache_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from learnerfit.models.settings import REWARD_MINILM
-    from learnerfit.models.weights import default_cache_dir
+    from learnerfit.paths import default_cache_dir
 
     parser = argparse.ArgumentParser(
         prog="python -m trainer.reward_model",

@@ -158,7 +158,7 @@ def load_examples(path: Path) -> list[records_pb2.CuratedExample]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from learnerfit.registry.store import default_registry_dir
+    from learnerfit.paths import default_registry_dir
 
     defaults = TrainSettings()
     parser = argparse.ArgumentParser(prog="python -m trainer.sft", description="Fine-tune the learner on curated "

@@ -14,7 +14,8 @@ from google.protobuf.json_format import MessageToDict
 
 from learnerfit.cli.output import console, say, table
 from learnerfit.domain.records import enum_name
-from learnerfit.registry.store import CheckpointRegistry, default_registry_dir
+from learnerfit.paths import default_registry_dir
+from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2
 
 

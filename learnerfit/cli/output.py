@@ -67,15 +67,19 @@ def progress_line(status: records_pb2.BatchStatus, elapsed: float) -> str:
     return (f"[{elapsed:6.1f}s] samples generated {status.samples_generated}/{status.samples_expected}"
             f" · scored {status.samples_scored} · correct {status.samples_correct}"
             f" · problems decided {status.problems_decided}/{status.problems} · curated {status.curated}"
-            + (f" · oracle {status.oracle_scored + status.oracle_rejected}/{status.oracle_expected or '?'}"
-               f" ({status.oracle_rejected} rejected)" if status.oracle_expected or status.oracle_scored else ""))
+            + _oracle_count(status, f" ({status.oracle_rejected} rejected)"))
 
 
 def _counts(status: records_pb2.BatchStatus) -> str:
     return (f"correct {status.samples_correct} · decided {status.problems_decided}/{status.problems} · "
-            f"curated {status.curated}"
-            + (f" · oracle {status.oracle_scored + status.oracle_rejected}/{status.oracle_expected or '?'}"
-               if status.oracle_expected or status.oracle_scored else ""))
+            f"curated {status.curated}" + _oracle_count(status))
+
+
+def _oracle_count(status: records_pb2.BatchStatus, detail: str = "") -> str:
+    """Oracle outputs arrived of expected, once the batch asked for any."""
+    if not (status.oracle_expected or status.oracle_scored):
+        return ""
+    return f" · oracle {status.oracle_scored + status.oracle_rejected}/{status.oracle_expected or '?'}{detail}"
 
 
 def follow_batch(get_status: Callable[[], records_pb2.BatchStatus], timeout_s: float, started: float,

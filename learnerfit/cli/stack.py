@@ -17,8 +17,8 @@ from learnerfit.errors import InvalidInput
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack, stop_recorded_stack
 from learnerfit.models.settings import REWARD_MINILM, SMOLLM2
-from learnerfit.models.weights import default_cache_dir, ensure_smollm2, reward_model_dir
-from learnerfit.registry.store import default_registry_dir
+from learnerfit.models.weights import ensure_smollm2, reward_model_dir
+from learnerfit.paths import default_cache_dir, default_registry_dir
 from learnerfit.v1 import services_pb2, services_pb2_grpc
 from trainer.config import TrainSettings
 from trainer.reward_model import ensure_reward_model

@@ -16,15 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from learnerfit.models.settings import REWARD_MINILM, SMOLLM2
+from learnerfit.paths import default_cache_dir
 
 log = logging.getLogger(__name__)
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def default_cache_dir() -> Path:
-    """~/.cache/learnerfit: converted and built weights, and the default checkpoint registry."""
-    return Path.home() / ".cache" / "learnerfit"
 
 
 def resolve_model(spec: str, cache_dir: Path | None = None) -> str:

@@ -38,11 +38,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 
 
-def default_registry_dir() -> Path:
-    """~/.cache/learnerfit/registry: where the local stack's trainer registers and `learnerfit checkpoints` looks."""
-    return Path.home() / ".cache" / "learnerfit" / "registry"
-
-
 class CheckpointRegistry:
     """Opened by its one writer (the trainer), which cleans up what an interrupted registration left; everyone
     else opens it with `reader()`, which never removes anything (a reader starting while the writer registers

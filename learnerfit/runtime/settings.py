@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from learnerfit.paths import default_cache_dir
 from learnerfit.section import Section
 
 ENV_PREFIX = "LEARNERFIT_"
 CONFIG_FILE_ENV = "LEARNERFIT_CONFIG"
-
-
-def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "learnerfit"
 
 
 class GrpcSettings(Section):
@@ -106,17 +102,13 @@ def setting_rows(settings_cls: type[BaseModel], path: tuple[str, ...] = (),
     """(environment variable, default, description) per leaf setting, sections flattened, in declaration order."""
     rows = []
     for name, field in settings_cls.model_fields.items():
-        default = getattr(defaults, name) if defaults is not None else _default(field)
+        default = getattr(defaults, name) if defaults is not None else field.get_default(call_default_factory=True)
         if isinstance(default, BaseModel):
             rows += setting_rows(type(default), (*path, name), default)
             continue
         env = ENV_PREFIX + "__".join((*path, name)).upper()
         rows.append((env, _shown(default), field.description or ""))
     return rows
-
-
-def _default(field: FieldInfo) -> Any:
-    return field.get_default(call_default_factory=True)
 
 
 def _shown(default: Any) -> str:
