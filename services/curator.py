@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from learnerfit.domain import topics
 from learnerfit.domain.curation.curator import CurationSettings, Curator
-from learnerfit.domain.intake import IntakeLimits, validate_trajectories
+from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
@@ -31,7 +31,8 @@ def build(settings: CuratorSettings, context: Context) -> Parts:
         return services_pb2.CurateResponse(decisions=[d for d, _ in decided],
                                            examples=[e for _, e in decided if e is not None])
 
-    return Parts(rpcs={"Curate": curate}, process=curator, held_ids=curator.held_ids, on_tick=curator.tick)
+    return Parts(rpcs={"Curate": curate}, process=curator, held_ids=curator.held_ids, on_tick=curator.tick,
+                 fold=curator.remember, release=curator.release, check=record_check(settings.intake))
 
 
 SPEC = ServiceSpec(
@@ -39,7 +40,10 @@ SPEC = ServiceSpec(
     # Rejected Oracle outputs are read too: they count as arrived, so a problem is not left waiting for them.
     stage=StageSpec(consumes=[topics.SCORED, topics.ORACLE_REJECTED], input_type=records_pb2.Trajectory,
                     produces={records_pb2.CurationDecision: topics.DECISIONS,
-                              records_pb2.CuratedExample: topics.CURATED}),
+                              records_pb2.CuratedExample: topics.CURATED},
+                    publish_last=[records_pb2.CurationDecision]),
+    # Which problems are decided: folded before the first candidate is read, so none is decided twice.
+    follows={topics.DECISIONS: records_pb2.CurationDecision},
 )
 
 if __name__ == "__main__":

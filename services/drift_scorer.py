@@ -9,7 +9,7 @@ from pydantic import Field
 
 from learnerfit.domain import topics
 from learnerfit.domain.drift import DriftScorer
-from learnerfit.domain.intake import IntakeLimits, validate_trajectories
+from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.models.factory import make_logprob_scorer
 from learnerfit.models.following import followed_learner
 from learnerfit.models.settings import LearnerSettings
@@ -50,7 +50,8 @@ def build(settings: DriftScorerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.ScoreDriftResponse(trajectories=scorer.score(request.trajectories, request.checkpoint))
 
-    return Parts(rpcs={"ScoreDrift": score}, process=scorer, fold=learner.announce)
+    return Parts(rpcs={"ScoreDrift": score}, process=scorer, fold=learner.announce,
+                 check=record_check(settings.intake))
 
 
 SPEC = ServiceSpec(

@@ -1,27 +1,33 @@
 """Gateway: accepts batches of problems over gRPC, publishes them, reports progress and streams curated results.
 
 It keeps no state of its own: progress is folded from the pipeline's topics, read
-from the beginning, so a restarted gateway arrives at the same counts.
+from the beginning, so a restarted gateway arrives at the same counts. It follows the
+dead-letter topic too, so a problem a stage gave up on settles its batch as failed,
+with the reason, instead of leaving it running.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from learnerfit.domain import topics
 from learnerfit.domain.batches import BatchLedger, prepare_batch
 from learnerfit.domain.curation.policies import DEFAULT_POLICY
+from learnerfit.domain.ids import check_name
 from learnerfit.domain.intake import IntakeLimits, SamplingDefaults
-from learnerfit.errors import InvalidInput, NotFound, Unavailable
-from learnerfit.runtime.app import run
+from learnerfit.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
+from learnerfit.runtime.app import DEAD_LETTER, run
 from learnerfit.runtime.bus import PublishError
+from learnerfit.runtime.grpc import call_active
+from learnerfit.runtime.metrics import watch_state
 from learnerfit.runtime.settings import ServiceSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec
-from learnerfit.v1 import records_pb2, services_pb2
+from learnerfit.v1 import records_pb2, runtime_pb2, services_pb2
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +38,35 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
     default_policy: str = Field(DEFAULT_POLICY, description="Curation policy of batches that name none.")
     stream_idle_s: float = Field(1.0, gt=0, description="How often a results stream re-checks a quiet batch.")
+    max_streams: int = Field(6, ge=1, description="Most StreamResults calls open at once; more are refused "
+                                                  "(RESOURCE_EXHAUSTED), so streams never take every gRPC worker.")
+    keep_finished_batches: int = Field(1000, ge=1, description="Finished batches kept for GetBatch and "
+                                                               "StreamResults; older ones are let go.")
     sampling: SamplingDefaults = SamplingDefaults()
     intake: IntakeLimits = IntakeLimits()
 
+    @model_validator(mode="after")
+    def _streams_leave_workers(self) -> GatewaySettings:
+        if self.max_streams >= self.grpc.workers:
+            raise ValueError(f"max_streams ({self.max_streams}) must be below grpc.workers ({self.grpc.workers}), "
+                             "or open streams could take every worker and SubmitBatch/GetBatch would hang")
+        return self
+
 
 def build(settings: GatewaySettings, context: Context) -> Parts:
-    ledger = BatchLedger()
+    ledger = BatchLedger(settings.keep_finished_batches)
+    watch_state("gateway", ledger.sizes)
+    streams = threading.BoundedSemaphore(settings.max_streams)
 
     def status(batch_id: str) -> records_pb2.BatchStatus:
         if not batch_id:
             raise InvalidInput("batch_id", "must not be empty")
+        check_name(batch_id, "batch_id")
         found = ledger.status(batch_id)
         if found is None:
+            if ledger.forgotten(batch_id):
+                raise NotFound(f"batch_id: batch {batch_id!r} finished and was let go (the gateway keeps the last "
+                               f"{settings.keep_finished_batches} finished batches, setting keep_finished_batches)")
             raise NotFound(f"batch_id: no batch {batch_id!r}")
         return found
 
@@ -67,15 +90,21 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
 
     def stream_results(request: services_pb2.StreamResultsRequest) -> Iterator[records_pb2.CuratedExample]:
         status(request.batch_id)
-        sent = 0
-        while True:
-            examples, complete = ledger.curated_from(request.batch_id, sent)
-            yield from examples
-            sent += len(examples)
-            if complete and not examples:
-                return
-            if not examples:
-                ledger.wait(settings.stream_idle_s)
+        if not streams.acquire(blocking=False):
+            raise LimitExceeded(f"{settings.max_streams} result streams are open, the most this gateway serves at "
+                                "once (setting max_streams); retry later or poll GetBatch")
+        try:
+            sent = 0
+            while call_active():  # a client that went away frees its worker within stream_idle_s
+                examples, complete = ledger.curated_from(request.batch_id, sent)
+                yield from examples
+                sent += len(examples)
+                if complete and not examples:
+                    return
+                if not examples:
+                    ledger.wait(settings.stream_idle_s)
+        finally:
+            streams.release()
 
     return Parts(rpcs={"SubmitBatch": submit, "GetBatch": lambda request: status(request.batch_id),
                        "StreamResults": stream_results}, fold=ledger.apply)
@@ -85,7 +114,8 @@ SPEC = ServiceSpec(
     name="gateway", settings=GatewaySettings, api=services_pb2.DESCRIPTOR.services_by_name["Gateway"], build=build,
     follows={topics.PROBLEMS: records_pb2.Problem, topics.TRAJECTORIES: records_pb2.Trajectory,
              topics.SCORED: records_pb2.Trajectory, topics.DECISIONS: records_pb2.CurationDecision,
-             topics.CURATED: records_pb2.CuratedExample, topics.ORACLE_REJECTED: records_pb2.Trajectory},
+             topics.CURATED: records_pb2.CuratedExample, topics.ORACLE_REJECTED: records_pb2.Trajectory,
+             DEAD_LETTER: runtime_pb2.DeadLetter},
     publishes=[topics.PROBLEMS],
 )
 

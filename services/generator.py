@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from learnerfit.domain import topics
 from learnerfit.domain.generation import LearnerGenerator
-from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, prepared_problems
+from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, prepared_problems, record_check
 from learnerfit.models.factory import make_text_generator
 from learnerfit.models.following import followed_learner
 from learnerfit.models.settings import LearnerSettings
@@ -42,7 +42,8 @@ def build(settings: GeneratorSettings, context: Context) -> Parts:
         problems = prepared_problems(request.problems, settings.intake, settings.sampling)
         return services_pb2.GenerateResponse(trajectories=generator(problems))
 
-    return Parts(rpcs={"Generate": generate}, process=generator, fold=learner.announce)
+    return Parts(rpcs={"Generate": generate}, process=generator, fold=learner.announce,
+                 check=record_check(settings.intake))
 
 
 SPEC = ServiceSpec(

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from learnerfit.domain import topics
 from learnerfit.domain.answers import AnswerCheckSettings
-from learnerfit.domain.intake import IntakeLimits, validate_trajectories
+from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.refine import Refiner
 from learnerfit.domain.oracle.selection import rejected_route
@@ -41,7 +41,8 @@ def build(settings: RefinerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.RefineResponse(trajectories=refiner.refine(request.trajectories, request.mode))
 
-    return Parts(rpcs={"Refine": refine}, process=refiner, route=rejected_route, on_stop=checker.close)
+    return Parts(rpcs={"Refine": refine}, process=refiner, route=rejected_route, on_stop=checker.close,
+                 check=record_check(settings.intake))
 
 
 SPEC = ServiceSpec(

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from learnerfit.domain import topics
 from learnerfit.domain.answers import AnswerCheckSettings
-from learnerfit.domain.intake import IntakeLimits, validate_trajectories
+from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.domain.quality import RewardScorer
 from learnerfit.models.factory import make_reward_model
 from learnerfit.models.settings import REWARD_MINILM, RewardSettings
@@ -39,7 +39,8 @@ def build(settings: RewardScorerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.ScoreTrajectoriesResponse(trajectories=scorer(request.trajectories))
 
-    return Parts(rpcs={"ScoreTrajectories": score}, process=scorer, on_stop=checker.close)
+    return Parts(rpcs={"ScoreTrajectories": score}, process=scorer, on_stop=checker.close,
+                 check=record_check(settings.intake))
 
 
 SPEC = ServiceSpec(

@@ -10,7 +10,7 @@ from pydantic import Field
 from learnerfit.domain import topics
 from learnerfit.domain.answers import AnswerCheckSettings
 from learnerfit.domain.inference import SamplingParams
-from learnerfit.domain.intake import IntakeLimits, validate_trajectories
+from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.domain.oracle.align import StyleAligner
 from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.selection import rejected_route
@@ -52,7 +52,8 @@ def build(settings: StyleAlignerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.AlignResponse(trajectories=aligner.align(request.trajectories, request.mode))
 
-    return Parts(rpcs={"Align": align}, process=aligner, route=rejected_route, on_stop=checker.close)
+    return Parts(rpcs={"Align": align}, process=aligner, route=rejected_route, on_stop=checker.close,
+                 check=record_check(settings.intake))
 
 
 SPEC = ServiceSpec(

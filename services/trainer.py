@@ -45,7 +45,7 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         context.bus.publish([(topics.CHECKPOINTS, checkpoint)])  # announced, as the stage's checkpoints are
         return services_pb2.TrainResponse(checkpoint=checkpoint)
 
-    return Parts(rpcs={"Train": train}, process=trainer, held_ids=trainer.held_ids)
+    return Parts(rpcs={"Train": train}, process=trainer, held_ids=trainer.held_ids, check=trainer.check)
 
 
 SPEC = ServiceSpec(

@@ -8,6 +8,7 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from learnerfit.runtime.bus import Bus
+from learnerfit.v1 import runtime_pb2
 
 
 def read_topic(bus: Bus, topic: str, *, at_least: int = 0, timeout_s: float = 15.0, settle_s: float = 0.5
@@ -32,3 +33,10 @@ def read_topic(bus: Bus, topic: str, *, at_least: int = 0, timeout_s: float = 15
         return records
     finally:
         reader.close()
+
+
+def dead_letters(bus: Bus, topic: str = "dead-letter", *, at_least: int = 0, timeout_s: float = 15.0
+                 ) -> list[runtime_pb2.DeadLetter]:
+    """The dead letters on `topic`, decoded."""
+    return [runtime_pb2.DeadLetter.FromString(r.value)
+            for r in read_topic(bus, topic, at_least=at_least, timeout_s=timeout_s)]

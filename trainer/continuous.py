@@ -3,6 +3,11 @@
 Examples stay held (the runner commits no offset past them) until a checkpoint that
 includes them is registered, so a crash mid-training loses nothing: they are read
 again and the registry has no half-registered checkpoint.
+
+What has been trained on is the registry's to say: every checkpoint lists its example
+ids, and an example one of them already holds is not held again. So a trainer killed
+between registering and committing, then restarted, reads those examples again and
+trains nothing twice: each example set gives one checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from learnerfit.errors import FailedPrecondition
+from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2
 from trainer.config import TrainSettings
@@ -27,18 +32,36 @@ class ContinuousTrainer:
         self.settings = settings
         self.train_every = train_every  # 0: only when asked (the Train RPC)
         self._held: OrderedDict[str, records_pb2.CuratedExample] = OrderedDict()
-        self._changed = threading.Condition()  # guards _held; the stage and the RPC never train at once
+        # Examples some registered checkpoint was trained on (batch id kept for wait_for).
+        self._trained: dict[str, str] = {eid: "" for c in registry.list() for eid in c.example_ids}
+        self._changed = threading.Condition()  # guards _held and _trained; the stage and the RPC never train at once
         self._training = threading.Lock()
 
     def __call__(self, examples: Sequence[records_pb2.CuratedExample]) -> list[records_pb2.Checkpoint]:
-        """The stage: holds the examples; trains once `train_every` are held."""
+        """The stage: holds the examples not trained on yet; trains once `train_every` are held. A failed training
+        keeps them held (tried again when more arrive) rather than failing the records that happened to be read."""
         with self._changed:
             for example in examples:
-                self._held.setdefault(example.id, example)
+                if example.id not in self._trained:
+                    self._held.setdefault(example.id, example)
             self._changed.notify_all()
             due = self.train_every and len(self._held) >= self.train_every
-        checkpoint = self.train_now() if due else None
+        if not due:
+            return []
+        try:
+            checkpoint = self.train_now()
+        except Exception:
+            log.exception("training on %d held examples failed; they stay held", len(self._held))
+            return []
         return [checkpoint] if checkpoint is not None else []
+
+    @staticmethod
+    def check(example: records_pb2.CuratedExample) -> None:
+        """What the stage refuses to hold: an example that cannot be trained on (dead-lettered on its own)."""
+        if not example.id:
+            raise InvalidInput("example.id", "must be set")
+        if not example.messages or example.messages[-1].role != "assistant" or not example.messages[-1].content:
+            raise InvalidInput("example.messages", "must end with a non-empty assistant turn (the solution)")
 
     def held_ids(self) -> set[str]:
         with self._changed:
@@ -47,7 +70,8 @@ class ContinuousTrainer:
     def wait_for(self, batch_id: str, count: int, timeout_s: float) -> None:
         """Blocks until `count` examples of `batch_id` are held, or raises FailedPrecondition after timeout_s."""
         def arrived() -> int:
-            return sum(e.batch_id == batch_id for e in self._held.values())
+            return (sum(e.batch_id == batch_id for e in self._held.values())
+                    + sum(b == batch_id for b in self._trained.values()))
 
         with self._changed:
             if not self._changed.wait_for(lambda: arrived() >= count, timeout=timeout_s):
@@ -65,5 +89,6 @@ class ContinuousTrainer:
             with self._changed:
                 for example in examples:
                     self._held.pop(example.id, None)  # released: the runner may now commit past them
+                    self._trained[example.id] = example.batch_id
             log.info("registered %s %s", checkpoint.version, dict(checkpoint.eval))
             return checkpoint

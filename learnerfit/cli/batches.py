@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from learnerfit.cli.output import example_record, follow_batch, say, status_record
+from learnerfit.domain.ids import check_name
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
 from learnerfit.domain.problems import EASY_ARITHMETIC, from_jsonl, from_reasoning_gym, parse_options
 from learnerfit.local.processes import channel
@@ -93,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    path = Path(args.output or f"{args.dir}/runs/{args.batch_id}.jsonl")
+    path = Path(args.output or f"{args.dir}/runs/{check_name(args.batch_id, 'batch_id')}.jsonl")
     count = export_batch(gateway(args), args.batch_id, path)
     say(f"wrote {count} curated examples to {path}")
     return 0

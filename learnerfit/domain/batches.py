@@ -4,6 +4,11 @@ pipeline's topics.
 The ledger holds no state of its own that the log does not: a restarted gateway
 reads the topics from the beginning and arrives at the same counts. Every record
 is counted once by its stable id, so redelivered duplicates change nothing.
+
+A batch is complete when every problem is settled: decided (with its example, when
+one was chosen, and every Oracle output it waited for), or failed, when a stage
+dead-lettered one of its records and no decision came. Finished batches are kept up
+to a bound, oldest forgotten first, so a gateway that runs for days stays bounded.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from learnerfit.domain.intake import (
 )
 from learnerfit.domain.oracle.selection import MODE_NAMES, expected_outputs, is_rejected
 from learnerfit.errors import InvalidInput
-from learnerfit.v1 import records_pb2, services_pb2
+from learnerfit.recent import Recent
+from learnerfit.v1 import records_pb2, runtime_pb2, services_pb2
 
 
 def prepare_batch(request: services_pb2.SubmitBatchRequest, limits: IntakeLimits, defaults: SamplingDefaults,
@@ -77,35 +83,72 @@ class _Batch:
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
     oracle_scored: set[str] = field(default_factory=set)
     oracle_rejected: dict[str, str] = field(default_factory=dict)  # trajectory id -> guardrail
+    oracle_arrived: dict[str, set[str]] = field(default_factory=dict)  # problem id -> Oracle outputs, either kind
     decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
+    timed_out: set[str] = field(default_factory=set)  # problems decided without every candidate
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
+    curated_problems: set[str] = field(default_factory=set)
+    failures: dict[str, records_pb2.ProblemFailure] = field(default_factory=dict)  # first dead letter per problem
+
+    def oracle_expected_for(self, problem_id: str) -> int | None:
+        """Oracle outputs a problem's modes call for; None until its learner samples are scored."""
+        verdicts = self.verdicts.get(problem_id, {})
+        if len(verdicts) < self.expected_samples[problem_id]:
+            return None
+        return expected_outputs(self.problems[problem_id], verdicts.values())
 
     def oracle_expected(self) -> int | None:
-        """Oracle outputs the batch's modes call for; None until every learner sample is scored."""
+        """Oracle outputs the batch's modes call for (failed problems aside); None until those are known."""
         total = 0
-        for problem_id, n in self.expected_samples.items():
-            verdicts = self.verdicts.get(problem_id, {})
-            if len(verdicts) < n:
+        for problem_id in self.expected_samples:
+            if self.failed(problem_id):
+                continue
+            expected = self.oracle_expected_for(problem_id)
+            if expected is None:
                 return None
-            total += expected_outputs(self.problems[problem_id], verdicts.values())
+            total += expected
         return total
 
+    def failed(self, problem_id: str) -> bool:
+        return problem_id in self.failures and problem_id not in self.decided
+
+    def settled(self, problem_id: str) -> bool:
+        if problem_id not in self.decided:
+            return self.failed(problem_id)
+        if self.decided[problem_id] and problem_id not in self.curated_problems:
+            return False  # the example is on its way
+        if problem_id in self.timed_out:
+            return True
+        expected = self.oracle_expected_for(problem_id)
+        return expected is not None and len(self.oracle_arrived.get(problem_id, ())) >= expected
+
     def complete(self) -> bool:
-        decided_all = bool(self.expected_samples) and len(self.decided) >= len(self.expected_samples)
-        if not decided_all or len(self.curated) < sum(self.decided.values()):
-            return False
-        expected = self.oracle_expected()
-        return expected is not None and len(self.oracle_scored) + len(self.oracle_rejected) >= expected
+        return bool(self.expected_samples) and all(self.settled(p) for p in self.expected_samples)
 
 
 class BatchLedger:
-    def __init__(self) -> None:
+    def __init__(self, keep_finished: int = 1000) -> None:
+        self.keep_finished = keep_finished
         self._batches: dict[str, _Batch] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()  # complete batches, oldest first
+        self._forgotten = Recent(100_000)  # batches dropped past the bound: their late records are ignored
+        self._problem_batch: dict[str, str] = {}  # problem id -> batch id, to place dead letters
+        self._touched: str | None = None  # the batch the record being folded belongs to
         self._changed = threading.Condition()
 
     def knows(self, batch_id: str) -> bool:
         with self._changed:
             return batch_id in self._batches
+
+    def forgotten(self, batch_id: str) -> bool:
+        with self._changed:
+            return batch_id in self._forgotten
+
+    def sizes(self) -> dict[str, int]:
+        """What the ledger holds, for its metrics."""
+        with self._changed:
+            return {"live_batches": len(self._batches) - len(self._finished), "finished_batches": len(self._finished),
+                    "problems": len(self._problem_batch)}
 
     def apply(self, message: Message) -> None:
         """Folds one record from any of the followed topics into the ledger. A learner trajectory
@@ -119,8 +162,11 @@ class BatchLedger:
                 self._add_decision(message)
             elif isinstance(message, records_pb2.CuratedExample):
                 self._add_curated(message)
+            elif isinstance(message, runtime_pb2.DeadLetter):
+                self._add_dead_letter(message)
             else:
                 raise TypeError(f"ledger cannot fold {type(message).__name__}")
+            self._note_finished()
             self._changed.notify_all()
 
     def status(self, batch_id: str) -> records_pb2.BatchStatus | None:
@@ -147,12 +193,16 @@ class BatchLedger:
                 oracle_rejections=Counter(batch.oracle_rejected.values()),
                 submitted_at=_timestamp(batch.submitted_at),
                 updated_at=_timestamp(batch.updated_at),
+                problems_failed=sum(batch.failed(p) for p in batch.expected_samples),
+                failures=[f for p, f in batch.failures.items() if batch.failed(p)],
             )
 
     def curated_from(self, batch_id: str, start: int) -> tuple[list[records_pb2.CuratedExample], bool]:
         """The batch's curated examples from position `start` on, and whether the batch is complete."""
         with self._changed:
-            batch = self._batches[batch_id]
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return [], True  # forgotten past the bound of finished batches while streamed
             return list(batch.curated.values())[start:], batch.complete()
 
     def wait(self, timeout_s: float) -> None:
@@ -162,14 +212,38 @@ class BatchLedger:
 
     def _batch_of(self, batch_id: str, policy: str = "") -> _Batch:
         now = time.time()
+        if batch_id in self._forgotten:
+            return _Batch(policy=policy, submitted_at=now, updated_at=now)  # a late record of a dropped batch
         batch = self._batches.setdefault(batch_id, _Batch(policy=policy, submitted_at=now, updated_at=now))
         batch.updated_at = now
+        self._touched = batch_id
         return batch
+
+    def _note_finished(self) -> None:
+        """Marks the batch the last record touched finished once complete; forgets the oldest finished ones past
+        the bound."""
+        batch_id, self._touched = self._touched, None
+        if batch_id is not None and batch_id not in self._finished and self._batches[batch_id].complete():
+            self._finished[batch_id] = None
+        while len(self._finished) > self.keep_finished:
+            batch_id, _ = self._finished.popitem(last=False)
+            for problem_id in self._batches.pop(batch_id).expected_samples:
+                self._problem_batch.pop(problem_id, None)
+            self._forgotten.add(batch_id)
 
     def _add_problem(self, problem: records_pb2.Problem) -> None:
         batch = self._batch_of(problem.batch_id, problem.curation_policy)
         batch.expected_samples[problem.id] = problem.sampling.samples_per_problem
         batch.problems[problem.id] = problem
+        if problem.batch_id not in self._forgotten:
+            self._problem_batch[problem.id] = problem.batch_id
+
+    def _add_dead_letter(self, letter: runtime_pb2.DeadLetter) -> None:
+        batch_id = self._problem_batch.get(letter.problem_id)
+        if batch_id is None:
+            return  # not a problem of a batch this gateway tracks (or one it has let go)
+        failure = records_pb2.ProblemFailure(problem_id=letter.problem_id, stage=letter.stage, reason=letter.reason)
+        self._batch_of(batch_id).failures.setdefault(letter.problem_id, failure)
 
     def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:
         batch = self._batch_of(trajectory.problem.batch_id)
@@ -185,6 +259,9 @@ class BatchLedger:
                 batch.oracle_rejected[trajectory.id] = trajectory.rejection.guardrail
             elif scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
                 batch.oracle_scored.add(trajectory.id)
+            else:
+                return  # not scored yet: it has not arrived at the curator either
+            batch.oracle_arrived.setdefault(trajectory.problem.id, set()).add(trajectory.id)
             return  # the learner-sample counts below are the batch's main progress
         batch.generated.add(trajectory.id)
         if trajectory.scores.verdict == records_pb2.VERDICT_UNSPECIFIED:
@@ -198,10 +275,15 @@ class BatchLedger:
             batch.unparsed.add(trajectory.id)
 
     def _add_decision(self, decision: records_pb2.CurationDecision) -> None:
-        self._batch_of(decision.batch_id).decided[decision.problem_id] = decision.curated
+        batch = self._batch_of(decision.batch_id)
+        batch.decided[decision.problem_id] = decision.curated
+        if decision.timed_out:
+            batch.timed_out.add(decision.problem_id)
 
     def _add_curated(self, example: records_pb2.CuratedExample) -> None:
-        self._batch_of(example.batch_id).curated.setdefault(example.id, example)
+        batch = self._batch_of(example.batch_id)
+        batch.curated.setdefault(example.id, example)
+        batch.curated_problems.add(example.problem_id)
 
 
 def _summaries(measures) -> list[records_pb2.ScoreSummary]:

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import re
+
+from learnerfit.errors import InvalidInput
+
+# What an id given by a client may look like before it names a file or a folder (an export's default path, a
+# batch): letters, digits, '.', '_' and '-', not starting with '.', so it can never be "..", "/x" or hidden.
+_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+
+
+def check_name(value: str, field: str) -> str:
+    """`value` if it is a safe name; InvalidInput naming `field` otherwise."""
+    if not _NAME.match(value or ""):
+        raise InvalidInput(field, f"{value[:80]!r} is not a valid name (letters, digits, '.', '_', '-'; at most 128; "
+                                  "not starting with '.')")
+    return value
 
 
 def stable_id(kind: str, *parts: object) -> str:

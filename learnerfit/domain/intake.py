@@ -6,8 +6,9 @@ size limit is LimitExceeded (and names the setting that sets the limit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from google.protobuf.message import Message
 from pydantic import Field
 
 from learnerfit.errors import InvalidInput, LimitExceeded
@@ -32,6 +33,7 @@ class IntakeLimits(Section):
     max_trajectories_per_request: int = Field(4096, ge=1, description="Most trajectories in one request.")
     max_question_chars: int = Field(8000, ge=1, description="Longest question accepted, in characters.")
     max_answer_chars: int = Field(1000, ge=1, description="Longest reference answer accepted, in characters.")
+    max_text_chars: int = Field(32_000, ge=1, description="Longest trajectory text (a trace) accepted, in characters.")
     max_samples_per_problem: int = Field(64, ge=1, description="Largest N (samples per problem) accepted.")
     max_new_tokens: int = Field(4096, ge=1, description="Largest max_new_tokens accepted.")
 
@@ -116,5 +118,24 @@ def validate_trajectories(trajectories: Sequence[records_pb2.Trajectory], limits
     for i, trajectory in enumerate(trajectories):
         if not trajectory.problem.id:
             raise InvalidInput(f"{field}[{i}].problem.id", "must be set")
-        if not trajectory.problem.reference_answer.strip():
-            raise InvalidInput(f"{field}[{i}].problem.reference_answer", "must not be empty")
+        validate_trajectory(trajectory, limits, f"{field}[{i}]")
+
+
+def validate_trajectory(trajectory: records_pb2.Trajectory, limits: IntakeLimits, field: str) -> None:
+    if not trajectory.problem.id:
+        raise InvalidInput(f"{field}.problem.id", "must be set")
+    if not trajectory.problem.reference_answer.strip():
+        raise InvalidInput(f"{field}.problem.reference_answer", "must not be empty")
+    if len(trajectory.text) > limits.max_text_chars:
+        raise _limit(f"{field}.text", len(trajectory.text), "characters", limits.max_text_chars, "max_text_chars")
+
+
+def record_check(limits: IntakeLimits) -> Callable[[Message], None]:
+    """The check a stage applies to every record it reads: the same limits as its RPCs, so one oversized or
+    malformed record is dead-lettered on its own instead of failing (or exhausting) a whole batch."""
+    def check(record: Message) -> None:
+        if isinstance(record, records_pb2.Trajectory):
+            validate_trajectory(record, limits, "trajectory")
+        elif isinstance(record, records_pb2.Problem):
+            validate_problem(record, limits, "problem")
+    return check

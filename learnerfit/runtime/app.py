@@ -20,7 +20,7 @@ from learnerfit.runtime.follow import TopicFollower
 from learnerfit.runtime.grpc import GrpcServer, service_handler
 from learnerfit.runtime.logs import configure_logging
 from learnerfit.runtime.metrics import serve_metrics
-from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.runtime.runner import RetryPolicy, Stage, StageRunner
 from learnerfit.runtime.settings import ServiceSettings, StageSettings, settings_table
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec
 
@@ -66,7 +66,9 @@ class Service:
     def __init__(self, spec: ServiceSpec, settings: ServiceSettings):
         self.spec, self.settings = spec, settings
         self.bus = Bus(settings.bus.bootstrap_servers, client_id=spec.name,
-                       session_timeout_ms=settings.bus.session_timeout_ms, topic_prefix=settings.bus.topic_prefix)
+                       session_timeout_ms=settings.bus.session_timeout_ms, topic_prefix=settings.bus.topic_prefix,
+                       max_record_bytes=settings.bus.max_record_bytes,
+                       compression=None if settings.bus.compression == "none" else settings.bus.compression)
         if settings.bus.create_topics and spec.topics:
             self.bus.ensure_topics([*spec.topics, DEAD_LETTER], settings.bus.topic_partitions,
                                    settings.bus.topic_replication)
@@ -88,7 +90,9 @@ class Service:
         if self.follower is not None:
             loops.append(self.follower.run)
         if self.spec.stage is not None:
-            loops.append(_runner(self.spec, self.parts, self.bus, self.settings).run)
+            # A stage that also follows topics (the curator's decisions) starts once their state is folded.
+            ready = self.follower.caught_up if self.follower is not None else None
+            loops.append(_runner(self.spec, self.parts, self.bus, self.settings, ready).run)
         return loops
 
     def close(self, grace_s: float = 0.0) -> None:
@@ -137,16 +141,19 @@ def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     sys.exit(1 if failed.is_set() else 0)
 
 
-def _runner(spec: ServiceSpec, parts: Parts, bus: Bus, settings: ServiceSettings) -> StageRunner:
+def _runner(spec: ServiceSpec, parts: Parts, bus: Bus, settings: ServiceSettings,
+            ready: Callable[[], bool] | None) -> StageRunner:
     stage_settings = getattr(settings, "stage", None)
     if not isinstance(stage_settings, StageSettings) or parts.process is None:
         raise TypeError(f"{spec.name} declares a stage but has no `stage` settings section or no process function")
     stage = Stage(name=spec.name, consumes=spec.stage.consumes, input_type=spec.stage.input_type,
                   process=parts.process, routes=spec.stage.produces, held_ids=parts.held_ids, on_tick=parts.on_tick,
-                  router=parts.route)
+                  router=parts.route, check=parts.check, publish_last=frozenset(spec.stage.publish_last),
+                  release=parts.release)
+    retry = RetryPolicy(stage_settings.retry_budget_s, stage_settings.retry_initial_s, stage_settings.retry_max_s)
     return StageRunner(stage, bus, group_id=stage_settings.group or spec.name, dead_letter_topic=DEAD_LETTER,
                        max_batch=stage_settings.max_batch, max_wait_s=stage_settings.max_wait_s,
-                       dedupe_window=stage_settings.dedupe_window)
+                       dedupe_window=stage_settings.dedupe_window, retry=retry, ready=ready)
 
 
 def _guarded(loop: Callable[[threading.Event], None], stop: threading.Event, failed: threading.Event) -> None:

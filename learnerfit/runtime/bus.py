@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
@@ -23,9 +23,6 @@ log = logging.getLogger(__name__)
 
 ID_HEADER = "lf-id"
 TYPE_HEADER = "lf-type"
-ERROR_HEADER = "lf-error"
-STAGE_HEADER = "lf-stage"
-SOURCE_HEADER = "lf-source"  # topic/partition/offset the dead letter came from
 
 
 class PublishError(RuntimeError):
@@ -61,11 +58,15 @@ class Bus:
     """Kafka clients for one process. The producer is shared and idempotent (acks=all)."""
 
     def __init__(self, bootstrap_servers: str, client_id: str, session_timeout_ms: int = 10_000,
-                 topic_prefix: str = ""):
+                 topic_prefix: str = "", max_record_bytes: int = 1_000_000, compression: str | None = "gzip"):
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.session_timeout_ms = session_timeout_ms
         self.topic_prefix = topic_prefix
+        # A real Kafka broker refuses records over message.max.bytes (about 1 MB by default); refusing them
+        # here says which record and why, instead of a broker error after the fact.
+        self.max_record_bytes = max_record_bytes
+        self.compression = compression
         self._producer: KafkaProducer | None = None
 
     def topic(self, name: str) -> str:
@@ -81,7 +82,8 @@ class Bus:
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=5,
-                max_request_size=16 * 1024 * 1024,
+                compression_type=self.compression,
+                max_request_size=self.max_record_bytes,
             )
         return self._producer
 
@@ -110,15 +112,10 @@ class Bus:
             self.topic(topic), key=record_key(message).encode(), value=message.SerializeToString(), headers=headers
         )
 
-    def send_dead_letter(self, topic: str, record: ConsumerRecord, stage: str, error: str) -> FutureRecordMetadata:
-        """Forwards the raw record untouched, with why it failed and where it came from."""
-        headers = [h for h in (record.headers or ()) if h[0] not in (ERROR_HEADER, STAGE_HEADER, SOURCE_HEADER)]
-        headers += [
-            (ERROR_HEADER, error.encode("utf-8", "replace")[:4096]),
-            (STAGE_HEADER, stage.encode()),
-            (SOURCE_HEADER, f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        ]
-        return self.producer.send(self.topic(topic), key=record.key, value=record.value, headers=headers)
+    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]
+                 ) -> FutureRecordMetadata:
+        """Sends bytes as they are (a dead letter replayed onto its topic)."""
+        return self.producer.send(self.topic(topic), key=key, value=value, headers=list(headers))
 
     def confirm(self, futures: Sequence[FutureRecordMetadata], timeout_s: float = 30.0) -> None:
         """Blocks until every sent record is acknowledged by the broker, or raises PublishError."""
@@ -137,9 +134,9 @@ class Bus:
         self.confirm(futures)
         return len(futures)
 
-    def consumer(self, topics: Sequence[str], group_id: str, max_poll_records: int = 500) -> KafkaConsumer:
-        return KafkaConsumer(
-            *[self.topic(t) for t in topics],
+    def consumer(self, topics: Sequence[str], group_id: str, max_poll_records: int = 500,
+                 listener: ConsumerRebalanceListener | None = None) -> KafkaConsumer:
+        consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
             group_id=group_id,
@@ -150,7 +147,10 @@ class Bus:
             # Model stages can spend minutes on one batch between polls.
             max_poll_interval_ms=30 * 60 * 1000,
             max_poll_records=max_poll_records,
+            max_partition_fetch_bytes=max(self.max_record_bytes, 1_048_576),
         )
+        consumer.subscribe([self.topic(t) for t in topics], listener=listener)
+        return consumer
 
     def reader(self) -> KafkaConsumer:
         """A consumer outside any group, for folding whole topics (it never commits)."""

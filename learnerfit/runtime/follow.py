@@ -73,4 +73,7 @@ class TopicFollower:
         except DecodeError:
             log.warning("skipped an undecodable record on %s", tp.topic)
             return
-        self.fold(message)
+        try:
+            self.fold(message)
+        except Exception:  # one bad record must not crash-loop the service that follows the topic
+            log.exception("skipped a record on %s that could not be folded", tp.topic)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
+from contextvars import ContextVar
 
 import grpc
 from google.protobuf import message_factory
@@ -101,9 +102,25 @@ def _serve_stream(method: str, behaviour: Callable):
     return wrapped
 
 
+_CALL_ACTIVE: ContextVar[Callable[[], bool]] = ContextVar("call_active", default=lambda: True)
+
+
+def call_active() -> bool:
+    """Inside a server-streaming function: False once its client has gone away (cancelled, disconnected, past its
+    deadline), so a stream that waits for records can stop and free its worker."""
+    return _CALL_ACTIVE.get()()
+
+
+def _streaming(function: Callable) -> Callable:
+    def serve(request, context):
+        _CALL_ACTIVE.set(context.is_active)
+        yield from function(request)
+    return serve
+
+
 def service_handler(service: ServiceDescriptor, methods: Mapping[str, Callable]) -> grpc.GenericRpcHandler:
     """A handler for `service` whose methods are plain functions from request to response (or to an iterator of
-    responses, for a server-streaming method); they never see a gRPC context."""
+    responses, for a server-streaming method); they never see a gRPC context (a stream asks `call_active()`)."""
     missing = set(service.methods_by_name) - set(methods)
     if missing:
         raise TypeError(f"{service.full_name}: no function for {', '.join(sorted(missing))}")
@@ -112,10 +129,14 @@ def service_handler(service: ServiceDescriptor, methods: Mapping[str, Callable])
         method = service.methods_by_name[name]
         request_type = message_factory.GetMessageClass(method.input_type)
         response_type = message_factory.GetMessageClass(method.output_type)
-        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
-        handlers[name] = make(lambda request, _context, f=function: f(request),
-                              request_deserializer=request_type.FromString,
-                              response_serializer=response_type.SerializeToString)
+        if method.server_streaming:
+            handlers[name] = grpc.unary_stream_rpc_method_handler(
+                _streaming(function), request_deserializer=request_type.FromString,
+                response_serializer=response_type.SerializeToString)
+        else:
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                lambda request, _context, f=function: f(request), request_deserializer=request_type.FromString,
+                response_serializer=response_type.SerializeToString)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Histogram, start_http_server
+from collections.abc import Callable
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
 RECORDS_IN = Counter("learnerfit_stage_records_in_total", "Input records a stage consumed.", ["stage"])
 RECORDS_OUT = Counter("learnerfit_stage_records_out_total", "Output records a stage published.", ["stage", "topic"])
 DUPLICATES = Counter("learnerfit_stage_duplicates_total", "Redelivered input records dropped as duplicates.", ["stage"])
+RETRIES = Counter("learnerfit_stage_retries_total", "Retries of a batch after a transient failure.", ["stage"])
 DEAD_LETTERS = Counter("learnerfit_stage_dead_letters_total", "Records sent to the dead-letter topic.", ["stage"])
 STAGE_LATENCY = Histogram(
     "learnerfit_stage_batch_seconds",
@@ -18,8 +21,16 @@ STAGE_LATENCY = Histogram(
     ["stage"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+STATE_SIZE = Gauge("learnerfit_state_entries", "Entries a service holds in memory, by what they are; each is bounded "
+                   "by a setting.", ["service", "what"])
 GRPC_CALLS = Counter("learnerfit_grpc_calls_total", "gRPC calls served.", ["method", "code"])
 GRPC_LATENCY = Histogram("learnerfit_grpc_call_seconds", "gRPC call latency.", ["method"])
+
+
+def watch_state(service: str, sizes: Callable[[], dict[str, int]]) -> None:
+    """Exports what `sizes` reports (read at scrape time) as learnerfit_state_entries."""
+    for what in sizes():
+        STATE_SIZE.labels(service, what).set_function(lambda what=what: sizes().get(what, 0))
 
 
 def serve_metrics(port: int) -> int | None:

@@ -1,4 +1,4 @@
-"""The processing loop every Kafka stage shares: poll, decode, de-duplicate, process, publish, commit.
+"""The processing loop every Kafka stage shares: poll, decode, check, de-duplicate, process, publish, commit.
 
 A stage is plain logic: a function from a batch of input messages to a flat list
 of output messages. It never sees a consumer, an offset or a socket. The
@@ -6,6 +6,16 @@ runner guarantees at-least-once delivery with duplicates recognisable by id:
 offsets are committed only after every output is acknowledged, so a crash at any
 point replays the uncommitted inputs, and the outputs they produce again carry
 the same stable ids.
+
+Failures come in two kinds. A transient one (a back end or the registry down, a
+timeout, a refused connection) is retried with exponential backoff and jitter up
+to a time budget, since the same record will succeed later; past the budget the
+records are dead-lettered as transient, with the last error. A permanent one (an
+undecodable record, a record over a limit, a policy that raises) cannot succeed
+by waiting: the batch is split and only the bad records are dead-lettered, at once.
+
+Several replicas may share a stage's group: a rebalance listener commits what is
+done and hands back what the stage held of the partitions it lost.
 """
 
 from __future__ import annotations
@@ -18,13 +28,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import grpc
 from google.protobuf.message import DecodeError, Message
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from learnerfit.errors import InvalidInput, LimitExceeded, Unavailable
 from learnerfit.recent import Recent
 from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus, header
+from learnerfit.v1 import runtime_pb2
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +62,49 @@ class Stage:
     on_tick: Callable[[], Sequence[Message]] | None = None
     # Content-based routing (e.g. rejected Oracle outputs to their own topic); None falls back to `routes`.
     router: Callable[[Message], str | None] | None = None
+    # Raises InvalidInput or LimitExceeded for a record the stage must not take (e.g. a text over the limit).
+    check: Callable[[Message], None] | None = None
+    # Output types sent only once every other output is acknowledged: they record that the work is done
+    # (the curator's decisions), so a crash never leaves such a record without the outputs it stands for.
+    publish_last: frozenset[type[Message]] = frozenset()
+    # Told which held inputs it no longer owns when a rebalance moves their partitions to another replica.
+    release: Callable[[set[str]], None] | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a transient failure is retried before its records are dead-lettered."""
+
+    budget_s: float = 120.0
+    initial_s: float = 0.5
+    max_s: float = 30.0
 
 
 class RecordFailed(Exception):
     """Raised inside the runner when one record cannot be processed; it goes to the dead-letter topic."""
+
+
+class Stopping(Exception):
+    """The service is stopping while a failure is being retried: the batch is neither finished nor committed."""
+
+
+_TRANSIENT_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                   grpc.StatusCode.ABORTED}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that waiting can cure: a dependency down or slow, anywhere in the exception's chain."""
+    while exc is not None:
+        if isinstance(exc, (InvalidInput, LimitExceeded)):
+            return False
+        if isinstance(exc, (Unavailable, TimeoutError, ConnectionError)):
+            return True
+        if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)) and exc.code() in _TRANSIENT_GRPC:
+            return True
+        if isinstance(exc, KafkaError) and exc.retriable:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @dataclass
@@ -58,6 +112,14 @@ class _Decoded:
     record: ConsumerRecord
     message: Message
     record_id: str
+
+
+@dataclass
+class _Failure:
+    record: ConsumerRecord
+    reason: str
+    transient: bool
+    attempts: int
 
 
 class StageRunner:
@@ -73,6 +135,8 @@ class StageRunner:
         max_batch: int = 1,
         max_wait_s: float = 0.2,
         dedupe_window: int = 100_000,
+        retry: RetryPolicy = RetryPolicy(),
+        ready: Callable[[], bool] | None = None,
     ):
         self.stage = stage
         self.bus = bus
@@ -80,10 +144,13 @@ class StageRunner:
         self.dead_letter_topic = dead_letter_topic
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.retry = retry
+        self.ready = ready  # e.g. the stage's state folded from its topics; polled until True before the first poll
+        self._stop = threading.Event()
         self._seen = Recent(dedupe_window)
         # Per partition: offsets of processed inputs the stage still holds, in offset order.
-        # (One consumer per stage group is assumed: after a rebalance a new owner replays
-        # from the committed offset, which is at or before any held input.)
+        # After a rebalance the new owner replays from the committed offset, which is at or
+        # before any held input; the old owner hands its held inputs back (Stage.release).
         self._held: dict[TopicPartition, OrderedDict[int, str]] = {}
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -92,13 +159,21 @@ class StageRunner:
     # -- the loop -----------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Polls and processes until `stop` is set; the batch in hand is finished and committed first."""
+        """Polls and processes until `stop` is set; the batch in hand is finished and committed first
+        (unless it is waiting out a transient failure: then it is left uncommitted for the next start)."""
+        self._stop = stop
+        while self.ready is not None and not self.ready():
+            if stop.wait(0.2):
+                return
         self._require_consumer()
         log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.consumes, self.group_id,
                  extra={"stage": self.stage.name})
         try:
             while not stop.is_set():
                 self.step()
+        except Stopping:
+            log.info("stage %s stopped while retrying; the batch in hand will be read again", self.stage.name,
+                     extra={"stage": self.stage.name})
         finally:
             self.close()
 
@@ -126,18 +201,20 @@ class StageRunner:
                 deadline = time.monotonic() + self.max_wait_s
             if time.monotonic() >= deadline:
                 break
-        return records
+        # A rebalance inside poll() may have moved a partition away: its records are the new owner's now.
+        owned = consumer.assignment()
+        return [r for r in records if TopicPartition(r.topic, r.partition) in owned]
 
-    def process(self, records: Sequence[ConsumerRecord]) -> tuple[list[tuple[str, Message]], list[tuple[ConsumerRecord, str]]]:
-        """Decodes, drops duplicates, runs the stage; returns (outputs by topic, dead letters with reasons)."""
-        dead: list[tuple[ConsumerRecord, str]] = []
+    def process(self, records: Sequence[ConsumerRecord]) -> tuple[list[tuple[str, Message]], list[_Failure]]:
+        """Decodes, checks, drops duplicates, runs the stage; returns (outputs by topic, dead letters)."""
+        dead: list[_Failure] = []
         fresh: list[_Decoded] = []
         for record in records:
             metrics.RECORDS_IN.labels(self.stage.name).inc()
             try:
                 decoded = self._decode(record)
             except RecordFailed as exc:
-                dead.append((record, str(exc)))
+                dead.append(_Failure(record, str(exc), transient=False, attempts=0))
                 continue
             if self._is_duplicate(decoded.record_id):
                 metrics.DUPLICATES.labels(self.stage.name).inc()
@@ -156,15 +233,22 @@ class StageRunner:
             outputs.extend(self.stage.on_tick())
         return [(self._route(message), message) for message in outputs], dead
 
-    def publish(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[tuple[ConsumerRecord, str]]) -> None:
-        """Sends outputs and dead letters and waits until the broker acknowledged all of them."""
-        futures = [self.bus.send(topic, message) for topic, message in outputs]
-        for record, reason in dead:
-            log.warning("dead-lettering %s/%d/%d: %s", record.topic, record.partition, record.offset, reason,
-                        extra={"stage": self.stage.name, "error": reason})
-            futures.append(self.bus.send_dead_letter(self.dead_letter_topic, record, self.stage.name, reason))
+    def publish(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[_Failure]) -> None:
+        """Sends outputs and dead letters and waits until the broker acknowledged all of them; outputs of the
+        `publish_last` types go only after the others are acknowledged."""
+        first = [(t, m) for t, m in outputs if type(m) not in self.stage.publish_last]
+        last = [(t, m) for t, m in outputs if type(m) in self.stage.publish_last]
+        futures = [self.bus.send(topic, message) for topic, message in first]
+        for failure in dead:
+            record = failure.record
+            log.warning("dead-lettering %s/%d/%d (%s): %s", record.topic, record.partition, record.offset,
+                        "transient, retries ran out" if failure.transient else "permanent", failure.reason,
+                        extra={"stage": self.stage.name, "error": failure.reason})
+            futures.append(self.bus.send(self.dead_letter_topic, self._dead_letter(failure)))
             metrics.DEAD_LETTERS.labels(self.stage.name).inc()
         self.bus.confirm(futures)
+        if last:
+            self.bus.confirm([self.bus.send(topic, message) for topic, message in last])
         for topic, _ in outputs:
             metrics.RECORDS_OUT.labels(self.stage.name, topic).inc()
 
@@ -190,7 +274,13 @@ class StageRunner:
             if self._committed.get(tp) != next_offset:
                 offsets[tp] = OffsetAndMetadata(next_offset, "", -1)
         if offsets:
-            self._require_consumer().commit(offsets)
+            try:
+                self._require_consumer().commit(offsets)
+            except CommitFailedError as exc:
+                # The group rebalanced under us: the new owner reads these again and drops the outputs by id.
+                log.warning("commit refused after a rebalance (%s); the new owner replays", exc,
+                            extra={"stage": self.stage.name})
+                return
             self._committed.update({tp: meta.offset for tp, meta in offsets.items()})
 
     def close(self) -> None:
@@ -198,12 +288,35 @@ class StageRunner:
             self._consumer.close(autocommit=False)
             self._consumer = None
 
+    # -- rebalances -----------------------------------------------------------
+
+    def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Before a partition moves: commit what is done there, and forget (and release) what the stage held."""
+        try:
+            self.commit(())
+        except KafkaError as exc:
+            log.warning("commit before rebalance failed (%s); the new owner replays", exc,
+                        extra={"stage": self.stage.name})
+        released: set[str] = set()
+        for tp in partitions:
+            released.update((self._held.pop(tp, None) or {}).values())
+            self._position.pop(tp, None)
+            self._committed.pop(tp, None)
+        if released and self.stage.release is not None:
+            self.stage.release(released)
+        log.info("partitions revoked: %s (released %d held inputs)", sorted(f"{tp.topic}/{tp.partition}"
+                 for tp in partitions), len(released), extra={"stage": self.stage.name})
+
+    def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
+                 extra={"stage": self.stage.name})
+
     # -- helpers ------------------------------------------------------------
 
     def _require_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = self.bus.consumer(list(self.stage.consumes), self.group_id,
-                                               max_poll_records=self.max_batch)
+                                               max_poll_records=self.max_batch, listener=_Listener(self))
         return self._consumer
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
@@ -216,6 +329,11 @@ class StageRunner:
             message.ParseFromString(record.value or b"")
         except DecodeError as exc:
             raise RecordFailed(f"undecodable {expected}: {exc}") from exc
+        if self.stage.check is not None:
+            try:
+                self.stage.check(message)
+            except (InvalidInput, LimitExceeded) as exc:
+                raise RecordFailed(f"rejected {expected}: {exc}") from exc
         return _Decoded(record, message, self._decoded_id(record))
 
     def _decoded_id(self, record: ConsumerRecord) -> str:
@@ -224,23 +342,70 @@ class StageRunner:
     def _is_duplicate(self, record_id: str) -> bool:
         return not self._seen.add(record_id)
 
-    def _run_stage(self, batch: Sequence[_Decoded]) -> tuple[list[Message], list[tuple[ConsumerRecord, str]]]:
-        """Runs the batch at once; if that fails, record by record so only the bad ones are dead-lettered."""
+    def _run_stage(self, batch: Sequence[_Decoded]) -> tuple[list[Message], list[_Failure]]:
+        """Runs the batch (transient failures retried); a permanent failure splits it record by record so only
+        the bad ones are dead-lettered; a transient one past the retry budget dead-letters the whole batch."""
+        attempts = [0]
         try:
-            return list(self.stage.process([d.message for d in batch])), []
-        except Exception:
-            if len(batch) == 1:
-                return [], [(batch[0].record, _reason())]
-            log.warning("batch of %d failed in %s; retrying record by record", len(batch), self.stage.name,
-                        extra={"stage": self.stage.name})
+            return self._attempt(batch, attempts), []
+        except Stopping:
+            raise
+        except Exception as exc:
+            reason = _reason(exc)
+            if is_transient(exc) or len(batch) == 1:
+                return [], [_Failure(d.record, reason, is_transient(exc), attempts[0]) for d in batch]
+            log.warning("batch of %d failed in %s (%s); retrying record by record", len(batch), self.stage.name,
+                        reason, extra={"stage": self.stage.name})
         outputs: list[Message] = []
-        dead: list[tuple[ConsumerRecord, str]] = []
+        dead: list[_Failure] = []
         for decoded in batch:
+            attempts = [0]
             try:
-                outputs.extend(self.stage.process([decoded.message]))
-            except Exception:
-                dead.append((decoded.record, _reason()))
+                outputs.extend(self._attempt([decoded], attempts))
+            except Stopping:
+                raise
+            except Exception as exc:
+                dead.append(_Failure(decoded.record, _reason(exc), is_transient(exc), attempts[0]))
         return outputs, dead
+
+    def _attempt(self, batch: Sequence[_Decoded], attempts: list[int]) -> list[Message]:
+        """The stage on `batch`, with transient failures retried (exponential backoff with jitter) until the retry
+        budget is spent; a stop while waiting raises Stopping."""
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_exponential_jitter(multiplier=self.retry.initial_s, max=self.retry.max_s, jitter=self.retry.initial_s),
+            stop=stop_after_delay(self.retry.budget_s) | (lambda _: self._stop.is_set()),
+            sleep=self._stop.wait,
+            before_sleep=lambda state: self._note_retry(state.outcome.exception(), state.next_action.sleep),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts[0] += 1
+                    return list(self.stage.process([d.message for d in batch]))
+        except Exception:
+            if self._stop.is_set():
+                raise Stopping() from None
+            raise
+        raise AssertionError("unreachable")
+
+    def _note_retry(self, exc: BaseException | None, delay_s: float) -> None:
+        metrics.RETRIES.labels(self.stage.name).inc()
+        log.warning("transient failure in %s, retrying in %.1fs: %s", self.stage.name, delay_s, _reason(exc),
+                    extra={"stage": self.stage.name})
+
+    def _dead_letter(self, failure: _Failure) -> runtime_pb2.DeadLetter:
+        record = failure.record
+        prefix = self.bus.topic_prefix
+        topic = record.topic[len(prefix):] if prefix and record.topic.startswith(prefix) else record.topic
+        return runtime_pb2.DeadLetter(
+            id=f"{topic}/{record.partition}/{record.offset}", stage=self.stage.name, reason=failure.reason[:4096],
+            transient=failure.transient, source_topic=topic, source_partition=record.partition,
+            source_offset=record.offset, record_id=header(record, ID_HEADER) or "",
+            record_type=header(record, TYPE_HEADER) or "",
+            problem_id=(record.key or b"").decode("utf-8", "replace"), value=record.value or b"",
+            attempts=failure.attempts)
 
     def _route(self, message: Message) -> str:
         topic = self.stage.router(message) if self.stage.router is not None else None
@@ -256,8 +421,21 @@ def _fallback_id(record: ConsumerRecord) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
-def _reason() -> str:
-    """The current exception as one line: its type, message and where it was raised."""
-    lines = traceback.format_exc().strip().splitlines()
+def _reason(exc: BaseException | None) -> str:
+    """An exception as one line: its type, message and where it was raised."""
+    if exc is None:
+        return "unknown error"
+    lines = "".join(traceback.format_exception(exc)).strip().splitlines()
     where = next((line.strip() for line in reversed(lines) if line.strip().startswith("File ")), "")
     return f"{lines[-1]} ({where})" if where else lines[-1]
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, runner: StageRunner):
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked):
+        self.runner._revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned):
+        self.runner._assigned(list(assigned))

@@ -43,6 +43,9 @@ class BusSettings(Section):
     topic_replication: int = Field(1, ge=1, description="Replication factor of the topics this service creates.")
     session_timeout_ms: int = Field(10_000, ge=1000, description="Consumer session timeout; a dead consumer's "
                                                                  "partitions move after this.")
+    max_record_bytes: int = Field(1_000_000, ge=1024, description="Largest record produced (keep it under the "
+                                                                  "broker's message.max.bytes, about 1 MB on Kafka).")
+    compression: str = Field("gzip", pattern="^(gzip|none)$", description="Producer compression: gzip or none.")
 
 
 class StageSettings(Section):
@@ -54,6 +57,12 @@ class StageSettings(Section):
                                                             "for more.")
     dedupe_window: int = Field(100_000, ge=0, description="How many recent input ids are remembered to drop "
                                                           "redelivered duplicates.")
+    retry_budget_s: float = Field(120.0, ge=0, description="How long a transient failure (a back end, the registry "
+                                                           "or the broker down; a timeout) is retried before its "
+                                                           "records are dead-lettered.")
+    retry_initial_s: float = Field(0.5, gt=0, description="First wait before a retry; doubles each time, with "
+                                                          "jitter.")
+    retry_max_s: float = Field(30.0, gt=0, description="Longest wait between two retries.")
 
 
 class LogSettings(Section):

@@ -35,6 +35,8 @@ class StageSpec:
     produces: Mapping[type[Message], str]
     # Topics outputs may be routed to by content (Parts.route), beyond `produces`.
     also_produces: Sequence[str] = ()
+    # Output types published only after the others are acknowledged: records that say the work is done.
+    publish_last: Sequence[type[Message]] = ()
 
 
 @dataclass(frozen=True)
@@ -67,5 +69,7 @@ class Parts:
     held_ids: Callable[[], set[str]] | None = None         # inputs a stateful stage still holds (never committed)
     on_tick: Callable[[], Sequence[Message]] | None = None  # time-driven outputs, asked every poll
     fold: Callable[[Message], None] | None = None          # folds records of the `follows` topics
+    check: Callable[[Message], None] | None = None         # raises InvalidInput/LimitExceeded for a bad input record
+    release: Callable[[set[str]], None] | None = None      # held inputs whose partitions moved to another replica
     background: Sequence[Callable[[threading.Event], None]] = ()
     on_stop: Callable[[], None] | None = None

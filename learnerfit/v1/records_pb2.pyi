@@ -292,7 +292,7 @@ class Checkpoint(_message.Message):
     def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
-    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections")
+    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections", "problems_failed", "failures")
     class OracleRejectionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +318,8 @@ class BatchStatus(_message.Message):
     ORACLE_SCORED_FIELD_NUMBER: _ClassVar[int]
     ORACLE_REJECTED_FIELD_NUMBER: _ClassVar[int]
     ORACLE_REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     state: BatchState
     problems: int
@@ -336,7 +338,19 @@ class BatchStatus(_message.Message):
     oracle_scored: int
     oracle_rejected: int
     oracle_rejections: _containers.ScalarMap[str, int]
-    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ..., oracle_expected: _Optional[int] = ..., oracle_scored: _Optional[int] = ..., oracle_rejected: _Optional[int] = ..., oracle_rejections: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    problems_failed: int
+    failures: _containers.RepeatedCompositeFieldContainer[ProblemFailure]
+    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ..., oracle_expected: _Optional[int] = ..., oracle_scored: _Optional[int] = ..., oracle_rejected: _Optional[int] = ..., oracle_rejections: _Optional[_Mapping[str, int]] = ..., problems_failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[ProblemFailure, _Mapping]]] = ...) -> None: ...
+
+class ProblemFailure(_message.Message):
+    __slots__ = ("problem_id", "stage", "reason")
+    PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    problem_id: str
+    stage: str
+    reason: str
+    def __init__(self, problem_id: _Optional[str] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
     __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density", "mean_overlap")

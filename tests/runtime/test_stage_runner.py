@@ -1,4 +1,5 @@
-"""The shared stage runner against a real broker: delivery, dead letters, commits after acknowledgement."""
+"""The shared stage runner against a real broker: delivery, dead letters, transient retries, commits after
+acknowledgement, replicas through a rebalance."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import sys
 import time
 
 from learnerfit.runtime import metrics
-from learnerfit.runtime.bus import ERROR_HEADER, ID_HEADER, SOURCE_HEADER, STAGE_HEADER, header
-from learnerfit.runtime.runner import Stage, StageRunner
+import pytest
+
+from learnerfit.domain.intake import IntakeLimits, record_check
+from learnerfit.errors import Unavailable
+from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, header
+from learnerfit.runtime.runner import RetryPolicy, Stage, StageRunner
 from learnerfit.v1 import records_pb2
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import dead_letters, read_topic
 
 
 def _problem(i: int, question: str | None = None) -> records_pb2.Problem:
@@ -30,13 +35,13 @@ def _solve(problems):  # fails whole when any problem in it is bad, as a model c
     return [_solve_one(p) for p in problems]
 
 
-def _stage(name: str, source: str, sink: str, process=_solve) -> Stage:
+def _stage(name: str, source: str, sink: str, process=_solve, check=None) -> Stage:
     return Stage(name=name, consumes=[source], input_type=records_pb2.Problem, process=process,
-                 routes={records_pb2.Trajectory: sink})
+                 routes={records_pb2.Trajectory: sink}, check=check)
 
 
-def _runner(stage: Stage, bus, group: str, dead: str) -> StageRunner:
-    return StageRunner(stage, bus, group_id=group, dead_letter_topic=dead, max_batch=16, max_wait_s=0.2)
+def _runner(stage: Stage, bus, group: str, dead: str, retry: RetryPolicy = RetryPolicy()) -> StageRunner:
+    return StageRunner(stage, bus, group_id=group, dead_letter_topic=dead, max_batch=16, max_wait_s=0.2, retry=retry)
 
 
 def _run_until(runner: StageRunner, count: int, timeout_s: float = 30.0) -> int:
@@ -78,15 +83,94 @@ def test_a_record_that_fails_goes_to_the_dead_letter_topic_with_its_reason_and_t
         runner.close()
 
     assert sorted(header(r, ID_HEADER) for r in read_topic(bus, sink, at_least=2)) == ["t-p1", "t-p3"]
-    letters = read_topic(bus, dead, at_least=2)
-    assert len(letters) == 2
-    reasons = {r.key: header(r, ERROR_HEADER) for r in letters}
-    assert "ValueError: cannot solve poison" in reasons[b"p2"]
-    assert "undecodable" in reasons[b"junk"]
-    assert all(header(r, STAGE_HEADER) == "solve" for r in letters)
-    assert all(header(r, SOURCE_HEADER).startswith(f"{source}/0/") for r in letters)
+    letters = {letter.problem_id: letter for letter in dead_letters(bus, dead, at_least=2)}
+    assert sorted(letters) == ["junk", "p2"]
+    assert "ValueError: cannot solve poison" in letters["p2"].reason
+    assert "undecodable" in letters["junk"].reason
+    assert not any(letter.transient for letter in letters.values())  # bad records: dead-lettered at once
+    assert letters["p2"].attempts == 1
+    assert {letter.stage for letter in letters.values()} == {"solve"}
+    assert {letter.source_topic for letter in letters.values()} == {source}
+    assert letters["p2"].record_id == "p2" and letters["p2"].record_type == "learnerfit.v1.Problem"
     # The dead letter carries the original bytes, so it can be inspected or replayed.
-    assert next(r for r in letters if r.key == b"junk").value == b"\xff\xff not a protobuf"
+    assert letters["junk"].value == b"\xff\xff not a protobuf"
+    assert records_pb2.Problem.FromString(letters["p2"].value).question == "poison"
+
+
+def test_poison_records_are_dead_lettered_once_each_and_nothing_else_is_delayed_or_lost(bus, fresh):
+    source, sink, dead = fresh("problems"), fresh("trajectories"), fresh("dead")
+    bus.ensure_topics([source, sink, dead], partitions=1)
+    bus.publish((source, _problem(i)) for i in range(3))
+    wrong_type = records_pb2.CurationDecision(id="d1", problem_id="wrong-type")
+    bus.producer.send(source, key=b"wrong-type", value=wrong_type.SerializeToString(),
+                      headers=[(TYPE_HEADER, b"learnerfit.v1.CurationDecision")]).get(10)
+    # Field 3 (question) as a length-delimited string holding invalid UTF-8.
+    bus.producer.send(source, key=b"bad-utf8", value=b"\x1a\x02\xff\xfe").get(10)
+    bus.producer.send(source, key=b"random", value=os.urandom(64) + b"\xff\xff\xff").get(10)
+    bus.publish([(source, _problem(9, "Calculate " + "9 + " * 3000 + "1."))])  # over max_question_chars
+    bus.publish((source, _problem(i)) for i in range(3, 6))
+
+    limits = IntakeLimits(max_question_chars=1000)
+    runner = _runner(_stage("solve", source, sink, check=record_check(limits)), bus, fresh("group"), dead)
+    try:
+        assert _run_until(runner, 10) == 10
+        assert runner.step() == 0
+    finally:
+        runner.close()
+    assert sorted(header(r, ID_HEADER) for r in read_topic(bus, sink, at_least=6)) == [f"t-p{i}" for i in range(6)]
+    letters = {letter.problem_id: letter for letter in dead_letters(bus, dead, at_least=4)}
+    assert sorted(letters) == ["bad-utf8", "p9", "random", "wrong-type"]
+    assert "CurationDecision" in letters["wrong-type"].reason
+    assert "undecodable" in letters["bad-utf8"].reason
+    assert "max_question_chars" in letters["p9"].reason and "problem.question" in letters["p9"].reason
+
+
+class _FlakyBackEnd:
+    """Down (Unavailable) for its first `down_for` calls, then answers: a back end restarting."""
+
+    def __init__(self, down_for: int):
+        self.down_for, self.calls = down_for, 0
+
+    def __call__(self, problems):
+        self.calls += 1
+        if self.calls <= self.down_for:
+            raise Unavailable("oracle endpoint refused the connection")
+        return _solve(problems)
+
+
+def test_a_transient_failure_is_retried_with_backoff_and_the_records_complete(bus, fresh):
+    source, sink, dead = fresh("problems"), fresh("trajectories"), fresh("dead")
+    bus.ensure_topics([source, sink, dead], partitions=1)
+    bus.publish((source, _problem(i)) for i in range(4))
+    flaky = _FlakyBackEnd(down_for=3)
+    runner = _runner(_stage("solve", source, sink, flaky), bus, fresh("group"), dead,
+                     RetryPolicy(budget_s=30, initial_s=0.05, max_s=0.2))
+    try:
+        assert _run_until(runner, 4) == 4
+    finally:
+        runner.close()
+    assert flaky.calls == 4  # three refusals, then the whole batch at once: not split record by record
+    assert sorted(header(r, ID_HEADER) for r in read_topic(bus, sink, at_least=4)) == [f"t-p{i}" for i in range(4)]
+    assert read_topic(bus, dead, timeout_s=1) == []
+
+
+def test_a_back_end_down_past_the_retry_budget_dead_letters_its_records_as_transient(bus, fresh):
+    source, sink, dead = fresh("problems"), fresh("trajectories"), fresh("dead")
+    bus.ensure_topics([source, sink, dead], partitions=1)
+    bus.publish((source, _problem(i)) for i in range(3))
+    down = _FlakyBackEnd(down_for=10**6)
+    runner = _runner(_stage("solve", source, sink, down), bus, fresh("group"), dead,
+                     RetryPolicy(budget_s=1.0, initial_s=0.05, max_s=0.2))
+    try:
+        assert _run_until(runner, 3) == 3
+        assert runner.step() == 0  # given up on and committed: not read again
+    finally:
+        runner.close()
+    letters = dead_letters(bus, dead, at_least=3)
+    assert sorted(letter.problem_id for letter in letters) == ["p0", "p1", "p2"]
+    assert all(letter.transient and "Unavailable" in letter.reason for letter in letters)
+    assert all(letter.attempts > 2 for letter in letters)
+    assert down.calls == letters[0].attempts  # the batch was tried as one, never record by record
 
 
 def test_a_failing_batch_is_retried_record_by_record_so_only_the_bad_record_is_dead_lettered(bus, fresh):

@@ -9,6 +9,7 @@ The gRPC path and the stream decide with the same policy context.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -25,6 +26,7 @@ from learnerfit.recent import Recent
 from learnerfit.section import Section
 from learnerfit.v1 import records_pb2
 
+log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[=+\-*/^()<>]")
 Output = records_pb2.CurationDecision | records_pb2.CuratedExample
 
@@ -94,6 +96,14 @@ def decide(
     return decision, example
 
 
+def failed_decision(problem: records_pb2.Problem, policy: str, candidates: Sequence[records_pb2.Trajectory],
+                    error: Exception) -> records_pb2.CurationDecision:
+    return records_pb2.CurationDecision(
+        id=stable_id("decision", problem.batch_id, problem.id, policy), problem_id=problem.id,
+        batch_id=problem.batch_id, policy=policy, candidates=len(candidates), curated=False,
+        reason=f"policy {policy} failed: {type(error).__name__}: {error}")
+
+
 @dataclass
 class _Pending:
     problem: records_pb2.Problem
@@ -111,7 +121,13 @@ class _Pending:
 
 class Curator:
     """Stateful stage. Candidates wait here until their problem is decided; the runner commits no
-    offset past a waiting candidate, so after a crash they are read again and nothing is lost."""
+    offset past a waiting candidate, so after a crash they are read again and nothing is lost.
+
+    Which problems are decided is the `decisions` topic's to say, not this process's memory: the
+    service folds it (`remember`) before it reads a candidate, so a restarted or added replica never
+    decides a problem twice. A decision is published only after its example is acknowledged, so a
+    decision on the topic means its example is there too.
+    """
 
     def __init__(self, settings: CurationSettings, remember: int = 100_000,
                  clock: Callable[[], float] = time.monotonic):
@@ -129,6 +145,24 @@ class Curator:
 
     def held_ids(self) -> set[str]:
         return {tid for pending in self._pending.values() for tid in (*pending.candidates, *pending.rejected)}
+
+    def remember(self, decision: records_pb2.CurationDecision) -> None:
+        """Folds a decision from the `decisions` topic (this replica's, an earlier run's or another replica's)."""
+        key = (decision.batch_id, decision.problem_id)
+        self._decided.add(key)
+        self._pending.pop(key, None)  # decided elsewhere: its candidates are no longer held here
+
+    def release(self, trajectory_ids: set[str]) -> None:
+        """Forgets held candidates whose partitions moved to another replica, which reads them again."""
+        for key, pending in list(self._pending.items()):
+            for tid in trajectory_ids & (pending.candidates.keys() | pending.rejected):
+                pending.candidates.pop(tid, None)
+                pending.rejected.discard(tid)
+            if not pending.candidates and not pending.rejected:
+                del self._pending[key]
+
+    def pending_problems(self) -> int:
+        return len(self._pending)
 
     def tick(self) -> list[Output]:
         """Decides the problems whose wait ran out, with the candidates they have."""
@@ -165,12 +199,18 @@ class Curator:
                              ppl_ceiling_factor=self.settings.ppl_ceiling_factor)
 
     def _decide(self, key: tuple[str, str], *, timed_out: bool) -> list[Output]:
-        pending = self._pending.pop(key)
-        self._decided.add(key)
+        pending = self._pending[key]
         policy = pending.problem.curation_policy or DEFAULT_POLICY
         candidates = sorted(pending.candidates.values(), key=_order)
-        decision, example = decide(pending.problem, candidates, policy, timed_out=timed_out,
-                                   context=self.context(pending.problem.batch_id))
+        try:
+            decision, example = decide(pending.problem, candidates, policy, timed_out=timed_out,
+                                       context=self.context(pending.problem.batch_id))
+        except Exception as exc:  # a policy that raises settles the problem, uncurated, with the reason
+            log.exception("policy %s failed on problem %s", policy, pending.problem.id)
+            decision, example = failed_decision(pending.problem, policy, candidates, exc), None
+        # Marked decided only now that the decision exists; the runner publishes it after the example.
+        del self._pending[key]
+        self._decided.add(key)
         return [decision] if example is None else [decision, example]
 
     # -- gRPC ------------------------------------------------------------------
