@@ -27,3 +27,7 @@ class Recent:
         if len(self._keys) > self.limit:
             self._keys.popitem(last=False)
         return True
+
+    def discard(self, key: Hashable) -> None:
+        """Forgets `key` (e.g. a record that failed: its replay must not look like a duplicate)."""
+        self._keys.pop(key, None)

@@ -38,8 +38,9 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
     default_policy: str = Field(DEFAULT_POLICY, description="Curation policy of batches that name none.")
     stream_idle_s: float = Field(1.0, gt=0, description="How often a results stream re-checks a quiet batch.")
-    max_streams: int = Field(6, ge=1, description="Most StreamResults calls open at once; more are refused "
-                                                  "(RESOURCE_EXHAUSTED), so streams never take every gRPC worker.")
+    max_streams: int = Field(0, ge=0, description="Most StreamResults calls open at once; more are refused "
+                                                  "(RESOURCE_EXHAUSTED), so streams never take every gRPC worker. "
+                                                  "0: grpc.workers - 2.")
     keep_finished_batches: int = Field(1000, ge=1, description="Finished batches kept for GetBatch and "
                                                                "StreamResults; older ones are let go.")
     sampling: SamplingDefaults = SamplingDefaults()
@@ -47,6 +48,8 @@ class GatewaySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _streams_leave_workers(self) -> GatewaySettings:
+        if not self.max_streams:
+            self.max_streams = max(1, self.grpc.workers - 2)
         if self.max_streams >= self.grpc.workers:
             raise ValueError(f"max_streams ({self.max_streams}) must be below grpc.workers ({self.grpc.workers}), "
                              "or open streams could take every worker and SubmitBatch/GetBatch would hang")

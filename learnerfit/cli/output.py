@@ -61,12 +61,18 @@ def print_batch(status: records_pb2.BatchStatus, elapsed: float) -> None:
         console.print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected "
                       f"by guardrails ({reasons or 'none'}; each with its reason on topic oracle-rejected), of "
                       f"{status.oracle_expected}", highlight=False)
+    if status.problems_failed:
+        console.print(f"{status.problems_failed} problems failed (a stage dead-lettered a record; "
+                      "`learnerfit dead-letters` lists them, `--replay ID` puts one back):", highlight=False)
+        console.print(table(("problem", "stage", "reason"),
+                            [(f.problem_id, f.stage, f.reason[:100]) for f in status.failures]))
 
 
 def progress_line(status: records_pb2.BatchStatus, elapsed: float) -> str:
     return (f"[{elapsed:6.1f}s] samples generated {status.samples_generated}/{status.samples_expected}"
             f" · scored {status.samples_scored} · correct {status.samples_correct}"
             f" · problems decided {status.problems_decided}/{status.problems} · curated {status.curated}"
+            + (f" · failed {status.problems_failed}" if status.problems_failed else "")
             + _oracle_count(status, f" ({status.oracle_rejected} rejected)"))
 
 

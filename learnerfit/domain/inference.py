@@ -3,6 +3,8 @@ learnerfit/models; which one runs underneath is a setting, never a branch in a s
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -12,6 +14,9 @@ Conversation = Sequence[dict[str, str]]  # chat messages: {"role": ..., "content
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """How to sample. `seed` seeds each prompt on its own (with the prompt's text and the sample's index), so a
+    sample's text depends on its prompt, index, seed and model, never on which other prompts share the call."""
+
     n: int = 1
     temperature: float = 1.0  # 0 means greedy
     top_p: float = 1.0
@@ -84,3 +89,9 @@ class LearnerSource(Protocol, Generic[Model]):
     def current(self) -> tuple[str, Model]: ...
 
     def named(self, version: str) -> tuple[str, Model]: ...
+
+
+def row_seed(prompt: str, seed: int, index: int = 0) -> int:
+    """The seed of sample `index` of `prompt`: a 63-bit number from the three, stable across runs and processes."""
+    digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)

@@ -136,6 +136,7 @@ def record_check(limits: IntakeLimits) -> Callable[[Message], None]:
     def check(record: Message) -> None:
         if isinstance(record, records_pb2.Trajectory):
             validate_trajectory(record, limits, "trajectory")
+            validate_problem(record.problem, limits, "trajectory.problem")
         elif isinstance(record, records_pb2.Problem):
             validate_problem(record, limits, "problem")
     return check

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor
 
-from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs
+from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
 from learnerfit.models.batching import pad_batch
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.weights import resolve_model
@@ -61,38 +61,60 @@ class TransformersGenerator:
                  prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
         prefixes = list(prefixes) if prefixes is not None else [""] * len(conversations)
         prompts = [render_prompt(self.tokenizer, c) + prefix for c, prefix in zip(conversations, prefixes, strict=True)]
-        per_call = max(1, self.max_batch_sequences // max(params.n, 1))
-        results: list[list[Completion]] = []
+        # One row per sample, each with its own seed: (prompt, seed, sample index) decides a sample's text.
+        rows = [(prompt, row_seed(prompt, params.seed, k)) for prompt in prompts for k in range(params.n)]
+        completions: list[Completion] = []
         with self._lock:
-            torch.manual_seed(params.seed)
-            for start in range(0, len(prompts), per_call):
-                results.extend(self._generate_chunk(prompts[start : start + per_call], params))
+            for start in range(0, len(rows), max(1, self.max_batch_sequences)):
+                completions.extend(self._generate_rows(rows[start : start + self.max_batch_sequences], params))
+        results = [completions[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
         return [[_with_prefix(c, prefix) for c in samples] for samples, prefix in zip(results, prefixes, strict=True)]
 
-    def _generate_chunk(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        sampling = params.temperature > 0
+    def _generate_rows(self, rows: list[tuple[str, int]], params: SamplingParams) -> list[Completion]:
+        encoded = self.tokenizer([prompt for prompt, _ in rows], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.device)
+        sampler = [RowSampler([seed for _, seed in rows], params.temperature, params.top_p)] \
+            if params.temperature > 0 else []
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,
-                do_sample=sampling,
-                temperature=params.temperature if sampling else None,
-                top_p=params.top_p if sampling else None,
-                top_k=0 if sampling else None,  # no top-k cut: the paper samples the full distribution
+                do_sample=False,  # greedy over the row sampler's choice (temperature 0: plain greedy)
+                temperature=None, top_p=None, top_k=None,
+                logits_processor=sampler,
                 max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self._eos_ids,
             )
         generated = output[:, encoded["input_ids"].shape[1] :].tolist()
-        completions = [self._completion(ids, params.max_new_tokens) for ids in generated]
-        return [completions[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
+        return [self._completion(ids, params.max_new_tokens) for ids in generated]
 
     def _completion(self, ids: list[int], max_new_tokens: int) -> Completion:
         end = next((i for i, t in enumerate(ids) if t in self._eos_ids), None)
         kept = ids if end is None else ids[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Completion(text=text, token_count=len(kept), truncated=end is None and len(ids) >= max_new_tokens)
+
+
+class RowSampler(LogitsProcessor):
+    """Samples the next token of each row from its own seeded generator (temperature, then nucleus cut; no top-k,
+    as the paper samples the full distribution) and hands greedy decoding that choice. transformers' sampler
+    draws every row from one global generator, so a row's text would depend on its neighbours in the batch."""
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float):
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1).cpu()
+        if self.top_p < 1.0:
+            ordered, order = probs.sort(dim=-1, descending=True)
+            ordered[(ordered.cumsum(dim=-1) - ordered) > self.top_p] = 0.0  # keep the least mass reaching top_p
+            probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
+        chosen = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators,
+                                                                                      strict=True)])
+        picked = torch.full_like(scores, float("-inf"))
+        return picked.scatter_(-1, chosen.to(scores.device), 0.0)
 
 
 def _with_prefix(completion: Completion, prefix: str) -> Completion:

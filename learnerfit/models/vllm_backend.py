@@ -16,25 +16,30 @@ outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs
+from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.weights import resolve_model
 
 
-def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
-    """vllm.SamplingParams arguments for sampling `params.n` completions."""
+def sampling_kwargs(params: SamplingParams, seed: int | None = None) -> dict[str, Any]:
+    """vllm.SamplingParams arguments for sampling `params.n` completions (seeded with `seed`, else params.seed)."""
     return {
         "n": params.n,
         "temperature": params.temperature,  # 0 is greedy in vLLM too
         "top_p": params.top_p,
         "max_tokens": params.max_new_tokens,
-        "seed": params.seed,
+        "seed": params.seed if seed is None else seed,
     }
+
+
+def prompt_seed(conversation: Conversation, prefix: str, params: SamplingParams) -> int:
+    return row_seed(json.dumps(list(conversation), sort_keys=True) + prefix, params.seed)
 
 
 def scoring_kwargs() -> dict[str, Any]:
@@ -125,8 +130,10 @@ class VLLMEngine:
                                                        add_special_tokens=False)["input_ids"]}
                    for c, prefix in zip(conversations, prefixes, strict=True)]
         with self._lock:
-            outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**sampling_kwargs(params)),
-                                        lora_request=self.lora, use_tqdm=False)
+            # A seed per prompt (from its text): a prompt's samples do not depend on the others in the call.
+            per_prompt = [self._vllm.SamplingParams(**sampling_kwargs(params, prompt_seed(c, prefix, params)))
+                          for c, prefix in zip(conversations, prefixes, strict=True)]
+            outputs = self.llm.generate(prompts, per_prompt, lora_request=self.lora, use_tqdm=False)
         return [completions_from_output(o, prefix) for o, prefix in zip(outputs, prefixes, strict=True)]
 
     def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:

@@ -229,6 +229,8 @@ class StageRunner:
             metrics.STAGE_LATENCY.labels(self.stage.name).observe(time.perf_counter() - started)
             outputs.extend(produced)
             dead.extend(failed)
+            for failure in failed:  # a dead letter replayed later is new work, not a duplicate
+                self._seen.discard(self._decoded_id(failure.record))
         if self.stage.on_tick is not None:
             outputs.extend(self.stage.on_tick())
         return [(self._route(message), message) for message in outputs], dead
@@ -373,7 +375,8 @@ class StageRunner:
         budget is spent; a stop while waiting raises Stopping."""
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            wait=wait_exponential_jitter(multiplier=self.retry.initial_s, max=self.retry.max_s, jitter=self.retry.initial_s),
+            wait=wait_exponential_jitter(multiplier=self.retry.initial_s, max=self.retry.max_s,
+                                         jitter=self.retry.initial_s),
             stop=stop_after_delay(self.retry.budget_s) | (lambda _: self._stop.is_set()),
             sleep=self._stop.wait,
             before_sleep=lambda state: self._note_retry(state.outcome.exception(), state.next_action.sleep),

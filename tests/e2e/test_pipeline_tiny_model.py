@@ -13,26 +13,26 @@ import pytest
 
 from learnerfit.domain import topics
 from learnerfit.local.processes import channel
-from learnerfit.local.stack import LocalStack
 from learnerfit.models.settings import REWARD_MINILM
 from learnerfit.runtime.bus import Bus
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from tests.kafka_helpers import read_topic
+from tests.stacks import tiny_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tiny_solver, reward_model_dir, tmp_path_factory):
-    # The tiny learner samples, is measured for drift and is the (weak) Oracle; the reward model is the real one.
-    learner = {"learner": {"model": str(tiny_solver)}}
-    local = LocalStack(tmp_path_factory.mktemp("stack"), start_timeout_s=180, config={
-        "generator": learner, "drift_scorer": learner,
-        "refiner": {"oracle": {"model": str(tiny_solver), "max_new_tokens": 16}},
-        "style_aligner": {**learner, "oracle": {"model": str(tiny_solver), "max_new_tokens": 16}},
-        "trainer": {"registry_dir": str(tmp_path_factory.mktemp("registry")), "train_every": 0},
-        "registry": {"registry_dir": str(tmp_path_factory.mktemp("registry-served"))}})
+    # The reward scorer takes shorter questions than the gateway does: a long question passes intake and
+    # generation, then its samples are dead-lettered at scoring, a permanent failure in the middle of the pipeline.
+    local = tiny_stack(tmp_path_factory.mktemp("stack"), tiny_solver, tmp_path_factory.mktemp("registry"),
+                       tmp_path_factory.mktemp("registry-served"),
+                       reward_scorer={"intake": {"max_question_chars": LONGEST_SCORED_QUESTION}})
     local.start()
     yield local
     local.stop()
+
+
+LONGEST_SCORED_QUESTION = 60
 
 
 def _stub(stack, service: str, stub_type):
@@ -185,3 +185,43 @@ def test_every_service_serves_prometheus_metrics(stack):
         text = reply.read().decode()
     assert 'learnerfit_stage_records_in_total{stage="reward_scorer"}' in text
     assert 'learnerfit_grpc_calls_total{code="OK",method="/learnerfit.v1.RewardScorer/ScoreTrajectories"}' in text
+
+
+def test_a_problem_whose_records_are_dead_lettered_settles_its_batch_as_failed_with_the_reason(stack, capsys):
+    gateway = _stub(stack, "gateway", services_pb2_grpc.GatewayStub)
+    problems = _problems(3, "-dead")
+    problems[2].question = "Calculate 2 + 1. " + "Show every step of the work clearly. " * 3  # over the scorer's limit
+    assert len(problems[2].question) > LONGEST_SCORED_QUESTION
+    batch_id = gateway.SubmitBatch(services_pb2.SubmitBatchRequest(
+        problems=problems, sampling=records_pb2.SamplingSpec(samples_per_problem=2, max_new_tokens=16))).batch_id
+
+    status = _wait_for(stack, gateway, batch_id, _complete, timeout_s=120)
+
+    assert status.state == records_pb2.BATCH_STATE_COMPLETE  # not left RUNNING for the lost samples
+    assert (status.problems, status.problems_decided, status.problems_failed, status.curated) == (3, 2, 1, 1)
+    [failure] = status.failures
+    assert failure.stage == "reward_scorer"
+    assert "max_question_chars" in failure.reason and "trajectory.problem.question" in failure.reason
+    assert len(list(gateway.StreamResults(services_pb2.StreamResultsRequest(batch_id=batch_id), timeout=30))) == 1
+
+    # The CLI lists the batch's dead letters and replays one onto the topic it came from.
+    from learnerfit.cli import main
+
+    assert main(["--dir", str(stack.directory), "dead-letters", "--batch", batch_id]) == 0
+    listed = capsys.readouterr()
+    assert "2 dead letters" in listed.err and "max_question_chars" in listed.out
+    bus = Bus(stack.state.bootstrap_servers, client_id="e2e-dead-letters")
+    try:
+        from learnerfit.cli.dead_letters import dead_letters
+
+        letters = dead_letters(bus, batch_id)
+        assert len(letters) == 2 and {d.problem_id for d in letters} == {failure.problem_id}
+        assert main(["--dir", str(stack.directory), "dead-letters", "--replay", letters[0].id]) == 0
+        # Still too long: the replayed record is read as new work (not dropped as a duplicate) and fails again.
+        deadline = time.monotonic() + 60
+        while len(dead_letters(bus, batch_id)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        again = dead_letters(bus, batch_id)
+        assert len(again) == 3 and again[-1].record_id == letters[0].record_id
+    finally:
+        bus.close()
