@@ -92,9 +92,11 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         if not letters:
             say("no dead letters" + (f" for batch {args.batch}" if args.batch else ""))
             return 0
-        console.print(table(("id", "stage", "problem", "kind", "tries", "reason"),
-                            [(d.id, d.stage, d.problem_id, "transient" if d.transient else "bad record", d.attempts,
-                              d.reason[:120]) for d in letters]))
+        console.print(table(("id", "stage", "problem", "kind", "tries"),
+                            [(d.id, d.stage, d.problem_id, "transient" if d.transient else "bad record", d.attempts)
+                             for d in letters]))
+        for letter in letters:  # whole, one per line: reasons are too long for a table cell
+            console.print(f"{letter.id}: {letter.reason}", highlight=False, soft_wrap=True)
         say(f"{len(letters)} dead letters; `learnerfit dead-letters --replay ID` publishes one again")
         return 0
     finally:
