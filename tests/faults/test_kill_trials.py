@@ -129,24 +129,31 @@ def _tally(stack, batch_id: str) -> dict:
 @pytest.fixture(scope="module")
 def reference(stack):
     """The same problems without a fault."""
+    started = time.monotonic()
     batch_id = _submit(stack, "reference")
     _wait_complete(stack, batch_id)
     tally = _tally(stack, batch_id)
     assert tally["curated"], "the reference curates nothing: the trials would compare nothing"
+    tally["duration_s"] = time.monotonic() - started
     return tally
 
 
 @pytest.mark.parametrize(("stage", "trial"), TRIALS, ids=[f"{s}-{i}" for s, i in TRIALS])
 def test_a_stage_killed_mid_stream_loses_nothing_and_decides_nothing_twice(stack, reference, stage, trial):
     rng = random.Random(f"{SEED}-{stage}-{trial}")
-    delay_s = rng.uniform(0.5, 6.0)  # into the batch: the stage is holding or processing records by then
+    # A moment inside the batch's life (as the fault-free run took), so records are in flight when the kill lands.
+    delay_s = rng.uniform(0.1, 0.7) * reference["duration_s"]
     batch_id = _submit(stack, f"trial-{stage}-{trial}")
     time.sleep(delay_s)
+    gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
+    at_kill = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
+    assert at_kill.state == records_pb2.BATCH_STATE_RUNNING, "the kill would land after the batch finished"
     stack.kill(stage)
     stack.restart(stage)
     _wait_complete(stack, batch_id)
     got = _tally(stack, batch_id)
-    print(f"trial {stage}#{trial}: killed after {delay_s:.1f}s; {got}")
+    print(f"trial {stage}#{trial}: killed after {delay_s:.1f}s (generated {at_kill.samples_generated}, scored "
+          f"{at_kill.samples_scored}, decided {at_kill.problems_decided} of {PROBLEMS}); {got}")
     assert (got["lost"], got["duplicated"], got["contradicting"]) == (0, 0, 0), got
     assert got["decided"] == PROBLEMS
     # Same problems, same outcome as without the fault: which problems are curated, with which solution.
