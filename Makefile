@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv models run test protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
+.PHONY: venv models run test test-faults protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ run: $(STAMP) models
 
 test: $(STAMP) check-generated lint-imports models
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 3 in all), each
+# printing what it found; the totals are in the README's "Reliability" section.
+FAULT_TRIALS_PER_STAGE ?= 20
+test-faults: $(STAMP) models
+	FAULT_TRIALS_PER_STAGE=$(FAULT_TRIALS_PER_STAGE) $(PY) -m pytest -q -s tests/faults $(PYTEST_ARGS)
 
 # The layer contracts in pyproject.toml ([tool.importlinter]): the architecture, checked.
 lint-imports: $(STAMP)

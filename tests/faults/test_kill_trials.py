@@ -35,7 +35,23 @@ SEED = int(os.environ.get("FAULT_SEED", "20261127"))
 PER_STAGE = int(os.environ.get("FAULT_TRIALS_PER_STAGE", "0"))
 TRIALS = [(stage, i) for stage in STAGES for i in range(PER_STAGE)] if PER_STAGE else \
     [(STAGES[(SEED + i) % len(STAGES)], i) for i in range(int(os.environ.get("FAULT_TRIALS", "3")))]
-PROBLEMS, SAMPLES = 4, 2
+PROBLEMS, SAMPLES = 6, 3
+EXPECTED = PROBLEMS * SAMPLES
+
+
+def _oracle_pending(s: records_pb2.BatchStatus) -> bool:
+    return s.oracle_expected == 0 or s.oracle_scored + s.oracle_rejected < s.oracle_expected
+
+
+# When each stage holds work, read off the batch's progress: the kill lands inside this window.
+HOLDING = {
+    "gateway": lambda s: s.samples_generated < EXPECTED,
+    "generator": lambda s: s.samples_generated < EXPECTED,
+    "reward_scorer": lambda s: 0 < s.samples_generated and s.samples_scored < EXPECTED,
+    "drift_scorer": lambda s: 0 < s.samples_generated and s.samples_scored < EXPECTED,
+    "refiner": lambda s: 0 < s.samples_scored and _oracle_pending(s),
+    "curator": lambda s: 0 < s.samples_scored and s.problems_decided < PROBLEMS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +64,7 @@ def stack(tiny_solver, tmp_path_factory):
 
 
 def _problems(tag: str) -> list[records_pb2.Problem]:
-    """0 + 1 ... 3 + 1: the tiny learner gets 1 + 1 right; the others are decided uncurated."""
+    """0 + 1 ... 5 + 1: the tiny learner gets 1 + 1 right; the others are decided uncurated."""
     return [records_pb2.Problem(question=f"Calculate {i} + 1.", reference_answer=str(i + 1), source=f"{tag}#{i}")
             for i in range(PROBLEMS)]
 
@@ -141,13 +157,20 @@ def reference(stack):
 @pytest.mark.parametrize(("stage", "trial"), TRIALS, ids=[f"{s}-{i}" for s, i in TRIALS])
 def test_a_stage_killed_mid_stream_loses_nothing_and_decides_nothing_twice(stack, reference, stage, trial):
     rng = random.Random(f"{SEED}-{stage}-{trial}")
-    # A moment inside the batch's life (as the fault-free run took), so records are in flight when the kill lands.
-    delay_s = rng.uniform(0.1, 0.7) * reference["duration_s"]
+    jitter_s = rng.uniform(0.0, 0.1)  # a seeded moment inside the window in which the stage holds work
     batch_id = _submit(stack, f"trial-{stage}-{trial}")
-    time.sleep(delay_s)
+    started = time.monotonic()
     gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
+    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
+    while not HOLDING[stage](status):
+        assert status.state == records_pb2.BATCH_STATE_RUNNING and time.monotonic() - started < 60, \
+            f"{stage} never held work: {status}"
+        time.sleep(0.02)
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
+    time.sleep(jitter_s)
     at_kill = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
-    assert at_kill.state == records_pb2.BATCH_STATE_RUNNING, "the kill would land after the batch finished"
+    assert HOLDING[stage](at_kill), f"the window passed before the kill: {at_kill}"
+    delay_s = time.monotonic() - started
     stack.kill(stage)
     stack.restart(stage)
     _wait_complete(stack, batch_id)
