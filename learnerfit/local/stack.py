@@ -121,6 +121,17 @@ class LocalStack:
         self._wait_serving(name)
         self.state.save(self.directory)
 
+    def add_replica(self, service: str) -> str:
+        """Starts one more process of `service`, in the same consumer group (so the group rebalances its
+        partitions over the replicas), on ports of its own; returns its name (e.g. "curator#2") for kill and
+        restart."""
+        name = f"{service}#{sum(_service_of(n) == service for n in self.state.services) + 1}"
+        ports = {n: int(s.grpc_target.rsplit(":", 1)[1]) for n, s in self.state.services.items()}
+        self.state.services[name] = self._spawn(name, self.directory / "logs", {**ports, name: free_port()})
+        self._wait_serving(name)
+        self.state.save(self.directory)
+        return name
+
     def _spawn(self, name: str, logs: Path, ports: Mapping[str, int], metrics_port: int | None = None
                ) -> ServiceProcess:
         metrics_port = metrics_port or free_port()
@@ -131,7 +142,7 @@ class LocalStack:
         log_path = logs / f"{name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=log,
+                [sys.executable, "-m", f"services.{_service_of(name)}"], env=env, stdout=log, stderr=log,
                 start_new_session=True,  # Ctrl-C reaches the CLI, which stops services in order
             )
         self.processes[name] = process
@@ -145,9 +156,9 @@ class LocalStack:
             "grpc": {"port": ports[name]},
             "log": {"metrics_port": metrics_port},
         }
-        if name in FOLLOW_THE_REGISTRY and "registry" in ports:
+        if _service_of(name) in FOLLOW_THE_REGISTRY and "registry" in ports:
             config["registry"] = {"target": f"127.0.0.1:{ports['registry']}"}
-        return merged(merged(config, self.common), self.config.get(name, {}))
+        return merged(merged(config, self.common), self.config.get(_service_of(name), {}))
 
     def _wait_serving(self, name: str) -> None:
         service = self.state.services[name]
@@ -224,6 +235,11 @@ def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
         out[key] = merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) \
             else value
     return out
+
+
+def _service_of(name: str) -> str:
+    """The service a process runs: "curator" for "curator" and for its replica "curator#2"."""
+    return name.split("#", 1)[0]
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

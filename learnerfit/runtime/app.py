@@ -6,6 +6,7 @@ A service module ends with `run(SPEC)`; everything here is shared by every servi
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -129,6 +130,7 @@ def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     settings = load_settings(spec, argv)
     configure_logging(settings.log.level, settings.log.format, spec.name)
     log.info("effective config %s", settings.model_dump_json(), extra={"service": spec.name})
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to the log
     stop, failed = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

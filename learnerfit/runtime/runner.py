@@ -32,7 +32,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from learnerfit.errors import InvalidInput, LimitExceeded, Unavailable
@@ -88,6 +88,7 @@ class Stopping(Exception):
     """The service is stopping while a failure is being retried: the batch is neither finished nor committed."""
 
 
+COMMIT_TIMEOUT_MS = 2_000
 _TRANSIENT_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
                    grpc.StatusCode.ABORTED}
 
@@ -155,6 +156,7 @@ class StageRunner:
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
+        self._rebalancing = False  # between a refused commit (or a revocation) and the next assignment
 
     # -- the loop -----------------------------------------------------------
 
@@ -275,12 +277,15 @@ class StageRunner:
             next_offset = next(iter(held)) if held else self._position[tp]
             if self._committed.get(tp) != next_offset:
                 offsets[tp] = OffsetAndMetadata(next_offset, "", -1)
-        if offsets:
+        if offsets and not self._rebalancing:  # a commit now would be refused, and hold up the rejoin
             try:
-                self._require_consumer().commit(offsets)
-            except CommitFailedError as exc:
-                # The group rebalanced under us: the new owner reads these again and drops the outputs by id.
-                log.warning("commit refused after a rebalance (%s); the new owner replays", exc,
+                # Bounded: a commit retried through a rebalance would otherwise keep this consumer from rejoining.
+                self._require_consumer().commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+            except KafkaError as exc:
+                # The group is rebalancing or rebalanced under us: tried again once it settled, or the new owner
+                # reads these inputs again and the outputs are recognised downstream by id.
+                self._rebalancing = isinstance(exc, (CommitFailedError, RebalanceInProgressError))
+                log.warning("commit not made (%s: %s); tried again later", type(exc).__name__, exc,
                             extra={"stage": self.stage.name})
                 return
             self._committed.update({tp: meta.offset for tp, meta in offsets.items()})
@@ -293,12 +298,10 @@ class StageRunner:
     # -- rebalances -----------------------------------------------------------
 
     def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
-        """Before a partition moves: commit what is done there, and forget (and release) what the stage held."""
-        try:
-            self.commit(())
-        except KafkaError as exc:
-            log.warning("commit before rebalance failed (%s); the new owner replays", exc,
-                        extra={"stage": self.stage.name})
+        """Before a partition moves: forget (and release) what the stage held there. What was processed since the
+        last commit is read again by the new owner and recognised downstream by id. (No commit here: this runs on
+        the client's network thread, and the group is already rebalancing.)"""
+        self._rebalancing = True
         released: set[str] = set()
         for tp in partitions:
             released.update((self._held.pop(tp, None) or {}).values())
@@ -310,6 +313,7 @@ class StageRunner:
                  for tp in partitions), len(released), extra={"stage": self.stage.name})
 
     def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        self._rebalancing = False
         log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
                  extra={"stage": self.stage.name})
 

@@ -1,13 +1,11 @@
 """Kill -9 trials: while batches flow through the local stack (the tiny learner), a seeded random stage is
-SIGKILLed at a seeded random moment and restarted; what comes out is compared by id against the same
-problems run without a fault.
-
-Per trial, over the batch's `decisions` and `curated` topics:
+SIGKILLed at a seeded moment inside the window in which it holds work, and restarted; what comes out is compared
+by id against the same problems run without a fault (tests/faults/batches.py: tally):
 * lost: a problem with no decision, or a curated decision without its example;
-* duplicated: a problem with a second distinct decision or example id (redelivered copies of the same id are
-  at-least-once delivery, recognised downstream by id, and counted apart);
-* contradicting: two records with one id but different content, or a decision that differs from the
-  fault-free run's (curated or not, and the solution chosen).
+* duplicated: a problem with a second distinct decision or example id (redelivered copies of one id are
+  at-least-once delivery, recognised downstream by id, and counted apart as copies);
+* contradicting: two records with one id but different content, an example its decision did not choose, or an
+  outcome that differs from the fault-free run's (which problems are curated, with which solution).
 
 `make test` runs FAULT_TRIALS trials (default 3); `make test-faults` runs FAULT_TRIALS_PER_STAGE per stage.
 """
@@ -16,165 +14,26 @@ from __future__ import annotations
 
 import os
 import random
-import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass
 
 import pytest
 
-from learnerfit.domain import topics
-from learnerfit.local.processes import channel
-from learnerfit.runtime.bus import Bus
-from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from tests.kafka_helpers import read_topic
-from tests.stacks import tiny_stack
+from tests.faults.batches import PROBLEMS, STAGES, kill_while_holding, submit, tally, wait_complete
 
-# The stages a batch passes through with the refine mode on (the trainer and registry are tried apart).
-STAGES = ("gateway", "generator", "reward_scorer", "drift_scorer", "refiner", "curator")
 SEED = int(os.environ.get("FAULT_SEED", "20261127"))
 PER_STAGE = int(os.environ.get("FAULT_TRIALS_PER_STAGE", "0"))
 TRIALS = [(stage, i) for stage in STAGES for i in range(PER_STAGE)] if PER_STAGE else \
     [(STAGES[(SEED + i) % len(STAGES)], i) for i in range(int(os.environ.get("FAULT_TRIALS", "3")))]
-PROBLEMS, SAMPLES = 6, 3
-EXPECTED = PROBLEMS * SAMPLES
-
-
-def _oracle_pending(s: records_pb2.BatchStatus) -> bool:
-    return s.oracle_expected == 0 or s.oracle_scored + s.oracle_rejected < s.oracle_expected
-
-
-# When each stage holds work, read off the batch's progress: the kill lands inside this window.
-HOLDING = {
-    "gateway": lambda s: s.samples_generated < EXPECTED,
-    "generator": lambda s: s.samples_generated < EXPECTED,
-    "reward_scorer": lambda s: 0 < s.samples_generated and s.samples_scored < EXPECTED,
-    "drift_scorer": lambda s: 0 < s.samples_generated and s.samples_scored < EXPECTED,
-    "refiner": lambda s: 0 < s.samples_scored and _oracle_pending(s),
-    "curator": lambda s: 0 < s.samples_scored and s.problems_decided < PROBLEMS,
-}
-
-
-@pytest.fixture(scope="module")
-def stack(tiny_solver, tmp_path_factory):
-    local = tiny_stack(tmp_path_factory.mktemp("stack"), tiny_solver, tmp_path_factory.mktemp("registry"),
-                       tmp_path_factory.mktemp("registry-served"))
-    local.start()
-    yield local
-    local.stop()
-
-
-def _problems(tag: str) -> list[records_pb2.Problem]:
-    """0 + 1 ... 5 + 1: the tiny learner gets 1 + 1 right; the others are decided uncurated."""
-    return [records_pb2.Problem(question=f"Calculate {i} + 1.", reference_answer=str(i + 1), source=f"{tag}#{i}")
-            for i in range(PROBLEMS)]
-
-
-def _submit(stack, tag: str) -> str:
-    gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
-    request = services_pb2.SubmitBatchRequest(
-        problems=_problems(tag), sampling=records_pb2.SamplingSpec(samples_per_problem=SAMPLES, max_new_tokens=16,
-                                                                   seed=3),
-        oracle_modes=[records_pb2.ORACLE_MODE_REFINE])
-    deadline = time.monotonic() + 60
-    while True:  # the gateway itself may be the one down: a client retries UNAVAILABLE
-        try:
-            return gateway.SubmitBatch(request, timeout=10).batch_id
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-            gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
-
-
-def _wait_complete(stack, batch_id: str, timeout_s: float = 240) -> records_pb2.BatchStatus:
-    deadline = time.monotonic() + timeout_s
-    status = None
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        try:
-            gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
-            status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
-            if status.state == records_pb2.BATCH_STATE_COMPLETE:
-                return status
-        except Exception:
-            pass  # a restarted gateway folding the topics back
-        time.sleep(0.5)
-    raise AssertionError(f"batch {batch_id} not complete in {timeout_s}s: {status}")
-
-
-def _records(stack, batch_id: str) -> tuple[dict[str, list], dict[str, list]]:
-    """The batch's decision and example records as they are on the topics (copies included), by problem id."""
-    bus = Bus(stack.state.bootstrap_servers, client_id="fault-trials")
-    try:
-        decisions = [records_pb2.CurationDecision.FromString(r.value) for r in read_topic(bus, topics.DECISIONS)]
-        examples = [records_pb2.CuratedExample.FromString(r.value) for r in read_topic(bus, topics.CURATED)]
-    finally:
-        bus.close()
-    by_problem: tuple[dict[str, list], dict[str, list]] = (defaultdict(list), defaultdict(list))
-    for record in decisions:
-        if record.batch_id == batch_id:
-            by_problem[0][record.problem_id].append(record)
-    for record in examples:
-        if record.batch_id == batch_id:
-            by_problem[1][record.problem_id].append(record)
-    return by_problem
-
-
-def _tally(stack, batch_id: str) -> dict:
-    decisions, examples = _records(stack, batch_id)
-    counts = Counter(lost=PROBLEMS - len(decisions) + len(examples.keys() - decisions.keys()))
-    for problem_id, copies in decisions.items():
-        made = examples.get(problem_id, [])
-        counts["duplicated"] += len({d.id for d in copies}) - 1 + max(0, len({e.id for e in made}) - 1)
-        counts["copies"] += len(copies) - len({d.id for d in copies}) + len(made) - len({e.id for e in made})
-        # One id, one content: the same decision however often it was published.
-        counts["contradicting"] += len({(d.id, d.curated, d.chosen_trajectory_id) for d in copies}) - len(
-            {d.id for d in copies})
-        counts["contradicting"] += len({(e.id, e.trajectory_id, e.messages[-1].content) for e in made}) - len(
-            {e.id for e in made})
-        decision = copies[0]
-        if decision.curated and not made:
-            counts["lost"] += 1
-        elif made and (not decision.curated or made[0].trajectory_id != decision.chosen_trajectory_id):
-            counts["contradicting"] += 1
-    curated = sorted((e[0].messages[-2].content, e[0].messages[-1].content) for e in examples.values())
-    return {"lost": counts["lost"], "duplicated": counts["duplicated"], "contradicting": counts["contradicting"],
-            "copies": counts["copies"], "decided": len(decisions), "curated": curated}
-
-
-@pytest.fixture(scope="module")
-def reference(stack):
-    """The same problems without a fault."""
-    started = time.monotonic()
-    batch_id = _submit(stack, "reference")
-    _wait_complete(stack, batch_id)
-    tally = _tally(stack, batch_id)
-    assert tally["curated"], "the reference curates nothing: the trials would compare nothing"
-    tally["duration_s"] = time.monotonic() - started
-    return tally
 
 
 @pytest.mark.parametrize(("stage", "trial"), TRIALS, ids=[f"{s}-{i}" for s, i in TRIALS])
 def test_a_stage_killed_mid_stream_loses_nothing_and_decides_nothing_twice(stack, reference, stage, trial):
     rng = random.Random(f"{SEED}-{stage}-{trial}")
     jitter_s = rng.uniform(0.0, 0.1)  # a seeded moment inside the window in which the stage holds work
-    batch_id = _submit(stack, f"trial-{stage}-{trial}")
-    started = time.monotonic()
-    gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
-    status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
-    while not HOLDING[stage](status):
-        assert status.state == records_pb2.BATCH_STATE_RUNNING and time.monotonic() - started < 60, \
-            f"{stage} never held work: {status}"
-        time.sleep(0.02)
-        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
-    time.sleep(jitter_s)
-    at_kill = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
-    assert HOLDING[stage](at_kill), f"the window passed before the kill: {at_kill}"
-    delay_s = time.monotonic() - started
-    stack.kill(stage)
+    batch_id = submit(stack, f"trial-{stage}-{trial}")
+    at_kill, delay_s = kill_while_holding(stack, stage, stage, batch_id, jitter_s)
     stack.restart(stage)
-    _wait_complete(stack, batch_id)
-    got = _tally(stack, batch_id)
+    wait_complete(stack, batch_id)
+    got = tally(stack, batch_id)
     print(f"trial {stage}#{trial}: killed after {delay_s:.1f}s (generated {at_kill.samples_generated}, scored "
           f"{at_kill.samples_scored}, decided {at_kill.problems_decided} of {PROBLEMS}); {got}")
     assert (got["lost"], got["duplicated"], got["contradicting"]) == (0, 0, 0), got

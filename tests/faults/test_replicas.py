@@ -1,0 +1,63 @@
+"""Stages as replicas in one consumer group, through rebalances. A second reward scorer and a second curator join
+and share the partitions; the original curator is SIGKILLed while it holds candidates (its partitions move to the
+replica); a third curator joins while a batch flows. What comes out each time is what one replica of each makes of
+the same problems without a fault: nothing lost, nothing decided twice."""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from pathlib import Path
+
+from tests.faults.batches import PROBLEMS, kill_while_holding, submit, tally, wait_complete
+
+_ASSIGNED = re.compile(r"partitions assigned: (\[[^\]]*\])")
+
+
+def _assignments(stack, name: str) -> list[list[str]]:
+    """Every assignment the process logged, oldest first."""
+    text = Path(stack.state.services[name].log).read_text(errors="replace")
+    return [ast.literal_eval(m.group(1)) for m in _ASSIGNED.finditer(text)]
+
+
+def _wait_shared(stack, names: tuple[str, ...], timeout_s: float = 60) -> None:
+    """Until each process's newest assignment is non-empty and together they hold each partition once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        newest = [(_assignments(stack, n) or [[]])[-1] for n in names]
+        held = [p for partitions in newest for p in partitions]
+        if all(newest) and len(held) == len(set(held)) == 8:  # scored and oracle-rejected, 4 partitions each
+            return
+        assert time.monotonic() < deadline, f"the group did not settle: {dict(zip(names, newest, strict=True))}"
+        time.sleep(0.5)
+
+
+def test_replicas_of_a_scorer_and_the_curator_share_the_work_through_rebalances(stack, reference):
+    added: list[str] = []
+    outcomes = []
+    try:
+        added += [stack.add_replica("reward_scorer"), stack.add_replica("curator")]
+        _wait_shared(stack, ("curator", added[1]))
+
+        first = submit(stack, "replicas-1")
+        at_kill, _ = kill_while_holding(stack, "curator", "curator", first, jitter_s=0.05)
+        wait_complete(stack, first)
+        outcomes.append(tally(stack, first))
+        # The survivor took the killed curator's partitions once its session ran out.
+        assert sorted(_assignments(stack, added[1])[-1]) == sorted(
+            f"{topic}/{p}" for topic in ("oracle-rejected", "scored") for p in range(4))
+
+        second = submit(stack, "replicas-2")
+        added.append(stack.add_replica("curator"))  # joins while the batch flows
+        wait_complete(stack, second)
+        outcomes.append(tally(stack, second))
+    finally:
+        for name in added:
+            stack.kill(name)
+        if "curator" not in stack.processes:
+            stack.restart("curator")
+    for outcome in outcomes:
+        assert (outcome["lost"], outcome["duplicated"], outcome["contradicting"]) == (0, 0, 0), outcome
+        assert outcome["decided"] == PROBLEMS and outcome["curated"] == reference["curated"]
+    assert 0 < at_kill.samples_scored and at_kill.problems_decided < PROBLEMS
