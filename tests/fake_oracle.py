@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOracle:
-    """Answers each POST with the next scripted (status, body, headers, delay); then with a normal completion."""
+    """Answers each POST with the next scripted (status, body, headers, delay), a body of None being the normal
+    completion; then with a normal completion."""
 
     def __init__(self, responder: Callable[[dict, int], tuple[str, str]] | None = None):
         # responder(body, choice index) -> (content, finish_reason); default echoes the question.
@@ -37,7 +38,8 @@ class FakeOracle:
                     oracle.in_flight += 1
                     oracle.max_in_flight = max(oracle.max_in_flight, oracle.in_flight)
                     status, reply, headers, delay = oracle.script.pop(0) if oracle.script else (
-                        200, oracle.completion(body), {}, oracle.delay_s)
+                        200, None, {}, oracle.delay_s)
+                    reply = oracle.completion(body) if reply is None else reply  # None: the normal answer
                     oracle.lock.notify_all()
                     oracle.lock.wait_for(lambda: oracle.in_flight >= oracle.gate, timeout=10)
                 try:

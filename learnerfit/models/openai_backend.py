@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams
+from learnerfit.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ class OracleRequestError(RuntimeError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class OracleUnavailable(OracleRequestError, Unavailable):
+    """The endpoint kept answering 429/5xx or refusing connections through every retry: down for now. A stage
+    retries the record later (its own retry budget) before giving up on it."""
 
 
 class OpenAIChatGenerator:
@@ -94,7 +100,7 @@ class OpenAIChatGenerator:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 failure, status = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", None
             if attempt == self.max_retries:
-                raise OracleRequestError(f"{self.url} failed after {attempt + 1} attempts; last: {failure}", status)
+                raise OracleUnavailable(f"{self.url} failed after {attempt + 1} attempts; last: {failure}", status)
             delay = _retry_delay(retry_after) or min(self.max_backoff_s, self.backoff_s * 2**attempt)
             log.warning("oracle request failed (%s); retry %d/%d in %.1fs", failure, attempt + 1, self.max_retries,
                         delay)

@@ -121,3 +121,33 @@ def test_the_stage_takes_learner_samples_and_routes_rejects_to_their_own_topic(o
         (records_pb2.ORIGIN_ORACLE_REFINED, inputs[0].id), (records_pb2.ORIGIN_ORACLE_SYNTHESIZED, "")]
     assert [(t.parent_id, t.rejection.guardrail, t.rejection.detail) for t in rejected] == [
         (inputs[2].id, "answer_not_verified", "'7' differs from '6'")]
+
+
+def test_an_oracle_that_is_down_then_back_delays_records_and_one_down_past_the_retry_budget_dead_letters_them(broker):
+    """Refusing, then slow, then back: the records wait and complete. Down past the stage's retry budget: each is
+    dead-lettered once, as transient, with the endpoint's last answer."""
+    from tests.kafka_helpers import dead_letters
+
+    oracle = FakeOracle(_responder)
+    try:
+        oracle.script = [(503, {"error": {"message": "overloaded"}}, {}, 0.0)] * 4 + [(200, None, {}, 1.5)]
+        trace = _learner_trace("Calculate 2 + 3.", "2 + 3 = 5\nFinal answer: 5")
+        stage = {"max_wait_s": 0.2, "retry_budget_s": 60, "retry_initial_s": 0.2, "retry_max_s": 1}
+        with running(SPEC, broker, oracle=_oracle_settings(oracle), stage=stage) as (_, _stub, bus):
+            bus.publish([(topics.SCORED, trace)])
+            accepted = read_topic(bus, topics.TRAJECTORIES, at_least=2, timeout_s=60)
+            assert dead_letters(bus, timeout_s=1) == []
+        assert len(accepted) == 2  # refined and synthesized, once each
+        assert len(oracle.requests) >= 5  # four refusals before the endpoint came back
+
+        oracle.script = [(503, {"error": {"message": "overloaded"}}, {}, 0.0)] * 1000
+        down = _learner_trace("Calculate 2 + 3.", "2 + 3 = 5\nFinal answer: 5", batch="b-down")
+        stage = {"max_wait_s": 0.2, "retry_budget_s": 2, "retry_initial_s": 0.2, "retry_max_s": 0.5}
+        with running(SPEC, broker, oracle=_oracle_settings(oracle), stage=stage) as (_, _stub, bus):
+            bus.publish([(topics.SCORED, down)])
+            [letter] = dead_letters(bus, at_least=1, timeout_s=60)
+            assert read_topic(bus, topics.TRAJECTORIES, timeout_s=1) == []
+    finally:
+        oracle.close()
+    assert letter.transient and letter.stage == "refiner" and letter.record_id == down.id
+    assert "503: overloaded" in letter.reason and letter.attempts > 1
