@@ -1,5 +1,5 @@
-"""The `learnerfit` command: run the local stack, submit problems, follow batches, export curated data, list
-checkpoints, dead letters and prompts. One module per command group; each registers its commands here."""
+"""The `learnerfit` command: run the local stack (once, or as a continuous stream), submit problems, follow
+batches, export curated data, list checkpoints, dead letters and prompts. One module per command group; each registers its commands here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from learnerfit.cli import batches, checkpoints, dead_letters, prompts, stack
+from learnerfit.cli import batches, checkpoints, dead_letters, prompts, stack, stream
 from learnerfit.cli.output import say
 from learnerfit.domain.problems import ProblemSourceError
 from learnerfit.errors import LearnerFitError
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--dir", default=argparse.SUPPRESS, help="local stack state, logs and runs "
                                                                  f"(default: {DEFAULT_DIR})")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (stack, batches, checkpoints, dead_letters, prompts):
+    for group in (stack, stream, batches, checkpoints, dead_letters, prompts):
         group.register(commands, common)
     return parser
 

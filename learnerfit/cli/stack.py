@@ -144,8 +144,18 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
 
 
-def register(commands, common: argparse.ArgumentParser) -> None:
+def add_training_options(parser: argparse.ArgumentParser) -> None:
     train = TrainSettings()
+    group = parser.add_argument_group("training (the trainer service)")
+    group.add_argument("--loss-type", choices=["dft", "nll"], default=train.loss_type,
+                       help="training loss (default: %(default)s)")
+    group.add_argument("--eval-problems", type=int, default=train.eval_problems,
+                       help="held-out problems per checkpoint eval (default: %(default)s)")
+    group.add_argument("--eval-k", type=int, default=train.eval_k,
+                       help="samples per held-out problem: Avg@k (default: %(default)s)")
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
     run = commands.add_parser("run", parents=[common], help="start the stack, curate one batch end to end, export it, "
                                                             "stop",
                               description="Starts broker and services, submits a batch, shows progress, prints a "
@@ -157,12 +167,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
                      help="closed loop: R rounds of sample -> score -> curate -> train (the trainer service) -> "
                           "evaluate; the generator and drift scorer follow each announced checkpoint (default: "
                           "%(default)s, no training)")
-    run.add_argument("--loss-type", choices=["dft", "nll"], default=train.loss_type,
-                     help="training loss (default: %(default)s)")
-    run.add_argument("--eval-problems", type=int, default=train.eval_problems,
-                     help="held-out problems per checkpoint eval (default: %(default)s)")
-    run.add_argument("--eval-k", type=int, default=train.eval_k,
-                     help="samples per held-out problem: Avg@k (default: %(default)s)")
+    add_training_options(run)
     run.add_argument("--output", help="JSONL path, or .parquet for Parquet (default: <dir>/runs/<batch>.jsonl)")
     run.set_defaults(func=cmd_run)
 

@@ -3,6 +3,7 @@ stopping."""
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -11,7 +12,25 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
+    """A loopback port free now, never one handed out before by this process, and below the kernel's ephemeral
+    range (32768 and up on Linux): a port from bind(0) can be taken by some process's outgoing connection (a Kafka
+    client's, say) before the service that was given it binds it."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

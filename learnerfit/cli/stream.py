@@ -1,0 +1,208 @@
+"""`learnerfit stream`: continuous curation on the local stack, until stopped.
+
+Problems flow in from a source (a reasoning-gym family, generated afresh chunk by
+chunk, or a JSONL file read once) at a set rate, or as fast as the pipeline takes
+them (a bounded number of chunks in flight). Each chunk is a gateway batch; the
+trainer trains every `--train-every` curated examples, registers the checkpoint and
+announces it, and the learner services follow it. A rolling line says how it goes:
+problems per minute, learner accuracy per checkpoint (read off the `scored` topic),
+curated, dead-lettered, and the problems still in flight. Ctrl-C (or SIGTERM, or
+`--duration`) stops the intake, drains what is in flight, and stops the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from learnerfit.cli.batches import add_problem_options, problems, submit_request
+from learnerfit.cli.output import console, say
+from learnerfit.cli.stack import add_stack_options, add_training_options, make_stack, prepare_models
+from learnerfit.domain import topics
+from learnerfit.domain.problems import from_jsonl
+from learnerfit.errors import InvalidInput
+from learnerfit.local.processes import channel
+from learnerfit.runtime.app import DEAD_LETTER
+from learnerfit.runtime.bus import Bus
+from learnerfit.runtime.follow import TopicFollower
+from learnerfit.v1 import records_pb2, runtime_pb2, services_pb2, services_pb2_grpc
+
+
+def chunks(args: argparse.Namespace) -> Iterator[list[records_pb2.Problem]]:
+    """--count problems at a time: a family with the next seed each time (endless), or a file once through."""
+    if args.file:
+        every = from_jsonl(Path(args.file))
+        yield from (every[i : i + args.count] for i in range(0, len(every), args.count))
+        return
+    offset = 0
+    while True:
+        yield problems(args, seed_offset=offset)
+        offset += 1
+
+
+class StreamTally:
+    """What the stream has done, folded from the pipeline's topics: learner samples by checkpoint, curated
+    examples, dead letters (each counted once by id)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, dict[str, bool]] = defaultdict(dict)  # checkpoint -> sample id -> correct
+        self.curated: set[str] = set()
+        self.dead: set[str] = set()
+        self.lock = threading.Lock()
+
+    def fold(self, message) -> None:
+        with self.lock:
+            if isinstance(message, records_pb2.Trajectory):
+                if message.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and message.scores.verdict:
+                    self.samples[message.checkpoint or "base"][message.id] = (
+                        message.scores.verdict == records_pb2.VERDICT_CORRECT)
+            elif isinstance(message, records_pb2.CuratedExample):
+                self.curated.add(message.id)
+            elif isinstance(message, runtime_pb2.DeadLetter):
+                self.dead.add(message.id)
+
+    def accuracy(self) -> str:
+        with self.lock:
+            return " · ".join(f"{version} {sum(s.values()) / len(s):.2f} ({len(s)})"
+                              for version, s in sorted(self.samples.items(), key=lambda kv: _order(kv[0]))) or "-"
+
+
+def _order(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else 0  # base first, then v1, v2, ...
+
+
+class Stream:
+    def __init__(self, args: argparse.Namespace, gateway: services_pb2_grpc.GatewayStub, tally: StreamTally,
+                 check_alive=lambda: None):
+        self.args, self.gateway, self.tally, self.check_alive = args, gateway, tally, check_alive
+        self.in_flight: dict[str, int] = {}  # batch id -> problems
+        self.submitted = self.settled = self.failed = 0
+        self.started = time.monotonic()
+        self._source = chunks(args)
+        self._next_submit = self.started
+        self._exhausted = False
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return (f"[{elapsed:7.1f}s] problems/min {self.settled / max(elapsed, 1e-9) * 60:5.1f} · submitted "
+                f"{self.submitted} · settled {self.settled} · in flight {self.submitted - self.settled} · curated "
+                f"{len(self.tally.curated)} · dead-lettered {len(self.tally.dead)} · learner accuracy by "
+                f"checkpoint: {self.tally.accuracy()}")
+
+    def run(self, stop: threading.Event) -> None:
+        """Feeds and follows until `stop`, the --duration, or the end of a file source; then drains."""
+        last_line = 0.0
+        while not stop.is_set() and not self._done_feeding():
+            self._feed()
+            self._collect()
+            if time.monotonic() - last_line >= self.args.report_every:
+                console.print(self.line(), highlight=False, soft_wrap=True)
+                last_line = time.monotonic()
+            stop.wait(0.5)
+        say(f"draining {len(self.in_flight)} batches in flight (up to {self.args.drain_timeout:.0f}s)")
+        deadline = time.monotonic() + self.args.drain_timeout
+        while self.in_flight and time.monotonic() < deadline:
+            self._collect()
+            time.sleep(0.5)
+        console.print(self.line(), highlight=False, soft_wrap=True)
+        if self.in_flight:
+            say(f"{len(self.in_flight)} batches still running after the drain timeout: {', '.join(self.in_flight)}")
+
+    def _done_feeding(self) -> bool:
+        out_of_time = self.args.duration and time.monotonic() - self.started >= self.args.duration
+        return bool(out_of_time) or (self._exhausted and not self.in_flight)
+
+    def _feed(self) -> None:
+        """Submits the next chunk when the rate allows and fewer than --max-in-flight batches are running."""
+        if self._exhausted or len(self.in_flight) >= self.args.max_in_flight or time.monotonic() < self._next_submit:
+            return
+        chunk = next(self._source, None)
+        if chunk is None:
+            self._exhausted = True
+            return
+        request = submit_request(self.args)
+        del request.problems[:]
+        request.problems.extend(chunk)
+        reply = self.gateway.SubmitBatch(request, timeout=60)
+        if not reply.already_submitted:
+            self.in_flight[reply.batch_id] = len(chunk)
+            self.submitted += len(chunk)
+        if self.args.rate:
+            self._next_submit = time.monotonic() + len(chunk) / self.args.rate * 60
+
+    def _collect(self) -> None:
+        self.check_alive()
+        for batch_id in list(self.in_flight):
+            status = self.gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=30)
+            if status.state == records_pb2.BATCH_STATE_COMPLETE:
+                self.settled += self.in_flight.pop(batch_id)
+                self.failed += status.problems_failed
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    if args.rate < 0 or args.max_in_flight < 1 or args.train_every < 1:
+        raise InvalidInput("--rate/--max-in-flight/--train-every", "rate must be >= 0, the others >= 1")
+    submit_request(args)  # bad options fail here, before anything starts
+    prepare_models(args.model)
+    stack = make_stack(args)
+    stack.config["trainer"]["train_every"] = args.train_every
+    stop = threading.Event()
+    try:
+        stack.start(on_progress=say)
+        say(f"stack up; streaming (Ctrl-C drains and stops); logs in {args.dir}/logs")
+        tally = StreamTally()
+        bus = Bus(stack.state.bootstrap_servers, client_id="learnerfit-stream")
+        follower = TopicFollower(bus, {topics.SCORED: records_pb2.Trajectory,
+                                       topics.CURATED: records_pb2.CuratedExample,
+                                       DEAD_LETTER: runtime_pb2.DeadLetter}, tally.fold)
+        following = threading.Thread(target=follower.run, args=(stop,), daemon=True)
+        following.start()
+        stream = Stream(args, services_pb2_grpc.GatewayStub(channel(stack.state.gateway)), tally, stack.check_alive)
+        try:
+            stream.run(stop)
+        except KeyboardInterrupt:
+            say("stopping the intake")
+            stream.run(_stopped())  # drain
+        stop.set()
+        following.join(timeout=10)
+        bus.close()
+    finally:
+        stop.set()
+        say("stopping the local stack")
+        stack.stop()
+    return 0
+
+
+def _stopped() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    stream = commands.add_parser(
+        "stream", parents=[common], help="continuous curation until stopped: problems in, curated examples and "
+                                         "checkpoints out",
+        description="Starts the stack and feeds it problems chunk by chunk (each chunk a batch); the trainer trains "
+                    "every --train-every curated examples and the learner follows each checkpoint. Prints a rolling "
+                    "line; Ctrl-C drains what is in flight and stops.")
+    add_stack_options(stream)
+    add_problem_options(stream)
+    add_training_options(stream)
+    stream.add_argument("--rate", type=float, default=0,
+                        help="problems per minute to feed (default: 0, as fast as the pipeline takes them)")
+    stream.add_argument("--max-in-flight", type=int, default=2,
+                        help="most batches (chunks of --count problems) running at once (default: %(default)s)")
+    stream.add_argument("--train-every", type=int, default=32,
+                        help="the trainer trains once this many curated examples arrived (default: %(default)s)")
+    stream.add_argument("--duration", type=float, default=0,
+                        help="stop feeding after this many seconds (default: 0, until Ctrl-C)")
+    stream.add_argument("--drain-timeout", type=float, default=300,
+                        help="after stopping, how long to wait for batches in flight (default: %(default)s)")
+    stream.add_argument("--report-every", type=float, default=10,
+                        help="seconds between rolling lines (default: %(default)s)")
+    stream.set_defaults(func=cmd_stream)
