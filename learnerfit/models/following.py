@@ -22,7 +22,7 @@ from learnerfit.v1 import records_pb2
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model")
-_VERSION = re.compile(r"^v([1-9]\d*)$")
+_VERSION = re.compile(r"^v([1-9]\d{0,8})$")
 
 
 def version_number(version: str) -> int:

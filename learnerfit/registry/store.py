@@ -21,7 +21,7 @@ from pathlib import Path
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
 
-_VERSION = re.compile(r"^v[1-9]\d*$")
+_VERSION = re.compile(r"^v[1-9]\d{0,8}$")  # at most 9 digits: a number SQLite and Python agree on
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     number      INTEGER PRIMARY KEY,

@@ -227,6 +227,9 @@ class Curator:
         decided = []
         for (batch_id, _), candidates in by_problem.items():
             problem = candidates[0].problem
+            if not policy and problem.curation_policy:
+                where = next(i for i, t in enumerate(trajectories) if t.problem.id == problem.id)
+                check_policy(problem.curation_policy, f"trajectories[{where}].problem.curation_policy")
             learner_ppls = [t.scores.ppl for t in trajectories if t.problem.batch_id == batch_id
                             and t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and t.scores.HasField("ppl")]
             decided.append(decide(problem, sorted(candidates, key=_order),

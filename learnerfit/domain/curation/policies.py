@@ -102,4 +102,4 @@ DEFAULT_POLICY = "rejection_sampling"
 
 def check_policy(name: str, field: str) -> None:
     if name not in POLICIES:
-        raise InvalidInput(field, f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}")
+        raise InvalidInput(field, f"unknown policy {name[:80]!r}; known: {', '.join(sorted(POLICIES))}")
