@@ -43,6 +43,9 @@ class GatewaySettings(ServiceSettings):
                                                   "0: grpc.workers - 2.")
     keep_finished_batches: int = Field(1000, ge=1, description="Finished batches kept for GetBatch and "
                                                                "StreamResults; older ones are let go.")
+    max_live_batches: int = Field(10_000, ge=1, description="Most batches running at once; SubmitBatch is refused "
+                                                            "(RESOURCE_EXHAUSTED) past it, so memory stays bounded "
+                                                            "when the pipeline falls behind.")
     sampling: SamplingDefaults = SamplingDefaults()
     intake: IntakeLimits = IntakeLimits()
 
@@ -60,6 +63,7 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
     ledger = BatchLedger(settings.keep_finished_batches)
     watch_state("gateway", ledger.sizes)
     streams = threading.BoundedSemaphore(settings.max_streams)
+    admitting = threading.Lock()
 
     def status(batch_id: str) -> records_pb2.BatchStatus:
         if not batch_id:
@@ -76,18 +80,23 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
     def submit(request: services_pb2.SubmitBatchRequest) -> services_pb2.SubmitBatchResponse:
         batch_id, problems = prepare_batch(request, settings.intake, settings.sampling, settings.default_policy)
         reply = services_pb2.SubmitBatchResponse(batch_id=batch_id, problem_ids=[p.id for p in problems])
-        if ledger.knows(batch_id):
-            reply.already_submitted = True
-        else:
-            try:
-                context.bus.publish((topics.PROBLEMS, p) for p in problems)
-            except PublishError as exc:
-                # Nothing is recorded as accepted: the client's retry publishes again, and the
-                # problems' stable ids let the generator drop any that did get through.
-                raise Unavailable(f"could not publish the batch, retry: {exc}") from exc
-            for problem in problems:
-                ledger.apply(problem)
-            log.info("accepted batch %s with %d problems", batch_id, len(problems), extra={"batch_id": batch_id})
+        with admitting:  # one admission at a time: the live-batch bound holds under concurrent submissions
+            if ledger.knows(batch_id):
+                reply.already_submitted = True
+            else:
+                live = ledger.sizes()["live_batches"]
+                if live >= settings.max_live_batches:
+                    raise LimitExceeded(f"{live} batches are running, the most this gateway takes (setting "
+                                        "max_live_batches); retry once some have finished")
+                try:
+                    context.bus.publish((topics.PROBLEMS, p) for p in problems)
+                except PublishError as exc:
+                    # Nothing is recorded as accepted: the client's retry publishes again, and the
+                    # problems' stable ids let the generator drop any that did get through.
+                    raise Unavailable(f"could not publish the batch, retry: {exc}") from exc
+                for problem in problems:
+                    ledger.apply(problem)
+                log.info("accepted batch %s with %d problems", batch_id, len(problems), extra={"batch_id": batch_id})
         reply.status.CopyFrom(status(batch_id))
         return reply
 
