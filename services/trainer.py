@@ -34,7 +34,13 @@ class TrainerSettings(ServiceSettings):
 
 
 def build(settings: TrainerSettings, context: Context) -> Parts:
-    trainer = ContinuousTrainer(CheckpointRegistry(settings.registry_dir), settings.train, settings.train_every)
+    registry = CheckpointRegistry(settings.registry_dir)
+    trainer = ContinuousTrainer(registry, settings.train, settings.train_every)
+    newest = registry.latest()
+    if newest is not None:
+        # Announced again at start: a trainer killed between registering and announcing must not leave the learner
+        # services on an older checkpoint (an announcement they have seen is recognised by its version).
+        context.bus.publish([(topics.CHECKPOINTS, newest)])
 
     def train(request: services_pb2.TrainRequest) -> services_pb2.TrainResponse:
         if request.batch_id:

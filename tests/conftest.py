@@ -63,3 +63,23 @@ def reward_model_dir() -> Path:
     from trainer.reward_model import ensure_reward_model
 
     return ensure_reward_model(default_cache_dir())
+
+
+# The longest question the reward scorer of the shared tiny stack takes: shorter than the gateway's limit, so a long
+# question passes intake and generation and its samples are dead-lettered at scoring (a permanent failure mid-way).
+LONGEST_SCORED_QUESTION = 60
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_solver, tmp_path_factory):
+    """The local stack with the tiny learner, every service a process, 4 partitions per topic (so stages can run
+    as replicas); shared by the end-to-end and fault tests, which put it back as they found it."""
+    from tests.stacks import tiny_stack
+
+    local = tiny_stack(tmp_path_factory.mktemp("stack"), tiny_solver, tmp_path_factory.mktemp("registry"),
+                       tmp_path_factory.mktemp("registry-served"),
+                       reward_scorer={"intake": {"max_question_chars": LONGEST_SCORED_QUESTION}})
+    local.common = {"bus": {"topic_partitions": 4}}
+    local.start()
+    yield local
+    local.stop()

@@ -1,5 +1,6 @@
 """The `learnerfit` command: run the local stack (once, or as a continuous stream), submit problems, follow
-batches, export curated data, list checkpoints, dead letters and prompts. One module per command group; each registers its commands here."""
+batches, export curated data, list checkpoints, dead letters and prompts. One module per command group; each
+registers its commands here."""
 
 from __future__ import annotations
 

@@ -72,8 +72,8 @@ def _fixed_value(letter: runtime_pb2.DeadLetter, path: Path) -> bytes:
 
 
 def replay(bus: Bus, letter: runtime_pb2.DeadLetter, value: bytes | None = None) -> None:
-    headers = [(name, text.encode()) for name, text in ((ID_HEADER, letter.record_id), (TYPE_HEADER, letter.record_type))
-               if text]
+    named = ((ID_HEADER, letter.record_id), (TYPE_HEADER, letter.record_type))
+    headers = [(name, text.encode()) for name, text in named if text]
     bus.send_raw(letter.source_topic, letter.problem_id.encode() or None,
                  letter.value if value is None else value, headers).get(timeout=30)
 

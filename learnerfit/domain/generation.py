@@ -43,8 +43,9 @@ def _trajectory(problem: records_pb2.Problem, index: int, completion: Completion
                 checkpoint: str) -> records_pb2.Trajectory:
     origin = records_pb2.ORIGIN_LEARNER_SAMPLE
     return records_pb2.Trajectory(
-        # What defines the sample, not its text: a replayed problem yields the same ids.
-        id=stable_id("traj", problem.batch_id, problem.id, origin, model, checkpoint,
+        # What defines the sample, not its text, and not the checkpoint either: a problem replayed after the learner
+        # moved to a newer checkpoint yields the same ids, dropped downstream, not a second set of N samples.
+        id=stable_id("traj", problem.batch_id, problem.id, origin, model,
                      problem.sampling.SerializeToString(deterministic=True).hex(), index),
         problem=problem, origin=origin, model=model, checkpoint=checkpoint, text=completion.text,
         steps=split_steps(completion.text), sample_index=index, completion_tokens=completion.token_count,

@@ -4,7 +4,6 @@ learnerfit/models; which one runs underneath is a setting, never a branch in a s
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar

@@ -11,7 +11,6 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-
 _HANDED_OUT: set[int] = set()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server

@@ -329,7 +329,8 @@ class StageRunner:
         expected = self.stage.input_type.DESCRIPTOR.full_name
         declared = header(record, TYPE_HEADER)
         if declared is not None and declared != expected:
-            raise RecordFailed(f"record type {declared!r} on {record.topic}, stage {self.stage.name} expects {expected!r}")
+            raise RecordFailed(f"record type {declared!r} on {record.topic}, stage {self.stage.name} expects "
+                               f"{expected!r}")
         message = self.stage.input_type()
         try:
             message.ParseFromString(record.value or b"")

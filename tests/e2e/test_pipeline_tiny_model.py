@@ -16,23 +16,13 @@ from learnerfit.local.processes import channel
 from learnerfit.models.settings import REWARD_MINILM
 from learnerfit.runtime.bus import Bus
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from tests.conftest import LONGEST_SCORED_QUESTION
 from tests.kafka_helpers import read_topic
-from tests.stacks import tiny_stack
 
 
 @pytest.fixture(scope="module")
-def stack(tiny_solver, reward_model_dir, tmp_path_factory):
-    # The reward scorer takes shorter questions than the gateway does: a long question passes intake and
-    # generation, then its samples are dead-lettered at scoring, a permanent failure in the middle of the pipeline.
-    local = tiny_stack(tmp_path_factory.mktemp("stack"), tiny_solver, tmp_path_factory.mktemp("registry"),
-                       tmp_path_factory.mktemp("registry-served"),
-                       reward_scorer={"intake": {"max_question_chars": LONGEST_SCORED_QUESTION}})
-    local.start()
-    yield local
-    local.stop()
-
-
-LONGEST_SCORED_QUESTION = 60
+def stack(tiny_pipeline):
+    return tiny_pipeline
 
 
 def _stub(stack, service: str, stub_type):

@@ -1,22 +1,16 @@
-"""One local stack for the fault tests (the tiny learner; 4 partitions per topic, so stages can run as replicas),
-and the outcome of a batch run on it without a fault."""
+"""The fault tests run on the shared tiny stack (tests/conftest.py: tiny_pipeline); the outcome of a batch run on it
+without a fault is what each trial is compared with."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.faults.batches import submit, tally, wait_complete
-from tests.stacks import tiny_stack
 
 
 @pytest.fixture(scope="package")
-def stack(tiny_solver, tmp_path_factory):
-    local = tiny_stack(tmp_path_factory.mktemp("stack"), tiny_solver, tmp_path_factory.mktemp("registry"),
-                       tmp_path_factory.mktemp("registry-served"))
-    local.common = {"bus": {"topic_partitions": 4}}
-    local.start()
-    yield local
-    local.stop()
+def stack(tiny_pipeline):
+    return tiny_pipeline
 
 
 @pytest.fixture(scope="package")

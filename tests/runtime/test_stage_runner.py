@@ -9,11 +9,9 @@ import subprocess
 import sys
 import time
 
-from learnerfit.runtime import metrics
-import pytest
-
 from learnerfit.domain.intake import IntakeLimits, record_check
 from learnerfit.errors import Unavailable
+from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, header
 from learnerfit.runtime.runner import RetryPolicy, Stage, StageRunner
 from learnerfit.v1 import records_pb2

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from learnerfit.v1 import services_pb2
 from services import curator, drift_scorer, gateway, generator, refiner, registry, reward_scorer, style_aligner, trainer
 from tests.fake_oracle import FakeOracle
 from tests.protobuf_strategies import messages

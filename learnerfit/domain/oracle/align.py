@@ -58,9 +58,18 @@ class StyleAligner:
         self.recent.extend(t.text for t in learner if t.text.strip())
         card = self.style_card()
         rewrites = [t for t in learner if REWRITE in tasks(t)]
-        # One repair per problem: a solved copy of it is enough, and each repair costs three model calls.
-        repairs = [t for t in learner if REPAIR in tasks(t) and self._repaired.add((t.problem.batch_id, t.problem.id))]
-        return self.writer.write([self.rewrite_draft(t, card) for t in rewrites] + self.repair_drafts(repairs, card))
+        # One repair per problem (a solved copy of it is enough, and each repair costs three model calls): the first
+        # of its samples that asks for one and is not repaired yet.
+        chosen: dict[tuple[str, str], records_pb2.Trajectory] = {}
+        for t in learner:
+            key = (t.problem.batch_id, t.problem.id)
+            if REPAIR in tasks(t) and key not in self._repaired:
+                chosen.setdefault(key, t)
+        outputs = self.writer.write([self.rewrite_draft(t, card) for t in rewrites]
+                                    + self.repair_drafts(list(chosen.values()), card))
+        for key in chosen:  # marked only once the repair exists: a failed call is retried, not skipped
+            self._repaired.add(key)
+        return outputs
 
     # -- gRPC ------------------------------------------------------------------
 
