@@ -157,6 +157,7 @@ class StageRunner:
         self._committed: dict[TopicPartition, int] = {}
         self._consumer: KafkaConsumer | None = None
         self._rebalancing = False  # between a refused commit (or a revocation) and the next assignment
+        self._state = threading.Lock()  # guards the offsets above: the rebalance listener runs on another thread
 
     # -- the loop -----------------------------------------------------------
 
@@ -259,36 +260,40 @@ class StageRunner:
     def commit(self, records: Sequence[ConsumerRecord]) -> None:
         """Commits, per partition, up to the first input the stage still holds (or past the last one)."""
         held_now = self.stage.held_ids() if self.stage.held_ids else set()
-        dirty: set[TopicPartition] = set()
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self._position[tp] = record.offset + 1
-            dirty.add(tp)
-            rid = self._decoded_id(record)
-            if rid in held_now:
-                self._held.setdefault(tp, OrderedDict())[record.offset] = rid
-        for tp, held in self._held.items():
-            for offset in [o for o, rid in held.items() if rid not in held_now]:
-                del held[offset]
-                dirty.add(tp)
-        offsets = {}
-        for tp in dirty:
-            held = self._held.get(tp)
-            next_offset = next(iter(held)) if held else self._position[tp]
-            if self._committed.get(tp) != next_offset:
-                offsets[tp] = OffsetAndMetadata(next_offset, "", -1)
-        if offsets and not self._rebalancing:  # a commit now would be refused, and hold up the rejoin
-            try:
-                # Bounded: a commit retried through a rebalance would otherwise keep this consumer from rejoining.
-                self._require_consumer().commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
-            except KafkaError as exc:
-                # The group is rebalancing or rebalanced under us: tried again once it settled, or the new owner
-                # reads these inputs again and the outputs are recognised downstream by id.
-                self._rebalancing = isinstance(exc, (CommitFailedError, RebalanceInProgressError))
-                log.warning("commit not made (%s: %s); tried again later", type(exc).__name__, exc,
-                            extra={"stage": self.stage.name})
+        owned = self._require_consumer().assignment()
+        with self._state:  # the rebalance listener runs on the client's network thread
+            for record in records:
+                tp = TopicPartition(record.topic, record.partition)
+                if tp not in owned:
+                    continue  # moved to another replica meanwhile: the new owner reads it again
+                self._position[tp] = record.offset + 1
+                rid = self._decoded_id(record)
+                if rid in held_now:
+                    self._held.setdefault(tp, OrderedDict())[record.offset] = rid
+            for held in self._held.values():
+                for offset in [o for o, rid in held.items() if rid not in held_now]:
+                    del held[offset]
+            offsets = {}
+            for tp, position in self._position.items():  # every partition: one skipped earlier is committed now
+                held = self._held.get(tp)
+                next_offset = next(iter(held)) if held else position
+                if self._committed.get(tp) != next_offset:
+                    offsets[tp] = OffsetAndMetadata(next_offset, "", -1)
+            if not offsets or self._rebalancing:  # a commit now would be refused, and hold up the rejoin
                 return
-            self._committed.update({tp: meta.offset for tp, meta in offsets.items()})
+        try:
+            # Bounded: a commit retried through a rebalance would otherwise keep this consumer from rejoining.
+            self._require_consumer().commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+        except KafkaError as exc:
+            # The group is rebalancing or rebalanced under us: tried again once it settled, or the new owner
+            # reads these inputs again and the outputs are recognised downstream by id.
+            with self._state:
+                self._rebalancing = isinstance(exc, (CommitFailedError, RebalanceInProgressError))
+            log.warning("commit not made (%s: %s); tried again later", type(exc).__name__, exc,
+                        extra={"stage": self.stage.name})
+            return
+        with self._state:
+            self._committed.update({tp: meta.offset for tp, meta in offsets.items() if tp in self._position})
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -301,19 +306,21 @@ class StageRunner:
         """Before a partition moves: forget (and release) what the stage held there. What was processed since the
         last commit is read again by the new owner and recognised downstream by id. (No commit here: this runs on
         the client's network thread, and the group is already rebalancing.)"""
-        self._rebalancing = True
         released: set[str] = set()
-        for tp in partitions:
-            released.update((self._held.pop(tp, None) or {}).values())
-            self._position.pop(tp, None)
-            self._committed.pop(tp, None)
+        with self._state:
+            self._rebalancing = True
+            for tp in partitions:
+                released.update((self._held.pop(tp, None) or {}).values())
+                self._position.pop(tp, None)
+                self._committed.pop(tp, None)
         if released and self.stage.release is not None:
             self.stage.release(released)
         log.info("partitions revoked: %s (released %d held inputs)", sorted(f"{tp.topic}/{tp.partition}"
                  for tp in partitions), len(released), extra={"stage": self.stage.name})
 
     def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        self._rebalancing = False
+        with self._state:
+            self._rebalancing = False
         log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
                  extra={"stage": self.stage.name})
 
