@@ -29,8 +29,8 @@ TRIALS = [(stage, i) for stage in STAGES for i in range(PER_STAGE)] if PER_STAGE
 def test_a_stage_killed_mid_stream_loses_nothing_and_decides_nothing_twice(stack, reference, stage, trial):
     rng = random.Random(f"{SEED}-{stage}-{trial}")
     jitter_s = rng.uniform(0.0, 0.1)  # a seeded moment inside the window in which the stage holds work
-    batch_id = submit(stack, f"trial-{stage}-{trial}")
-    at_kill, delay_s = kill_while_holding(stack, stage, stage, batch_id, jitter_s)
+    batch_id, at_kill, delay_s = kill_while_holding(
+        stack, stage, stage, lambda attempt: submit(stack, f"trial-{SEED}-{stage}-{trial}-{attempt}"), jitter_s)
     stack.restart(stage)
     wait_complete(stack, batch_id)
     got = tally(stack, batch_id)

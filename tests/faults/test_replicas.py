@@ -40,8 +40,8 @@ def test_replicas_of_a_scorer_and_the_curator_share_the_work_through_rebalances(
         added += [stack.add_replica("reward_scorer"), stack.add_replica("curator")]
         _wait_shared(stack, ("curator", added[1]))
 
-        first = submit(stack, "replicas-1")
-        at_kill, _ = kill_while_holding(stack, "curator", "curator", first, jitter_s=0.05)
+        first, at_kill, _ = kill_while_holding(stack, "curator", "curator",
+                                               lambda attempt: submit(stack, f"replicas-1-{attempt}"), jitter_s=0.05)
         wait_complete(stack, first)
         outcomes.append(tally(stack, first))
         # The survivor takes the killed curator's partitions once its session runs out.
