@@ -15,7 +15,6 @@ from pathlib import Path
 
 from google.protobuf import json_format, message_factory, symbol_database
 from google.protobuf.message import Message
-from kafka import TopicPartition
 
 from learnerfit.cli.output import console, say, table
 from learnerfit.domain import topics
@@ -26,30 +25,10 @@ from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus
 from learnerfit.v1 import records_pb2, runtime_pb2
 
 
-def _read(bus: Bus, topic: str) -> list[bytes]:
-    """Every record value on `topic`, from the beginning up to now."""
-    reader = bus.reader()
-    try:
-        name = bus.topic(topic)
-        partitions = [TopicPartition(name, p) for p in sorted(reader.partitions_for_topic(name) or ())]
-        if not partitions:
-            return []
-        reader.assign(partitions)
-        reader.seek_to_beginning(*partitions)
-        ends = reader.end_offsets(partitions)
-        values: list[bytes] = []
-        while any(reader.position(tp) < ends[tp] for tp in partitions):
-            for records in reader.poll(timeout_ms=500).values():
-                values.extend(r.value for r in records)
-        return values
-    finally:
-        reader.close()
-
-
 def dead_letters(bus: Bus, batch_id: str = "") -> list[runtime_pb2.DeadLetter]:
-    letters = [runtime_pb2.DeadLetter.FromString(v) for v in _read(bus, DEAD_LETTER)]
+    letters = [runtime_pb2.DeadLetter.FromString(v) for v in bus.read_all(DEAD_LETTER)]
     if batch_id:
-        problems = {p.id for p in map(records_pb2.Problem.FromString, _read(bus, topics.PROBLEMS))
+        problems = {p.id for p in map(records_pb2.Problem.FromString, bus.read_all(topics.PROBLEMS))
                     if p.batch_id == batch_id}
         letters = [letter for letter in letters if letter.problem_id in problems]
     return letters

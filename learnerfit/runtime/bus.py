@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
@@ -161,6 +161,25 @@ class Bus:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+
+    def read_all(self, topic: str) -> list[bytes]:
+        """Every record value on `topic`, from the beginning up to its end when called (outside any group)."""
+        reader = self.reader()
+        try:
+            name = self.topic(topic)
+            partitions = [TopicPartition(name, p) for p in sorted(reader.partitions_for_topic(name) or ())]
+            if not partitions:
+                return []
+            reader.assign(partitions)
+            reader.seek_to_beginning(*partitions)
+            ends = reader.end_offsets(partitions)
+            values: list[bytes] = []
+            while any(reader.position(tp) < ends[tp] for tp in partitions):
+                for records in reader.poll(timeout_ms=500).values():
+                    values.extend(r.value for r in records)
+            return values
+        finally:
+            reader.close()
 
     def close(self) -> None:
         if self._producer is not None:
