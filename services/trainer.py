@@ -47,7 +47,12 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
             trainer.wait_for(request.batch_id, request.min_examples, settings.wait_s)
         checkpoint = trainer.train_now()
         if checkpoint is None:
-            raise FailedPrecondition("no curated examples to train on")
+            # Asked for a batch the trainer already trained on (its every --train-every, or an earlier call):
+            # the call is answered by that checkpoint, so asking twice is safe.
+            done = trainer.newest_with(request.batch_id) if request.batch_id else None
+            if done is None:
+                raise FailedPrecondition("no curated examples to train on")
+            return services_pb2.TrainResponse(checkpoint=done)
         context.bus.publish([(topics.CHECKPOINTS, checkpoint)])  # announced, as the stage's checkpoints are
         return services_pb2.TrainResponse(checkpoint=checkpoint)
 

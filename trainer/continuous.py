@@ -78,6 +78,12 @@ class ContinuousTrainer:
                 raise FailedPrecondition(f"batch {batch_id}: {arrived()} of {count} curated examples reached the "
                                          f"trainer within {timeout_s:.0f}s")
 
+    def newest_with(self, batch_id: str) -> records_pb2.Checkpoint | None:
+        """The newest registered checkpoint trained on examples of `batch_id` (this process saw them arrive)."""
+        with self._changed:
+            ids = {eid for eid, batch in self._trained.items() if batch == batch_id}
+        return next((c for c in reversed(self.registry.list()) if ids.intersection(c.example_ids)), None)
+
     def train_now(self) -> records_pb2.Checkpoint | None:
         """Trains on every held example and registers the checkpoint; None when none is held."""
         with self._training:

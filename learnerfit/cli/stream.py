@@ -6,8 +6,11 @@ them (a bounded number of chunks in flight). Each chunk is a gateway batch; the
 trainer trains every `--train-every` curated examples, registers the checkpoint and
 announces it, and the learner services follow it. A rolling line says how it goes:
 problems per minute, learner accuracy per checkpoint (read off the `scored` topic),
-curated, dead-lettered, and the problems still in flight. Ctrl-C (or SIGTERM, or
-`--duration`) stops the intake, drains what is in flight, and stops the stack.
+curated, trained on, dead-lettered, and the problems still in flight. Ctrl-C (or
+SIGTERM, or `--duration`) stops the intake and drains: the batches in flight settle,
+then the trainer trains on every curated example no checkpoint holds yet (those past
+the last multiple of `--train-every` too), so nothing curated is left untrained when
+the stack stops.
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ def chunks(args: argparse.Namespace) -> Iterator[list[records_pb2.Problem]]:
 
 class StreamTally:
     """What the stream has done, folded from the pipeline's topics: learner samples by checkpoint, curated
-    examples, dead letters (each counted once by id)."""
+    examples, examples some checkpoint was trained on, dead letters (each counted once by id)."""
 
     def __init__(self) -> None:
         self.samples: dict[str, dict[str, bool]] = defaultdict(dict)  # checkpoint -> sample id -> correct
-        self.curated: set[str] = set()
+        self.curated: dict[str, str] = {}  # example id -> batch id
+        self.trained: set[str] = set()
         self.dead: set[str] = set()
         self.lock = threading.Lock()
 
@@ -61,9 +65,22 @@ class StreamTally:
                     self.samples[message.checkpoint or "base"][message.id] = (
                         message.scores.verdict == records_pb2.VERDICT_CORRECT)
             elif isinstance(message, records_pb2.CuratedExample):
-                self.curated.add(message.id)
+                self.curated[message.id] = message.batch_id
+            elif isinstance(message, records_pb2.Checkpoint):
+                self.trained.update(message.example_ids)
             elif isinstance(message, runtime_pb2.DeadLetter):
                 self.dead.add(message.id)
+
+    def untrained(self, curated_by_batch: dict[str, int]) -> dict[str, int]:
+        """Batches (id -> curated count) with a curated example no checkpoint seen so far holds, or not seen yet."""
+        with self.lock:
+            seen: dict[str, int] = defaultdict(int)
+            waiting = set()
+            for example_id, batch_id in self.curated.items():
+                seen[batch_id] += 1
+                if example_id not in self.trained:
+                    waiting.add(batch_id)
+            return {b: n for b, n in curated_by_batch.items() if n and (b in waiting or seen[b] < n)}
 
     def accuracy(self) -> str:
         with self.lock:
@@ -76,10 +93,12 @@ def _order(version: str) -> int:
 
 
 class Stream:
-    def __init__(self, args: argparse.Namespace, gateway: services_pb2_grpc.GatewayStub, tally: StreamTally,
-                 check_alive=lambda: None):
-        self.args, self.gateway, self.tally, self.check_alive = args, gateway, tally, check_alive
+    def __init__(self, args: argparse.Namespace, gateway: services_pb2_grpc.GatewayStub,
+                 trainer: services_pb2_grpc.TrainerStub, tally: StreamTally, check_alive=lambda: None):
+        self.args, self.gateway, self.trainer, self.tally = args, gateway, trainer, tally
+        self.check_alive = check_alive
         self.in_flight: dict[str, int] = {}  # batch id -> problems
+        self.curated_by_batch: dict[str, int] = {}  # settled batch id -> examples it curated
         self.submitted = self.settled = self.failed = 0
         self.started = time.monotonic()
         self._source = chunks(args)
@@ -90,7 +109,7 @@ class Stream:
         elapsed = time.monotonic() - self.started
         return (f"[{elapsed:7.1f}s] problems/min {self.settled / max(elapsed, 1e-9) * 60:5.1f} · submitted "
                 f"{self.submitted} · settled {self.settled} · in flight {self.submitted - self.settled} · curated "
-                f"{len(self.tally.curated)} · dead-lettered {len(self.tally.dead)} · learner accuracy by "
+                f"{len(self.tally.curated)} · trained on {len(self.tally.trained)} · dead-lettered {len(self.tally.dead)} · learner accuracy by "
                 f"checkpoint: {self.tally.accuracy()}")
 
     def run(self, stop: threading.Event) -> None:
@@ -108,9 +127,26 @@ class Stream:
         while self.in_flight and time.monotonic() < deadline:
             self._collect()
             time.sleep(0.5)
-        console.print(self.line(), highlight=False, soft_wrap=True)
         if self.in_flight:
             say(f"{len(self.in_flight)} batches still running after the drain timeout: {', '.join(self.in_flight)}")
+        self._train_the_rest(deadline)
+        console.print(self.line(), highlight=False, soft_wrap=True)
+
+    def _train_the_rest(self, deadline: float) -> None:
+        """The drain's last step: the trainer trains on the settled batches' curated examples no checkpoint holds
+        yet. A Train call names a batch and its count, so it waits for examples still on their way to the trainer,
+        and answers with the existing checkpoint when an earlier one already holds them."""
+        waiting = self.tally.untrained(self.curated_by_batch)
+        if not waiting:
+            return
+        say(f"the trainer trains on what the last checkpoint does not hold ({len(waiting)} batches)")
+        for batch_id, count in waiting.items():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                say(f"drain timeout: batches {', '.join(waiting)} may hold examples no checkpoint was trained on")
+                return
+            reply = self.trainer.Train(services_pb2.TrainRequest(batch_id=batch_id, min_examples=count), timeout=left)
+            self.tally.fold(reply.checkpoint)
 
     def _done_feeding(self) -> bool:
         out_of_time = self.args.duration and time.monotonic() - self.started >= self.args.duration
@@ -140,6 +176,7 @@ class Stream:
             status = self.gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=30)
             if status.state == records_pb2.BATCH_STATE_COMPLETE:
                 self.settled += self.in_flight.pop(batch_id)
+                self.curated_by_batch[batch_id] = status.curated
                 self.failed += status.problems_failed
 
 
@@ -158,10 +195,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
         bus = Bus(stack.state.bootstrap_servers, client_id="learnerfit-stream")
         follower = TopicFollower(bus, {topics.SCORED: records_pb2.Trajectory,
                                        topics.CURATED: records_pb2.CuratedExample,
+                                       topics.CHECKPOINTS: records_pb2.Checkpoint,
                                        DEAD_LETTER: runtime_pb2.DeadLetter}, tally.fold)
         following = threading.Thread(target=follower.run, args=(stop,), daemon=True)
         following.start()
-        stream = Stream(args, services_pb2_grpc.GatewayStub(channel(stack.state.gateway)), tally, stack.check_alive)
+        stream = Stream(args, services_pb2_grpc.GatewayStub(channel(stack.state.gateway)),
+                        services_pb2_grpc.TrainerStub(channel(stack.state.services["trainer"].grpc_target)), tally,
+                        stack.check_alive)
         try:
             stream.run(stop)
         except KeyboardInterrupt:
@@ -189,7 +229,8 @@ def register(commands, common: argparse.ArgumentParser) -> None:
                                          "checkpoints out",
         description="Starts the stack and feeds it problems chunk by chunk (each chunk a batch); the trainer trains "
                     "every --train-every curated examples and the learner follows each checkpoint. Prints a rolling "
-                    "line; Ctrl-C drains what is in flight and stops.")
+                    "line; Ctrl-C drains what is in flight (the batches, then the trainer on every curated example no "
+                    "checkpoint holds yet) and stops.")
     add_stack_options(stream)
     add_problem_options(stream)
     add_training_options(stream)
@@ -202,7 +243,8 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     stream.add_argument("--duration", type=float, default=0,
                         help="stop feeding after this many seconds (default: 0, until Ctrl-C)")
     stream.add_argument("--drain-timeout", type=float, default=300,
-                        help="after stopping, how long to wait for batches in flight (default: %(default)s)")
+                        help="after stopping, how long to wait for batches in flight and the trainer's last "
+                             "training (default: %(default)s)")
     stream.add_argument("--report-every", type=float, default=10,
                         help="seconds between rolling lines (default: %(default)s)")
     stream.set_defaults(func=cmd_stream)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from learnerfit.registry.store import CheckpointRegistry
+
 
 def _cli(stack_dir, *args, timeout=180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "learnerfit.cli", "--dir", str(stack_dir), *args],
@@ -99,7 +101,8 @@ def test_prompts_show_prints_the_templates_the_oracle_gets(tmp_path):
 
 def test_stream_feeds_chunks_trains_every_n_curated_and_drains_at_the_end(tiny_solver, tmp_path):
     """A file of 12 problems in chunks of 2, each chunk with a 1 + 1 the tiny learner gets right: curated examples
-    keep coming, the trainer trains every 2 of them, and the stream stops once the file is through and drained."""
+    keep coming, the trainer trains every 4 of them, and the stream stops once the file is through and drained:
+    the batches settled, and the 2 examples past the last multiple of 4 trained on too."""
     problems = tmp_path / "problems.jsonl"
     rows = [{"question": q, "answer": a} for i in range(6)
             for q, a in (("Calculate 1 + 1.", "2"), (f"Calculate {i + 2} + 1.", str(i + 3)))]
@@ -107,12 +110,14 @@ def test_stream_feeds_chunks_trains_every_n_curated_and_drains_at_the_end(tiny_s
     registry = tmp_path / "registry"
     stream = _cli(tmp_path / "stack", "stream", "--model", str(tiny_solver), "--registry", str(registry),
                   "--file", str(problems), "--count", "2", "--samples", "2", "--max-new-tokens", "16",
-                  "--train-every", "2", "--report-every", "1", "--eval-problems", "2", "--eval-k", "1",
+                  "--train-every", "4", "--report-every", "1", "--eval-problems", "2", "--eval-k", "1",
                   timeout=600)
     assert stream.returncode == 0, stream.stderr[-3000:]
     last = stream.stdout.strip().splitlines()[-1]
     assert "submitted 12 · settled 12 · in flight 0" in last, last
-    assert "curated 6" in last and "dead-lettered 0" in last, last
+    assert "curated 6 · trained on 6 · dead-lettered 0" in last, last
     assert "learner accuracy by checkpoint: base" in last
     listed = _cli(tmp_path, "checkpoints", "--registry", str(registry))
     assert "v1" in listed.stdout, listed.stdout + listed.stderr
+    trained = [eid for checkpoint in CheckpointRegistry(registry).list() for eid in checkpoint.example_ids]
+    assert len(trained) == len(set(trained)) == 6, "each curated example in exactly one checkpoint"

@@ -57,10 +57,12 @@ def test_a_train_call_waits_for_its_batch_trains_and_announces_what_it_registere
     with _trainer(broker, tiny_model, tmp_path, train_every=0) as (service, stub, bus):
         bus.publish((topics.CURATED, _example(i, batch="round-1")) for i in range(2))
         reply = stub.Train(services_pb2.TrainRequest(batch_id="round-1", min_examples=2), timeout=120)
+        again = stub.Train(services_pb2.TrainRequest(batch_id="round-1", min_examples=2), timeout=120)
         announced = [records_pb2.Checkpoint.FromString(r.value)
                      for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=30)]
     assert reply.checkpoint.version == "v1" and sorted(reply.checkpoint.example_ids) == ["example-0", "example-1"]
     assert announced == [reply.checkpoint]
+    assert again.checkpoint == reply.checkpoint, "asking again for a trained batch is answered, not trained twice"
 
 
 def test_a_train_call_for_examples_that_never_arrive_fails_with_what_is_missing(broker, tiny_model, tmp_path):
