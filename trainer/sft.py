@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 
-from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.errors import FailedPrecondition
+from learnerfit.registry.store import PICKLE_SUFFIXES, CheckpointRegistry
 from learnerfit.v1 import records_pb2
 from trainer.config import TrainSettings
 
@@ -43,45 +43,111 @@ def sft_rows(examples: Sequence[records_pb2.CuratedExample]) -> list[dict]:
     return rows
 
 
-def train(examples: Sequence[records_pb2.CuratedExample], base_model: str, out_dir: Path,
-          settings: TrainSettings = TrainSettings()) -> Path:
-    """Trains and saves to `out_dir` (adapter or full weights, safetensors, with the tokenizer)."""
-    import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+def starting_model(start: str, settings: TrainSettings, device: str):
+    """(tokenizer, model, peft_config, merge_after): what training starts from, chosen so that every registered
+    checkpoint, loaded as registered, is the model that was trained.
 
+    * an adapter checkpoint is trained further, the same adapter on the same base (so every adapter applies to the
+      base model alone, and vLLM can switch adapters per request on one base engine); for full fine-tuning it is
+      merged into the base first;
+    * the base model or a full checkpoint gets a new adapter (LoRA) or is trained whole. An adapter trained on a
+      full checkpoint is merged into it before registering (`merge_after`), since its base is not the base model.
+    """
     from learnerfit.models.transformers_backend import load_causal_lm
 
-    if not examples:
-        raise ValueError("no curated examples to train on")
-    torch.manual_seed(settings.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tokenizer, model = load_causal_lm(base_model, device=device, dtype="float32", trust_remote_code=False)
-    tokenizer.padding_side = "right"  # training pads on the right
-    model.train()
+    if (Path(start) / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        tokenizer, base = load_causal_lm(settings.base_model, device=device, dtype="float32", trust_remote_code=False)
+        model = PeftModel.from_pretrained(base, start, is_trainable=settings.lora)
+        if not settings.lora:
+            model = model.merge_and_unload()
+            model.requires_grad_(True)  # the adapter was loaded frozen; full fine-tuning trains every weight
+        return tokenizer, model, None, False
+    tokenizer, model = load_causal_lm(start, device=device, dtype="float32", trust_remote_code=False)
     peft_config = None
     if settings.lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=settings.lora_rank, lora_alpha=2 * settings.lora_rank, lora_dropout=0.0,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
-    config = SFTConfig(
-        output_dir=str(out_dir / "trainer-state"), num_train_epochs=settings.epochs,
-        learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
-        loss_type=settings.loss_type, max_length=settings.max_length, logging_steps=1, save_strategy="no",
-        report_to=[], seed=settings.seed, use_cpu=device == "cpu", disable_tqdm=True,
-        bf16=False, activation_checkpointing=False,  # TRL turns both on; on CPU they cost far more than they save
-    )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(sft_rows(examples)),
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[_progress_metrics_callback()])
-    result = trainer.train()
+    return tokenizer, model, peft_config, settings.lora and start != settings.base_model
+
+
+def fine_tune(examples: Sequence[records_pb2.CuratedExample], start: str, settings: TrainSettings = TrainSettings()):
+    """(tokenizer, trained model in memory, metrics). `start` is the base model, or a registered checkpoint's folder
+    trained from it."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if not examples:
+        raise ValueError("no curated examples to train on")
+    torch.manual_seed(settings.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer, model, peft_config, merge_after = starting_model(start, settings, device)
+    tokenizer.padding_side = "right"  # training pads on the right
+    model.train()
+    with tempfile.TemporaryDirectory(prefix="learnerfit-trainer-state-") as state:
+        config = SFTConfig(
+            output_dir=state, num_train_epochs=settings.epochs,
+            learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
+            loss_type=settings.loss_type, max_length=settings.max_length, logging_steps=1, save_strategy="no",
+            report_to=[], seed=settings.seed, use_cpu=device == "cpu", disable_tqdm=True,
+            bf16=False, activation_checkpointing=False,  # TRL turns both on; on CPU they cost far more than they save
+        )
+        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(sft_rows(examples)),
+                             processing_class=tokenizer, peft_config=peft_config,
+                             callbacks=[_progress_metrics_callback()])
+        result = trainer.train()
     log.info("trained on %d examples: %s", len(examples), result.metrics)
-    trainer.save_model(str(out_dir))
     tokenizer.padding_side = "left"
+    trained = trainer.model.eval()
+    if merge_after:
+        trained = trained.merge_and_unload()  # a new adapter on a full checkpoint: registered as full weights
+    return tokenizer, trained, result.metrics
+
+
+def register_as(model) -> int:
+    """The registry kind of a trained model: an adapter (peft) or full weights."""
+    return records_pb2.CHECKPOINT_KIND_ADAPTER if hasattr(model, "peft_config") else records_pb2.CHECKPOINT_KIND_FULL
+
+
+def save_checkpoint(tokenizer, model, out_dir: Path, metrics: dict, probe: records_pb2.CuratedExample) -> Path:
+    """Safetensors and JSON (plus the tokenizer's text files), no pickles: the adapter or full weights, the
+    tokenizer, the training metrics, and `probe.json`: the trained model's log-probs of one training example,
+    measured in memory, so a loaded checkpoint can be checked against the model that was trained."""
+    model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    shutil.rmtree(out_dir / "trainer-state", ignore_errors=True)
-    (out_dir / "train_metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
+    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "probe.json").write_text(json.dumps(probe_logprobs(tokenizer, model, probe)) + "\n")
+    pickles = [p.name for p in out_dir.rglob("*") if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise RuntimeError(f"checkpoint {out_dir} would hold pickle files: {pickles}")
     return out_dir
+
+
+def probe_logprobs(tokenizer, model, example: records_pb2.CuratedExample) -> dict:
+    """The solution's per-token log-probs under `model`, one plain forward pass over the chat-templated example."""
+    import torch
+
+    from learnerfit.models.chat import encode_reply
+
+    conversation = [{"role": m.role, "content": m.content} for m in example.messages[:-1]]
+    solution = example.messages[-1].content
+    prompt_ids, solution_ids = encode_reply(tokenizer, conversation, solution)
+    ids = torch.tensor([prompt_ids + solution_ids], device=next(model.parameters()).device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+    logprobs = torch.log_softmax(logits, dim=-1).gather(1, ids[0, len(prompt_ids):, None])[:, 0]
+    return {"conversation": conversation, "solution": solution, "logprobs": logprobs.tolist()}
+
+
+def train(examples: Sequence[records_pb2.CuratedExample], start: str, out_dir: Path,
+          settings: TrainSettings = TrainSettings()) -> tuple[Path, int]:
+    """Trains from `start` and saves to `out_dir`: (out_dir, the registry kind it holds)."""
+    tokenizer, model, metrics = fine_tune(examples, start, settings)
+    return save_checkpoint(tokenizer, model, out_dir, metrics, examples[0]), register_as(model)
 
 
 def _progress_metrics_callback():
@@ -113,9 +179,16 @@ def held_out_avg_at_k(model_dir: Path, problems: int, k: int) -> dict[str, float
 
 
 def newest_learner(registry: CheckpointRegistry, base_model: str) -> tuple[str, str]:
-    """(name, what to load) of the learner to fine-tune next: the newest registered checkpoint, else the base."""
+    """(name, what to load) of the learner to fine-tune next: the newest registered checkpoint, else the base. A
+    registry whose checkpoints grew from another base model is refused: training on would mix two learners."""
     latest = registry.latest()
-    return (latest.version, str(registry.path_of(latest))) if latest else ("base", base_model)
+    if latest is None:
+        return "base", base_model
+    if latest.base_model != base_model:
+        raise FailedPrecondition(f"the registry's newest checkpoint {latest.version} was trained from "
+                                 f"{latest.base_model!r}, not the trainer's base_model {base_model!r}: use another "
+                                 "registry, or set train.base_model to match")
+    return latest.version, str(registry.path_of(latest))
 
 
 def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_pb2.CuratedExample],
@@ -128,12 +201,11 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
     name, start = newest_learner(registry, settings.base_model)
     log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
-        out = train(examples, start, Path(scratch) / "checkpoint", settings)
+        out, kind = train(examples, start, Path(scratch) / "checkpoint", settings)
         eval_results = held_out_avg_at_k(out, settings.eval_problems, settings.eval_k)
         log.info("held-out %s", eval_results)
         return registry.register(
-            out, base_model=settings.base_model,
-            kind=records_pb2.CHECKPOINT_KIND_ADAPTER if settings.lora else records_pb2.CHECKPOINT_KIND_FULL,
+            out, base_model=settings.base_model, kind=kind,
             example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
             eval_results=eval_results)
 

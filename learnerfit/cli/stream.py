@@ -109,8 +109,8 @@ class Stream:
         elapsed = time.monotonic() - self.started
         return (f"[{elapsed:7.1f}s] problems/min {self.settled / max(elapsed, 1e-9) * 60:5.1f} · submitted "
                 f"{self.submitted} · settled {self.settled} · in flight {self.submitted - self.settled} · curated "
-                f"{len(self.tally.curated)} · trained on {len(self.tally.trained)} · dead-lettered {len(self.tally.dead)} · learner accuracy by "
-                f"checkpoint: {self.tally.accuracy()}")
+                f"{len(self.tally.curated)} · trained on {len(self.tally.trained)} · dead-lettered "
+                f"{len(self.tally.dead)} · learner accuracy by checkpoint: {self.tally.accuracy()}")
 
     def run(self, stop: threading.Event) -> None:
         """Feeds and follows until `stop`, the --duration, or the end of a file source; then drains."""

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # never in a registered checkpoint
+
 class CheckpointRegistry:
     """Opened by its one writer (the trainer), which cleans up what an interrupted registration left; everyone
     else opens it with `reader()`, which never removes anything (a reader starting while the writer registers
@@ -78,6 +80,11 @@ class CheckpointRegistry:
         source = Path(source)
         if not source.is_dir():
             raise InvalidInput("source", f"checkpoint source {source} is not a directory")
+        pickles = sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            # Loading a pickle runs code: whoever loads a registered checkpoint gets safetensors and JSON only.
+            raise InvalidInput("source", f"checkpoint source {source} holds pickle files {pickles}: save weights as "
+                                         "safetensors")
         staging = self.root / "checkpoints" / f".staging-{uuid.uuid4().hex}"
         shutil.copytree(source, staging)
         db = self._db()

@@ -24,7 +24,7 @@ from tests.running import running
 def _source(path, files=3):
     path.mkdir(parents=True)
     for i in range(files):
-        (path / f"part-{i}.bin").write_bytes(os.urandom(1024))
+        (path / f"part-{i}.safetensors").write_bytes(os.urandom(1024))
     return path
 
 
@@ -47,7 +47,8 @@ def test_registered_checkpoints_are_listed_and_shown_with_their_lineage_and_eval
     shown = stub.GetCheckpoint(services_pb2.GetCheckpointRequest(version="v1"))
     assert list(shown.example_ids) == ["e1", "e2"] and shown.policy == "utility"
     assert dict(shown.eval) == {"avg@4": 0.25} and shown.kind == records_pb2.CHECKPOINT_KIND_ADAPTER
-    assert (registry.path_of(shown) / "part-0.bin").read_bytes() == (tmp_path / "a" / "part-0.bin").read_bytes()
+    written = (tmp_path / "a" / "part-0.safetensors").read_bytes()
+    assert (registry.path_of(shown) / "part-0.safetensors").read_bytes() == written
     assert shown.uri == str(registry.path_of(shown))  # where a follower loads it from
     assert registry.latest().version == "v2"
 

@@ -55,16 +55,17 @@ def test_training_registers_an_evaluated_adapter(tmp_path, tiny_model):
 
 def test_a_trainer_killed_mid_training_leaves_the_registry_unchanged(tmp_path, tiny_model):
     registry = CheckpointRegistry(tmp_path / "registry")
-    source = tmp_path / "earlier"
-    source.mkdir()
-    (source / "weights.bin").write_bytes(b"earlier checkpoint")
-    registry.register(source, base_model="m", kind=records_pb2.CHECKPOINT_KIND_FULL)
+    # A real earlier checkpoint (the base model's own weights, as a full checkpoint), which training starts from.
+    registry.register(tiny_model, base_model=str(tiny_model), kind=records_pb2.CHECKPOINT_KIND_FULL)
     process = _trainer(tmp_path, tiny_model, "--epochs", "200", "--eval-problems", "0")
     deadline = time.monotonic() + 240
+    seen = []
     for line in process.stdout:  # a loss line means an optimizer step ran: mid-training
+        seen.append(line)
         if "'loss'" in line:
             break
-        assert time.monotonic() < deadline and process.poll() is None, "training never started"
+        assert time.monotonic() < deadline, "training never started"
+    assert process.poll() is None, "the trainer ended before it was killed: " + "".join(seen)[-3000:]
     process.send_signal(signal.SIGKILL)
     process.wait()
     after = CheckpointRegistry(tmp_path / "registry")
@@ -101,3 +102,53 @@ def test_full_fine_tuning_with_nll_from_a_parquet_export(tmp_path, tiny_model):
     assert "model.safetensors" in files and "adapter_config.json" not in files
     metrics = json.loads((tmp_path / "registry" / checkpoint.path / "train_metrics.json").read_text())
     assert metrics["train_loss"] > 0
+
+
+def test_each_registered_checkpoint_loaded_fresh_is_the_model_that_was_trained(tmp_path, tiny_model):
+    """Two LoRA rounds, then a full fine-tuning round, each from the newest checkpoint. Each checkpoint's probe (the
+    log-probs of a training example under the trained model, in memory, recorded at training) agrees to 1e-4 with
+    the checkpoint loaded fresh from the registry by the transformers back end; and every round moved the model far
+    more than that, so agreement cannot come from loading an older model."""
+    from learnerfit.models.transformers_backend import TransformersScorer
+    from trainer.config import TrainSettings
+    from trainer.sft import train_and_register
+
+    registry = CheckpointRegistry(tmp_path / "registry")
+    examples = load_examples(_export(tmp_path / "c.jsonl"))
+    lora = TrainSettings(base_model=str(tiny_model), learning_rate=5e-3, batch_size=2, eval_problems=0)
+    for settings in (lora, lora, lora.model_copy(update={"lora": False})):
+        train_and_register(registry, examples, settings)
+    checkpoints = registry.list()
+    assert [c.kind for c in checkpoints] == [records_pb2.CHECKPOINT_KIND_ADAPTER, records_pb2.CHECKPOINT_KIND_ADAPTER,
+                                             records_pb2.CHECKPOINT_KIND_FULL]
+    probes = []
+    for checkpoint in checkpoints:
+        folder = registry.path_of(checkpoint)
+        probe = json.loads((folder / "probe.json").read_text())
+        [loaded] = TransformersScorer(str(folder)).score([probe["conversation"]], [probe["solution"]])
+        gap = max(abs(a - b) for a, b in zip(loaded.logprobs, probe["logprobs"], strict=True))
+        assert gap < 1e-4, f"{checkpoint.version} loaded from the registry differs from the trained model by {gap}"
+        assert not [p for p in folder.rglob("*") if p.suffix not in (".safetensors", ".json", ".jinja", ".txt", ".md")]
+        probes.append(probe)
+    [base] = TransformersScorer(str(tiny_model)).score([probes[0]["conversation"]], [probes[0]["solution"]])
+    before = [base.logprobs] + [p["logprobs"] for p in probes[:-1]]
+    for version, earlier, probe in zip(("v1", "v2", "v3"), before, probes, strict=True):
+        moved = max(abs(a - b) for a, b in zip(earlier, probe["logprobs"], strict=True))
+        assert moved > 1e-2, f"training {version} barely moved the model ({moved})"
+
+
+def test_the_registry_refuses_a_checkpoint_holding_pickles(tmp_path):
+    from learnerfit.errors import InvalidInput
+
+    source = tmp_path / "pickled"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(b"weights")
+    (source / "training_args.bin").write_bytes(b"a pickle")
+    registry = CheckpointRegistry(tmp_path / "registry")
+    try:
+        registry.register(source, base_model="m", kind=records_pb2.CHECKPOINT_KIND_FULL)
+    except InvalidInput as error:
+        assert "training_args.bin" in str(error)
+    else:
+        raise AssertionError("a checkpoint with a pickle was registered")
+    assert registry.list() == []
