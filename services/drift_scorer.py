@@ -10,7 +10,7 @@ from pydantic import Field
 from learnerfit.domain import topics
 from learnerfit.domain.drift import DriftScorer
 from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
-from learnerfit.models.factory import make_logprob_scorer
+from learnerfit.models.factory import LearnerModels, make_logprob_scorer
 from learnerfit.models.following import followed_learner
 from learnerfit.models.settings import LearnerSettings
 from learnerfit.registry.client import RegistryAccess
@@ -32,18 +32,8 @@ class DriftScorerSettings(ServiceSettings):
 
 
 def build(settings: DriftScorerSettings, context: Context) -> Parts:
-    base = make_logprob_scorer(settings.learner, settings.cache_dir)
-
-    def load(model: str):
-        # On vLLM another checkpoint is a LoRA adapter applied per request on the loaded model;
-        # on transformers it is loaded as a model of its own.
-        if model == settings.learner.model:
-            return base
-        if settings.learner.backend == "vllm":
-            return base.with_adapter(model)
-        return make_logprob_scorer(settings.learner, settings.cache_dir, model)
-
-    learner = followed_learner(settings.learner, load, settings.registry, sync=context.caught_up)
+    models = LearnerModels(settings.learner, settings.cache_dir, make_logprob_scorer)
+    learner = followed_learner(settings.learner, models, settings.registry, sync=context.caught_up)
     scorer = DriftScorer(learner, settings.top_loss_tokens)
 
     def score(request: services_pb2.ScoreDriftRequest) -> services_pb2.ScoreDriftResponse:

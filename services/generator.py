@@ -10,7 +10,7 @@ from typing import ClassVar
 from learnerfit.domain import topics
 from learnerfit.domain.generation import LearnerGenerator
 from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, prepared_problems, record_check
-from learnerfit.models.factory import make_text_generator
+from learnerfit.models.factory import LearnerModels, make_text_generator
 from learnerfit.models.following import followed_learner
 from learnerfit.models.settings import LearnerSettings
 from learnerfit.registry.client import RegistryAccess
@@ -32,10 +32,8 @@ class GeneratorSettings(ServiceSettings):
 
 
 def build(settings: GeneratorSettings, context: Context) -> Parts:
-    def load(model: str):
-        return make_text_generator(settings.learner, settings.cache_dir, model)
-
-    learner = followed_learner(settings.learner, load, settings.registry, sync=context.caught_up)
+    models = LearnerModels(settings.learner, settings.cache_dir, make_text_generator)
+    learner = followed_learner(settings.learner, models, settings.registry, sync=context.caught_up)
     generator = LearnerGenerator(learner)
 
     def generate(request: services_pb2.GenerateRequest) -> services_pb2.GenerateResponse:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from learnerfit.cli.output import example_record, follow_batch, say, status_record
 from learnerfit.domain.ids import check_name
+from learnerfit.domain.intake import IntakeLimits, validate_sampling
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
 from learnerfit.domain.problems import EASY_ARITHMETIC, from_jsonl, from_reasoning_gym, parse_options
 from learnerfit.local.processes import channel
@@ -25,10 +26,11 @@ def problems(args: argparse.Namespace, seed_offset: int = 0) -> list[records_pb2
 
 
 def submit_request(args: argparse.Namespace, seed_offset: int = 0) -> services_pb2.SubmitBatchRequest:
-    return services_pb2.SubmitBatchRequest(
-        problems=problems(args, seed_offset), curation_policy=args.policy, oracle_modes=args.oracle,
-        sampling=records_pb2.SamplingSpec(samples_per_problem=args.samples, max_new_tokens=args.max_new_tokens,
-                                          temperature=args.temperature, seed=args.seed))
+    sampling = records_pb2.SamplingSpec(samples_per_problem=args.samples, max_new_tokens=args.max_new_tokens,
+                                        temperature=args.temperature, seed=args.seed)
+    validate_sampling(sampling, IntakeLimits(), "sampling")  # bad options fail before a stack starts
+    return services_pb2.SubmitBatchRequest(problems=problems(args, seed_offset), curation_policy=args.policy,
+                                           oracle_modes=args.oracle, sampling=sampling)
 
 
 def oracle_modes(value: str) -> list[int]:

@@ -22,11 +22,25 @@ class SamplingParams:
     max_new_tokens: int = 256
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_greedy(self.n, self.temperature, "n", "temperature")
+
+
+def check_greedy(n: int, temperature: float, n_field: str, temperature_field: str) -> None:
+    """The rule on every back end: greedy decoding (temperature 0) draws one sample. N > 1 greedy samples would be
+    N copies (vLLM and `vllm serve` refuse them outright), which would pass for N independent tries in Avg@N and
+    in curation's choice, so they are refused here, by name, before any engine sees them."""
+    from learnerfit.errors import InvalidInput
+
+    if temperature == 0 and n > 1:
+        raise InvalidInput(f"{n_field}/{temperature_field}", f"{n} samples at temperature 0 (greedy) would be {n} "
+                                                             "copies of one: use temperature > 0, or 1 sample")
+
 
 @dataclass(frozen=True)
 class Completion:
     text: str
-    token_count: int
+    token_count: int  # tokens the engine generated, the end-of-sequence token included when it ended on one
     truncated: bool  # stopped at max_new_tokens rather than at end-of-sequence
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from learnerfit.domain.inference import check_greedy
 from learnerfit.errors import InvalidInput, LimitExceeded
 from learnerfit.section import Section
 from learnerfit.v1 import records_pb2
@@ -24,6 +25,13 @@ class SamplingDefaults(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus cut (1.0 keeps the full distribution).")
     max_new_tokens: int = Field(96, ge=1, description="Cap on tokens per sample.")
     seed: int = Field(0, description="Sampling seed.")
+
+    @model_validator(mode="after")
+    def _one_greedy_sample(self) -> SamplingDefaults:
+        if self.temperature == 0 and self.samples_per_problem > 1:
+            raise ValueError(f"temperature 0 (greedy) with samples_per_problem {self.samples_per_problem} would "
+                             "sample copies of one: use temperature > 0, or samples_per_problem 1")
+        return self
 
 
 class IntakeLimits(Section):
@@ -85,6 +93,7 @@ def validate_sampling(spec: records_pb2.SamplingSpec, limits: IntakeLimits, fiel
                      limits.max_samples_per_problem, "max_samples_per_problem")
     if not 0.0 <= spec.temperature <= 2.0:
         raise InvalidInput(f"{field}.temperature", f"{spec.temperature} is out of range 0..2")
+    check_greedy(spec.samples_per_problem, spec.temperature, f"{field}.samples_per_problem", f"{field}.temperature")
     if not 0.0 <= spec.top_p <= 1.0:
         raise InvalidInput(f"{field}.top_p", f"{spec.top_p} is out of range 0..1")
     if spec.max_new_tokens < 1:

@@ -10,6 +10,7 @@ Production runs NVIDIA's Triton image with the same model repository layout
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -33,11 +34,16 @@ def triton_home() -> Path:
     return home
 
 
-def write_model_repository(repo: Path, weights: Path, *, torch_threads: int = 1) -> Path:
-    """A model repository with the reward model pointing at `weights`; this environment's packages on its path."""
+def write_model_repository(repo: Path, weights: Path, *, torch_threads: int = 1, gpu: bool = False,
+                           max_batch_size: int | None = None) -> Path:
+    """A model repository with the reward model pointing at `weights`; this environment's packages on its path.
+    `gpu` takes the GPU configuration (config.gpu.pbtxt); `max_batch_size` overrides the configuration's."""
     model_dir = repo / TRITON_MODEL
-    shutil.copytree(MODEL_TEMPLATE, model_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    config = (model_dir / "config.pbtxt").read_text()
+    shutil.copytree(MODEL_TEMPLATE, model_dir, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "config*.pbtxt"))
+    config = (MODEL_TEMPLATE / ("config.gpu.pbtxt" if gpu else "config.pbtxt")).read_text()
+    if max_batch_size is not None:
+        config = re.sub(r"(?m)^max_batch_size: \d+$", f"max_batch_size: {max_batch_size}", config)
     config = (config.replace("@WEIGHTS@", str(Path(weights).resolve()))
               .replace("@PYTHON_PATH@", ":".join(site.getsitepackages()))
               .replace("@TORCH_THREADS@", str(torch_threads)))

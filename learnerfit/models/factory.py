@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from learnerfit.domain.inference import LogProbScorer, RewardModel, TextGenerator
+from learnerfit.errors import FailedPrecondition
 from learnerfit.models.settings import EngineSettings, OracleSettings, RewardSettings
 
 
@@ -15,7 +19,7 @@ def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | No
     if engine.backend == "transformers":
         from learnerfit.models.transformers_backend import TransformersGenerator
 
-        return TransformersGenerator(model, device=engine.device, dtype=engine.dtype,
+        return TransformersGenerator(model, device=engine.device, dtype=engine.resolved_dtype(),
                                      torch_threads=engine.torch_threads,
                                      max_batch_sequences=engine.max_batch_sequences,
                                      trust_remote_code=engine.trust_remote_code, cache_dir=cache_dir)
@@ -26,7 +30,8 @@ def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | No
 
         return OpenAIChatGenerator(engine.endpoint, model, api_key=os.environ.get(engine.api_key_env),
                                    timeout_s=engine.request_timeout_s, max_concurrency=engine.max_concurrency,
-                                   max_retries=engine.max_retries)
+                                   max_retries=engine.max_retries, max_retry_after_s=engine.max_retry_after_s,
+                                   continues_prefix=engine.continues_prefix)
     raise ValueError(f"unknown back end {engine.backend!r}")
 
 
@@ -36,7 +41,8 @@ def make_logprob_scorer(engine: EngineSettings, cache_dir: Path, model: str | No
     if engine.backend == "transformers":
         from learnerfit.models.transformers_backend import TransformersScorer
 
-        return TransformersScorer(model, device=engine.device, dtype=engine.dtype, torch_threads=engine.torch_threads,
+        return TransformersScorer(model, device=engine.device, dtype=engine.resolved_dtype(),
+                                  torch_threads=engine.torch_threads,
                                   max_batch_sequences=engine.max_batch_sequences,
                                   max_batch_tokens=engine.max_batch_tokens,
                                   trust_remote_code=engine.trust_remote_code, cache_dir=cache_dir)
@@ -48,8 +54,9 @@ def make_logprob_scorer(engine: EngineSettings, cache_dir: Path, model: str | No
 def _vllm_engine(engine: EngineSettings, model: str, cache_dir: Path):
     from learnerfit.models.vllm_backend import VLLMEngine
 
-    return VLLMEngine(model, dtype=engine.dtype, gpu_memory_utilization=engine.gpu_memory_utilization,
-                      max_num_seqs=engine.max_batch_sequences, trust_remote_code=engine.trust_remote_code,
+    return VLLMEngine(model, dtype=engine.resolved_dtype(), gpu_memory_utilization=engine.gpu_memory_utilization,
+                      max_num_seqs=engine.max_batch_sequences, enable_lora=engine.lora_adapters,
+                      max_lora_rank=engine.max_lora_rank, trust_remote_code=engine.trust_remote_code,
                       cache_dir=cache_dir)
 
 
@@ -67,3 +74,55 @@ def make_reward_model(reward: RewardSettings, cache_dir: Path) -> RewardModel | 
     return TritonRewardModel(reward.triton_url, reward.triton_model, model_name=reward.model, tokenizer=reward.model,
                              max_batch_sequences=reward.max_batch_sequences, max_length=reward.max_length,
                              timeout_s=reward.triton_timeout_s, cache_dir=cache_dir)
+
+
+Model = TypeVar("Model", TextGenerator, LogProbScorer)
+
+
+def is_adapter(model: str) -> bool:
+    return (Path(model) / "adapter_config.json").is_file()
+
+
+class LearnerModels(Generic[Model]):
+    """How a learner service gets its base model and each checkpoint it follows, engine by engine.
+
+    transformers: every checkpoint is a model of its own (an adapter folder loads with
+    its base), kept as FollowedLearner's LRU says.
+    vllm: one engine per process. The trainer registers every adapter against the base
+    model (trainer/sft.py), so an adapter checkpoint is a LoRA request on the base
+    engine: switching costs nothing and any number are served. A full checkpoint
+    replaces the engine, the old one released first (a second would not fit in the
+    GPU memory share); so only the model the engine holds is served, and a request
+    naming a checkpoint that needs another engine fails with FAILED_PRECONDITION.
+    """
+
+    def __init__(self, engine: EngineSettings, cache_dir: Path, make: Callable[[EngineSettings, Path, str], Model]):
+        self.engine, self.cache_dir, self._make = engine, cache_dir, make
+        self._lock = threading.Lock()
+        self._held: tuple[str, Model] | None = None  # vllm: (model the engine holds, engine)
+
+    def load(self, model: str) -> Model:
+        """The learner switches to `model` (its base at start, then each checkpoint it follows)."""
+        if self.engine.backend != "vllm":
+            return self._make(self.engine, self.cache_dir, model)
+        with self._lock:
+            engine = self._engine_holding(self.engine.model if is_adapter(model) else model)
+            return engine.with_adapter(model) if is_adapter(model) else engine
+
+    def load_other(self, model: str) -> Model:
+        """A checkpoint a request names, beside the current one."""
+        if self.engine.backend == "vllm":
+            needs = self.engine.model if is_adapter(model) else model
+            with self._lock:
+                if self._held is not None and self._held[0] != needs:
+                    raise FailedPrecondition(f"checkpoint {model} needs the vLLM engine to hold {needs}, and it holds "
+                                             f"{self._held[0]} (the current learner): one engine per process")
+        return self.load(model)
+
+    def _engine_holding(self, model: str) -> Model:
+        if self._held is not None and self._held[0] == model:
+            return self._held[1]
+        if self._held is not None:
+            self._held[1].release(replaced_by=model)  # type: ignore[union-attr]
+        self._held = (model, self._make(self.engine, self.cache_dir, model))
+        return self._held[1]

@@ -34,13 +34,16 @@ def version_number(version: str) -> int:
 
 class FollowedLearner(Generic[Model]):
     def __init__(self, base_name: str, base: Model, load: Callable[[str], Model], *,
+                 load_other: Callable[[str], Model] | None = None,
                  lookup: Callable[[str], records_pb2.Checkpoint] | None = None,
                  newest: Callable[[], records_pb2.Checkpoint | None] | None = None, pin: str | None = None,
                  max_loaded: int = 2, sync: Callable[[], None] | None = None):
-        """`lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's newest
+        """`load` switches the learner to a checkpoint, `load_other` loads one a request names beside it (default:
+        `load`); `lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's newest
         checkpoint, so a restarted stack goes on from where training left off before any new announcement."""
         self.version, self.model = base_name, base
         self._load = load
+        self._load_other = load_other or load
         self._lookup = lookup  # the registry's GetCheckpoint, for versions not announced here
         self._pin = pin
         self._sync = sync
@@ -83,7 +86,7 @@ class FollowedLearner(Generic[Model]):
             checkpoint = self._announced.get(version) or self._looked_up(version)
             while self._loaded and len(self._loaded) >= self._max_loaded - 1:  # the current one always stays
                 self._loaded.popitem(last=False)
-            self._loaded[version] = loaded = self._load(checkpoint.uri)
+            self._loaded[version] = loaded = self._load_other(checkpoint.uri)
             return version, loaded
 
     def _target(self) -> records_pb2.Checkpoint | None:
@@ -110,9 +113,18 @@ class Registry(Protocol):
     def newest(self) -> records_pb2.Checkpoint | None: ...
 
 
-def followed_learner(settings: LearnerSettings, load: Callable[[str], Model], registry: Registry,
+class Models(Protocol[Model]):
+    """How checkpoints become models on the learner's engine (learnerfit/models/factory.py: LearnerModels)."""
+
+    def load(self, model: str) -> Model: ...
+
+    def load_other(self, model: str) -> Model: ...
+
+
+def followed_learner(settings: LearnerSettings, models: Models[Model], registry: Registry,
                      sync: Callable[[], None]) -> FollowedLearner[Model]:
     """The learner of a service that follows checkpoints, as its `learner` and `registry` settings say."""
-    return FollowedLearner(settings.base_name, load(settings.model), load, lookup=registry.lookup(),
+    return FollowedLearner(settings.base_name, models.load(settings.model), models.load,
+                           load_other=models.load_other, lookup=registry.lookup(),
                            newest=registry.newest if settings.resume_newest else None, pin=settings.pin_checkpoint,
                            max_loaded=settings.max_loaded_checkpoints, sync=sync)

@@ -1,20 +1,27 @@
 """OpenAI-compatible chat completions over HTTP: a hosted Oracle, or `vllm serve`.
 
 Standard library only (urllib + a thread pool). Requests run concurrently up to a
-bound; 429, 5xx and connection failures are retried with exponential backoff (a
-Retry-After header wins when the server sends one); any other 4xx fails at once
-with the server's own message, since retrying a bad request cannot help.
+bound; 429, 5xx and connection failures are retried with exponential backoff (the
+server's `retry-after-ms` or `Retry-After`, in seconds or as an HTTP date, wins when
+sent, up to a cap); any other 4xx fails at once with the server's own message, since
+retrying a bad request cannot help. The output cap goes as `max_completion_tokens`
+(newer hosted models refuse `max_tokens`; `vllm serve` takes both).
+
+A reply prefix (a repair, continued by the model) needs an endpoint that continues a
+final assistant message: `vllm serve` does, given `continue_final_message: true` and
+`add_generation_prompt: false`; hosted chat APIs do not, so it is a setting.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams
@@ -40,7 +47,8 @@ class OracleUnavailable(OracleRequestError, Unavailable):
 
 class OpenAIChatGenerator:
     def __init__(self, endpoint: str, model: str, *, api_key: str | None = None, timeout_s: float = 120.0,
-                 max_concurrency: int = 8, max_retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 30.0):
+                 max_concurrency: int = 8, max_retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
+                 max_retry_after_s: float = 120.0, continues_prefix: bool = False):
         self.url = endpoint.rstrip("/") + "/chat/completions"
         self.model_name = model
         self.api_key = api_key
@@ -48,27 +56,38 @@ class OpenAIChatGenerator:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_retry_after_s = max_retry_after_s
+        self.continues_prefix = continues_prefix
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="openai")
 
-    def request_body(self, conversation: Conversation, params: SamplingParams) -> dict:
-        return {
+    def request_body(self, conversation: Conversation, params: SamplingParams, prefix: str = "") -> dict:
+        messages = [{"role": m["role"], "content": m["content"]} for m in conversation]
+        body = {
             "model": self.model_name,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in conversation],
+            "messages": messages,
             "n": params.n,
             "temperature": params.temperature,
             "top_p": params.top_p,
-            "max_tokens": params.max_new_tokens,
+            "max_completion_tokens": params.max_new_tokens,
             "seed": params.seed,
         }
+        if prefix:
+            # vLLM's extension: the reply starts with the prefix and the model continues it, in the same turn.
+            messages.append({"role": "assistant", "content": prefix})
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
+        return body
 
     def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
                  prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
-        if prefixes is not None and any(prefixes):
-            raise NotImplementedError("a chat completions endpoint cannot continue a given reply prefix")
-        futures = [self._pool.submit(self._complete, self.request_body(c, params)) for c in conversations]
+        prefixes = list(prefixes) if prefixes is not None else [""] * len(conversations)
+        if any(prefixes) and not self.continues_prefix:
+            raise NotImplementedError(f"{self.url} is not set up to continue a reply prefix (continues_prefix: "
+                                      "true is for `vllm serve`; hosted chat APIs cannot)")
+        futures = [self._pool.submit(self._complete, self.request_body(c, params, prefix), prefix)
+                   for c, prefix in zip(conversations, prefixes, strict=True)]
         return [f.result() for f in futures]
 
-    def _complete(self, body: dict) -> list[Completion]:
+    def _complete(self, body: dict, prefix: str = "") -> list[Completion]:
         response = self._post(body)
         choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
         if len(choices) != body["n"]:
@@ -76,7 +95,8 @@ class OpenAIChatGenerator:
         usage = response.get("usage") or {}
         per_choice = (usage.get("completion_tokens") or 0) // max(len(choices), 1)
         return [
-            Completion(text=(c.get("message") or {}).get("content") or "", token_count=per_choice,
+            # With a prefix the server returns only what follows it: the text is the whole reply.
+            Completion(text=prefix + ((c.get("message") or {}).get("content") or ""), token_count=per_choice,
                        truncated=c.get("finish_reason") == "length")
             for c in choices
         ]
@@ -96,12 +116,13 @@ class OpenAIChatGenerator:
                 detail = _error_message(exc)
                 if exc.code not in RETRYABLE:
                     raise OracleRequestError(f"{self.url} answered {exc.code}: {detail}", exc.code) from None
-                failure, status, retry_after = f"{exc.code}: {detail}", exc.code, exc.headers.get("Retry-After")
+                failure, status, retry_after = f"{exc.code}: {detail}", exc.code, retry_after_s(exc.headers)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 failure, status = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", None
             if attempt == self.max_retries:
                 raise OracleUnavailable(f"{self.url} failed after {attempt + 1} attempts; last: {failure}", status)
-            delay = _retry_delay(retry_after) or min(self.max_backoff_s, self.backoff_s * 2**attempt)
+            backoff = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+            delay = backoff if retry_after is None else min(retry_after, self.max_retry_after_s)
             log.warning("oracle request failed (%s); retry %d/%d in %.1fs", failure, attempt + 1, self.max_retries,
                         delay)
             time.sleep(delay * (1 + 0.1 * random.random()))  # jitter: concurrent retries do not land together
@@ -119,8 +140,27 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
         return exc.reason or "no detail"
 
 
-def _retry_delay(header: str | None) -> float | None:
+def retry_after_s(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms` (OpenAI's), else `Retry-After` as seconds or an HTTP
+    date; None when it says nothing we can read."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
     try:
-        return max(0.0, float(header)) if header else None
+        if millis is not None:
+            return max(0.0, float(millis) / 1000)
     except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+        pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+

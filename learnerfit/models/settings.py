@@ -25,13 +25,26 @@ class EngineSettings(Section):
     backend: Literal["transformers", "vllm"] = Field(
         "transformers", description="Inference engine: transformers (CPU/GPU) or vllm (GPU, the `gpu` extra).")
     device: str = Field("cpu", description="Torch device, e.g. cpu or cuda:0.")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weight dtype.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weight dtype; auto: float32 on the CPU, bfloat16 on a GPU (and always on vllm).")
     torch_threads: int = Field(1, ge=1, le=256, description="CPU threads for torch; several services on few cores "
                                                             "starve each other above 1.")
     max_batch_sequences: int = Field(64, ge=1, description="Most sequences in one forward/generate pass.")
     max_batch_tokens: int = Field(8192, ge=64, description="Token budget of one scoring pass, padding included.")
     trust_remote_code: bool = Field(False, description="Allow model repositories to run their own code.")
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm: share of GPU memory it may take.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm: share of the GPU's memory this "
+                                          "engine may take (weights and KV cache); engines sharing a GPU must sum to "
+                                          "at most about 0.9.")
+    lora_adapters: bool = Field(False, description="vllm: turn LoRA on, so adapter checkpoints apply per request on "
+                                                   "this engine (needs dtype bfloat16 or float16).")
+    max_lora_rank: int = Field(64, ge=1, le=512, description="vllm: largest LoRA rank served (at least the "
+                                                             "trainer's train.lora_rank).")
+
+    def resolved_dtype(self) -> str:
+        """The dtype `auto` stands for on this section's engine and device."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if self.backend == "vllm" or self.device.startswith("cuda") else "float32"
 
 
 class LearnerSettings(EngineSettings):
@@ -45,6 +58,8 @@ class LearnerSettings(EngineSettings):
                                                   "base model until a checkpoint is announced).")
     max_loaded_checkpoints: int = Field(2, ge=1, le=16, description="Checkpoints kept loaded at once (the current "
                                                                     "one and others named in requests).")
+    lora_adapters: bool = Field(True, description="vllm: turn LoRA on, so the trainer's adapter checkpoints apply "
+                                                  "per request on the base engine (needs dtype bfloat16 or float16).")
 
 
 class OracleSettings(EngineSettings):
@@ -61,6 +76,10 @@ class OracleSettings(EngineSettings):
     request_timeout_s: float = Field(120.0, gt=0, description="openai: time limit of one HTTP request.")
     max_concurrency: int = Field(8, ge=1, le=1024, description="openai: most requests in flight at once.")
     max_retries: int = Field(5, ge=0, le=20, description="openai: retries on 429/5xx/connection errors.")
+    max_retry_after_s: float = Field(120.0, gt=0, description="openai: longest wait a server's Retry-After (or "
+                                                              "retry-after-ms) may ask for between retries.")
+    continues_prefix: bool = Field(False, description="openai: the endpoint continues a final assistant message "
+                                                      "(`vllm serve`: continue_final_message); hosted APIs do not.")
 
     def sampling(self) -> SamplingParams:
         """One Oracle output per request, as these settings say."""

@@ -92,7 +92,9 @@ class TransformersGenerator:
         end = next((i for i, t in enumerate(ids) if t in self._eos_ids), None)
         kept = ids if end is None else ids[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
-        return Completion(text=text, token_count=len(kept), truncated=end is None and len(ids) >= max_new_tokens)
+        # Counted as vLLM counts: the end-of-sequence token is a generated token (text leaves it out).
+        return Completion(text=text, token_count=len(kept) + (end is not None),
+                          truncated=end is None and len(ids) >= max_new_tokens)
 
 
 class RowSampler(LogitsProcessor):

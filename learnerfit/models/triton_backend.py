@@ -2,7 +2,9 @@
 
 The tokenizer runs here, so the server sees token ids only and the ids are exactly
 those the in-process back end feeds its model (same layout, same length-sorted
-batches); the scores of the two paths agree to float rounding.
+batches); the scores of the two paths agree to float rounding. A request never holds
+more sequences than the served model's `max_batch_size` (read from the server's model
+config at start), which the server would refuse.
 """
 
 from __future__ import annotations
@@ -33,11 +35,16 @@ class TritonRewardModel:
         self.client = triton_grpc.InferenceServerClient(url)
         if not self.client.is_model_ready(triton_model):
             raise RuntimeError(f"Triton at {url} has no ready model {triton_model!r}")
+        served = int(self.client.get_model_config(triton_model, as_json=True)["config"].get("max_batch_size", 0))
+        if served < 1:
+            raise RuntimeError(f"Triton model {triton_model!r} has max_batch_size {served}: the reward model takes "
+                               "batches (deploy/triton/reward_model/config.pbtxt)")
+        self.batch_limit = min(max_batch_sequences, served)
 
     def rewards(self, questions: Sequence[str], solutions: Sequence[str]) -> list[float]:
         encoded = encode_rewards(self.tokenizer, questions, solutions, self.max_length)
         scores = [0.0] * len(encoded)
-        for batch in length_sorted_batches([len(e) for e in encoded], self.max_batch_sequences):
+        for batch in length_sorted_batches([len(e) for e in encoded], self.batch_limit):
             ids, mask = pad_batch([encoded[i] for i in batch], self.tokenizer.pad_token_id)
             inputs = []
             for name, tensor in (("input_ids", ids), ("attention_mask", mask)):

@@ -16,6 +16,7 @@ outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
+from learnerfit.errors import FailedPrecondition, InvalidInput, Unavailable
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.weights import resolve_model
 
@@ -70,58 +72,112 @@ def solution_logprobs(prompt_logprobs: Sequence[Mapping[int, Any] | None], promp
     return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values)
 
 
+def check_engine_options(dtype: str, enable_lora: bool) -> None:
+    """What vLLM would refuse later, refused at start-up by name: its LoRA kernels take float16/bfloat16 only."""
+    if enable_lora and dtype == "float32":
+        raise InvalidInput("dtype", "float32 with LoRA adapters on (lora_adapters: true): vLLM's LoRA kernels take "
+                                    "bfloat16 or float16; set dtype to bfloat16 (or auto), or lora_adapters to false")
+
+
 class AdapterIds:
-    """vLLM names each LoRA adapter by a positive int id: one stable id per adapter directory."""
+    """vLLM names each LoRA adapter by a positive int id and a name: one stable pair per adapter directory, handed
+    out under a lock (gRPC threads and the stage ask at once). The name is the resolved path, so two registries'
+    `v1` are two adapters."""
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def fields(self, adapter: str) -> tuple[str, int, str]:
         """(lora_name, lora_int_id, lora_path) for vllm.lora.request.LoRARequest."""
         path = str(Path(adapter).resolve())
         if not Path(path, "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{adapter!r} is not a LoRA adapter directory (no adapter_config.json)")
-        lora_id = self._ids.setdefault(path, len(self._ids) + 1)
-        return Path(path).name, lora_id, path
+            raise FailedPrecondition(f"{adapter!r} is not a LoRA adapter directory (no adapter_config.json): a full "
+                                     "checkpoint is loaded as an engine of its own, not applied per request")
+        with self._lock:
+            lora_id = self._ids.setdefault(path, len(self._ids) + 1)
+        return path, lora_id, path
+
+
+class _Core:
+    """What every view of one engine shares: the vllm.LLM, its tokenizer, the call lock, the adapter ids."""
+
+    def __init__(self, vllm, llm, enable_lora: bool):
+        self.vllm, self.llm, self.enable_lora = vllm, llm, enable_lora
+        self.tokenizer = llm.get_tokenizer()
+        self.lock = threading.Lock()  # vllm.LLM is not meant for concurrent calls
+        self.adapter_ids = AdapterIds()
+        self.released_for = ""  # set once the engine was shut down to make room for another model
 
 
 class VLLMEngine:
     """One vllm.LLM serving both interfaces (TextGenerator and LogProbScorer).
 
     `with_adapter(path)` gives a view of the same engine that applies a LoRA adapter
-    (e.g. a learner checkpoint) per request, so several checkpoints share one model.
+    (a learner checkpoint) per request, so any number of checkpoints share one model.
+    `release()` shuts the engine down (a full checkpoint replaces it); a call on it
+    afterwards raises Unavailable, which callers retry against the new one.
     """
 
     def __init__(self, model: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85,
-                 max_num_seqs: int = 256, lora_adapter: str | None = None, max_lora_rank: int = 64,
+                 max_num_seqs: int = 256, enable_lora: bool = False, max_lora_rank: int = 64,
                  trust_remote_code: bool = False, cache_dir: Path | None = None):
+        check_engine_options(dtype, enable_lora)
         try:
             import vllm
         except ImportError as exc:
             raise RuntimeError("the vllm back end needs vLLM on a CUDA machine: pip install 'learnerfit[gpu]'") \
                 from exc
-        self._vllm = vllm
+        lora = {"enable_lora": True, "max_lora_rank": max_lora_rank} if enable_lora else {}
+        llm = vllm.LLM(model=resolve_model(model, cache_dir), dtype=dtype,
+                       gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
+                       trust_remote_code=trust_remote_code, **lora)
+        self._core = _Core(vllm, llm, enable_lora)
         self.model_name = model
-        self.llm = vllm.LLM(
-            model=resolve_model(model, cache_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-            max_num_seqs=max_num_seqs, enable_lora=True, max_lora_rank=max_lora_rank,
-            trust_remote_code=trust_remote_code,
-        )
-        self.tokenizer = self.llm.get_tokenizer()
-        self._adapter_ids = AdapterIds()
-        self._lock = threading.Lock()  # vllm.LLM is not meant for concurrent calls
-        self.lora = self._lora_request(lora_adapter) if lora_adapter else None
+        self.lora = None
 
-    def _lora_request(self, adapter: str):
-        from vllm.lora.request import LoRARequest
-
-        return LoRARequest(*self._adapter_ids.fields(adapter))
+    @property
+    def tokenizer(self):
+        return self._core.tokenizer
 
     def with_adapter(self, adapter: str) -> VLLMEngine:
-        view = copy.copy(self)  # shares the LLM, tokenizer, lock and adapter ids
-        view.lora = self._lora_request(adapter)
+        if not self._core.enable_lora:
+            raise FailedPrecondition(f"{adapter!r} is a LoRA adapter, and this engine runs with LoRA off: set the "
+                                     "section's lora_adapters to true")
+        from vllm.lora.request import LoRARequest
+
+        view = copy.copy(self)  # shares the core: the LLM, tokenizer, lock and adapter ids
+        view.lora = LoRARequest(*self._core.adapter_ids.fields(adapter))
         view.model_name = f"{self.model_name}+{Path(adapter).name}"
         return view
+
+    def release(self, replaced_by: str) -> None:
+        """Shuts the engine down and frees its GPU memory, once no call is running on it."""
+        core = self._core
+        with core.lock:
+            if core.released_for:
+                return
+            core.released_for = replaced_by
+            shutdown = getattr(core.llm, "shutdown", None)  # newer vLLM; else the V1 engine core's own
+            if not callable(shutdown):
+                shutdown = getattr(getattr(core.llm, "llm_engine", None), "engine_core", None)
+                shutdown = getattr(shutdown, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            core.llm = None
+        gc.collect()
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:  # no CUDA here: nothing cached to free
+            pass
+
+    def _llm(self):
+        if self._core.released_for:
+            raise Unavailable(f"the vLLM engine of {self.model_name} was released for {self._core.released_for}; "
+                              "ask again")
+        return self._core.llm
 
     def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
                  prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
@@ -129,19 +185,20 @@ class VLLMEngine:
         prompts = [{"prompt_token_ids": self.tokenizer(render_prompt(self.tokenizer, c) + prefix,
                                                        add_special_tokens=False)["input_ids"]}
                    for c, prefix in zip(conversations, prefixes, strict=True)]
-        with self._lock:
-            # A seed per prompt (from its text): a prompt's samples do not depend on the others in the call.
-            per_prompt = [self._vllm.SamplingParams(**sampling_kwargs(params, prompt_seed(c, prefix, params)))
-                          for c, prefix in zip(conversations, prefixes, strict=True)]
-            outputs = self.llm.generate(prompts, per_prompt, lora_request=self.lora, use_tqdm=False)
+        vllm = self._core.vllm
+        # A seed per prompt (from its text): a prompt's samples do not depend on the others in the call.
+        per_prompt = [vllm.SamplingParams(**sampling_kwargs(params, prompt_seed(c, prefix, params)))
+                      for c, prefix in zip(conversations, prefixes, strict=True)]
+        with self._core.lock:
+            outputs = self._llm().generate(prompts, per_prompt, lora_request=self.lora, use_tqdm=False)
         return [completions_from_output(o, prefix) for o, prefix in zip(outputs, prefixes, strict=True)]
 
     def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
         pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]
         prompts = [{"prompt_token_ids": p + s} for p, s in pairs]
-        with self._lock:
-            outputs = self.llm.generate(prompts, self._vllm.SamplingParams(**scoring_kwargs()),
-                                        lora_request=self.lora, use_tqdm=False)
+        with self._core.lock:
+            outputs = self._llm().generate(prompts, self._core.vllm.SamplingParams(**scoring_kwargs()),
+                                           lora_request=self.lora, use_tqdm=False)
         return [
             solution_logprobs(o.prompt_logprobs, len(p), s, [self.tokenizer.decode([t]) for t in s])
             for o, (p, s) in zip(outputs, pairs, strict=True)

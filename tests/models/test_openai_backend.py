@@ -6,10 +6,12 @@ client under test is our real code over real sockets.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from learnerfit.domain.inference import SamplingParams
-from learnerfit.models.openai_backend import OpenAIChatGenerator, OracleRequestError
+from learnerfit.models.openai_backend import OpenAIChatGenerator, OracleRequestError, retry_after_s
 from tests.fake_oracle import FakeOracle
 
 
@@ -38,7 +40,7 @@ def test_n_completions_per_conversation_with_the_request_as_specified(oracle):
     assert [c.truncated for c in results[0]] == [False, True] and results[0][0].token_count == 6
     body = sorted(oracle.requests, key=lambda b: b["messages"][-1]["content"])[0]
     assert body == {"model": "oracle-model", "messages": _conversation("q1"), "n": 2, "temperature": 0.3,
-                    "top_p": 0.9, "max_tokens": 77, "seed": 5}
+                    "top_p": 0.9, "max_completion_tokens": 77, "seed": 5}  # newer hosted models refuse max_tokens
     assert oracle.headers[0]["Authorization"] == "Bearer sk-test"
 
 
@@ -85,3 +87,39 @@ def test_wrong_number_of_choices_is_an_error(oracle):
     oracle.script = [(200, {"choices": []}, {}, 0.0)]
     with pytest.raises(OracleRequestError, match="asked for n=1 choices, got 0"):
         _client(oracle).generate([_conversation("q")], SamplingParams())
+
+
+def test_a_reply_prefix_is_continued_the_way_vllm_serve_does_it(oracle):
+    oracle.responder = lambda body, i: (" = 4\nFinal answer: 4", "stop")
+    prefix = "Step 1: 2 + 2"
+    [[completion]] = _client(oracle, continues_prefix=True).generate([_conversation("q")], SamplingParams(),
+                                                                     prefixes=[prefix])
+    assert completion.text == "Step 1: 2 + 2 = 4\nFinal answer: 4"  # the whole reply, as every back end gives it
+    [body] = oracle.requests
+    assert body["messages"] == [*_conversation("q"), {"role": "assistant", "content": prefix}]
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    with pytest.raises(NotImplementedError, match="continues_prefix"):
+        _client(oracle).generate([_conversation("q")], SamplingParams(), prefixes=[prefix])  # a hosted API: refused
+
+
+def test_retry_after_in_seconds_http_date_and_milliseconds():
+    now = 1_800_000_000.0
+    assert retry_after_s({"Retry-After": "7"}) == 7.0
+    assert retry_after_s({"Retry-After": email_date(now + 12)}, now=now) == pytest.approx(12.0)
+    assert retry_after_s({"Retry-After": email_date(now - 5)}, now=now) == 0.0  # a date already past: no wait
+    assert retry_after_s({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25  # the finer one wins
+    assert retry_after_s({"Retry-After": "soon"}) is None and retry_after_s({}) is None
+
+
+def email_date(timestamp: float) -> str:
+    import email.utils
+
+    return email.utils.formatdate(timestamp, usegmt=True)
+
+
+def test_a_servers_long_retry_after_is_capped(oracle):
+    oracle.script = [(429, {"error": {"message": "slow down"}}, {"Retry-After": "3600"}, 0.0)]
+    client = _client(oracle, max_retries=1, max_retry_after_s=0.2)
+    started = time.monotonic()
+    [[completion]] = client.generate([_conversation("q")], SamplingParams())
+    assert completion.text == "answer 0 to q" and time.monotonic() - started < 5  # waited 0.2 s, not an hour

@@ -27,7 +27,8 @@ def in_process(reward_model_dir):
 @pytest.fixture(scope="module")
 def triton(reward_model_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("triton")
-    repo = write_model_repository(work / "models", reward_model_dir)
+    # A small max_batch_size, so the client's larger batches must be split to it (the server refuses larger ones).
+    repo = write_model_repository(work / "models", reward_model_dir, max_batch_size=8)
     with TritonServer(repo, work) as server:
         yield server
 
@@ -49,12 +50,23 @@ def test_triton_and_in_process_scores_agree(triton, in_process, reward_model_dir
     solutions = [p["chosen"] for p in pairs] + [p["rejected"] + " Let me check." * (i % 5) for i, p in
                                                  enumerate(pairs)]
     remote = TritonRewardModel(triton.url, "reward_model", model_name=REWARD_MINILM, tokenizer=str(reward_model_dir),
-                               max_batch_sequences=8)
+                               max_batch_sequences=1024)
     try:
+        assert remote.batch_limit == 8  # the served model's max_batch_size, read from the server
         assert remote.rewards(questions, solutions) == pytest.approx(in_process.rewards(questions, solutions),
                                                                      abs=1e-4)
     finally:
         remote.close()
+
+
+def test_the_gpu_model_configuration_is_its_own(tmp_path, reward_model_dir):
+    """The GPU deployment's configuration: written whole, GPU instances, bfloat16; the CPU one untouched."""
+    gpu = (write_model_repository(tmp_path / "gpu", reward_model_dir, gpu=True) / "reward_model")
+    cpu = (write_model_repository(tmp_path / "cpu", reward_model_dir) / "reward_model")
+    assert sorted(p.name for p in gpu.iterdir()) == ["1", "config.pbtxt"]
+    config = (gpu / "config.pbtxt").read_text()
+    assert "kind: KIND_GPU" in config and 'string_value: "bfloat16"' in config and "@" not in config
+    assert "kind: KIND_CPU" in (cpu / "config.pbtxt").read_text()
 
 
 def test_reward_scorer_service_scores_quality_through_triton(triton, in_process, reward_model_dir, broker):
