@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv models run test test-faults protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
+.PHONY: venv models run test test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,14 @@ test: $(STAMP) check-generated lint-imports models
 FAULT_TRIALS_PER_STAGE ?= 20
 test-faults: $(STAMP) models
 	FAULT_TRIALS_PER_STAGE=$(FAULT_TRIALS_PER_STAGE) $(PY) -m pytest -q -s tests/faults $(PYTEST_ARGS)
+
+# Wheels the GPU machine's image lacks for tests/gpu/check_gpu.py (Python 3.12, no network there): carried in .whl.
+GPU_CHECK_WHEELS = pydantic pydantic_core pydantic-settings annotated-types typing-inspection python-dotenv trl \
+	datasets dill multiprocess protobuf tenacity grpcio-health-checking grpcio-reflection
+gpu-wheels:
+	mkdir -p .whl && $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+	  $$(for name in $(GPU_CHECK_WHEELS); do grep -i "^$$name==" constraints.txt; done)
 
 # The layer contracts in pyproject.toml ([tool.importlinter]): the architecture, checked.
 lint-imports: $(STAMP)

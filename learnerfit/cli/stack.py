@@ -37,18 +37,36 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     for name in ("loss_type", "eval_problems", "eval_k"):
         if getattr(args, name, None) is not None:
             train[name] = getattr(args, name)
-    return {
+    config = {
         # Four problems (x N samples) per generate() pass: on CPU a larger pass is barely
         # faster per token, and smaller ones let progress show as the batch goes.
-        "generator": {"learner": learner, "stage": {"max_batch": 4}},
+        "generator": {"learner": dict(learner), "stage": {"max_batch": 4}},
         # The drift scorer measures perplexity under the same learner the generator samples.
-        "drift_scorer": {"learner": learner},
-        "refiner": {"oracle": oracle},
-        "style_aligner": {"oracle": oracle, "learner": learner},  # repair continues with the learner
+        "drift_scorer": {"learner": dict(learner)},
+        "refiner": {"oracle": dict(oracle)},
+        "style_aligner": {"oracle": dict(oracle), "learner": dict(learner)},  # repair continues with the learner
         # The CLI asks for training (Train) when a round is curated; the trainer never starts on its own here.
         "trainer": {"registry_dir": registry_dir, "train_every": 0, "train": train},
         "registry": {"registry_dir": registry_dir},
     }
+    if getattr(args, "engine", "transformers") == "vllm":
+        share_one_gpu(config)
+    return config
+
+
+ENGINES_GPU_SHARE = 0.6  # what the vLLM engines on one GPU take together; the rest is the trainer's and CUDA's
+
+
+def share_one_gpu(config: dict[str, dict[str, Any]]) -> None:
+    """Every model section on vLLM, on one GPU: each engine gets an equal part of ENGINES_GPU_SHARE (vLLM's
+    gpu_memory_utilization is per engine; the default 0.85 each would fail the second engine to start)."""
+    sections = [(service, name) for service, name in (("generator", "learner"), ("drift_scorer", "learner"),
+                                                      ("refiner", "oracle"), ("style_aligner", "oracle"),
+                                                      ("style_aligner", "learner"))
+                if config[service][name].get("backend") != "openai"]  # a hosted Oracle takes no GPU here
+    for service, name in sections:
+        config[service][name] |= {"backend": "vllm", "device": "cuda",
+                                  "gpu_memory_utilization": round(ENGINES_GPU_SHARE / len(sections), 3)}
 
 
 def make_stack(args: argparse.Namespace) -> LocalStack:
@@ -142,6 +160,9 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="checkpoint registry the trainer registers into and the learner follows "
                                            f"(default: {default_registry_dir()})")
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
+    parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers",
+                        help="inference engine of every model service: transformers (CPU here) or vllm (one CUDA GPU "
+                             "shared by all engines, the `gpu` extra; default: %(default)s)")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:

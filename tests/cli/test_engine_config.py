@@ -1,0 +1,34 @@
+"""`--engine vllm`: every model service on vLLM, on one shared GPU, with settings each service accepts."""
+
+from __future__ import annotations
+
+from learnerfit.cli import build_parser
+from learnerfit.cli.stack import ENGINES_GPU_SHARE, stack_config
+from services.drift_scorer import DriftScorerSettings
+from services.generator import GeneratorSettings
+from services.refiner import RefinerSettings
+from services.style_aligner import StyleAlignerSettings
+
+SETTINGS = {"generator": GeneratorSettings, "drift_scorer": DriftScorerSettings, "refiner": RefinerSettings,
+            "style_aligner": StyleAlignerSettings}
+
+
+def _engines(argv):
+    config = stack_config(build_parser().parse_args(argv))
+    settings = {name: cls(**config[name]) for name, cls in SETTINGS.items()}
+    return [getattr(settings[service], section) for service, section in (
+        ("generator", "learner"), ("drift_scorer", "learner"), ("refiner", "oracle"), ("style_aligner", "oracle"),
+        ("style_aligner", "learner")) if getattr(settings[service], section).backend != "openai"]
+
+
+def test_every_engine_on_vllm_shares_one_gpu_within_its_part():
+    engines = _engines(["run", "--engine", "vllm"])
+    assert len(engines) == 5 and {e.backend for e in engines} == {"vllm"}
+    assert sum(e.gpu_memory_utilization for e in engines) <= ENGINES_GPU_SHARE + 1e-9
+    assert {e.resolved_dtype() for e in engines} == {"bfloat16"}  # LoRA-capable (the learner follows adapters)
+
+
+def test_a_hosted_oracle_takes_no_share_and_the_default_stays_on_transformers():
+    engines = _engines(["run", "--engine", "vllm", "--oracle-endpoint", "https://api.example/v1"])
+    assert len(engines) == 3 and engines[0].gpu_memory_utilization == round(ENGINES_GPU_SHARE / 3, 3)
+    assert {e.backend for e in _engines(["run"])} == {"transformers"}
