@@ -12,7 +12,7 @@ from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.refine import Refiner
 from learnerfit.domain.oracle.selection import rejected_route
 from learnerfit.domain.oracle.writer import OracleWriter
-from learnerfit.models.factory import make_text_generator
+from learnerfit.models.factory import make_oracle
 from learnerfit.models.settings import OracleSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
@@ -34,8 +34,8 @@ class RefinerSettings(ServiceSettings):
 
 def build(settings: RefinerSettings, context: Context) -> Parts:
     checker = settings.answers.checker()
-    refiner = Refiner(OracleWriter("refiner", make_text_generator(settings.oracle, settings.cache_dir), checker,
-                                   settings.oracle.sampling(), settings.guardrails.min_overlap))
+    refiner = Refiner(OracleWriter("refiner", make_oracle(settings.oracle, settings.cache_dir), checker,
+                                   settings.guardrails.min_overlap))
 
     def refine(request: services_pb2.RefineRequest) -> services_pb2.RefineResponse:
         validate_trajectories(request.trajectories, settings.intake)

@@ -15,7 +15,7 @@ from learnerfit.domain.oracle.align import StyleAligner
 from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.selection import rejected_route
 from learnerfit.domain.oracle.writer import OracleWriter
-from learnerfit.models.factory import make_text_generator
+from learnerfit.models.factory import make_oracle, make_text_generator
 from learnerfit.models.settings import LearnerSettings, OracleSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
@@ -40,8 +40,8 @@ class StyleAlignerSettings(ServiceSettings):
 
 def build(settings: StyleAlignerSettings, context: Context) -> Parts:
     checker = settings.answers.checker()
-    writer = OracleWriter("style_aligner", make_text_generator(settings.oracle, settings.cache_dir), checker,
-                          settings.oracle.sampling(), settings.guardrails.min_overlap)
+    writer = OracleWriter("style_aligner", make_oracle(settings.oracle, settings.cache_dir), checker,
+                          settings.guardrails.min_overlap)
     # repair: the learner continues the repaired prefix greedily, its most likely way to finish.
     learner = make_text_generator(settings.learner, settings.cache_dir)
     aligner = StyleAligner(writer, learner, SamplingParams(n=1, temperature=0.0,

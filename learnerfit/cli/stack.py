@@ -27,11 +27,16 @@ from trainer.reward_model import ensure_reward_model
 def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Each service's settings for this run, as nested sections (the YAML each service is handed)."""
     learner = {"model": args.model}
-    oracle: dict[str, Any] = {}
+    # The Oracle: an endpoint's model, a local model, else the rule-based teacher (offline, exact on the local
+    # stack's arithmetic families), since the only LLM here, SmolLM2-135M, fails most Oracle tasks.
+    oracle: dict[str, Any]
     if args.oracle_endpoint:
-        oracle |= {"backend": "openai", "endpoint": args.oracle_endpoint}
-    if args.oracle_model:
-        oracle["model"] = args.oracle_model
+        oracle = {"backend": "openai", "endpoint": args.oracle_endpoint}
+        oracle |= {"model": args.oracle_model} if args.oracle_model else {}
+    elif args.oracle_model:
+        oracle = {"backend": "transformers", "model": args.oracle_model}
+    else:
+        oracle = {"backend": "teacher", "register": args.teacher_register}
     registry_dir = str(Path(args.registry).resolve()) if args.registry else str(default_registry_dir())
     train = {"base_model": args.model}
     for name in ("loss_type", "eval_problems", "eval_k"):
@@ -155,8 +160,12 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
                         help="learner: 'smollm2-135m-instruct', a local model directory or a Hugging Face id")
     parser.add_argument("--oracle-endpoint",
                         help="OpenAI-compatible base URL of the Oracle (a hosted model or `vllm serve`, key in "
-                             "OPENAI_API_KEY); default: SmolLM2 in process, a weak local stand-in")
-    parser.add_argument("--oracle-model", help="Oracle model name at --oracle-endpoint, or a local model")
+                             "OPENAI_API_KEY); default: the rule-based teacher, offline")
+    parser.add_argument("--oracle-model", help="Oracle model name at --oracle-endpoint, or a local model run in "
+                                               "process (e.g. smollm2-135m-instruct, a weak LLM stand-in)")
+    parser.add_argument("--teacher-register", choices=["plain", "mixed", "latex"], default="mixed",
+                        help="the rule-based teacher's register: how far its text is from the learner's style, "
+                             "correctness fixed (default: %(default)s)")
     parser.add_argument("--registry", help="checkpoint registry the trainer registers into and the learner follows "
                                            f"(default: {default_registry_dir()})")
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")

@@ -67,6 +67,9 @@ def validate_problem(problem: records_pb2.Problem, limits: IntakeLimits, field: 
                      "max_question_chars")
     if not problem.reference_answer.strip():
         raise InvalidInput(f"{field}.reference_answer", "must not be empty (the answer check needs it)")
+    if len(problem.reference_solution) > limits.max_text_chars:
+        raise _limit(f"{field}.reference_solution", len(problem.reference_solution), "characters",
+                     limits.max_text_chars, "max_text_chars")
     if len(problem.reference_answer) > limits.max_answer_chars:
         raise _limit(f"{field}.reference_answer", len(problem.reference_answer), "characters",
                      limits.max_answer_chars, "max_answer_chars")

@@ -31,13 +31,15 @@ def from_reasoning_gym(family: str, count: int, seed: int = 0,
         raise ProblemSourceError(f"reasoning-gym family {family!r} with options {dict(options or {})}: {exc}") from exc
     return [
         records_pb2.Problem(question=entry["question"], reference_answer=str(entry["answer"]),
-                            source=f"reasoning_gym/{family}#{seed}:{i}")
+                            source=f"reasoning_gym/{family}#{seed}:{i}",
+                            reference_solution=str((entry.get("metadata") or {}).get("answer_cot") or ""))
         for i, entry in enumerate(dataset)
     ]
 
 
 def from_jsonl(path: Path) -> list[records_pb2.Problem]:
-    """One JSON object per line with "question" and "answer" (or "reference_answer"), optionally "source"."""
+    """One JSON object per line with "question" and "answer" (or "reference_answer"), optionally "source" and
+    "solution" (a worked solution, which the rule-based teacher can follow)."""
     problems = []
     with open(path, encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
@@ -51,7 +53,8 @@ def from_jsonl(path: Path) -> list[records_pb2.Problem]:
             if not isinstance(row, dict) or "question" not in row or answer is None:
                 raise ProblemSourceError(f"{path}:{number}: needs \"question\" and \"answer\"")
             problems.append(records_pb2.Problem(question=str(row["question"]), reference_answer=str(answer),
-                                                source=str(row.get("source", f"{path.name}:{number}"))))
+                                                source=str(row.get("source", f"{path.name}:{number}")),
+                                                reference_solution=str(row.get("solution") or "")))
     if not problems:
         raise ProblemSourceError(f"{path}: no problems")
     return problems

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from learnerfit.domain.inference import LogProbScorer, RewardModel, TextGenerator
+from learnerfit.domain.oracle.tasks import Oracle
 from learnerfit.errors import FailedPrecondition
 from learnerfit.models.settings import EngineSettings, OracleSettings, RewardSettings
 
@@ -33,6 +34,17 @@ def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | No
                                    max_retries=engine.max_retries, max_retry_after_s=engine.max_retry_after_s,
                                    continues_prefix=engine.continues_prefix)
     raise ValueError(f"unknown back end {engine.backend!r}")
+
+
+def make_oracle(settings: OracleSettings, cache_dir: Path) -> Oracle:
+    """The Oracle an Oracle service asks by task: the rule-based teacher, or an LLM prompted per task."""
+    if settings.backend == "teacher":
+        from learnerfit.domain.oracle.teacher import RuleTeacher
+
+        return RuleTeacher(settings.register)
+    from learnerfit.domain.oracle.prompted import PromptedOracle
+
+    return PromptedOracle(make_text_generator(settings, cache_dir), settings.sampling())
 
 
 def make_logprob_scorer(engine: EngineSettings, cache_dir: Path, model: str | None = None) -> LogProbScorer:

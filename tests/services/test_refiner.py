@@ -151,3 +151,21 @@ def test_an_oracle_that_is_down_then_back_delays_records_and_one_down_past_the_r
         oracle.close()
     assert letter.transient and letter.stage == "refiner" and letter.record_id == down.id
     assert "503: overloaded" in letter.reason and letter.attempts > 1
+
+
+def test_the_rule_based_teacher_behind_the_refiner_writes_right_solutions_and_refuses_by_name(broker):
+    """The same service, the Oracle asked by task: the teacher computes; what it cannot read is rejected with why."""
+    with running(SPEC, broker, loops=False, oracle={"backend": "teacher", "register": "latex"}) as (_, stub, _bus):
+        lucky = records_pb2.Trajectory(
+            id="t-lucky", origin=records_pb2.ORIGIN_LEARNER_SAMPLE, text="4 * 2 = 9\n3 + 9 = 11\nFinal answer: 11",
+            problem=records_pb2.Problem(id="p1", batch_id="b", question="Calculate 3 + 4 * 2.", reference_answer="11"))
+        prose = records_pb2.Trajectory(id="t-prose", origin=records_pb2.ORIGIN_LEARNER_SAMPLE, text="Paris",
+                                       problem=records_pb2.Problem(id="p2", batch_id="b", reference_answer="Paris",
+                                                                   question="What is the capital of France?"))
+        refined, refused = stub.Refine(services_pb2.RefineRequest(trajectories=[lucky, prose],
+                                                                  mode=records_pb2.ORACLE_MODE_REFINE)).trajectories
+    assert not refined.HasField("rejection") and refined.final_answer == "11"
+    assert refined.model == "rule-teacher-v1/latex" and list(refined.prompt_ids) == ["teacher.refine.v1"]
+    assert "\\[ 4 \\times 2 = 8 \\]" in refined.text and "\\[ 3 + 8 = 11 \\]" in refined.text  # corrected, in LaTeX
+    assert refined.style.latex_density > 0.2 and refined.parent_id == lucky.id
+    assert refused.rejection.guardrail == "oracle_unable" and "not a number" in refused.rejection.detail

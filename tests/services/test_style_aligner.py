@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from learnerfit.domain.oracle.align import first_wrong_step
+from learnerfit.domain.oracle.prompted import first_wrong_step
 from learnerfit.v1 import records_pb2, services_pb2
 from services.style_aligner import SPEC
 from tests.fake_oracle import FakeOracle
@@ -102,3 +102,17 @@ def test_repair_is_rejected_when_the_oracle_names_no_wrong_step(aligner):
     ("2", 3, 2), ("Step 3 is wrong.", 3, 3), ("0", 3, None), ("7", 3, None), ("none", 3, None)])
 def test_the_named_step_is_read_from_the_oracles_reply(reply, steps, expected):
     assert first_wrong_step(reply, steps) == expected
+
+
+def test_the_rule_based_teacher_rewrites_in_the_learners_lines_and_locates_the_step_to_repair(broker):
+    teacher = {"backend": "teacher", "register": "latex"}  # the register never reaches the learner's lines
+    with running(SPEC, broker, loops=False, repair_max_new_tokens=24, oracle=teacher) as (_, stub, _bus):
+        lucky = _trace("Calculate 3 + 4 * 2.", "11", "4 * 2 = 9\n3 + 9 = 11\nFinal answer: 11")
+        [rewritten] = _align(stub, records_pb2.ORACLE_MODE_REWRITE, lucky)
+        wrong = _trace("Calculate 6 * 3.", "18", "6 * 3 = 16\nFinal answer: 16", records_pb2.VERDICT_INCORRECT)
+        [repaired] = _align(stub, records_pb2.ORACLE_MODE_REPAIR, wrong)
+    assert rewritten.text == "4 * 2 = 8\n3 + 8 = 11\nFinal answer: 11" and not rewritten.HasField("rejection")
+    assert rewritten.model == "rule-teacher-v1/latex" and rewritten.style.latex_density == 0
+    assert repaired.text.startswith("6 * 3 = 18\n") and repaired.metadata["repair.step"] == "1"
+    assert "its arithmetic is wrong" in repaired.metadata["repair.located"]
+    assert repaired.metadata["repair.continued_by"] == "smollm2-135m-instruct"  # the learner wrote the rest

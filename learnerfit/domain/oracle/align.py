@@ -11,14 +11,13 @@ learner's text, and are rejected when they do not (min_overlap).
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 
 from learnerfit.domain.inference import Completion, SamplingParams, TextGenerator
 from learnerfit.domain.oracle.guardrails import rejection
-from learnerfit.domain.oracle.prompts import template
 from learnerfit.domain.oracle.selection import REPAIR, REWRITE, tasks
+from learnerfit.domain.oracle.tasks import OracleTask
 from learnerfit.domain.oracle.writer import Draft, OracleWriter
 from learnerfit.domain.prompts import learner_conversation
 from learnerfit.domain.records import split_steps
@@ -26,17 +25,6 @@ from learnerfit.domain.style import StyleCard
 from learnerfit.errors import InvalidInput
 from learnerfit.recent import Recent
 from learnerfit.v1 import records_pb2
-
-_FIRST_NUMBER = re.compile(r"-?\d+")
-
-
-def first_wrong_step(reply: str, steps: int) -> int | None:
-    """The 1-based step the Oracle named, or None when it named none (0) or nothing usable."""
-    match = _FIRST_NUMBER.search(reply)
-    if match is None:
-        return None
-    number = int(match.group(0))
-    return number if 1 <= number <= steps else None
 
 
 class StyleAligner:
@@ -85,48 +73,29 @@ class StyleAligner:
     # -- the two modes -----------------------------------------------------------
 
     def rewrite_draft(self, trajectory: records_pb2.Trajectory, card: StyleCard) -> Draft:
-        prompt = template("rewrite")
-        conversation = prompt.render(question=trajectory.problem.question, trace=trajectory.text,
-                                     style_card=card.render())
-        return Draft(trajectory.problem, records_pb2.ORIGIN_STYLE_ALIGNED, REWRITE, conversation, [prompt.id],
-                     parent=trajectory, keeps_parent=True)
+        return Draft(OracleTask(REWRITE, trajectory.problem, trace=trajectory.text, style_card=card),
+                     records_pb2.ORIGIN_STYLE_ALIGNED, parent=trajectory, keeps_parent=True)
 
     def repair_drafts(self, trajectories: Sequence[records_pb2.Trajectory], card: StyleCard) -> list[Draft]:
         if not trajectories:
             return []
-        locate, fix = template("repair_locate"), template("repair_step")
-        prompt_ids = [locate.id, fix.id]
+        repair_tasks = [OracleTask(REPAIR, t.problem, trace=t.text, style_card=card) for t in trajectories]
+        fixes = self.writer.oracle.fix_first_wrong_step(repair_tasks)
         steps = [split_steps(t.text) for t in trajectories]
-        named = self.writer.complete([
-            locate.render(question=t.problem.question,
-                          numbered_steps="\n".join(f"{k}. {s}" for k, s in enumerate(lines, 1)) or "(empty)")
-            for t, lines in zip(trajectories, steps, strict=True)])
-        wrong = [first_wrong_step(c.text, len(lines)) for c, lines in zip(named, steps, strict=True)]
-        todo = [i for i, k in enumerate(wrong) if k is not None]
-        fixes = self.writer.complete([
-            fix.render(question=trajectories[i].problem.question,
-                       prefix="\n".join(steps[i][: wrong[i] - 1]) or "(none yet)",
-                       wrong_step=steps[i][wrong[i] - 1], style_card=card.render())
-            for i in todo])
-        prefixes = {i: "\n".join([*steps[i][: wrong[i] - 1], _one_line(f.text)]) + "\n"
-                    for i, f in zip(todo, fixes, strict=True)}
+        todo = [i for i, fix in enumerate(fixes) if fix.step is not None]
+        prefixes = {i: "\n".join([*steps[i][: fixes[i].step - 1], fixes[i].line]) + "\n" for i in todo}
         continued = self.learner.generate([learner_conversation(trajectories[i].problem) for i in todo],
                                           self.learner_params, prefixes=[prefixes[i] for i in todo]) if todo else []
         finished = {i: samples[0] for i, samples in zip(todo, continued, strict=True)}
         drafts = []
-        for i, trajectory in enumerate(trajectories):
-            notes = {"repair.located": named[i].text.strip()[:200], "repair.continued_by": self.learner.model_name}
-            draft = Draft(trajectory.problem, records_pb2.ORIGIN_STYLE_ALIGNED, REPAIR, [], prompt_ids,
-                          parent=trajectory, keeps_parent=True, notes=notes)
+        for i, (task, trajectory, fix) in enumerate(zip(repair_tasks, trajectories, fixes, strict=True)):
+            notes = {"repair.located": fix.located[:200], "repair.continued_by": self.learner.model_name}
+            draft = Draft(task, records_pb2.ORIGIN_STYLE_ALIGNED, parent=trajectory, keeps_parent=True, notes=notes)
             if i in finished:
-                notes["repair.step"] = str(wrong[i])
+                notes["repair.step"] = str(fix.step)
                 draft.completion = finished[i]
             else:
                 draft.completion = Completion("", 0, False)
                 draft.rejection = rejection("no_wrong_step", f"the Oracle named no step of the {len(steps[i])} as wrong")
             drafts.append(draft)
         return drafts
-
-
-def _one_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -8,24 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from learnerfit.domain.oracle.prompts import template
 from learnerfit.domain.oracle.selection import REFINE, SYNTHESIZE, tasks
+from learnerfit.domain.oracle.tasks import OracleTask
 from learnerfit.domain.oracle.writer import Draft, OracleWriter
 from learnerfit.errors import InvalidInput
 from learnerfit.v1 import records_pb2
 
 
 def refine_draft(trajectory: records_pb2.Trajectory) -> Draft:
-    prompt = template("refine")
-    return Draft(trajectory.problem, records_pb2.ORIGIN_ORACLE_REFINED, REFINE,
-                 prompt.render(question=trajectory.problem.question, trace=trajectory.text), [prompt.id],
+    return Draft(OracleTask(REFINE, trajectory.problem, trace=trajectory.text), records_pb2.ORIGIN_ORACLE_REFINED,
                  parent=trajectory)
 
 
 def synthesize_draft(problem: records_pb2.Problem) -> Draft:
-    prompt = template("synthesize")
-    return Draft(problem, records_pb2.ORIGIN_ORACLE_SYNTHESIZED, SYNTHESIZE, prompt.render(question=problem.question),
-                 [prompt.id])
+    return Draft(OracleTask(SYNTHESIZE, problem), records_pb2.ORIGIN_ORACLE_SYNTHESIZED)
 
 
 class Refiner:

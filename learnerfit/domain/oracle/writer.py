@@ -1,4 +1,4 @@
-"""One Oracle call path for both Oracle services: prompt -> Oracle -> guardrails -> verified, lineage-stamped trajectory."""
+"""One Oracle call path for both Oracle services: task -> Oracle -> guardrails -> verified, lineage-stamped trajectory."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter
 
 from learnerfit.domain.answers import AnswerChecker, extract_final_answer
-from learnerfit.domain.inference import Completion, Conversation, SamplingParams, TextGenerator
+from learnerfit.domain.inference import Completion
 from learnerfit.domain.oracle.guardrails import rejection, text_rejection
 from learnerfit.domain.oracle.lineage import derived_trajectory
+from learnerfit.domain.oracle.tasks import Oracle, OracleTask
 from learnerfit.domain.records import origin_name
 from learnerfit.v1 import records_pb2
 
@@ -23,11 +24,8 @@ ORACLE_REJECTIONS = Counter("learnerfit_oracle_rejections_total", "Oracle output
 class Draft:
     """What one Oracle output should become."""
 
-    problem: records_pb2.Problem
+    task: OracleTask
     origin: int
-    mode: int
-    conversation: Conversation
-    prompt_ids: list[str]
     parent: records_pb2.Trajectory | None = None
     keeps_parent: bool = False  # rewrite/repair: the output must keep much of the parent's text
     notes: dict[str, str] = field(default_factory=dict)
@@ -38,31 +36,27 @@ class Draft:
 
 
 class OracleWriter:
-    def __init__(self, service: str, oracle: TextGenerator, checker: AnswerChecker, params: SamplingParams,
-                 min_overlap: float):
+    def __init__(self, service: str, oracle: Oracle, checker: AnswerChecker, min_overlap: float):
         self.service = service
         self.oracle = oracle
         self.checker = checker
-        self.params = params
         self.min_overlap = min_overlap
-
-    def complete(self, conversations: Sequence[Conversation]) -> list[Completion]:
-        """One Oracle completion per conversation, in one back-end call."""
-        if not conversations:
-            return []
-        return [samples[0] for samples in self.oracle.generate(conversations, self.params)]
 
     def write(self, drafts: Sequence[Draft]) -> list[records_pb2.Trajectory]:
         """Accepted and rejected outputs alike; a rejected one carries its `rejection`."""
         pending = [i for i, d in enumerate(drafts) if d.completion is None]
-        completions = {i: d.completion for i, d in enumerate(drafts) if d.completion is not None}
-        completions.update(zip(pending, self.complete([drafts[i].conversation for i in pending]), strict=True))
+        replies = self.oracle.write([drafts[i].task for i in pending]) if pending else []
+        for i, reply in zip(pending, replies, strict=True):
+            drafts[i].completion = reply.completion
+            if reply.unable is not None:
+                drafts[i].rejection = rejection("oracle_unable", reply.unable)
         outputs, reasons, to_verify = [], [], []
         for i, draft in enumerate(drafts):
-            completion = completions[i]
+            completion, task = draft.completion, draft.task
             outputs.append(derived_trajectory(
-                draft.problem, draft.origin, draft.mode, self.oracle.model_name, completion.text, draft.prompt_ids,
-                parent=draft.parent, completion_tokens=completion.token_count, notes=draft.notes))
+                task.problem, draft.origin, task.mode, self.oracle.model_name, completion.text,
+                self.oracle.prompt_ids(task.mode), parent=draft.parent, completion_tokens=completion.token_count,
+                notes=draft.notes))
             reason = draft.rejection or text_rejection(completion, draft.parent.text if draft.parent else None,
                                                        self.min_overlap, draft.keeps_parent)
             reasons.append(reason)
@@ -70,7 +64,7 @@ class OracleWriter:
                 to_verify.append(i)
         answers = {i: extract_final_answer(outputs[i].text)[0] for i in to_verify}
         checkable = [i for i in to_verify if answers[i] is not None]
-        verdicts = self.checker.check([(answers[i], drafts[i].problem.reference_answer) for i in checkable])
+        verdicts = self.checker.check([(answers[i], drafts[i].task.problem.reference_answer) for i in checkable])
         for i in to_verify:
             if answers[i] is None:
                 reasons[i] = rejection("answer_not_verified", "no final answer")

@@ -1,0 +1,322 @@
+"""The rule-based teacher: an Oracle that computes instead of sampling, so every mode runs offline, right and the
+same every time.
+
+A stand-in for a strong model, good for studying *style* with correctness held
+fixed; not a model of how a strong LLM errs. It knows the right value of every
+step of the problems it can read:
+
+* arithmetic families (reasoning-gym's basic_arithmetic, chain_sum, products; any
+  question that holds one arithmetic expression): the expression, evaluated one
+  operation at a time in the order of operations;
+* problems with a worked reference solution (`Problem.reference_solution`;
+  reasoning-gym's gsm_symbolic carries one): its lines, each equation checked;
+
+and for anything else it says it cannot, with the reason; it never guesses. Modes:
+
+* synthesize: its own solution, in its register;
+* refine: the learner's steps, each result corrected (and corrected values carried
+  into the steps that used them), written in the teacher's register;
+* rewrite (style-aligned): the learner's own lines, corrected in place; nothing else
+  of the learner's text changes;
+* repair: the first step whose arithmetic is wrong (or a final answer that is not
+  the value the steps reached), corrected in the learner's notation.
+
+refine and rewrite refuse a trace whose reasoning is wrong as far as the teacher can
+see: a step using a number that is neither in the problem nor an earlier result, or
+steps that, their arithmetic right, do not reach the answer. It does not rewrite
+reasoning.
+
+The register (`plain`, `mixed`, `latex`) sets how far the teacher's text is from the
+learner's one-equation-per-line style, with correctness fixed: the dose of drift.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from learnerfit.domain.inference import Completion
+from learnerfit.domain.oracle.arithmetic import (
+    NotArithmetic,
+    find_equation,
+    find_equations,
+    fmt,
+    normalise,
+    numbers,
+    operations,
+    value,
+)
+from learnerfit.domain.oracle.selection import REFINE, REWRITE, SYNTHESIZE
+from learnerfit.domain.oracle.tasks import OracleReply, OracleTask, StepFix
+from learnerfit.domain.records import mode_name, split_steps
+
+REGISTERS = ("plain", "mixed", "latex")
+VERSION = "v1"
+# Where the arithmetic families put their expression (basic_arithmetic, chain_sum, products).
+_QUESTION_FORMS = (
+    re.compile(r"^\s*Calculate\s+(?P<e>.+?)\s*\.?\s*$", re.DOTALL),
+    re.compile(r"arithmetic problem:\s*(?P<e>.+?)\s*=\s*$", re.DOTALL),
+    re.compile(r"multiplication:\s*(?P<e>.+?)\.\s", re.DOTALL),
+)
+_FINAL = re.compile(r"^\s*Final answer:\s*(?P<answer>.*?)\s*$", re.IGNORECASE)
+_HASHES = re.compile(r"^\s*####\s*(?P<answer>\S.*?)\s*$")
+_ORDINALS = ("First", "Then", "Next", "After that", "Then", "Next", "After that")
+
+
+class Unable(Exception):
+    """What the teacher cannot do, and why (the output is rejected with it)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a solution: `expression = result`, within the words of its line (`{eq}` marks where the
+    equation goes; "{eq}" alone for a bare equation); a step without an equation has expression "" (words only)."""
+
+    expression: str
+    result: Fraction | None
+    words: str = "{eq}"
+
+    @property
+    def bare(self) -> bool:
+        return self.words.strip() == "{eq}"
+
+
+def _number(text: str) -> Fraction:
+    try:
+        return value(text)
+    except NotArithmetic as error:
+        raise Unable(f"the reference answer {text!r} is not a number") from error
+
+
+def solution_plan(problem) -> list[Step]:
+    """The teacher's own steps for the problem; Unable when it cannot read it or cannot reach its answer."""
+    answer = _number(problem.reference_answer)
+    if problem.reference_solution.strip():
+        steps = _reference_steps(problem.reference_solution)
+    else:
+        expression = _expression(problem.question)
+        steps = [Step(o.text(), o.result) for o in operations(expression)] or [Step(fmt(value(expression)),
+                                                                                     value(expression))]
+    reached = next((s.result for s in reversed(steps) if s.result is not None), None)
+    if reached != answer:
+        raise Unable(f"its steps reach {fmt(reached) if reached is not None else 'no value'}, and the reference "
+                     f"answer is {problem.reference_answer}: the teacher does not guess")
+    return steps
+
+
+def _expression(question: str) -> str:
+    for form in _QUESTION_FORMS:
+        match = form.search(question)
+        if match:
+            try:
+                value(match.group("e"))
+                return normalise(match.group("e"))
+            except NotArithmetic:
+                break
+    raise Unable("not a problem the teacher can read: no arithmetic expression in the question (basic_arithmetic, "
+                 "chain_sum, products) and no reference solution (gsm_symbolic)")
+
+
+_CURRENCY = re.compile(r"[€$£¥]")
+_UNIT_BEFORE_OPERATOR = re.compile(r"(\d)\s+(?:[A-Za-z][\w'-]*\s+){1,3}(?=[-+*/x×÷=])")
+_TIMES = re.compile(r"(?<=\d)\s+x\s+(?=[\d(])")
+
+
+def reference_line(line: str) -> str:
+    """A worked solution's line with its equations in plain arithmetic: "294 pages x 2/3 = 196 pages" ->
+    "294 * 2/3 = 196 pages" (currency signs, units between a number and an operator, `x` for times)."""
+    line = _CURRENCY.sub("", line)
+    line = _UNIT_BEFORE_OPERATOR.sub(r"\1 ", line)
+    return _TIMES.sub(" * ", line)
+
+
+def _reference_steps(solution: str) -> list[Step]:
+    """The steps of a worked solution (gsm_symbolic's chain of thought): each right equation a step, in the words
+    of its line; an equation whose sides disagree is read as words (it cannot be a step the teacher vouches for)."""
+    steps = []
+    for line in split_steps(solution):
+        if _HASHES.match(line):
+            continue
+        line = reference_line(line)
+        equations = [e for e in find_equations(line) if not e.wrong()]
+        if not equations:
+            steps.append(Step("", None, line))
+            continue
+        for equation in equations:
+            (start, end), (_, last_end) = equation.spans[0], equation.spans[-1]
+            expression = normalise(line[start:end])
+            words = line[:start] + "{eq}" + line[last_end:] if len(equations) == 1 else "{eq}"
+            steps.append(Step(expression, value(expression), words))
+    return steps
+
+
+# -- the learner's trace, checked ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A trace's lines with their arithmetic corrected (and corrected values carried into later lines)."""
+
+    lines: list[str]
+    steps: list[Step]  # its equations, corrected, as steps
+    first_wrong: int | None  # index of the first line whose arithmetic was wrong
+    answer_line: int | None  # index of its "Final answer:" line
+    unsupported: str | None  # the first operand neither in the problem nor a result of an earlier step
+
+
+def check_trace(trace: str, question: str = "") -> Checked:
+    lines, steps, carried = split_steps(trace), [], {}
+    fixed, first_wrong, answer_line, unsupported = [], None, None, None
+    known = {abs(n) for n in numbers(question)}  # operands a step may use: the problem's, then earlier results
+    for k, line in enumerate(lines):
+        if _FINAL.match(line):
+            answer_line = k
+        for i in range(len(find_equations(line))):  # each chain of the line in turn, on the line as corrected so far
+            equation = find_equations(line)[i]
+            try:
+                corrected, was = equation.corrected(carried), equation.result()
+            except NotArithmetic:  # e.g. a division by zero in the learner's line: left as it is
+                continue
+            if first_wrong is None and equation.wrong():
+                first_wrong = k
+            now = find_equations(corrected)[i]
+            if now.result() != was:
+                carried[fmt(was)] = fmt(now.result())
+            (start, end), (_, last_end) = now.spans[0], now.spans[-1]
+            stray = [n for n in numbers(corrected[start:end]) if abs(n) not in known]
+            if unsupported is None and stray and question:
+                unsupported = (f"step {k + 1} {lines[k]!r} uses {fmt(stray[0])}, neither in the problem nor an "
+                               "earlier result")
+            known.add(abs(now.result()))
+            alone = len(find_equations(corrected)) == 1  # a line of several equations: each its own bare step
+            words = corrected[:start] + "{eq}" + corrected[last_end:] if alone else "{eq}"
+            steps.append(Step(normalise(corrected[start:end]), now.result(), words))
+            line = corrected
+        fixed.append(line)
+    return Checked(fixed, steps, first_wrong, answer_line, unsupported)
+
+
+# -- the register --------------------------------------------------------------
+
+
+def _latex(expression: str) -> str:
+    text = re.sub(r"(?<=[-+*/]) -(\d+(?:\.\d+)?)", r" (-\1)", expression)  # 4 - -2 -> 4 - (-2)
+    return text.replace("*", r"\times").replace("/", r"\div")
+
+
+def _equation(step: Step, register: str) -> str:
+    plain = f"{step.expression} = {fmt(step.result)}"
+    return f"{_latex(step.expression)} = {fmt(step.result)}" if register == "latex" else plain
+
+
+def render(steps: Sequence[Step], answer: str, register: str) -> str:
+    """A solution in the teacher's register, then the answer line the answer checker reads. plain: sentences, no
+    LaTeX; mixed: sentences, the answer boxed in LaTeX; latex: every equation in LaTeX math, the answer boxed."""
+    lines = []
+    if register == "latex":
+        lines.append("We work through the problem step by step, following the order of operations.")
+    ordinal = 0
+    for step in steps:
+        if step.result is None:
+            lines.append(step.words)
+            continue
+        equation = _equation(step, register)
+        if step.bare:
+            lead = _ORDINALS[min(ordinal, len(_ORDINALS) - 1)]
+            ordinal += 1
+            lines.append({"plain": f"{lead}, {equation}.", "mixed": f"{lead}, we compute {equation}.",
+                          "latex": f"\\[ {equation} \\]"}[register])
+        else:
+            wrapped = f"$ {equation} $" if register == "latex" else equation
+            lines.append(step.words.replace("{eq}", wrapped))
+    lines.append({"plain": f"So the answer is {answer}.",
+                  "mixed": f"Therefore, the answer is \\(\\boxed{{{answer}}}\\).",
+                  "latex": f"Hence the final result is $\\boxed{{{answer}}}$."}[register])
+    return "\n".join(lines) + f"\nFinal answer: {answer}"
+
+
+# -- the Oracle ----------------------------------------------------------------
+
+
+class RuleTeacher:
+    def __init__(self, register: str = "mixed"):
+        if register not in REGISTERS:
+            raise ValueError(f"register {register!r}: choose from {', '.join(REGISTERS)}")
+        self.register = register
+        self.model_name = f"rule-teacher-{VERSION}/{register}"
+
+    def prompt_ids(self, mode: int) -> list[str]:
+        return [f"teacher.{mode_name(mode)}.{VERSION}"]
+
+    def write(self, tasks: Sequence[OracleTask]) -> list[OracleReply]:
+        replies = []
+        for task in tasks:
+            try:
+                replies.append(OracleReply(Completion(self._write(task), 0, False)))
+            except (Unable, NotArithmetic) as error:
+                replies.append(OracleReply(Completion("", 0, False), unable=str(error)))
+        return replies
+
+    def _write(self, task: OracleTask) -> str:
+        problem = task.problem
+        answer = fmt(_number(problem.reference_answer))
+        if task.mode == SYNTHESIZE:
+            return render(solution_plan(problem), answer, self.register)
+        plan = solution_plan(problem)  # also refuses a problem the teacher cannot read
+        checked = check_trace(task.trace, problem.question)
+        if task.mode == REFINE:
+            if not checked.steps:  # nothing to correct: the teacher's own steps
+                return render(plan, answer, self.register)
+            self._reaches(checked, answer)
+            return render(checked.steps, answer, self.register)
+        if task.mode == REWRITE:
+            if checked.steps:
+                self._reaches(checked, answer)
+            lines = list(checked.lines)
+            if checked.answer_line is None:
+                lines.append(f"Final answer: {answer}")
+            else:
+                lines[checked.answer_line] = _with_answer(lines[checked.answer_line], answer)
+            return "\n".join(lines)
+        raise Unable(f"mode {mode_name(task.mode)} is not written whole")
+
+    @staticmethod
+    def _reaches(checked: Checked, answer: str) -> None:
+        """Refuses a trace whose reasoning is wrong, as far as the teacher can see it: a step using a number from
+        nowhere, or steps that, their arithmetic right, do not reach the answer."""
+        if checked.unsupported:
+            raise Unable(f"{checked.unsupported}: a reasoning error, which the teacher does not rewrite")
+        reached = checked.steps[-1].result
+        if reached != _number(answer):
+            raise Unable(f"the learner's steps, their arithmetic corrected, reach {fmt(reached)}, not the answer "
+                         f"{answer}: a reasoning error, which the teacher does not rewrite")
+
+    def fix_first_wrong_step(self, tasks: Sequence[OracleTask]) -> list[StepFix]:
+        return [self._fix(task) for task in tasks]
+
+    def _fix(self, task: OracleTask) -> StepFix:
+        try:
+            answer = fmt(_number(task.problem.reference_answer))
+        except Unable as error:
+            return StepFix(None, "", str(error))
+        checked = check_trace(task.trace)
+        original = split_steps(task.trace)
+        if checked.first_wrong is not None:
+            k = checked.first_wrong
+            return StepFix(k + 1, checked.lines[k], f"step {k + 1} {original[k]!r}: its arithmetic is wrong")
+        reached = checked.steps[-1].result if checked.steps else None
+        if checked.answer_line is not None and reached is not None and fmt(reached) == answer and \
+                _FINAL.match(original[checked.answer_line]).group("answer") != answer:
+            k = checked.answer_line
+            return StepFix(k + 1, _with_answer(original[k], answer),
+                           f"step {k + 1} {original[k]!r}: the steps reached {answer}")
+        return StepFix(None, "", "no step's arithmetic is wrong: the error is in the reasoning, which the teacher "
+                                 "does not locate")
+
+
+def _with_answer(line: str, answer: str) -> str:
+    match = _FINAL.match(line)
+    return line[: match.start("answer")] + answer + line[match.end("answer"):]
+
