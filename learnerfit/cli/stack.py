@@ -36,7 +36,7 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     elif args.oracle_model:
         oracle = {"backend": "transformers", "model": args.oracle_model}
     else:
-        oracle = {"backend": "teacher", "register": args.teacher_register}
+        oracle = {"backend": "teacher", "teacher_register": args.teacher_register}
     registry_dir = str(Path(args.registry).resolve()) if args.registry else str(default_registry_dir())
     train = {"base_model": args.model}
     for name in ("loss_type", "eval_problems", "eval_k"):

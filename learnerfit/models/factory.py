@@ -41,7 +41,7 @@ def make_oracle(settings: OracleSettings, cache_dir: Path) -> Oracle:
     if settings.backend == "teacher":
         from learnerfit.domain.oracle.teacher import RuleTeacher
 
-        return RuleTeacher(settings.register)
+        return RuleTeacher(settings.teacher_register)
     from learnerfit.domain.oracle.prompted import PromptedOracle
 
     return PromptedOracle(make_text_generator(settings, cache_dir), settings.sampling())

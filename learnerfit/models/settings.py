@@ -69,9 +69,10 @@ class OracleSettings(EngineSettings):
         "transformers", description="transformers, vllm, or openai (an OpenAI-compatible HTTP endpoint: a hosted "
                                     "model or `vllm serve`): an LLM prompted per task; or teacher: the rule-based "
                                     "teacher, exact on arithmetic and gsm_symbolic problems, offline (`model` unused).")
-    register: Literal["plain", "mixed", "latex"] = Field(
-        "mixed", description="teacher: how far its text is from the learner's style (plain sentences, sentences with "
-                             "LaTeX and \\boxed{}, LaTeX display math), correctness fixed.")
+    teacher_register: Literal["plain", "mixed", "latex"] = Field(
+        "mixed", description="teacher: how far its text is from the learner's style, correctness fixed: plain "
+                             "(sentences, no LaTeX), mixed (sentences, the answer in \\boxed{}), latex (every "
+                             "equation in LaTeX math).")
     temperature: float = Field(0.0, ge=0, le=2, description="Oracle sampling temperature (0: greedy).")
     max_new_tokens: int = Field(192, ge=8, le=8192, description="Longest Oracle output, in tokens.")
     seed: int = Field(0, description="Oracle sampling seed.")

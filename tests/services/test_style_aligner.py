@@ -105,7 +105,7 @@ def test_the_named_step_is_read_from_the_oracles_reply(reply, steps, expected):
 
 
 def test_the_rule_based_teacher_rewrites_in_the_learners_lines_and_locates_the_step_to_repair(broker):
-    teacher = {"backend": "teacher", "register": "latex"}  # the register never reaches the learner's lines
+    teacher = {"backend": "teacher", "teacher_register": "latex"}  # the register never reaches the learner's lines
     with running(SPEC, broker, loops=False, repair_max_new_tokens=24, oracle=teacher) as (_, stub, _bus):
         lucky = _trace("Calculate 3 + 4 * 2.", "11", "4 * 2 = 9\n3 + 9 = 11\nFinal answer: 11")
         [rewritten] = _align(stub, records_pb2.ORACLE_MODE_REWRITE, lucky)
