@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from learnerfit.domain.records import origin_name, verdict_name
+from learnerfit.domain.records import mode_name, origin_name, verdict_name
 from learnerfit.v1 import records_pb2, services_pb2
 
 # Tables go to stdout; on a pipe rich would wrap at 80 columns, so give it room.
@@ -46,9 +46,10 @@ def scores_table(status: records_pb2.BatchStatus) -> Table:
     def cell(summary, field: str, digits: int) -> str:
         return f"{getattr(summary, field):.{digits}f}" if summary.HasField(field) else "-"
 
-    return table(("origin", "verdict", "samples", "mean reward", "mean ppl", "mean tokens", "latex/word",
+    return table(("origin", "mode", "verdict", "samples", "mean reward", "mean ppl", "mean tokens", "latex/word",
                   "kept of parent"),
-                 [(origin_name(s.origin), verdict_name(s.verdict), s.samples, cell(s, "mean_reward", 3),
+                 [(origin_name(s.origin), mode_name(s.oracle_mode) if s.oracle_mode else "-", verdict_name(s.verdict),
+                   s.samples, cell(s, "mean_reward", 3),
                    cell(s, "mean_ppl", 2), cell(s, "mean_tokens", 1), cell(s, "mean_latex_density", 3),
                    cell(s, "mean_overlap", 2)) for s in status.summaries])
 

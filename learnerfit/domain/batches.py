@@ -77,7 +77,7 @@ class _Batch:
     scored: set[str] = field(default_factory=set)
     correct: set[str] = field(default_factory=set)
     unparsed: set[str] = field(default_factory=set)
-    # trajectory id -> (origin, verdict, reward, ppl, tokens, latex density, overlap), for the summary
+    # trajectory id -> (origin, Oracle mode, verdict, reward, ppl, tokens, latex density, overlap), for the summary
     measures: dict[str, tuple] = field(default_factory=dict)
     problems: dict[str, records_pb2.Problem] = field(default_factory=dict)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
@@ -250,7 +250,7 @@ class BatchLedger:
         scores = trajectory.scores
         if scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
             batch.measures[trajectory.id] = (
-                trajectory.origin, scores.verdict, scores.reward if scores.HasField("reward") else None,
+                trajectory.origin, trajectory.oracle_mode, scores.verdict, scores.reward if scores.HasField("reward") else None,
                 scores.ppl if scores.HasField("ppl") else None, scores.token_count,
                 trajectory.style.latex_density if trajectory.HasField("style") else None,
                 trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None)
@@ -287,12 +287,12 @@ class BatchLedger:
 
 
 def _summaries(measures) -> list[records_pb2.ScoreSummary]:
-    groups: dict[tuple[int, int], list] = {}
-    for origin, verdict, *values in measures:
-        groups.setdefault((origin, verdict), []).append(values)
+    groups: dict[tuple[int, int, int], list] = {}
+    for origin, mode, verdict, *values in measures:
+        groups.setdefault((origin, mode, verdict), []).append(values)
     summaries = []
-    for (origin, verdict), rows in sorted(groups.items()):
-        summary = records_pb2.ScoreSummary(origin=origin, verdict=verdict, samples=len(rows))
+    for (origin, mode, verdict), rows in sorted(groups.items()):
+        summary = records_pb2.ScoreSummary(origin=origin, oracle_mode=mode, verdict=verdict, samples=len(rows))
         for column, name in enumerate(("mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density",
                                        "mean_overlap")):
             values = [row[column] for row in rows if row[column] is not None]

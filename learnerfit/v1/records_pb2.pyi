@@ -355,7 +355,7 @@ class ProblemFailure(_message.Message):
     def __init__(self, problem_id: _Optional[str] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
-    __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density", "mean_overlap")
+    __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density", "mean_overlap", "oracle_mode")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -364,6 +364,7 @@ class ScoreSummary(_message.Message):
     MEAN_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MEAN_LATEX_DENSITY_FIELD_NUMBER: _ClassVar[int]
     MEAN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_MODE_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     verdict: Verdict
     samples: int
@@ -372,4 +373,5 @@ class ScoreSummary(_message.Message):
     mean_tokens: float
     mean_latex_density: float
     mean_overlap: float
-    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., samples: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_ppl: _Optional[float] = ..., mean_tokens: _Optional[float] = ..., mean_latex_density: _Optional[float] = ..., mean_overlap: _Optional[float] = ...) -> None: ...
+    oracle_mode: OracleMode
+    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., samples: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_ppl: _Optional[float] = ..., mean_tokens: _Optional[float] = ..., mean_latex_density: _Optional[float] = ..., mean_overlap: _Optional[float] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ...) -> None: ...

@@ -135,3 +135,16 @@ def test_outputs_name_the_teacher_and_its_register():
     assert teacher.prompt_ids(REWRITE) == ["teacher.rewrite.v1"]
     with pytest.raises(ValueError, match="register 'loud'"):
         RuleTeacher("loud")
+
+
+def test_repair_stops_a_trace_that_goes_on_past_the_answer():
+    """SmolLM2's habit on two-term problems: the right step, then one more ("1 + 5 = 6" then "5 + 6 = 11")."""
+    problem = records_pb2.Problem(question="Calculate 1 + 5.", reference_answer="6")
+    [fix] = RuleTeacher().fix_first_wrong_step([OracleTask(REPAIR, problem, trace="1 + 5 = 6\n5 + 6 = 11\n"
+                                                                                   "Final answer: 11")])
+    assert (fix.step, fix.line) == (2, "Final answer: 6") and "past the answer" in fix.located
+    # An intermediate value equal to the answer is not the end: 2 * 3 = 6 first, of three operations.
+    longer = records_pb2.Problem(question="Calculate 2 * 3 - 6 + 6.", reference_answer="6")
+    [fix] = RuleTeacher().fix_first_wrong_step([OracleTask(REPAIR, longer, trace="2 * 3 = 6\n6 - 6 = 1\n"
+                                                                                  "1 + 6 = 7\nFinal answer: 7")])
+    assert (fix.step, fix.line) == (2, "6 - 6 = 0")

@@ -18,8 +18,10 @@ and for anything else it says it cannot, with the reason; it never guesses. Mode
   into the steps that used them), written in the teacher's register;
 * rewrite (style-aligned): the learner's own lines, corrected in place; nothing else
   of the learner's text changes;
-* repair: the first step whose arithmetic is wrong (or a final answer that is not
-  the value the steps reached), corrected in the learner's notation.
+* repair: the first wrong step, corrected in the learner's notation: a step whose
+  arithmetic is wrong, or a step that goes on past the answer once the steps have
+  reached it (replaced by the answer line), or a final answer that is not the value
+  the steps reached. The learner continues from there.
 
 refine and rewrite refuse a trace whose reasoning is wrong as far as the teacher can
 see: a step using a number that is neither in the problem nor an earlier result, or
@@ -164,10 +166,11 @@ class Checked:
     first_wrong: int | None  # index of the first line whose arithmetic was wrong
     answer_line: int | None  # index of its "Final answer:" line
     unsupported: str | None  # the first operand neither in the problem nor a result of an earlier step
+    step_lines: list[int]  # the line index of each step
 
 
 def check_trace(trace: str, question: str = "") -> Checked:
-    lines, steps, carried = split_steps(trace), [], {}
+    lines, steps, carried, step_lines = split_steps(trace), [], {}, []
     fixed, first_wrong, answer_line, unsupported = [], None, None, None
     known = {abs(n) for n in numbers(question)}  # operands a step may use: the problem's, then earlier results
     for k, line in enumerate(lines):
@@ -193,9 +196,10 @@ def check_trace(trace: str, question: str = "") -> Checked:
             alone = len(find_equations(corrected)) == 1  # a line of several equations: each its own bare step
             words = corrected[:start] + "{eq}" + corrected[last_end:] if alone else "{eq}"
             steps.append(Step(normalise(corrected[start:end]), now.result(), words))
+            step_lines.append(k)
             line = corrected
         fixed.append(line)
-    return Checked(fixed, steps, first_wrong, answer_line, unsupported)
+    return Checked(fixed, steps, first_wrong, answer_line, unsupported, step_lines)
 
 
 # -- the register --------------------------------------------------------------
@@ -303,9 +307,15 @@ class RuleTeacher:
             return StepFix(None, "", str(error))
         checked = check_trace(task.trace)
         original = split_steps(task.trace)
-        if checked.first_wrong is not None:
+        past = _past_the_answer(checked, task.problem, answer)
+        if checked.first_wrong is not None and (past is None or checked.first_wrong < past):
             k = checked.first_wrong
             return StepFix(k + 1, checked.lines[k], f"step {k + 1} {original[k]!r}: its arithmetic is wrong")
+        if past is not None:
+            # The steps had reached the answer; this one goes on past it (the learner's habit of one more step):
+            # the right step here is the answer line, in the learner's form.
+            return StepFix(past + 1, f"Final answer: {answer}",
+                           f"step {past + 1} {original[past]!r}: goes on past the answer, which the steps reached")
         reached = checked.steps[-1].result if checked.steps else None
         if checked.answer_line is not None and reached is not None and fmt(reached) == answer and \
                 _FINAL.match(original[checked.answer_line]).group("answer") != answer:
@@ -314,6 +324,19 @@ class RuleTeacher:
                            f"step {k + 1} {original[k]!r}: the steps reached {answer}")
         return StepFix(None, "", "no step's arithmetic is wrong: the error is in the reasoning, which the teacher "
                                  "does not locate")
+
+
+def _past_the_answer(checked: Checked, problem, answer: str) -> int | None:
+    """The line of the first step after the steps reached the answer, having taken at least as many operations as
+    the teacher's own solution (so an intermediate value that happens to equal the answer does not count)."""
+    try:
+        needed = sum(step.result is not None for step in solution_plan(problem))
+    except (Unable, NotArithmetic):
+        return None
+    for i, step in enumerate(checked.steps[:-1]):
+        if i + 1 >= needed and fmt(step.result) == answer and checked.step_lines[i + 1] > checked.step_lines[i]:
+            return checked.step_lines[i + 1]
+    return None
 
 
 def _with_answer(line: str, answer: str) -> str:
