@@ -250,7 +250,8 @@ class BatchLedger:
         scores = trajectory.scores
         if scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
             batch.measures[trajectory.id] = (
-                trajectory.origin, trajectory.oracle_mode, scores.verdict, scores.reward if scores.HasField("reward") else None,
+                trajectory.origin, trajectory.oracle_mode, scores.verdict,
+                scores.reward if scores.HasField("reward") else None,
                 scores.ppl if scores.HasField("ppl") else None, scores.token_count,
                 trajectory.style.latex_density if trajectory.HasField("style") else None,
                 trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None)

@@ -155,7 +155,8 @@ def test_an_oracle_that_is_down_then_back_delays_records_and_one_down_past_the_r
 
 def test_the_rule_based_teacher_behind_the_refiner_writes_right_solutions_and_refuses_by_name(broker):
     """The same service, the Oracle asked by task: the teacher computes; what it cannot read is rejected with why."""
-    with running(SPEC, broker, loops=False, oracle={"backend": "teacher", "teacher_register": "latex"}) as (_, stub, _bus):
+    teacher = {"backend": "teacher", "teacher_register": "latex"}
+    with running(SPEC, broker, loops=False, oracle=teacher) as (_, stub, _bus):
         lucky = records_pb2.Trajectory(
             id="t-lucky", origin=records_pb2.ORIGIN_LEARNER_SAMPLE, text="4 * 2 = 9\n3 + 9 = 11\nFinal answer: 11",
             problem=records_pb2.Problem(id="p1", batch_id="b", question="Calculate 3 + 4 * 2.", reference_answer="11"))

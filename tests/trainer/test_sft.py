@@ -1,4 +1,5 @@
-"""The trainer's SFT path on a tiny learner: trains, evaluates Avg@k, registers; killed mid-training, registers nothing."""
+"""The trainer's SFT path on a tiny learner: trains, evaluates Avg@k, registers the model that was trained; killed
+mid-training, registers nothing."""
 
 from __future__ import annotations
 

@@ -96,6 +96,7 @@ class StyleAligner:
                 draft.completion = finished[i]
             else:
                 draft.completion = Completion("", 0, False)
-                draft.rejection = rejection("no_wrong_step", f"the Oracle named no step of the {len(steps[i])} as wrong")
+                draft.rejection = rejection("no_wrong_step",
+                                            f"the Oracle named no step of the {len(steps[i])} as wrong")
             drafts.append(draft)
         return drafts

@@ -42,7 +42,6 @@ from fractions import Fraction
 from learnerfit.domain.inference import Completion
 from learnerfit.domain.oracle.arithmetic import (
     NotArithmetic,
-    find_equation,
     find_equations,
     fmt,
     normalise,
