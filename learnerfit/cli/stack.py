@@ -64,11 +64,12 @@ ENGINES_GPU_SHARE = 0.6  # what the vLLM engines on one GPU take together; the r
 
 def share_one_gpu(config: dict[str, dict[str, Any]]) -> None:
     """Every model section on vLLM, on one GPU: each engine gets an equal part of ENGINES_GPU_SHARE (vLLM's
-    gpu_memory_utilization is per engine; the default 0.85 each would fail the second engine to start)."""
+    gpu_memory_utilization is per engine; the default 0.85 each would fail the second engine to start). A hosted
+    Oracle and the rule-based teacher run no model here."""
     sections = [(service, name) for service, name in (("generator", "learner"), ("drift_scorer", "learner"),
                                                       ("refiner", "oracle"), ("style_aligner", "oracle"),
                                                       ("style_aligner", "learner"))
-                if config[service][name].get("backend") != "openai"]  # a hosted Oracle takes no GPU here
+                if config[service][name].get("backend") not in ("openai", "teacher")]  # no model on this GPU
     for service, name in sections:
         config[service][name] |= {"backend": "vllm", "device": "cuda",
                                   "gpu_memory_utilization": round(ENGINES_GPU_SHARE / len(sections), 3)}

@@ -18,17 +18,20 @@ def _engines(argv):
     settings = {name: cls(**config[name]) for name, cls in SETTINGS.items()}
     return [getattr(settings[service], section) for service, section in (
         ("generator", "learner"), ("drift_scorer", "learner"), ("refiner", "oracle"), ("style_aligner", "oracle"),
-        ("style_aligner", "learner")) if getattr(settings[service], section).backend != "openai"]
+        ("style_aligner", "learner")) if getattr(settings[service], section).backend not in ("openai", "teacher")]
 
 
 def test_every_engine_on_vllm_shares_one_gpu_within_its_part():
-    engines = _engines(["run", "--engine", "vllm"])
+    engines = _engines(["run", "--engine", "vllm", "--oracle-model", "smollm2-135m-instruct"])
     assert len(engines) == 5 and {e.backend for e in engines} == {"vllm"}
     assert sum(e.gpu_memory_utilization for e in engines) <= ENGINES_GPU_SHARE + 1e-9
     assert {e.resolved_dtype() for e in engines} == {"bfloat16"}  # LoRA-capable (the learner follows adapters)
 
 
-def test_a_hosted_oracle_takes_no_share_and_the_default_stays_on_transformers():
-    engines = _engines(["run", "--engine", "vllm", "--oracle-endpoint", "https://api.example/v1"])
-    assert len(engines) == 3 and engines[0].gpu_memory_utilization == round(ENGINES_GPU_SHARE / 3, 3)
+def test_an_oracle_without_a_model_here_takes_no_share_and_the_default_stays_on_transformers():
+    for oracle in (["--oracle-endpoint", "https://api.example/v1"], []):  # a hosted model; the rule-based teacher
+        engines = _engines(["run", "--engine", "vllm", *oracle])
+        assert len(engines) == 3 and engines[0].gpu_memory_utilization == round(ENGINES_GPU_SHARE / 3, 3)
+    config = stack_config(build_parser().parse_args(["run", "--engine", "vllm"]))
+    assert config["refiner"]["oracle"] == {"backend": "teacher", "teacher_register": "mixed"}
     assert {e.backend for e in _engines(["run"])} == {"transformers"}
