@@ -46,11 +46,12 @@ def scores_table(status: records_pb2.BatchStatus) -> Table:
     def cell(summary, field: str, digits: int) -> str:
         return f"{getattr(summary, field):.{digits}f}" if summary.HasField(field) else "-"
 
-    return table(("origin", "mode", "verdict", "samples", "mean reward", "mean ppl", "mean tokens", "latex/word",
-                  "kept of parent"),
+    return table(("origin", "mode", "verdict", "samples", "mean reward", "mean ppl", "mean rsr", "mean tokens",
+                  "latex/word", "kept of parent"),
                  [(origin_name(s.origin), mode_name(s.oracle_mode) if s.oracle_mode else "-", verdict_name(s.verdict),
                    s.samples, cell(s, "mean_reward", 3),
-                   cell(s, "mean_ppl", 2), cell(s, "mean_tokens", 1), cell(s, "mean_latex_density", 3),
+                   cell(s, "mean_ppl", 2), cell(s, "mean_rsr", 2), cell(s, "mean_tokens", 1),
+                   cell(s, "mean_latex_density", 3),
                    cell(s, "mean_overlap", 2)) for s in status.summaries])
 
 

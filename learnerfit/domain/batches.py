@@ -77,7 +77,7 @@ class _Batch:
     scored: set[str] = field(default_factory=set)
     correct: set[str] = field(default_factory=set)
     unparsed: set[str] = field(default_factory=set)
-    # trajectory id -> (origin, Oracle mode, verdict, reward, ppl, tokens, latex density, overlap), for the summary
+    # trajectory id -> (origin, Oracle mode, verdict, reward, ppl, tokens, latex density, overlap, rsr): the summary
     measures: dict[str, tuple] = field(default_factory=dict)
     problems: dict[str, records_pb2.Problem] = field(default_factory=dict)
     verdicts: dict[str, dict[str, int]] = field(default_factory=dict)  # problem id -> learner sample id -> verdict
@@ -254,7 +254,8 @@ class BatchLedger:
                 scores.reward if scores.HasField("reward") else None,
                 scores.ppl if scores.HasField("ppl") else None, scores.token_count,
                 trajectory.style.latex_density if trajectory.HasField("style") else None,
-                trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None)
+                trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None,
+                scores.rsr if scores.HasField("rsr") else None)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
             if is_rejected(trajectory):
                 batch.oracle_rejected[trajectory.id] = trajectory.rejection.guardrail
@@ -295,7 +296,7 @@ def _summaries(measures) -> list[records_pb2.ScoreSummary]:
     for (origin, mode, verdict), rows in sorted(groups.items()):
         summary = records_pb2.ScoreSummary(origin=origin, oracle_mode=mode, verdict=verdict, samples=len(rows))
         for column, name in enumerate(("mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density",
-                                       "mean_overlap")):
+                                       "mean_overlap", "mean_rsr")):
             values = [row[column] for row in rows if row[column] is not None]
             if values:
                 setattr(summary, name, sum(values) / len(values))

@@ -24,11 +24,17 @@ def perplexity(logprobs: Sequence[float]) -> float:
 
 
 def drift_scores(scored: SolutionLogProbs, top_tokens: int) -> records_pb2.Scores:
-    """ppl, segment ppl, top tokens by summed loss and token count, from per-token log-probs."""
+    """ppl, segment ppl, top tokens by summed loss, token count, and (where the back end ranks tokens) the mean
+    token rank and the rank-surprisal ratio, from per-token log-probs."""
     scores = records_pb2.Scores(token_count=len(scored.logprobs))
     if not scored.logprobs:
         return scores  # an empty solution has no perplexity; the field stays unset
     scores.ppl = perplexity(scored.logprobs)
+    if scored.ranks:
+        scores.mean_token_rank = sum(scored.ranks) / len(scored.ranks)
+        mean_nll = -sum(scored.logprobs) / len(scored.logprobs)
+        if mean_nll > 0:  # a trace the learner predicts with certainty has no surprisal to divide by
+            scores.rsr = scores.mean_token_rank / mean_nll
     n = len(scored.logprobs)
     bounds = [round(k * n / SEGMENTS) for k in range(SEGMENTS + 1)]
     scores.segment_ppl.extend(perplexity(scored.logprobs[a:b]) for a, b in itertools.pairwise(bounds) if b > a)
@@ -58,6 +64,8 @@ class DriftScorer:
             copy = copied(trajectory)
             copy.scores.ClearField("segment_ppl")
             copy.scores.ClearField("top_loss_tokens")
+            copy.scores.ClearField("mean_token_rank")
+            copy.scores.ClearField("rsr")
             copy.scores.MergeFrom(drift_scores(logprobs, self.top_tokens))
             copy.scores.drift_checkpoint = name
             scored.append(copy)

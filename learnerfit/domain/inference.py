@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 Conversation = Sequence[dict[str, str]]  # chat messages: {"role": ..., "content": ...}
@@ -66,6 +66,7 @@ class SolutionLogProbs:
     token_ids: list[int]
     tokens: list[str]  # each token decoded on its own, for loss-by-token reports
     logprobs: list[float]
+    ranks: list[int] = field(default_factory=list)  # each token's rank in the model's distribution (1: its top pick)
 
 
 class LogProbScorer(Protocol):

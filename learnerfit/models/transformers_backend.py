@@ -173,12 +173,13 @@ class TransformersScorer:
         results: list[SolutionLogProbs | None] = [None] * len(pairs)
         with self._lock, torch.inference_mode():
             for batch in self._batches([len(p) + len(s) for p, s in pairs]):
-                for i, logprobs in zip(batch, self._score_batch([pairs[i] for i in batch]), strict=True):
+                for i, (logprobs, ranks) in zip(batch, self._score_batch([pairs[i] for i in batch]), strict=True):
                     solution_ids = pairs[i][1]
                     results[i] = SolutionLogProbs(
                         token_ids=solution_ids,
                         tokens=[self.tokenizer.decode([t]) for t in solution_ids],
                         logprobs=logprobs,
+                        ranks=ranks,
                     )
         return results  # type: ignore[return-value]
 
@@ -194,7 +195,8 @@ class TransformersScorer:
                 batches.append([i])
         return batches
 
-    def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+    def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[list[float], list[int]]]:
+        """Per pair: the solution tokens' log-probs and ranks (1 + how many tokens the model preferred)."""
         ids, mask = pad_batch([p + s for p, s in pairs], self.tokenizer.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         # Position t predicts token t+1: solution token k of row b sits at len(prompt)+k, predicted from one before.
@@ -206,9 +208,12 @@ class TransformersScorer:
             logits = self.model.get_output_embeddings()(hidden[row_index, predictor])
         else:
             logits = self.model(input_ids=ids, attention_mask=mask).logits[row_index, predictor]
-        token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None])[:, 0].tolist()
+        all_logprobs = torch.log_softmax(logits.float(), dim=-1)
+        chosen = all_logprobs.gather(1, targets[:, None])
+        token_ranks = (1 + (all_logprobs > chosen).sum(dim=-1)).tolist()
+        token_logprobs = chosen[:, 0].tolist()
         out, start = [], 0
         for _, s in pairs:
-            out.append(token_logprobs[start : start + len(s)])
+            out.append((token_logprobs[start : start + len(s)], token_ranks[start : start + len(s)]))
             start += len(s)
         return out

@@ -63,13 +63,16 @@ def solution_logprobs(prompt_logprobs: Sequence[Mapping[int, Any] | None], promp
     if len(prompt_logprobs) != prompt_len + len(solution_ids):
         raise ValueError(f"vLLM returned {len(prompt_logprobs)} prompt log-probs for "
                          f"{prompt_len + len(solution_ids)} prompt tokens")
-    values = []
+    values, ranks = [], []
     for k, token_id in enumerate(solution_ids):
         position = prompt_logprobs[prompt_len + k]
         if position is None or token_id not in position:
             raise ValueError(f"vLLM returned no log-prob for solution token {k} (id {token_id})")
         values.append(float(position[token_id].logprob))
-    return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values)
+        ranks.append(position[token_id].rank)  # vLLM's Logprob.rank: 1 for its top choice
+    if None in ranks:
+        ranks = []  # a vLLM that does not rank: no RSR rather than a wrong one
+    return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values, ranks=ranks)
 
 
 def check_engine_options(dtype: str, enable_lora: bool) -> None:

@@ -116,7 +116,7 @@ class TokenLoss(_message.Message):
     def __init__(self, token: _Optional[str] = ..., total_loss: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Scores(_message.Message):
-    __slots__ = ("verdict", "verdict_detail", "reward", "reward_model", "ppl", "segment_ppl", "top_loss_tokens", "token_count", "drift_checkpoint")
+    __slots__ = ("verdict", "verdict_detail", "reward", "reward_model", "ppl", "segment_ppl", "top_loss_tokens", "token_count", "drift_checkpoint", "mean_token_rank", "rsr")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     VERDICT_DETAIL_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,8 @@ class Scores(_message.Message):
     TOP_LOSS_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     DRIFT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_TOKEN_RANK_FIELD_NUMBER: _ClassVar[int]
+    RSR_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     verdict_detail: str
     reward: float
@@ -135,7 +137,9 @@ class Scores(_message.Message):
     top_loss_tokens: _containers.RepeatedCompositeFieldContainer[TokenLoss]
     token_count: int
     drift_checkpoint: str
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ...) -> None: ...
+    mean_token_rank: float
+    rsr: float
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ..., mean_token_rank: _Optional[float] = ..., rsr: _Optional[float] = ...) -> None: ...
 
 class Trajectory(_message.Message):
     __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata", "style", "oracle_mode", "prompt_ids", "rejection")
@@ -355,7 +359,7 @@ class ProblemFailure(_message.Message):
     def __init__(self, problem_id: _Optional[str] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
-    __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density", "mean_overlap", "oracle_mode")
+    __slots__ = ("origin", "verdict", "samples", "mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density", "mean_overlap", "oracle_mode", "mean_rsr")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +369,7 @@ class ScoreSummary(_message.Message):
     MEAN_LATEX_DENSITY_FIELD_NUMBER: _ClassVar[int]
     MEAN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     ORACLE_MODE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_RSR_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     verdict: Verdict
     samples: int
@@ -374,4 +379,5 @@ class ScoreSummary(_message.Message):
     mean_latex_density: float
     mean_overlap: float
     oracle_mode: OracleMode
-    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., samples: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_ppl: _Optional[float] = ..., mean_tokens: _Optional[float] = ..., mean_latex_density: _Optional[float] = ..., mean_overlap: _Optional[float] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ...) -> None: ...
+    mean_rsr: float
+    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., samples: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_ppl: _Optional[float] = ..., mean_tokens: _Optional[float] = ..., mean_latex_density: _Optional[float] = ..., mean_overlap: _Optional[float] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ..., mean_rsr: _Optional[float] = ...) -> None: ...

@@ -166,6 +166,20 @@ def test_utility_balances_reward_against_the_learners_perplexity_under_a_ceiling
     assert example.trajectory_id == "own"
 
 
+def test_utility_can_weigh_the_rank_surprisal_ratio_instead_of_perplexity():
+    problem = _oracle_problem("utility")
+    candidates = [_candidate(problem, "own", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=1.0, ppl=1.2),
+                  _candidate(problem, "aligned", records_pb2.ORIGIN_STYLE_ALIGNED, reward=1.0, ppl=1.4)]
+    candidates[0].scores.rsr, candidates[1].scores.rsr = 6.0, 2.0  # the costs disagree: ppl favours "own"
+    _, by_ppl = decide(problem, candidates, "utility", context=PolicyContext())
+    _, by_rsr = decide(problem, candidates, "utility", context=PolicyContext(utility_cost="rsr"))
+    assert (by_ppl.trajectory_id, by_rsr.trajectory_id) == ("own", "aligned")
+    assert by_rsr.utility == pytest.approx(1.0 - math.log(2.0)) and "rsr 2.00" in by_rsr.reason
+    candidates[1].scores.ClearField("rsr")  # a candidate without the chosen cost cannot be weighed
+    _, without = decide(problem, candidates, "utility", context=PolicyContext(utility_cost="rsr"))
+    assert without.trajectory_id == "own"
+
+
 def test_near_identical_solutions_are_collapsed_before_choosing():
     problem = _oracle_problem("oracle_refined")
     candidates = [_candidate(problem, "r1", records_pb2.ORIGIN_ORACLE_REFINED, text="3 + 4 = 7\nFinal answer: 7"),

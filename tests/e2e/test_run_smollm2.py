@@ -28,8 +28,10 @@ def test_two_rounds_curate_real_correct_samples_and_train_through_the_services(t
 
     # The tables `make run` prints.
     assert re.search(r"problems\s+samples\s+correct\s+unparsed\s+curated\s+time", run.stdout)
-    assert re.search(r"origin\s+mode\s+verdict\s+samples\s+mean reward\s+mean ppl\s+mean tokens", run.stdout)
-    assert re.search(r"learner_sample\s+-\s+correct\s+\d+\s+-?\d+\.\d+\s+\d+\.\d+", run.stdout), run.stdout
+    assert re.search(r"origin\s+mode\s+verdict\s+samples\s+mean reward\s+mean ppl\s+mean rsr\s+mean tokens",
+                     run.stdout)
+    assert re.search(r"learner_sample\s+-\s+correct\s+\d+\s+-?\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+", run.stdout), \
+        run.stdout
     for round_number, version in ((1, "v1"), (2, "v2")):
         assert re.search(rf"round {round_number}: learner accuracy on its samples \d\.\d+; trained {version} on "
                          rf"\d+ examples \(dft\); held-out avg@2 \d\.\d+", run.stdout), run.stdout[-3000:]

@@ -84,6 +84,7 @@ def test_prompt_logprobs_map_to_the_same_numbers_as_the_transformers_scorer(tiny
     [expected] = scorer.score([conversation], [solution])
     assert mapped.token_ids == expected.token_ids and mapped.tokens == expected.tokens
     assert mapped.logprobs == pytest.approx(expected.logprobs, abs=1e-5)
+    assert mapped.ranks == [2] * len(solution_ids)  # vLLM's Logprob.rank of the actual token, passed through
 
     with pytest.raises(ValueError, match="prompt log-probs for"):
         vllm_backend.solution_logprobs(prompt_logprobs[:-1], len(prompt_ids), solution_ids, expected.tokens)

@@ -84,6 +84,34 @@ def test_nll_equals_a_direct_forward_pass(drift, learner):
         assert trajectory.scores.drift_checkpoint == "base"
 
 
+def _direct_ranks(learner: TransformersScorer, question: str, solution: str) -> list[int]:
+    """Each solution token's place in the learner's sorted next-token distribution (1: its top pick)."""
+    problem = records_pb2.Problem(question=question)
+    prompt = learner.tokenizer.apply_chat_template(learner_conversation(problem), tokenize=False,
+                                                   add_generation_prompt=True)
+    prompt_ids = learner.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    solution_ids = learner.tokenizer(solution, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logits = learner.model(input_ids=torch.tensor([prompt_ids + solution_ids])).logits[0].float()
+    n = len(prompt_ids)
+    return [int((torch.argsort(logits[n - 1 + k], descending=True) == t).nonzero()[0, 0]) + 1
+            for k, t in enumerate(solution_ids)]
+
+
+def test_rank_surprisal_ratio_is_the_mean_token_rank_over_the_mean_nll(drift, learner):
+    """Yang et al. 2026's RSR, from ranks found by sorting the learner's distribution, independently of the
+    scorer's count of better tokens."""
+    questions = [f"Calculate {i} + {i + 2}." for i in range(len(SOLUTIONS))]
+    scored = drift.ScoreDrift(services_pb2.ScoreDriftRequest(
+        trajectories=[_trajectory(i, q, s) for i, (q, s) in enumerate(zip(questions, SOLUTIONS, strict=True))]))
+    for trajectory, question, solution in zip(scored.trajectories, questions, SOLUTIONS, strict=True):
+        ranks, logprobs = _direct_ranks(learner, question, solution), _direct_logprobs(learner, question, solution)
+        mean_rank = sum(ranks) / len(ranks)
+        assert trajectory.scores.mean_token_rank == pytest.approx(mean_rank, rel=1e-6)
+        assert trajectory.scores.rsr == pytest.approx(mean_rank / (-sum(logprobs) / len(logprobs)), rel=1e-3)
+    assert len({round(t.scores.rsr, 3) for t in scored.trajectories}) > 1  # it tells traces apart
+
+
 def test_each_segment_is_the_perplexity_of_one_quarter_of_the_solution(drift, learner):
     question = "Calculate 16 + 16."
     # A solution whose token count divides by four, so each quarter is exactly n/4 tokens.

@@ -15,10 +15,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import Field
 
-from learnerfit.domain.curation.policies import DEFAULT_POLICY, POLICIES, PolicyContext, check_policy
+from learnerfit.domain.curation.policies import (
+    DEFAULT_POLICY,
+    POLICIES,
+    PolicyContext,
+    check_policy,
+)
 from learnerfit.domain.ids import stable_id
 from learnerfit.domain.oracle.selection import expected_outputs, is_rejected
 from learnerfit.domain.prompts import training_messages
@@ -36,7 +42,10 @@ class CurationSettings(Section):
 
     problem_wait_s: float = Field(
         600.0, gt=0, description="Longest wait for a problem's missing candidates before deciding with what arrived.")
-    utility_weight: float = Field(1.0, ge=0, description="utility policy: reward - weight * ln(ppl).")
+    utility_weight: float = Field(1.0, ge=0, description="utility policy: reward - weight * ln(compatibility cost).")
+    utility_cost: Literal["ppl", "rsr"] = Field(
+        "ppl", description="utility policy: the compatibility cost, the learner's perplexity (ppl) or the "
+                           "rank-surprisal ratio (rsr, Yang et al. 2026), both lower-is-closer.")
     ppl_ceiling_factor: float = Field(1.5, gt=0, description="utility policy: skip candidates whose ppl exceeds this "
                                                                "times the median ppl of the batch's learner samples.")
 
@@ -196,7 +205,8 @@ class Curator:
         values = sorted(self._learner_ppl.get(batch_id, {}).values()) or sorted(learner_ppls)
         median = values[len(values) // 2] if values else None
         return PolicyContext(learner_ppl_median=median, utility_weight=self.settings.utility_weight,
-                             ppl_ceiling_factor=self.settings.ppl_ceiling_factor)
+                             ppl_ceiling_factor=self.settings.ppl_ceiling_factor,
+                             utility_cost=self.settings.utility_cost)
 
     def _decide(self, key: tuple[str, str], *, timed_out: bool) -> list[Output]:
         pending = self._pending[key]

@@ -24,8 +24,9 @@ class PolicyContext:
 
     # Median perplexity of the learner's own samples seen so far in the same batch (None: none seen yet).
     learner_ppl_median: float | None = None
-    utility_weight: float = 1.0      # utility = reward - weight * ln(ppl)
+    utility_weight: float = 1.0      # utility = reward - weight * ln(cost)
     ppl_ceiling_factor: float = 1.5  # candidates above factor x learner_ppl_median are too costly to absorb
+    utility_cost: str = "ppl"        # the cost: the learner's perplexity, or the rank-surprisal ratio ("rsr")
 
 
 @dataclass(frozen=True)
@@ -65,29 +66,32 @@ def of_origin(origin: int, label: str) -> Callable[[Sequence[records_pb2.Traject
 def utility(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext) -> Choice:
     """Ours: among correct candidates of any origin, the best trade-off of quality and compatibility.
 
-    utility = reward - weight * ln(ppl): the reward model's score, minus the learner's
-    adaptation cost in nats per token. Candidates whose perplexity exceeds
+    utility = reward - weight * ln(cost): the reward model's score, minus the learner's
+    adaptation cost: its perplexity (nats per token, the default) or, with
+    `utility_cost: rsr`, the rank-surprisal ratio. Candidates whose perplexity exceeds
     `ppl_ceiling_factor` x the median perplexity of the learner's own samples in the
     batch are excluded outright (the paper's failure mode: high reward, far from the
     learner). Candidates without reward or perplexity cannot be weighed and are skipped.
     """
-    correct = [t for t in _correct(candidates) if t.scores.HasField("reward") and t.scores.HasField("ppl")]
+    cost = context.utility_cost
+    correct = [t for t in _correct(candidates) if t.scores.HasField("reward") and t.scores.HasField("ppl")
+               and t.scores.HasField(cost)]
     if not correct:
-        return Choice(None, f"no correct candidate with reward and perplexity among {len(candidates)}")
+        return Choice(None, f"no correct candidate with reward and {cost} among {len(candidates)}")
     ceiling = None if context.learner_ppl_median is None else context.ppl_ceiling_factor * context.learner_ppl_median
     affordable = [t for t in correct if ceiling is None or t.scores.ppl <= ceiling]
     if not affordable:
         return Choice(None, f"all {len(correct)} correct candidates above the perplexity ceiling {ceiling:.2f}")
 
     def score(t: records_pb2.Trajectory) -> float:
-        return t.scores.reward - context.utility_weight * math.log(t.scores.ppl)
+        return t.scores.reward - context.utility_weight * math.log(getattr(t.scores, cost))
 
     best = max(affordable, key=lambda t: (score(t), -t.origin, -t.sample_index))
     origin = origin_name(best.origin)
     ceiling_text = f"{ceiling:.2f}" if ceiling is not None else "none yet"
-    return Choice(best, f"highest utility {score(best):.3f} (reward {best.scores.reward:.3f}, ppl "
-                        f"{best.scores.ppl:.2f}, {origin}) of {len(affordable)} correct under the ppl ceiling "
-                        f"{ceiling_text}", utility=score(best))
+    return Choice(best, f"highest utility {score(best):.3f} (reward {best.scores.reward:.3f}, {cost} "
+                        f"{getattr(best.scores, cost):.2f}, {origin}) of {len(affordable)} correct under the ppl "
+                        f"ceiling {ceiling_text}", utility=score(best))
 
 
 POLICIES: dict[str, Callable[[Sequence[records_pb2.Trajectory], PolicyContext], Choice]] = {
