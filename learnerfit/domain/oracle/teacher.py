@@ -41,6 +41,7 @@ from fractions import Fraction
 
 from learnerfit.domain.inference import Completion
 from learnerfit.domain.oracle.arithmetic import (
+    Equation,
     NotArithmetic,
     find_equations,
     fmt,
@@ -82,6 +83,14 @@ class Step:
     @property
     def bare(self) -> bool:
         return self.words.strip() == "{eq}"
+
+    @classmethod
+    def of(cls, equation: Equation, alone: bool) -> Step:
+        """The step an equation of a line is: in the line's words when it is the line's only equation (a line of
+        several equations gives a bare step each)."""
+        line, (start, end), (_, last_end) = equation.line, equation.spans[0], equation.spans[-1]
+        expression = normalise(line[start:end])
+        return cls(expression, value(expression), line[:start] + "{eq}" + line[last_end:] if alone else "{eq}")
 
 
 def _number(text: str) -> Fraction:
@@ -145,11 +154,7 @@ def _reference_steps(solution: str) -> list[Step]:
         if not equations:
             steps.append(Step("", None, line))
             continue
-        for equation in equations:
-            (start, end), (_, last_end) = equation.spans[0], equation.spans[-1]
-            expression = normalise(line[start:end])
-            words = line[:start] + "{eq}" + line[last_end:] if len(equations) == 1 else "{eq}"
-            steps.append(Step(expression, value(expression), words))
+        steps.extend(Step.of(equation, alone=len(equations) == 1) for equation in equations)
     return steps
 
 
@@ -186,15 +191,13 @@ def check_trace(trace: str, question: str = "") -> Checked:
             now = find_equations(corrected)[i]
             if now.result() != was:
                 carried[fmt(was)] = fmt(now.result())
-            (start, end), (_, last_end) = now.spans[0], now.spans[-1]
-            stray = [n for n in numbers(corrected[start:end]) if abs(n) not in known]
+            step = Step.of(now, alone=len(find_equations(corrected)) == 1)
+            stray = [n for n in numbers(step.expression) if abs(n) not in known]
             if unsupported is None and stray and question:
                 unsupported = (f"step {k + 1} {lines[k]!r} uses {fmt(stray[0])}, neither in the problem nor an "
                                "earlier result")
             known.add(abs(now.result()))
-            alone = len(find_equations(corrected)) == 1  # a line of several equations: each its own bare step
-            words = corrected[:start] + "{eq}" + corrected[last_end:] if alone else "{eq}"
-            steps.append(Step(normalise(corrected[start:end]), now.result(), words))
+            steps.append(step)
             step_lines.append(k)
             line = corrected
         fixed.append(line)

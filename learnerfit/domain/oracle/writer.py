@@ -1,4 +1,5 @@
-"""One Oracle call path for both Oracle services: task -> Oracle -> guardrails -> verified, lineage-stamped trajectory."""
+"""One Oracle call path for both Oracle services: task -> Oracle -> guardrails -> a verified, lineage-stamped
+trajectory."""
 
 from __future__ import annotations
 
