@@ -57,18 +57,24 @@ def drift(registered, broker):
         yield stub
 
 
-def _direct_logprobs(learner: TransformersScorer, question: str, solution: str) -> list[float]:
-    """Log-probs of the solution tokens from one unbatched forward pass with full logits."""
+def _direct_pass(learner: TransformersScorer, question: str, solution: str) -> tuple[torch.Tensor, list[int]]:
+    """One unbatched forward pass with full logits: the logits predicting each solution token, and those tokens."""
     problem = records_pb2.Problem(question=question)
     prompt = learner.tokenizer.apply_chat_template(learner_conversation(problem), tokenize=False,
                                                    add_generation_prompt=True)
     prompt_ids = learner.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     solution_ids = learner.tokenizer(solution, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt_ids + solution_ids])
     with torch.inference_mode():
-        logprobs = torch.log_softmax(learner.model(input_ids=ids).logits[0].float(), dim=-1)
+        logits = learner.model(input_ids=torch.tensor([prompt_ids + solution_ids])).logits[0].float()
     n = len(prompt_ids)
-    return [logprobs[n - 1 + k, t].item() for k, t in enumerate(solution_ids)]
+    return logits[n - 1 : n - 1 + len(solution_ids)], solution_ids
+
+
+def _direct_logprobs(learner: TransformersScorer, question: str, solution: str) -> list[float]:
+    """Log-probs of the solution tokens from one unbatched forward pass with full logits."""
+    logits, solution_ids = _direct_pass(learner, question, solution)
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return [logprobs[k, t].item() for k, t in enumerate(solution_ids)]
 
 
 def test_nll_equals_a_direct_forward_pass(drift, learner):
@@ -86,15 +92,8 @@ def test_nll_equals_a_direct_forward_pass(drift, learner):
 
 def _direct_ranks(learner: TransformersScorer, question: str, solution: str) -> list[int]:
     """Each solution token's place in the learner's sorted next-token distribution (1: its top pick)."""
-    problem = records_pb2.Problem(question=question)
-    prompt = learner.tokenizer.apply_chat_template(learner_conversation(problem), tokenize=False,
-                                                   add_generation_prompt=True)
-    prompt_ids = learner.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    solution_ids = learner.tokenizer(solution, add_special_tokens=False)["input_ids"]
-    with torch.inference_mode():
-        logits = learner.model(input_ids=torch.tensor([prompt_ids + solution_ids])).logits[0].float()
-    n = len(prompt_ids)
-    return [int((torch.argsort(logits[n - 1 + k], descending=True) == t).nonzero()[0, 0]) + 1
+    logits, solution_ids = _direct_pass(learner, question, solution)
+    return [int((torch.argsort(logits[k], descending=True) == t).nonzero()[0, 0]) + 1
             for k, t in enumerate(solution_ids)]
 
 
