@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from learnerfit.domain import topics
-from learnerfit.errors import FailedPrecondition
+from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
@@ -18,6 +18,7 @@ from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
+from trainer.sft import evaluate as evaluate_learner
 
 
 class TrainerSettings(ServiceSettings):
@@ -43,6 +44,14 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         context.bus.publish([(topics.CHECKPOINTS, newest)])
 
     def train(request: services_pb2.TrainRequest) -> services_pb2.TrainResponse:
+        if request.examples:
+            if request.batch_id:
+                raise InvalidInput("examples", "give either examples or batch_id, not both")
+            checkpoint = trainer.train_given(request.examples, request.start_from)
+            context.bus.publish([(topics.CHECKPOINTS, checkpoint)])
+            return services_pb2.TrainResponse(checkpoint=checkpoint)
+        if request.start_from:
+            raise InvalidInput("start_from", "only with examples: the held examples train on the newest checkpoint")
         if request.batch_id:
             trainer.wait_for(request.batch_id, request.min_examples, settings.wait_s)
         checkpoint = trainer.train_now()
@@ -56,7 +65,11 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         context.bus.publish([(topics.CHECKPOINTS, checkpoint)])  # announced, as the stage's checkpoints are
         return services_pb2.TrainResponse(checkpoint=checkpoint)
 
-    return Parts(rpcs={"Train": train}, process=trainer, held_ids=trainer.held_ids, check=trainer.check)
+    def evaluate(request: services_pb2.EvaluateRequest) -> services_pb2.EvaluateResponse:
+        version = request.version or "base"
+        return services_pb2.EvaluateResponse(version=version, eval=evaluate_learner(registry, version, settings.train))
+
+    return Parts(rpcs={"Train": train, "Evaluate": evaluate}, process=trainer, held_ids=trainer.held_ids, check=trainer.check)
 
 
 SPEC = ServiceSpec(

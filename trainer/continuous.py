@@ -91,10 +91,22 @@ class ContinuousTrainer:
                 examples = list(self._held.values())
             if not examples:
                 return None
-            checkpoint = train_and_register(self.registry, examples, self.settings)
-            with self._changed:
-                for example in examples:
-                    self._held.pop(example.id, None)  # released: the runner may now commit past them
-                    self._trained[example.id] = example.batch_id
-            log.info("registered %s %s", checkpoint.version, dict(checkpoint.eval))
-            return checkpoint
+            return self._train(examples, start_from="")
+
+    def train_given(self, examples: Sequence[records_pb2.CuratedExample], start_from: str
+                    ) -> records_pb2.Checkpoint:
+        """Trains on exactly `examples` (a study's training set) from `start_from` and registers the checkpoint.
+        Held examples wait; any of these that were held are released, as a checkpoint now holds them."""
+        for example in examples:
+            self.check(example)
+        with self._training:
+            return self._train(examples, start_from)
+
+    def _train(self, examples: Sequence[records_pb2.CuratedExample], start_from: str) -> records_pb2.Checkpoint:
+        checkpoint = train_and_register(self.registry, examples, self.settings, start_from)
+        with self._changed:
+            for example in examples:
+                self._held.pop(example.id, None)  # released: the runner may now commit past them
+                self._trained[example.id] = example.batch_id
+        log.info("registered %s %s", checkpoint.version, dict(checkpoint.eval))
+        return checkpoint

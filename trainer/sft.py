@@ -90,7 +90,7 @@ def fine_tune(examples: Sequence[records_pb2.CuratedExample], start: str, settin
     model.train()
     with tempfile.TemporaryDirectory(prefix="learnerfit-trainer-state-") as state:
         config = SFTConfig(
-            output_dir=state, num_train_epochs=settings.epochs,
+            output_dir=state, num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
             learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
             loss_type=settings.loss_type, max_length=settings.max_length, logging_steps=1, save_strategy="no",
             report_to=[], seed=settings.seed, use_cpu=device == "cpu", disable_tqdm=True,
@@ -105,7 +105,7 @@ def fine_tune(examples: Sequence[records_pb2.CuratedExample], start: str, settin
     trained = trainer.model.eval()
     if merge_after:
         trained = trained.merge_and_unload()  # a new adapter on a full checkpoint: registered as full weights
-    return tokenizer, trained, result.metrics
+    return tokenizer, trained, {**result.metrics, "global_step": result.global_step}
 
 
 def register_as(model) -> int:
@@ -167,21 +167,32 @@ def _progress_metrics_callback():
     return ProgressMetrics()
 
 
-def held_out_avg_at_k(model_dir: Path, problems: int, k: int) -> dict[str, float]:
+def held_out_avg_at_k(model: Path | str, problems: int, k: int, family: str = "basic_arithmetic"
+                      ) -> dict[str, float]:
     """{"avg@k": ...} on held-out problems from a stream no batch uses by default (batches start at seed 0)."""
     if not problems:
         return {}
     from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
     from trainer.evaluate import avg_at_k
 
-    held_out = from_reasoning_gym("basic_arithmetic", problems, seed=HELD_OUT_SEED, options=EASY_ARITHMETIC)
-    return {f"avg@{k}": avg_at_k(str(model_dir), held_out, k=k)}
+    options = EASY_ARITHMETIC if family == "basic_arithmetic" else {}
+    held_out = from_reasoning_gym(family, problems, seed=HELD_OUT_SEED, options=dict(options))
+    return {f"avg@{k}": avg_at_k(str(model), held_out, k=k)}
 
 
-def newest_learner(registry: CheckpointRegistry, base_model: str) -> tuple[str, str]:
-    """(name, what to load) of the learner to fine-tune next: the newest registered checkpoint, else the base. A
-    registry whose checkpoints grew from another base model is refused: training on would mix two learners."""
-    latest = registry.latest()
+def evaluate(registry: CheckpointRegistry, version: str, settings: TrainSettings) -> dict[str, float]:
+    """The held-out Avg@k of the base model ("" or "base") or of a registered checkpoint."""
+    model = settings.base_model if version in ("", "base") else registry.path_of(registry.get(version))
+    return held_out_avg_at_k(model, settings.eval_problems, settings.eval_k, settings.eval_family)
+
+
+def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: str = "") -> tuple[str, str]:
+    """(name, what to load) of the learner to fine-tune next: `start_from` ("base" or a registered version), else the
+    newest registered checkpoint, else the base. A registry whose checkpoints grew from another base model is
+    refused: training on would mix two learners."""
+    if start_from == "base":
+        return "base", base_model
+    latest = registry.get(start_from) if start_from else registry.latest()
     if latest is None:
         return "base", base_model
     if latest.base_model != base_model:
@@ -192,17 +203,17 @@ def newest_learner(registry: CheckpointRegistry, base_model: str) -> tuple[str, 
 
 
 def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_pb2.CuratedExample],
-                       settings: TrainSettings) -> records_pb2.Checkpoint:
+                       settings: TrainSettings, start_from: str = "") -> records_pb2.Checkpoint:
     """Fine-tunes the newest learner (the registry's newest checkpoint, else the base model), evaluates it on
     held-out problems and registers it: all or nothing.
 
     The one training path: `python -m trainer.sft` and the trainer service (which `learnerfit run --rounds` asks).
     """
-    name, start = newest_learner(registry, settings.base_model)
+    name, start = newest_learner(registry, settings.base_model, start_from)
     log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
         out, kind = train(examples, start, Path(scratch) / "checkpoint", settings)
-        eval_results = held_out_avg_at_k(out, settings.eval_problems, settings.eval_k)
+        eval_results = held_out_avg_at_k(out, settings.eval_problems, settings.eval_k, settings.eval_family)
         log.info("held-out %s", eval_results)
         return registry.register(
             out, base_model=settings.base_model, kind=kind,

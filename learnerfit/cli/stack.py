@@ -20,7 +20,7 @@ from learnerfit.models.settings import REWARD_MINILM, SMOLLM2
 from learnerfit.models.weights import ensure_smollm2, reward_model_dir
 from learnerfit.paths import default_cache_dir, default_registry_dir
 from learnerfit.v1 import services_pb2, services_pb2_grpc
-from trainer.config import TrainSettings
+from trainer.config import PRESETS, TrainSettings
 from trainer.reward_model import ensure_reward_model
 
 
@@ -38,8 +38,8 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     else:
         oracle = {"backend": "teacher", "teacher_register": args.teacher_register}
     registry_dir = str(Path(args.registry).resolve()) if args.registry else str(default_registry_dir())
-    train = {"base_model": args.model}
-    for name in ("loss_type", "eval_problems", "eval_k"):
+    train: dict[str, Any] = {"base_model": args.model, **PRESETS[getattr(args, "train_preset", "cpu")]}
+    for name in ("loss_type", "eval_problems", "eval_k", "max_steps", "eval_family"):
         if getattr(args, name, None) is not None:
             train[name] = getattr(args, name)
     config = {
@@ -115,15 +115,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         say(f"stack up in {time.monotonic() - started:.1f}s; logs in {args.dir}/logs")
         gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
         trainer = services_pb2_grpc.TrainerStub(channel(stack.state.services["trainer"].grpc_target))
+        base = None
+        if args.rounds > 1 and args.eval_problems:
+            # The score every checkpoint's is compared with, on the same held-out problems.
+            base = trainer.Evaluate(services_pb2.EvaluateRequest(version="base"), timeout=args.timeout).eval.get(
+                f"avg@{args.eval_k}")
+            say(f"base model: held-out avg@{args.eval_k} {base:.3f}")
         for round_number in range(1, args.rounds + 1):
-            run_round(args, round_number, gateway, trainer, stack)
+            run_round(args, round_number, gateway, trainer, stack, base)
     finally:
         say("stopping the local stack")
         stack.stop()
     return 0
 
 
-def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, stack: LocalStack) -> None:
+def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, stack: LocalStack,
+              base: float | None) -> None:
     """Samples, scores and curates one batch; with --rounds, asks the trainer service to train on it."""
     request = submit_request(args, seed_offset=round_number - 1)  # each round: new problems of the same family
     started = time.monotonic()
@@ -151,6 +158,7 @@ def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, sta
                                timeout=args.timeout).checkpoint
     score = checkpoint.eval.get(f"avg@{args.eval_k}")
     held_out = f"held-out avg@{args.eval_k} {score:.3f}" if score is not None else "not evaluated"
+    held_out += f" (base model {base:.3f})" if base is not None and score is not None else ""
     console.print(f"round {round_number}: learner accuracy on its samples {accuracy:.3f}; trained "
                   f"{checkpoint.version} on {len(checkpoint.example_ids)} examples ({args.loss_type}); {held_out}",
                   highlight=False, soft_wrap=True)
@@ -178,6 +186,9 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     train = TrainSettings()
     group = parser.add_argument_group("training (the trainer service)")
+    group.add_argument("--train-preset", choices=sorted(PRESETS), default="cpu",
+                       help="learning rate and epochs: cpu (LoRA lr 1e-3, 2 epochs: moves SmolLM2 on a CPU in a few "
+                            "rounds) or paper (lr 5e-5, 1 epoch, the paper's GPU setting; default: %(default)s)")
     group.add_argument("--loss-type", choices=["dft", "nll"], default=train.loss_type,
                        help="training loss (default: %(default)s)")
     group.add_argument("--eval-problems", type=int, default=train.eval_problems,

@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from learnerfit.v1 import records_pb2 as learnerfit_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"6\n\x0cTrainRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2M\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse2\xbd\x01\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"{\n\x0cTrainRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\x12/\n\x08\x65xamples\x18\x03 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\x12\x12\n\nstart_from\x18\x04 \x01(\t\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"\"\n\x0f\x45valuateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x89\x01\n\x10\x45valuateResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x37\n\x04\x65val\x18\x02 \x03(\x0b\x32).learnerfit.v1.EvaluateResponse.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2\x9a\x01\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse\x12K\n\x08\x45valuate\x12\x1e.learnerfit.v1.EvaluateRequest\x1a\x1f.learnerfit.v1.EvaluateResponse2\xbd\x01\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerfit.v1.services_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_EVALUATERESPONSE_EVALENTRY']._loaded_options = None
+  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITBATCHREQUEST']._serialized_start=77
   _globals['_SUBMITBATCHREQUEST']._serialized_end=260
   _globals['_SUBMITBATCHRESPONSE']._serialized_start=263
@@ -65,31 +67,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CURATERESPONSE']._serialized_start=1349
   _globals['_CURATERESPONSE']._serialized_end=1466
   _globals['_TRAINREQUEST']._serialized_start=1468
-  _globals['_TRAINREQUEST']._serialized_end=1522
-  _globals['_TRAINRESPONSE']._serialized_start=1524
-  _globals['_TRAINRESPONSE']._serialized_end=1586
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1588
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1651
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1653
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1751
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1753
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1792
-  _globals['_GATEWAY']._serialized_start=1795
-  _globals['_GATEWAY']._serialized_end=2049
-  _globals['_GENERATOR']._serialized_start=2051
-  _globals['_GENERATOR']._serialized_end=2139
-  _globals['_REWARDSCORER']._serialized_start=2141
-  _globals['_REWARDSCORER']._serialized_end=2259
-  _globals['_DRIFTSCORER']._serialized_start=2261
-  _globals['_DRIFTSCORER']._serialized_end=2357
-  _globals['_REFINER']._serialized_start=2359
-  _globals['_REFINER']._serialized_end=2439
-  _globals['_STYLEALIGNER']._serialized_start=2441
-  _globals['_STYLEALIGNER']._serialized_end=2523
-  _globals['_CURATOR']._serialized_start=2525
-  _globals['_CURATOR']._serialized_end=2605
-  _globals['_TRAINER']._serialized_start=2607
-  _globals['_TRAINER']._serialized_end=2684
-  _globals['_REGISTRY']._serialized_start=2687
-  _globals['_REGISTRY']._serialized_end=2876
+  _globals['_TRAINREQUEST']._serialized_end=1591
+  _globals['_TRAINRESPONSE']._serialized_start=1593
+  _globals['_TRAINRESPONSE']._serialized_end=1655
+  _globals['_EVALUATEREQUEST']._serialized_start=1657
+  _globals['_EVALUATEREQUEST']._serialized_end=1691
+  _globals['_EVALUATERESPONSE']._serialized_start=1694
+  _globals['_EVALUATERESPONSE']._serialized_end=1831
+  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_start=1788
+  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_end=1831
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1833
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1896
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1898
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1996
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1998
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2037
+  _globals['_GATEWAY']._serialized_start=2040
+  _globals['_GATEWAY']._serialized_end=2294
+  _globals['_GENERATOR']._serialized_start=2296
+  _globals['_GENERATOR']._serialized_end=2384
+  _globals['_REWARDSCORER']._serialized_start=2386
+  _globals['_REWARDSCORER']._serialized_end=2504
+  _globals['_DRIFTSCORER']._serialized_start=2506
+  _globals['_DRIFTSCORER']._serialized_end=2602
+  _globals['_REFINER']._serialized_start=2604
+  _globals['_REFINER']._serialized_end=2684
+  _globals['_STYLEALIGNER']._serialized_start=2686
+  _globals['_STYLEALIGNER']._serialized_end=2768
+  _globals['_CURATOR']._serialized_start=2770
+  _globals['_CURATOR']._serialized_end=2850
+  _globals['_TRAINER']._serialized_start=2853
+  _globals['_TRAINER']._serialized_end=3007
+  _globals['_REGISTRY']._serialized_start=3010
+  _globals['_REGISTRY']._serialized_end=3199
 # @@protoc_insertion_point(module_scope)

@@ -126,18 +126,43 @@ class CurateResponse(_message.Message):
     def __init__(self, decisions: _Optional[_Iterable[_Union[_records_pb2.CurationDecision, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("batch_id", "min_examples")
+    __slots__ = ("batch_id", "min_examples", "examples", "start_from")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    START_FROM_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     min_examples: int
-    def __init__(self, batch_id: _Optional[str] = ..., min_examples: _Optional[int] = ...) -> None: ...
+    examples: _containers.RepeatedCompositeFieldContainer[_records_pb2.CuratedExample]
+    start_from: str
+    def __init__(self, batch_id: _Optional[str] = ..., min_examples: _Optional[int] = ..., examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ..., start_from: _Optional[str] = ...) -> None: ...
 
 class TrainResponse(_message.Message):
     __slots__ = ("checkpoint",)
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     checkpoint: _records_pb2.Checkpoint
     def __init__(self, checkpoint: _Optional[_Union[_records_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+
+class EvaluateRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class EvaluateResponse(_message.Message):
+    __slots__ = ("version", "eval")
+    class EvalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    eval: _containers.ScalarMap[str, float]
+    def __init__(self, version: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListCheckpointsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

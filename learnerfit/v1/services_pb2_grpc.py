@@ -655,6 +655,11 @@ class TrainerStub:
                 request_serializer=learnerfit_dot_v1_dot_services__pb2.TrainRequest.SerializeToString,
                 response_deserializer=learnerfit_dot_v1_dot_services__pb2.TrainResponse.FromString,
                 _registered_method=True)
+        self.Evaluate = channel.unary_unary(
+                '/learnerfit.v1.Trainer/Evaluate',
+                request_serializer=learnerfit_dot_v1_dot_services__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=learnerfit_dot_v1_dot_services__pb2.EvaluateResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServicer:
@@ -668,6 +673,14 @@ class TrainerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evaluate(self, request, context):
+        """Avg@k of the base model or a registered checkpoint on the trainer's
+        held-out problems: the same problems every checkpoint is evaluated on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -675,6 +688,11 @@ def add_TrainerServicer_to_server(servicer, server):
                     servicer.Train,
                     request_deserializer=learnerfit_dot_v1_dot_services__pb2.TrainRequest.FromString,
                     response_serializer=learnerfit_dot_v1_dot_services__pb2.TrainResponse.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=learnerfit_dot_v1_dot_services__pb2.EvaluateRequest.FromString,
+                    response_serializer=learnerfit_dot_v1_dot_services__pb2.EvaluateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -706,6 +724,33 @@ class Trainer:
             '/learnerfit.v1.Trainer/Train',
             learnerfit_dot_v1_dot_services__pb2.TrainRequest.SerializeToString,
             learnerfit_dot_v1_dot_services__pb2.TrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerfit.v1.Trainer/Evaluate',
+            learnerfit_dot_v1_dot_services__pb2.EvaluateRequest.SerializeToString,
+            learnerfit_dot_v1_dot_services__pb2.EvaluateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@ checkpoints out, whether training was triggered by enough examples or asked for 
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
@@ -30,9 +31,9 @@ def _wait_until(condition, timeout_s: float = 30.0) -> bool:
     return condition()
 
 
-def _trainer(broker, tiny_model, tmp_path, **overrides):
+def _trainer(broker, tiny_model, tmp_path, train=None, **overrides):
     return running(SPEC, broker, registry_dir=str(tmp_path / "registry"),
-                   train={"base_model": str(tiny_model), "eval_problems": 2, "eval_k": 1}, **overrides)
+                   train={"base_model": str(tiny_model), "eval_problems": 2, "eval_k": 1, **(train or {})}, **overrides)
 
 
 def test_curated_examples_train_register_and_announce_a_checkpoint_once_enough_arrived(broker, tiny_model, tmp_path):
@@ -71,3 +72,45 @@ def test_a_train_call_for_examples_that_never_arrive_fails_with_what_is_missing(
             stub.Train(services_pb2.TrainRequest(batch_id="never", min_examples=3))
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error.value.details() == "batch never: 0 of 3 curated examples reached the trainer within 1s"
+
+
+def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_answers_for_base_and_checkpoint(
+        broker, tiny_model, tmp_path):
+    """A study's calls: each policy's set trained from the base (not from the checkpoint before it), on the same
+    budget of optimizer steps, and the base model scored on the same held-out problems."""
+    registry = tmp_path / "registry"
+    given = [_example(i) for i in range(3)]
+    with _trainer(broker, tiny_model, tmp_path, train_every=0,
+                  train={"max_steps": 2, "learning_rate": 1e-2}) as (_, stub, _bus):
+        first = stub.Train(services_pb2.TrainRequest(examples=given, start_from="base"), timeout=120).checkpoint
+        on_top = stub.Train(services_pb2.TrainRequest(examples=given), timeout=120).checkpoint  # from v1
+        second = stub.Train(services_pb2.TrainRequest(examples=given, start_from="base"), timeout=120).checkpoint
+        base = stub.Evaluate(services_pb2.EvaluateRequest(), timeout=120)
+        of_v1 = stub.Evaluate(services_pb2.EvaluateRequest(version="v1"), timeout=120)
+        refused = {}
+        for name, request in (("both", services_pb2.TrainRequest(examples=given, batch_id="b1")),
+                              ("start without examples", services_pb2.TrainRequest(start_from="base")),
+                              ("unknown start", services_pb2.TrainRequest(examples=given, start_from="v9"))):
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Train(request, timeout=60)
+            refused[name] = (error.value.code(), error.value.details())
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Evaluate(services_pb2.EvaluateRequest(version="latest"), timeout=60)
+    assert [first.version, on_top.version, second.version] == ["v1", "v2", "v3"]
+    assert first.policy == "rejection_sampling" and sorted(first.example_ids) == [e.id for e in given]
+
+    def probe(version: str) -> list[float]:
+        return json.loads((registry / "checkpoints" / version / "probe.json").read_text())["logprobs"]
+
+    def steps(version: str) -> int:
+        return json.loads((registry / "checkpoints" / version / "train_metrics.json").read_text())["global_step"]
+
+    # Same examples, seed and start: the same model; trained on top of v1 it is another one.
+    assert probe("v3") == pytest.approx(probe("v1"), abs=1e-5)
+    assert max(abs(a - b) for a, b in zip(probe("v2"), probe("v1"), strict=True)) > 1e-3
+    assert [steps(v) for v in ("v1", "v2", "v3")] == [2, 2, 2]  # the budget, not one epoch of 3 examples (1 step)
+    assert base.version == "base" and set(base.eval) == {"avg@1"} and set(of_v1.eval) == {"avg@1"}
+    assert refused["both"] == (grpc.StatusCode.INVALID_ARGUMENT, "examples: give either examples or batch_id, not both")
+    assert refused["start without examples"][0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused["unknown start"] == (grpc.StatusCode.NOT_FOUND, f"no checkpoint v9 in {registry}")
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "latest" in error.value.details()

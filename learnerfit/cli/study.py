@@ -1,0 +1,342 @@
+"""`learnerfit study`: the paper's experiment as one command, on the user's learner.
+
+Four phases, each recorded in the output folder when it finishes (study.json), so an
+interrupted study resumes at the phase it was in:
+
+1. curate: one batch through the whole pipeline (learner samples and every Oracle mode
+   the policies need), its scored candidates read off the `scored` topic;
+2. select: one training set per policy over the *same* candidates (the curator service's
+   Curate call), saved as Hugging Face datasets with cards;
+3. train: the base model's held-out Avg@k, then one checkpoint per policy from the same
+   base with the same budget (the trainer service's Train call, registered with its policy);
+4. report: HTML, Markdown and PNG plots (learnerfit/study/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import MessageToJson, Parse
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from learnerfit.cli.batches import wait_for_batch
+from learnerfit.cli.output import errors, say
+from learnerfit.cli.stack import add_stack_options, add_training_options, prepare_models, stack_config
+from learnerfit.domain import topics
+from learnerfit.domain.curation.policies import POLICIES, check_policy
+from learnerfit.domain.intake import IntakeLimits, validate_sampling
+from learnerfit.domain.oracle.prompts import all_templates
+from learnerfit.domain.oracle.selection import MODES_BY_NAME
+from learnerfit.domain.problems import EASY_ARITHMETIC, from_jsonl, from_reasoning_gym, parse_options
+from learnerfit.errors import InvalidInput
+from learnerfit.local.processes import channel
+from learnerfit.local.stack import LocalStack
+from learnerfit.runtime.bus import Bus
+from learnerfit.runtime.follow import TopicFollower
+from learnerfit.study.datasets import save_training_set
+from learnerfit.study.report import PolicyResult, Study, write_report
+from learnerfit.study.state import StudyState
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+from trainer.config import PRESETS
+
+DEFAULT_POLICIES = ("rejection_sampling", "oracle_refined", "oracle_synthesized", "style_aligned", "utility")
+# The Oracle work each policy chooses from (the learner's own samples are always there).
+MODES_FOR = {"rejection_sampling": (), "oracle_refined": ("refine",), "oracle_synthesized": ("synthesize",),
+             "style_aligned": ("rewrite", "repair"), "utility": ("refine", "synthesize", "rewrite", "repair")}
+
+
+def policy_list(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one policy")
+    for name in names:
+        try:
+            check_policy(name, "--policies")
+        except InvalidInput as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return list(dict.fromkeys(names))
+
+
+def study_problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
+    """--problems is a JSONL file (its first --n problems) or a reasoning-gym family (--n drawn from --problem-seed)."""
+    path = Path(args.problems)
+    if path.suffix == ".jsonl" or path.exists():
+        problems = from_jsonl(path)[: args.n]
+        if len(problems) < args.n:
+            say(f"{path} holds {len(problems)} problems; the study uses them all (--n {args.n})")
+        return problems
+    options = parse_options(args.family_option) if args.family_option else (
+        dict(EASY_ARITHMETIC) if args.problems == "basic_arithmetic" else {})
+    return from_reasoning_gym(args.problems, args.n, seed=args.problem_seed, options=options)
+
+
+def sampling(args: argparse.Namespace) -> records_pb2.SamplingSpec:
+    return records_pb2.SamplingSpec(samples_per_problem=args.k, max_new_tokens=args.max_new_tokens,
+                                    temperature=args.temperature, seed=args.seed)
+
+
+def study_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What defines the study: recorded in study.json (a resume must match) and printed in the report."""
+    oracle = args.oracle_endpoint and f"{args.oracle_model or 'default model'} at {args.oracle_endpoint}" or (
+        args.oracle_model or f"rule-based teacher ({args.teacher_register})")
+    preset = PRESETS[args.train_preset]
+    return {"learner": args.model, "oracle": oracle, "engine": args.engine, "problems": args.problems, "n": args.n,
+            "problem_seed": args.problem_seed, "family_options": args.family_option or [], "k": args.k,
+            "temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+            "policies": args.policies, "budget_steps": args.budget_steps, "train_preset": args.train_preset,
+            "learning_rate": preset["learning_rate"], "loss_type": args.loss_type, "eval_problems": args.eval_problems,
+            "eval_k": args.eval_k, "eval_family": args.eval_family,
+            "oracle_prompts": sorted(all_templates()) if args.oracle_endpoint or args.oracle_model else []}
+
+
+def write_messages(path: Path, messages) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as out:
+        for message in messages:
+            out.write(MessageToJson(message, indent=None) + "\n")
+    partial.replace(path)
+
+
+def read_messages(path: Path, message_type):
+    with open(path, encoding="utf-8") as lines:
+        return [Parse(line, message_type()) for line in lines if line.strip()]
+
+
+def phase_bar(total: int, description: str) -> Progress:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=errors, disable=not errors.is_terminal)
+    bar.add_task(description, total=total)
+    return bar
+
+
+class StudyRun:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Path(args.out)
+        self.state = StudyState(self.out)
+        self._stack: LocalStack | None = None
+
+    # -- the stack, started only for the phases that need it --------------------------------------------------------
+
+    def stack(self) -> LocalStack:
+        if self._stack is None:
+            prepare_models(self.args.model)
+            self._stack = LocalStack(self.out / "stack", common={"log": {"level": self.args.log_level}},
+                                     config=stack_config(self.args))
+            started = time.monotonic()
+            self._stack.start(on_progress=say)
+            say(f"stack up in {time.monotonic() - started:.1f}s; logs in {self.out / 'stack' / 'logs'}")
+        return self._stack
+
+    def stub(self, service: str, stub_type):
+        return stub_type(channel(self.stack().state.services[service].grpc_target))
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            say("stopping the local stack")
+            self._stack.stop()
+
+    # -- phases --------------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        for phase, action in (("curate", self.curate), ("select", self.select), ("train", self.train),
+                              ("report", self.report)):
+            if self.state.done(phase):
+                say(f"{phase}: done in an earlier run, kept")
+                continue
+            started = time.monotonic()
+            result = action()
+            result["seconds"] = round(time.monotonic() - started, 1)
+            self.state.finish(phase, result)
+            say(f"{phase}: done in {result['seconds']:.0f}s")
+
+    def curate(self) -> dict[str, Any]:
+        problems = study_problems(self.args)
+        modes = sorted({MODES_BY_NAME[m] for p in self.args.policies for m in MODES_FOR.get(p, tuple(MODES_BY_NAME))})
+        request = services_pb2.SubmitBatchRequest(problems=problems, sampling=sampling(self.args),
+                                                  curation_policy="rejection_sampling", oracle_modes=modes)
+        stack = self.stack()
+        gateway = self.stub("gateway", services_pb2_grpc.GatewayStub)
+        say(f"curate: {len(problems)} problems x {self.args.k} learner samples, Oracle modes "
+            f"{', '.join(n for n, m in MODES_BY_NAME.items() if m in modes) or 'none'}")
+        started = time.monotonic()
+        batch_id = gateway.SubmitBatch(request).batch_id
+        status = wait_for_batch(gateway, batch_id, self.args.timeout, started, stack.check_alive)
+        candidates = self.scored_candidates(batch_id, status.samples_scored + status.oracle_scored)
+        write_messages(self.out / "candidates.jsonl", candidates)
+        say(f"curate: {len(candidates)} scored candidates ({status.samples_correct} of {status.samples_scored} "
+            f"learner samples correct; {status.oracle_scored} Oracle outputs accepted, {status.oracle_rejected} "
+            "rejected by guardrails)")
+        return {"batch_id": batch_id, "problems": len(problems), "candidates": len(candidates),
+                "learner_samples": status.samples_scored, "learner_correct": status.samples_correct,
+                "oracle_accepted": status.oracle_scored, "oracle_rejected": status.oracle_rejected,
+                "oracle_rejections": dict(status.oracle_rejections)}
+
+    def scored_candidates(self, batch_id: str, expected: int) -> list[records_pb2.Trajectory]:
+        """The batch's scored trajectories, read off the `scored` topic (the gateway keeps only their summaries)."""
+        found: dict[str, records_pb2.Trajectory] = {}
+
+        def fold(trajectory: records_pb2.Trajectory) -> None:
+            if trajectory.problem.batch_id == batch_id:
+                found[trajectory.id] = trajectory
+
+        bus = Bus(self.stack().state.bootstrap_servers, client_id="learnerfit-study")
+        follower = TopicFollower(bus, {topics.SCORED: records_pb2.Trajectory}, fold)
+        stop = threading.Event()
+        reading = threading.Thread(target=follower.run, args=(stop,), daemon=True)
+        reading.start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(found) < expected and time.monotonic() < deadline:
+                follower.caught_up(timeout_s=5)
+        finally:
+            stop.set()
+            reading.join(timeout=10)
+            bus.close()
+        if len(found) < expected:
+            raise TimeoutError(f"read {len(found)} of the batch's {expected} scored candidates off the scored topic")
+        return sorted(found.values(), key=lambda t: (t.problem.id, t.origin, t.sample_index, t.id))
+
+    def select(self) -> dict[str, Any]:
+        candidates = read_messages(self.out / "candidates.jsonl", records_pb2.Trajectory)
+        curator = self.stub("curator", services_pb2_grpc.CuratorStub)
+        problems = len({t.problem.id for t in candidates})
+        result = {}
+        with phase_bar(len(self.args.policies), "select: one training set per policy") as bar:
+            for policy in self.args.policies:
+                examples = list(curator.Curate(services_pb2.CurateRequest(trajectories=candidates, policy=policy),
+                                               timeout=300).examples)
+                (self.out / "sets").mkdir(parents=True, exist_ok=True)
+                write_messages(self.out / "sets" / f"{policy}.jsonl", examples)
+                save_training_set(examples, self.out / "datasets" / policy, {
+                    "policy": policy, "learner": self.args.model, "oracle": study_settings(self.args)["oracle"],
+                    "problems": self.args.problems, "problems_in_study": problems,
+                    "oracle_prompts": sorted({pid for t in candidates for pid in t.prompt_ids})})
+                say(f"select: {policy}: {len(examples)} examples, covering {len(examples)} of {problems} problems")
+                result[policy] = {"examples": len(examples), "problems": problems}
+                bar.advance(bar.task_ids[0])
+        return result
+
+    def train(self) -> dict[str, Any]:
+        """The base model's score, then one checkpoint per policy from the base; each recorded as it lands, and one
+        registered before an interruption (same policy, same examples) is taken instead of trained again."""
+        progress = self.state.data.setdefault("training", {})
+        trainer = self.stub("trainer", services_pb2_grpc.TrainerStub)
+        registry = self.stub("registry", services_pb2_grpc.RegistryStub)
+        sets = {p: read_messages(self.out / "sets" / f"{p}.jsonl", records_pb2.CuratedExample)
+                for p in self.args.policies}
+        todo = [p for p in self.args.policies if sets[p]]
+        key = f"avg@{self.args.eval_k}"
+        with phase_bar(1 + len(todo), "train: base model, then one checkpoint per policy") as bar:
+            task = bar.task_ids[0]
+            if "base" not in progress:
+                say(f"train: scoring the base model on {self.args.eval_problems} held-out problems x {self.args.eval_k}")
+                progress["base"] = dict(trainer.Evaluate(services_pb2.EvaluateRequest(version="base"),
+                                                         timeout=self.args.timeout).eval)
+                self.state.save()
+            say(f"train: base model {key} {progress['base'].get(key, 0.0):.3f}")
+            bar.advance(task)
+            for policy in todo:
+                if policy not in progress:
+                    examples = sets[policy]
+                    checkpoint = self.registered(registry, policy, examples)
+                    if checkpoint is None:
+                        say(f"train: {policy}: {len(examples)} examples, {self.args.budget_steps} steps from the base")
+                        checkpoint = trainer.Train(services_pb2.TrainRequest(examples=examples, start_from="base"),
+                                                   timeout=self.args.timeout).checkpoint
+                    progress[policy] = {"version": checkpoint.version, "eval": dict(checkpoint.eval),
+                                        "examples": len(checkpoint.example_ids)}
+                    self.state.save()
+                say(f"train: {policy}: {progress[policy]['version']} {key} "
+                    f"{progress[policy]['eval'].get(key, 0.0):.3f}")
+                bar.advance(task)
+        return {"checkpoints": {p: progress[p]["version"] for p in todo}}
+
+    @staticmethod
+    def registered(registry, policy: str, examples) -> records_pb2.Checkpoint | None:
+        wanted = sorted(e.id for e in examples)
+        listed = registry.ListCheckpoints(services_pb2.ListCheckpointsRequest(page_size=1000)).checkpoints
+        return next((c for c in listed if c.policy == policy and sorted(c.example_ids) == wanted and c.eval), None)
+
+    def report(self) -> dict[str, Any]:
+        args, progress = self.args, self.state.data.get("training", {})
+        key, eval_samples = f"avg@{args.eval_k}", args.eval_problems * args.eval_k
+
+        def correct(evaluation: dict[str, float]) -> int | None:
+            return round(evaluation[key] * eval_samples) if key in evaluation else None
+
+        policies = []
+        for policy in args.policies:
+            examples = read_messages(self.out / "sets" / f"{policy}.jsonl", records_pb2.CuratedExample)
+            trained = progress.get(policy, {})
+            policies.append(PolicyResult(policy, examples, checkpoint=trained.get("version", ""),
+                                         correct=correct(trained.get("eval", {})), samples=eval_samples))
+        checkpoints = [{"version": t["version"], "policy": p, "trained from": "base", "examples": t["examples"],
+                        key: f"{t['eval'].get(key, float('nan')):.3f}"}
+                       for p, t in progress.items() if p != "base"]
+        study = Study(settings=study_settings(args),
+                      candidates=read_messages(self.out / "candidates.jsonl", records_pb2.Trajectory),
+                      policies=policies, base_correct=correct(progress.get("base", {})), eval_samples=eval_samples,
+                      problems=self.state.result("curate").get("problems", args.n),
+                      timings={p: self.state.result(p).get("seconds", 0.0) for p in ("curate", "select", "train")},
+                      checkpoints=checkpoints)
+        paths = write_report(study, self.out)
+        say(f"report: {paths['html'].resolve()} (and summary.md, plots/)")
+        return {"files": sorted(str(p.relative_to(self.out)) for p in paths.values())}
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    if args.n < 1 or args.k < 1 or args.budget_steps < 1:
+        raise InvalidInput("--n/--k/--budget-steps", "must each be at least 1")
+    validate_sampling(sampling(args), IntakeLimits(), "sampling")  # bad options fail before a stack starts
+    args.registry = str(Path(args.out) / "registry")  # the study's checkpoints stay with the study
+    args.max_steps = args.budget_steps
+    args.eval_family = args.eval_family or (args.problems if not Path(args.problems).suffix else "basic_arithmetic")
+    run = StudyRun(args)
+    run.state.check_same_study(study_settings(args))
+    try:
+        run.run()
+    except KeyboardInterrupt:
+        say(f"study interrupted; the same command resumes it (progress in {run.state.path})")
+        raise
+    finally:
+        run.stop()
+    return 0
+
+
+def register(commands, common: argparse.ArgumentParser) -> None:
+    study = commands.add_parser(
+        "study", parents=[common], help="which data helps your learner: one problem set, one checkpoint per curation "
+                                        "policy, a report",
+        description="Runs the pipeline once over one problem set, builds one training set per curation policy from "
+                    "the same candidates, fine-tunes one checkpoint per policy from the same base with the same "
+                    "budget (the trainer service), scores each and the base on the same held-out problems, and "
+                    "writes a report (report.html, summary.md, plots/, datasets/). An interrupted study resumes "
+                    "where it stopped: run the same command again.")
+    study.add_argument("--problems", default="basic_arithmetic",
+                       help="a JSONL file of problems or a reasoning-gym family (default: %(default)s, kept easy)")
+    study.add_argument("--n", type=int, default=24, help="problems in the study (default: %(default)s)")
+    study.add_argument("--k", type=int, default=8, help="learner samples per problem (default: %(default)s)")
+    study.add_argument("--policies", type=policy_list, default=list(DEFAULT_POLICIES),
+                       help=f"comma-separated curation policies to compare (default: all: {', '.join(POLICIES)})")
+    study.add_argument("--out", default=".learnerfit/study", help="output folder; holds the study's progress too "
+                                                                  "(default: %(default)s)")
+    study.add_argument("--budget-steps", type=int, default=8,
+                       help="optimizer steps of training per policy, the same for every set (default: %(default)s)")
+    study.add_argument("--eval-family", help="reasoning-gym family of the held-out problems (default: the study's "
+                                             "family, or basic_arithmetic for a file)")
+    study.add_argument("--family-option", action="append", metavar="KEY=VALUE",
+                       help="reasoning-gym option, repeatable; replaces the easy defaults")
+    study.add_argument("--problem-seed", type=int, default=0, help="seed of the problem generator")
+    study.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: %(default)s)")
+    study.add_argument("--max-new-tokens", type=int, default=64, help="tokens per sample (default: %(default)s)")
+    study.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    study.add_argument("--timeout", type=float, default=3600,
+                       help="longest wait for one phase step, e.g. one training (default: %(default)s)")
+    add_stack_options(study)
+    add_training_options(study)
+    study.set_defaults(func=cmd_study)

@@ -1,0 +1,376 @@
+"""The study's report: one folder with a self-contained HTML page, a Markdown summary and the PNG plots.
+
+Everything is computed from what the study recorded (the scored candidates, each policy's
+training set, the base model's and each checkpoint's held-out Avg@k), so the report can be
+written again without running anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from learnerfit.domain.records import mode_name, origin_name
+from learnerfit.study.stats import difference_interval, spearman, wilson
+from learnerfit.v1 import records_pb2
+
+MEASURES = (("mean reward", "reward"), ("mean learner ppl", "ppl"), ("mean RSR", "rsr"))
+PLOTS = (("reward_vs_ppl", "Reward against the learner's perplexity, every scored candidate"),
+         ("accuracy", "Held-out accuracy after training, per policy (95% interval), against the base model"),
+         ("segment_ppl", "The learner's perplexity by quarter of the solution, correct candidates"),
+         ("top_loss_tokens", "The tokens that carry the most loss, correct candidates"),
+         ("latex_density", "LaTeX commands and delimiters per word, correct candidates"))
+
+
+def source(t: records_pb2.Trajectory) -> str:
+    """Where a candidate came from, the style aligner's two modes apart (they cost the learner differently)."""
+    name = origin_name(t.origin)
+    return f"{name} ({mode_name(t.oracle_mode)})" if t.origin == records_pb2.ORIGIN_STYLE_ALIGNED else name
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    examples: Sequence[records_pb2.CuratedExample]
+    checkpoint: str = ""
+    correct: int | None = None   # held-out samples answered right, of `samples`
+    samples: int = 0
+    measures: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.correct is None or not self.samples else self.correct / self.samples
+
+
+@dataclass
+class Study:
+    settings: dict[str, Any]
+    candidates: Sequence[records_pb2.Trajectory]
+    policies: list[PolicyResult]
+    base_correct: int | None
+    eval_samples: int
+    problems: int
+    timings: dict[str, float] = field(default_factory=dict)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return mean(values) if values else None
+
+
+def _field(scores: records_pb2.Scores, name: str) -> float | None:
+    return getattr(scores, name) if scores.HasField(name) else None
+
+
+def fill_measures(result: PolicyResult) -> None:
+    scores = [e.scores for e in result.examples]
+    result.measures = {key: _mean(_field(s, key) for s in scores) for _, key in MEASURES}
+    for quarter in range(4):
+        result.measures[f"q{quarter + 1}"] = _mean(s.segment_ppl[quarter] for s in scores if len(s.segment_ppl) > quarter)
+
+
+def correlations(study: Study) -> dict[str, float | None]:
+    """Spearman's rho, over the trained policies, between each measure of a training set and the accuracy the
+    learner reached on it (the compatibility measure that predicts the outcome ranks the policies alike)."""
+    trained = [p for p in study.policies if p.accuracy is not None and all(p.measures.get(k) is not None
+                                                                             for _, k in MEASURES)]
+    return {label: spearman([p.measures[key] for p in trained], [p.accuracy for p in trained])
+            for label, key in MEASURES}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def policy_rows(study: Study) -> list[dict[str, str]]:
+    rows = []
+    for p in study.policies:
+        row = {"policy": p.policy, "examples": f"{len(p.examples)} of {study.problems}",
+               "origins": ", ".join(f"{name} {count}" for name, count in sorted(_origin_counts(p.examples).items())),
+               "mean reward": _fmt(p.measures.get("reward"), 3), "mean learner ppl": _fmt(p.measures.get("ppl")),
+               "mean RSR": _fmt(p.measures.get("rsr")),
+               "ppl by quarter": " / ".join(_fmt(p.measures.get(f"q{q}")) for q in range(1, 5)),
+               "checkpoint": p.checkpoint or "-"}
+        if p.accuracy is None:
+            row |= {"accuracy [95%]": "not trained" if not p.examples else "not evaluated", "change from base": "-"}
+        else:
+            low, high = wilson(p.correct, p.samples)
+            row["accuracy [95%]"] = f"{p.accuracy:.3f} [{low:.2f}, {high:.2f}]"
+            row["change from base"] = _change(study, p)
+        rows.append(row)
+    return rows
+
+
+def _origin_counts(examples: Sequence[records_pb2.CuratedExample]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for e in examples:
+        counts[origin_name(e.origin)] += 1
+    return counts
+
+
+def _change(study: Study, p: PolicyResult) -> str:
+    if study.base_correct is None:
+        return "-"
+    low, high = difference_interval(p.correct, p.samples, study.base_correct, study.eval_samples)
+    verdict = "above base" if low > 0 else "below base" if high < 0 else "within noise"
+    return f"{p.accuracy - study.base_correct / study.eval_samples:+.3f} [{low:+.2f}, {high:+.2f}] {verdict}"
+
+
+def summary_paragraph(study: Study) -> str:
+    """What was compared, what came out in numbers, and whether the differences exceed the noise."""
+    s = study.settings
+    trained = [p for p in study.policies if p.accuracy is not None]
+    text = (f"This study asked which training data helps the learner {s['learner']}. On the same "
+            f"{study.problems} problems ({s['problems']}), the learner sampled {s['k']} solutions each and the Oracle "
+            f"({s['oracle']}) refined, wrote and style-aligned solutions; each curation policy then picked at most one "
+            f"correct solution per problem, and the learner was fine-tuned from the same base on each set with the "
+            f"same budget ({s['budget_steps']} optimizer steps), then scored on {s['eval_problems']} held-out problems "
+            f"x {s['eval_k']} samples.")
+    by_source = _by_source(study.candidates, correct_only=True)
+    ppl = {name: _mean(_field(t.scores, "ppl") for t in ts) for name, ts in by_source.items()}
+    if ppl:
+        cheapest, dearest = min(ppl, key=lambda n: ppl[n] or math.inf), max(ppl, key=lambda n: ppl[n] or -1)
+        text += (f" All kept solutions are verified correct, yet what the learner must absorb differs by origin: its "
+                 f"perplexity is {_fmt(ppl[cheapest])} on {cheapest} and {_fmt(ppl[dearest])} on {dearest}.")
+    if study.base_correct is not None:
+        text += f" The base model answered {study.base_correct / study.eval_samples:.3f} of held-out samples."
+    if trained:
+        best = max(trained, key=lambda p: p.accuracy)
+        text += " After training: " + "; ".join(f"{p.policy} {p.accuracy:.3f}" for p in trained) + "."
+        separable = [p.policy for p in trained if _separates(study, p)]
+        if separable:
+            text += f" Only {', '.join(separable)} differ(s) from the base model by more than the 95% interval."
+        else:
+            text += (" No policy differs from the base model by more than the 95% interval: at this size the "
+                     "accuracy differences cannot be told apart from noise.")
+        pairwise = [(a, b) for a in trained for b in trained if a.policy < b.policy]
+        apart = [(a, b) for a, b in pairwise
+                 if not _overlaps(difference_interval(a.correct, a.samples, b.correct, b.samples))]
+        text += (f" {best.policy} scored highest; of {len(pairwise)} pairs of policies, {len(apart)} can be told "
+                 "apart (difference interval excluding 0).") if pairwise else f" {best.policy} was the only one trained."
+    return text
+
+
+def _separates(study: Study, p: PolicyResult) -> bool:
+    if study.base_correct is None:
+        return False
+    return not _overlaps(difference_interval(p.correct, p.samples, study.base_correct, study.eval_samples))
+
+
+def _overlaps(interval: tuple[float, float]) -> bool:
+    return interval[0] <= 0 <= interval[1]
+
+
+def _by_source(candidates: Sequence[records_pb2.Trajectory], correct_only: bool
+               ) -> dict[str, list[records_pb2.Trajectory]]:
+    grouped: dict[str, list[records_pb2.Trajectory]] = defaultdict(list)
+    for t in candidates:
+        if not correct_only or t.scores.verdict == records_pb2.VERDICT_CORRECT:
+            grouped[source(t)].append(t)
+    return dict(sorted(grouped.items()))
+
+
+def top_loss_tokens(candidates: Sequence[records_pb2.Trajectory], top: int = 8) -> dict[str, list[tuple[str, float]]]:
+    """Per origin, the tokens with the largest summed loss over its correct candidates."""
+    result = {}
+    for name, ts in _by_source(candidates, correct_only=True).items():
+        totals: dict[str, float] = defaultdict(float)
+        for t in ts:
+            for token in t.scores.top_loss_tokens:
+                totals[token.token] += token.total_loss
+        result[name] = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return result
+
+
+# -- plots ---------------------------------------------------------------------------------------------------------
+
+def write_plots(study: Study, folder: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display here, nor on a cluster
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = {name: plt.get_cmap("tab10")(i) for i, name in
+               enumerate(sorted({source(t) for t in study.candidates}))}
+    paths = {}
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        paths[name] = folder / f"{name}.png"
+        fig.savefig(paths[name], dpi=110)
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, ts in _by_source(study.candidates, correct_only=False).items():
+        points = [(t.scores.ppl, t.scores.reward) for t in ts if t.scores.HasField("ppl") and t.scores.HasField("reward")]
+        correct = [t.scores.verdict == records_pb2.VERDICT_CORRECT for t in ts
+                   if t.scores.HasField("ppl") and t.scores.HasField("reward")]
+        if points:
+            ax.scatter([p for p, _ in points], [r for _, r in points], s=[28 if c else 10 for c in correct],
+                       color=colours[name], alpha=0.7, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("learner perplexity (log scale; lower: closer to how the learner writes)")
+    ax.set_ylabel("reward model score")
+    ax.set_title("Quality against compatibility (large dots: verified correct)")
+    ax.legend(fontsize=8)
+    save(fig, "reward_vs_ppl")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = [p.policy for p in study.policies]
+    for i, p in enumerate(study.policies):
+        if p.accuracy is None:
+            continue
+        low, high = wilson(p.correct, p.samples)
+        ax.errorbar([i], [p.accuracy], yerr=[[p.accuracy - low], [high - p.accuracy]], fmt="o", capsize=5)
+    if study.base_correct is not None:
+        base = study.base_correct / study.eval_samples
+        low, high = wilson(study.base_correct, study.eval_samples)
+        ax.axhline(base, color="grey", linestyle="--", label=f"base model {base:.3f}")
+        ax.axhspan(low, high, color="grey", alpha=0.15)
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.5, len(names) - 0.5)
+    ax.set_ylabel(f"held-out avg@{study.settings['eval_k']}")
+    ax.set_title("Accuracy after training on each policy's set")
+    save(fig, "accuracy")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, ts in _by_source(study.candidates, correct_only=True).items():
+        quarters = [_mean(t.scores.segment_ppl[q] for t in ts if len(t.scores.segment_ppl) > q) for q in range(4)]
+        if any(v is not None for v in quarters):
+            ax.plot(range(1, 5), [math.nan if v is None else v for v in quarters], marker="o", color=colours[name],
+                    label=name)
+    ax.set_xticks(range(1, 5), ["first", "second", "third", "last"])
+    ax.set_xlabel("quarter of the solution")
+    ax.set_ylabel("learner perplexity")
+    ax.legend(fontsize=8)
+    save(fig, "segment_ppl")
+
+    tokens = top_loss_tokens(study.candidates)
+    fig, axes = plt.subplots(1, max(len(tokens), 1), figsize=(3.2 * max(len(tokens), 1), 3.6), squeeze=False)
+    for ax, (name, pairs) in zip(axes[0], tokens.items(), strict=False):
+        ax.barh([repr(t)[1:-1] or "(empty)" for t, _ in reversed(pairs)], [v for _, v in reversed(pairs)],
+                color=colours[name])
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("summed loss (nats)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    save(fig, "top_loss_tokens")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    density = {name: _mean(t.style.latex_density for t in ts)
+               for name, ts in _by_source(study.candidates, correct_only=True).items()}
+    ax.bar(range(len(density)), [v or 0.0 for v in density.values()], color=[colours[n] for n in density])
+    ax.set_xticks(range(len(density)), list(density), rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("LaTeX per word")
+    save(fig, "latex_density")
+    return paths
+
+
+# -- documents -----------------------------------------------------------------------------------------------------
+
+def _table(rows: Sequence[dict[str, str]]) -> tuple[list[str], list[list[str]]]:
+    header = list(rows[0]) if rows else []
+    return header, [[row[h] for h in header] for row in rows]
+
+
+def _markdown_table(rows: Sequence[dict[str, str]]) -> str:
+    header, body = _table(rows)
+    if not header:
+        return "(none)\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(rows: Sequence[dict[str, str]], table_id: str) -> str:
+    header, body = _table(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>'
+
+
+def correlation_rows(study: Study) -> list[dict[str, str]]:
+    trained = sum(p.accuracy is not None for p in study.policies)
+    return [{"measure of the training set": label, "Spearman rho with accuracy after training": _fmt(rho),
+             "policies": str(trained)} for label, rho in correlations(study).items()]
+
+
+def settings_rows(study: Study) -> list[dict[str, str]]:
+    rows = [{"setting": k, "value": str(v)} for k, v in sorted(study.settings.items())]
+    rows += [{"setting": f"time: {k}", "value": f"{v:.0f} s"} for k, v in study.timings.items()]
+    return rows
+
+
+def checkpoint_rows(study: Study) -> list[dict[str, str]]:
+    return [{k: str(v) for k, v in c.items()} for c in study.checkpoints]
+
+
+CAVEAT = ("Spearman's rho over a handful of policies is a weak signal: with 5 policies only |rho| = 1 reaches p < 0.05, "
+          "and intervals on avg@k treat the k samples of a problem as independent, so they are somewhat too narrow.")
+
+
+def write_report(study: Study, folder: Path) -> dict[str, Path]:
+    """Writes report.html (self-contained: plots inlined, no network), summary.md and plots/*.png."""
+    for p in study.policies:
+        fill_measures(p)
+    plots = write_plots(study, folder / "plots")
+    paragraph = summary_paragraph(study)
+    policy_table = policy_rows(study)
+    tokens = top_loss_tokens(study.candidates)
+
+    md = [f"# LearnerFit study: which data helps {study.settings['learner']}\n\n", paragraph + "\n\n",
+          "## Policies\n", _markdown_table(policy_table),
+          "\n## Which measure predicts the outcome\n", _markdown_table(correlation_rows(study)), f"\n{CAVEAT}\n",
+          "\n## Plots\n"]
+    md += [f"![{title}](plots/{name}.png)\n" for name, title in PLOTS]
+    md += ["\n## Tokens carrying the most loss\n"]
+    md += [f"* {name}: " + ", ".join(f"`{t!r}` {v:.1f}" for t, v in pairs) + "\n" for name, pairs in tokens.items()]
+    md += ["\n## Checkpoints\n", _markdown_table(checkpoint_rows(study)),
+           "\n## Settings (to repeat the study)\n", _markdown_table(settings_rows(study))]
+    (folder / "summary.md").write_text("".join(md), encoding="utf-8")
+
+    figures = "".join(
+        f'<figure id="plot-{name}"><img alt="{html.escape(title)}" src="data:image/png;base64,'
+        f'{base64.b64encode(plots[name].read_bytes()).decode()}"><figcaption>{html.escape(title)}</figcaption></figure>'
+        for name, title in PLOTS)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>LearnerFit study</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
+th {{ background: #f3f3f3; }}
+figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} .caveat {{ color: #555; font-size: 0.9em; }}
+</style></head>
+<body>
+<h1>Which data helps {html.escape(study.settings['learner'])}</h1>
+<p id="summary">{html.escape(paragraph)}</p>
+<h2>Policies</h2>
+{_html_table(policy_table, "policies")}
+<h2>Which measure predicts the outcome</h2>
+{_html_table(correlation_rows(study), "correlations")}
+<p class="caveat">{html.escape(CAVEAT)}</p>
+<h2>Plots</h2>
+{figures}
+<h2>Checkpoints</h2>
+{_html_table(checkpoint_rows(study), "checkpoints")}
+<h2>Settings</h2>
+{_html_table(settings_rows(study), "settings")}
+<script>
+// Marks the page once every plot has decoded, so a headless browser can tell a broken image from a drawn one.
+Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth > 0, () => false)))
+  .then(ok => document.body.dataset.plotsDrawn = ok.filter(Boolean).length);
+</script>
+</body></html>
+"""
+    (folder / "report.html").write_text(page, encoding="utf-8")
+    return {"html": folder / "report.html", "markdown": folder / "summary.md", **plots}
