@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv models run test test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
+.PHONY: venv models run test browser test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
 
 venv: $(STAMP)
 
@@ -31,8 +31,14 @@ models: $(STAMP)
 run: $(STAMP) models
 	$(VENV)/bin/learnerfit run
 
-test: $(STAMP) check-generated lint-imports models
+test: $(STAMP) check-generated lint-imports models browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Debian's Chromium, for the test that renders a study's report headless (root, or sudo without a password).
+browser:
+	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@chromium --version
 
 # The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 3 in all), each
 # printing what it found; the totals are in the README's "Reliability" section.

@@ -1,0 +1,32 @@
+"""The study's statistics against values worked out by hand or published."""
+
+from __future__ import annotations
+
+import pytest
+
+from learnerfit.study.stats import difference_interval, ranks, spearman, wilson
+
+
+def test_wilson_intervals_match_published_values_and_stay_inside_0_1():
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)  # not the Wald interval's collapse to [0, 0]
+    assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+
+
+def test_the_difference_interval_is_newcombes_hybrid():
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 against 48/80.
+    assert difference_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    low, high = difference_interval(3, 16, 3, 16)
+    assert low < 0 < high and low == pytest.approx(-high)
+
+
+def test_spearman_is_pearson_on_tie_averaged_ranks_and_refuses_too_few_points():
+    assert ranks([10, 20, 20, 5]) == [2.0, 3.5, 3.5, 1.0]
+    assert spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)  # 1 - 6 * 4 / (5 * 24)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # Ties: ranks of y are [1, 2, 3.5, 5, 3.5]; Pearson on them by hand gives 0.8208.
+    assert spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(0.8208, abs=1e-4)
+    assert spearman([1, 2], [2, 1]) is None
+    assert spearman([1, 2, 3], [4, 4, 4]) is None
+    with pytest.raises(ValueError, match="3 x values against 2"):
+        spearman([1, 2, 3], [1, 2])
