@@ -1,5 +1,6 @@
 """`python -m services`: the services, one name a line, in start order; `python -m services reference [FILE]`
-writes the settings reference (docs/settings.md) from the settings classes, so it never drifts from the code."""
+writes the settings reference (docs/settings.md) from the settings classes, so it never drifts from the code;
+`python -m services manifests DIR` writes the Kubernetes base (services/manifests.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ def reference() -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["manifests"]:
+        from services.manifests import write
+
+        if len(argv) != 2:
+            print("usage: python -m services manifests DIR", file=sys.stderr)
+            return 2
+        for path in write(Path(argv[1])):
+            print(path)
+        return 0
     if argv[:1] == ["reference"]:
         text = reference()
         if len(argv) > 1:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from prometheus_client import Counter, Histogram
 from pydantic import Field
 
 from learnerfit.domain import topics
 from learnerfit.domain.drift import DriftScorer
 from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
+from learnerfit.domain.records import origin_name, verdict_name
 from learnerfit.models.factory import LearnerModels, make_logprob_scorer
 from learnerfit.models.following import followed_learner
 from learnerfit.models.settings import LearnerSettings
@@ -18,6 +20,27 @@ from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
+
+
+# What an operator watches on a dashboard: the pipeline's last scorer sees every trajectory with all its scores.
+SCORED_PPL = Histogram("learnerfit_scored_ppl", "Learner perplexity on scored solutions.", ["origin"],
+                       buckets=(1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 50.0))
+SCORED_REWARD = Histogram("learnerfit_scored_reward", "Reward model score of scored solutions.", ["origin"],
+                          buckets=(-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0))
+LEARNER_VERDICTS = Counter("learnerfit_learner_samples_total", "Learner samples scored, by the checkpoint that "
+                                                               "wrote them and their verdict.", ["checkpoint", "verdict"])
+
+
+def observe(trajectories):
+    for t in trajectories:
+        origin = origin_name(t.origin)
+        if t.scores.HasField("ppl"):
+            SCORED_PPL.labels(origin).observe(t.scores.ppl)
+        if t.scores.HasField("reward"):
+            SCORED_REWARD.labels(origin).observe(t.scores.reward)
+        if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE:
+            LEARNER_VERDICTS.labels(t.checkpoint or "base", verdict_name(t.scores.verdict)).inc()
+    return trajectories
 
 
 class DriftScorerSettings(ServiceSettings):
@@ -40,7 +63,7 @@ def build(settings: DriftScorerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.ScoreDriftResponse(trajectories=scorer.score(request.trajectories, request.checkpoint))
 
-    return Parts(rpcs={"ScoreDrift": score}, process=scorer, fold=learner.announce,
+    return Parts(rpcs={"ScoreDrift": score}, process=lambda batch: observe(scorer(batch)), fold=learner.announce,
                  check=record_check(settings.intake))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 from pydantic import Field
@@ -15,10 +16,10 @@ from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 class RegistryClient:
     """Calls wait (up to timeout_s) for the registry to serve, so services started together need no order."""
 
-    def __init__(self, target: str, timeout_s: float = 30.0):
+    def __init__(self, target: str, timeout_s: float = 30.0, credentials: grpc.ChannelCredentials | None = None):
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target)
+        self._channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         self._stub = services_pb2_grpc.RegistryStub(self._channel)
 
     def get(self, version: str) -> records_pb2.Checkpoint:
@@ -62,16 +63,29 @@ class RegistryAccess(Section):
 
     target: str = Field("", description="gRPC address (host:port) of the registry service; empty: none (the learner "
                                         "then knows only the checkpoints announced on the `checkpoints` topic).")
+    ca_file: Path | None = Field(None, description="CA (PEM) of the registry's certificate: call it over TLS.")
+    cert_file: Path | None = Field(None, description="This service's client certificate (PEM): its identity, where "
+                                                     "the registry asks for mutual TLS.")
+    key_file: Path | None = Field(None, description="Private key (PEM) of cert_file.")
+
+    def client(self) -> RegistryClient:
+        credentials = None
+        if self.ca_file is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=self.ca_file.read_bytes(),
+                private_key=self.key_file.read_bytes() if self.key_file else None,
+                certificate_chain=self.cert_file.read_bytes() if self.cert_file else None)
+        return RegistryClient(self.target, credentials=credentials)
 
     def lookup(self) -> Callable[[str], records_pb2.Checkpoint] | None:
         """GetCheckpoint by version, or None when no registry is configured."""
-        return RegistryClient(self.target).get if self.target else None
+        return self.client().get if self.target else None
 
     def newest(self) -> records_pb2.Checkpoint | None:
         """The newest registered checkpoint, None when there is none or no registry is configured."""
         if not self.target:
             return None
-        client = RegistryClient(self.target)
+        client = self.client()
         try:
             return next(reversed(list(client.list())), None)
         finally:

@@ -69,7 +69,8 @@ class Service:
         self.bus = Bus(settings.bus.bootstrap_servers, client_id=spec.name,
                        session_timeout_ms=settings.bus.session_timeout_ms, topic_prefix=settings.bus.topic_prefix,
                        max_record_bytes=settings.bus.max_record_bytes,
-                       compression=None if settings.bus.compression == "none" else settings.bus.compression)
+                       compression=None if settings.bus.compression == "none" else settings.bus.compression,
+                       security=settings.bus.client_security())
         if settings.bus.create_topics and spec.topics:
             self.bus.ensure_topics([*spec.topics, DEAD_LETTER], settings.bus.topic_partitions,
                                    settings.bus.topic_replication)
@@ -77,7 +78,7 @@ class Service:
             if spec.follows else None
         self.parts = spec.build(settings, Context(self.bus, self.follower.caught_up if self.follower else lambda: True))
         self.server = GrpcServer(settings.grpc.host, settings.grpc.port, workers=settings.grpc.workers,
-                                 max_message_bytes=settings.grpc.max_message_bytes)
+                                 max_message_bytes=settings.grpc.max_message_bytes, security=settings.grpc)
         self.server.add(service_handler(spec.api, self.parts.rpcs), [spec.api.full_name])
         self.server.start()
 

@@ -10,7 +10,8 @@ names its problem in `problem_id` or `problem.id`, else its own `id` is its key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from google.protobuf.message import Message
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -58,8 +59,10 @@ class Bus:
     """Kafka clients for one process. The producer is shared and idempotent (acks=all)."""
 
     def __init__(self, bootstrap_servers: str, client_id: str, session_timeout_ms: int = 10_000,
-                 topic_prefix: str = "", max_record_bytes: int = 1_000_000, compression: str | None = "gzip"):
+                 topic_prefix: str = "", max_record_bytes: int = 1_000_000, compression: str | None = "gzip",
+                 security: Mapping[str, Any] | None = None):
         self.bootstrap_servers = bootstrap_servers
+        self.security = dict(security or {})  # TLS / SASL options, passed to every client (BusSettings)
         self.client_id = client_id
         self.session_timeout_ms = session_timeout_ms
         self.topic_prefix = topic_prefix
@@ -84,12 +87,14 @@ class Bus:
                 linger_ms=5,
                 compression_type=self.compression,
                 max_request_size=self.max_record_bytes,
+                **self.security,
             )
         return self._producer
 
     def ensure_topics(self, names: Iterable[str], partitions: int, replication: int = 1) -> None:
         """Creates the topics that do not exist yet; existing ones are left as they are."""
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-admin")
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-admin",
+                                 **self.security)
         try:
             existing = set(admin.list_topics())
             wanted = dict.fromkeys(self.topic(n) for n in names)
@@ -148,6 +153,7 @@ class Bus:
             max_poll_interval_ms=30 * 60 * 1000,
             max_poll_records=max_poll_records,
             max_partition_fetch_bytes=max(self.max_record_bytes, 1_048_576),
+            **self.security,
         )
         consumer.subscribe([self.topic(t) for t in topics], listener=listener)
         return consumer
@@ -160,6 +166,7 @@ class Bus:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **self.security,
         )
 
     def read_all(self, topic: str) -> list[bytes]:

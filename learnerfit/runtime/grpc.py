@@ -6,6 +6,7 @@ says which error means what); they are mapped here, once, for every service.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 import uuid
@@ -65,6 +66,40 @@ class ServingInterceptor(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Asks every call for `authorization: Bearer <token>` and answers UNAUTHENTICATED without it. Health checks
+    are exempt: the kubelet's gRPC probes send no metadata."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.startswith(f"/{health.SERVICE_NAME}/"):
+            return continuation(handler_call_details)
+        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(sent.encode(), self._expected):
+            return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+
+        def refuse(_request, context):
+            metrics.GRPC_CALLS.labels(handler_call_details.method, "UNAUTHENTICATED").inc()
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required (metadata authorization: "
+                                                           "Bearer <token>)" if not sent else "the bearer token is wrong")
+
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(refuse, request_deserializer=handler.request_deserializer)
+        return grpc.unary_unary_rpc_method_handler(refuse, request_deserializer=handler.request_deserializer)
+
+
+def server_credentials(cert_file, key_file, client_ca_file=None) -> grpc.ServerCredentials:
+    """TLS from PEM files; with a client CA, callers must present a certificate it signed (mutual TLS)."""
+    client_ca = client_ca_file.read_bytes() if client_ca_file else None
+    return grpc.ssl_server_credentials([(key_file.read_bytes(), cert_file.read_bytes())],
+                                       root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
 def _record(method: str, started: float, code: grpc.StatusCode) -> None:
@@ -143,20 +178,32 @@ def service_handler(service: ServiceDescriptor, methods: Mapping[str, Callable])
 class GrpcServer:
     """A started gRPC server with health and reflection for the given service names."""
 
-    def __init__(self, host: str, port: int, *, workers: int, max_message_bytes: int):
+    def __init__(self, host: str, port: int, *, workers: int, max_message_bytes: int, security=None):
+        """`security`: the service's GrpcSettings (TLS, mutual TLS, bearer token, reflection); None: plaintext,
+        no token, reflection on (tests and tools)."""
         options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
+        interceptors: list[grpc.ServerInterceptor] = []
+        if security is not None and security.auth_token_file is not None:
+            # Checked first: a refused call is not logged as the method's own outcome.
+            interceptors.append(TokenInterceptor(security.auth_token_file.read_text().strip()))
+        interceptors.append(ServingInterceptor())
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-            interceptors=[ServingInterceptor()],
+            interceptors=interceptors,
             options=options,
         )
+        self.reflection = security is None or security.reflection
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if security is not None and security.tls_cert_file is not None:
+            credentials = server_credentials(security.tls_cert_file, security.tls_key_file, security.tls_client_ca_file)
+            self.port = self.server.add_secure_port(f"{host}:{port}", credentials)
+        else:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {host}:{port}")
         self._names: list[str] = []
@@ -166,9 +213,10 @@ class GrpcServer:
         self._names.extend(service_names)
 
     def start(self) -> None:
-        reflection.enable_server_reflection(
-            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        if self.reflection:
+            reflection.enable_server_reflection(
+                [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+            )
         self.server.start()
         self.set_serving(True)
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from learnerfit.paths import default_cache_dir
@@ -30,6 +30,21 @@ class GrpcSettings(Section):
     port: int = Field(50051, ge=0, le=65535, description="Port; 0 picks a free one.")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest message accepted or sent.")
     workers: int = Field(8, ge=1, le=256, description="Threads serving calls.")
+    reflection: bool = Field(True, description="Serve gRPC reflection (grpcurl can list the API); off in production.")
+    tls_cert_file: Path | None = Field(None, description="Server certificate (PEM): serve TLS instead of plaintext.")
+    tls_key_file: Path | None = Field(None, description="Private key (PEM) of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(None, description="CA (PEM) that signs client certificates: with it, "
+                                                              "callers must present one (mutual TLS).")
+    auth_token_file: Path | None = Field(None, description="File holding the bearer token callers must send "
+                                                           "(`authorization: Bearer ...`); unset: no token asked.")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> GrpcSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        return self
 
 
 class BusSettings(Section):
@@ -46,6 +61,29 @@ class BusSettings(Section):
     max_record_bytes: int = Field(1_000_000, ge=1024, description="Largest record produced (keep it under the "
                                                                   "broker's message.max.bytes, about 1 MB on Kafka).")
     compression: str = Field("gzip", pattern="^(gzip|none)$", description="Producer compression: gzip or none.")
+    security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+                                   description="Kafka security: PLAINTEXT, SSL (TLS, client certs), SASL_SSL, ...")
+    sasl_mechanism: str = Field("SCRAM-SHA-512", pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
+                                description="SASL mechanism (with a SASL_* protocol); Strimzi's KafkaUser: SCRAM-SHA-512.")
+    sasl_username: str = Field("", description="SASL user (Strimzi: the KafkaUser's name).")
+    sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (from the KafkaUser's Secret; never "
+                                                                "logged or printed).")
+    ssl_cafile: Path | None = Field(None, description="CA (PEM) of the brokers' certificates (Strimzi: the cluster CA).")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for TLS client authentication.")
+    ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of ssl_certfile.")
+
+    def client_security(self) -> dict[str, Any]:
+        """The kafka-python keyword arguments for these settings (empty for PLAINTEXT)."""
+        options: dict[str, Any] = {}
+        if self.security_protocol != "PLAINTEXT":
+            options["security_protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL"):
+            options |= {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.sasl_username,
+                        "sasl_plain_password": self.sasl_password.get_secret_value()}
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name) is not None:
+                options[name] = str(getattr(self, name))
+        return options
 
 
 class StageSettings(Section):

@@ -1,0 +1,315 @@
+"""`python -m services manifests DIR`: the Kubernetes base (kustomize) generated from the service specs.
+
+What a pod needs is already declared once: each ServiceSpec names its settings class,
+its gRPC API and the topics it reads, writes and follows. From those this writes, per
+service, a ConfigMap file holding *every* setting (the code's defaults, then the few a
+cluster changes, listed in CLUSTER below), a ServiceAccount, a Deployment, a Service, a
+PodDisruptionBudget, a NetworkPolicy and a Strimzi KafkaUser whose ACLs are exactly its
+topics and group; and for the pipeline the KafkaTopics, the KEDA ScaledObjects and the
+ServiceMonitors. `make check-generated` fails when the committed files drift from this.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from learnerfit.domain import topics
+from learnerfit.runtime.app import DEAD_LETTER
+from services import SERVICES
+
+GRPC_PORT, METRICS_PORT = 50051, 9090
+KAFKA_CLUSTER = "learnerfit"
+BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
+LABEL = "app.kubernetes.io/name"
+PART_OF = {"app.kubernetes.io/part-of": "learnerfit"}
+MODEL_CACHE, CHECKPOINTS = "/models", "/checkpoints"
+
+
+@dataclass(frozen=True)
+class Pod:
+    """What the specs do not say: resources, whether it loads a model, who calls it, how it scales."""
+
+    cpu: str
+    memory: str
+    model: bool = False                 # loads a model: long startup, the model cache, a GPU in the gpu overlay
+    checkpoints: str = ""               # "rw" or "ro": the checkpoint volume the trainer writes and the registry serves
+    callers: tuple[str, ...] = ()       # services that call its gRPC API ("clients": pods labelled as API clients)
+    scale_on_lag: bool = False          # stateless stage: KEDA scales it on its consumer group's lag
+
+
+PODS: dict[str, Pod] = {
+    "registry": Pod("100m", "256Mi", checkpoints="rw", callers=("generator", "drift_scorer", "clients")),
+    "trainer": Pod("2", "8Gi", model=True, checkpoints="rw", callers=("clients",)),
+    "curator": Pod("250m", "512Mi", callers=("clients",)),
+    "refiner": Pod("500m", "2Gi", model=True, scale_on_lag=True),
+    "style_aligner": Pod("500m", "2Gi", model=True, scale_on_lag=True),
+    "drift_scorer": Pod("1", "3Gi", model=True, checkpoints="ro", scale_on_lag=True),
+    "reward_scorer": Pod("1", "2Gi", model=True, scale_on_lag=True),
+    "generator": Pod("1", "3Gi", model=True, checkpoints="ro", scale_on_lag=True),
+    "gateway": Pod("250m", "512Mi", callers=("clients",)),
+}
+
+# The settings a cluster changes from the code's defaults, by dotted path; "*" applies to every service.
+CLUSTER: dict[str, dict[str, Any]] = {
+    "*": {"grpc.host": "0.0.0.0", "grpc.port": GRPC_PORT, "log.metrics_port": METRICS_PORT, "log.format": "json",
+          "bus.bootstrap_servers": BOOTSTRAP, "bus.create_topics": False, "cache_dir": MODEL_CACHE},
+    "registry": {"registry_dir": CHECKPOINTS},
+    "trainer": {"registry_dir": CHECKPOINTS},
+    "generator": {"registry.target": f"registry:{GRPC_PORT}"},
+    "drift_scorer": {"registry.target": f"registry:{GRPC_PORT}"},
+}
+# Topic layout: partitions bound how far a stage scales; state folded from the log is kept whole (compacted).
+PARTITIONS = 4
+COMPACTED = {topics.CHECKPOINTS, topics.DECISIONS}
+RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+def k8s_name(service: str) -> str:
+    return service.replace("_", "-")
+
+
+def spec_of(service: str):
+    return importlib.import_module(f"services.{service}").SPEC
+
+
+def settings_document(service: str) -> dict[str, Any]:
+    """Every setting of the service with the cluster's values: the code's defaults, then CLUSTER."""
+    spec = spec_of(service)
+    document = json.loads(spec.settings.model_construct().model_dump_json())
+    for path, value in {**CLUSTER["*"], **CLUSTER.get(service, {})}.items():
+        *sections, leaf = path.split(".")
+        node = document
+        for section in sections:
+            node = node[section]
+        if leaf not in node:
+            raise KeyError(f"{service}: CLUSTER sets {path}, which its settings do not have")
+        node[leaf] = value
+    return document
+
+
+def topic_access(service: str) -> dict[str, set[str]]:
+    """Topics the service reads (its stage and what it folds) and writes (its outputs and dead letters)."""
+    spec = spec_of(service)
+    reads, writes = set(spec.follows), set(spec.publishes)
+    if spec.stage is not None:
+        reads |= set(spec.stage.consumes)
+        writes |= set(spec.stage.produces.values()) | set(spec.stage.also_produces) | {DEAD_LETTER}
+    return {"read": reads, "write": writes}
+
+
+def all_topics() -> list[str]:
+    return sorted({t for s in SERVICES for access in topic_access(s).values() for t in access})
+
+
+def labels(service: str) -> dict[str, str]:
+    return {LABEL: k8s_name(service), **PART_OF}
+
+
+def deployment(service: str) -> dict[str, Any]:
+    pod, name = PODS[service], k8s_name(service)
+    mounts = [{"name": "config", "mountPath": "/etc/learnerfit", "readOnly": True},
+              {"name": "tmp", "mountPath": "/tmp"},
+              {"name": "model-cache", "mountPath": MODEL_CACHE}]
+    volumes = [{"name": "config", "configMap": {"name": f"{name}-config"}}, {"name": "tmp", "emptyDir": {}},
+               {"name": "model-cache", "emptyDir": {}}]  # the gpu overlay puts a shared volume here
+    if pod.checkpoints:
+        mounts.append({"name": "checkpoints", "mountPath": CHECKPOINTS, "readOnly": pod.checkpoints == "ro"})
+        volumes.append({"name": "checkpoints", "persistentVolumeClaim": {"claimName": "checkpoints"}})
+    probe = {"grpc": {"port": GRPC_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+    container = {
+        "name": name, "image": "learnerfit", "imagePullPolicy": "IfNotPresent",
+        "command": ["learnerfit", "serve", service],
+        "env": [{"name": "LEARNERFIT_CONFIG", "value": "/etc/learnerfit/config.yaml"},
+                {"name": "HF_HOME", "value": f"{MODEL_CACHE}/huggingface"}],
+        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "metrics", "containerPort": METRICS_PORT}],
+        # Model pods load weights before they serve: the startup probe gives them up to 20 minutes.
+        "startupProbe": {**probe, "failureThreshold": 120 if pod.model else 30},
+        "readinessProbe": {**probe, "failureThreshold": 3},
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "resources": {"requests": {"cpu": pod.cpu, "memory": pod.memory}, "limits": {"memory": pod.memory}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": mounts,
+    }
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {**labels(service), "learnerfit.io/model": str(pod.model).lower()}},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"} if pod.checkpoints == "rw" else {"type": "RollingUpdate"},
+            "selector": {"matchLabels": {LABEL: name}},
+            "template": {
+                "metadata": {"labels": {**labels(service), "learnerfit.io/model": str(pod.model).lower()}},
+                "spec": {
+                    "serviceAccountName": name, "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                                        "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [container], "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def service_objects(service: str) -> list[dict[str, Any]]:
+    name, pod = k8s_name(service), PODS[service]
+    meta = {"name": name, "labels": labels(service)}
+    callers = [{"podSelector": {"matchLabels": {LABEL: k8s_name(c)}}} for c in pod.callers if c != "clients"]
+    if "clients" in pod.callers:
+        callers.append({"podSelector": {"matchLabels": {"learnerfit.io/api-client": "true"}}})
+    ingress = [{"from": [{"namespaceSelector": {"matchLabels": {"learnerfit.io/monitoring": "true"}}}],
+                "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}]
+    if callers:
+        ingress.insert(0, {"from": callers, "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]})
+    egress = [{"to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER}}}],
+               "ports": [{"port": 9092, "protocol": "TCP"}, {"port": 9093, "protocol": "TCP"}]},
+              {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+               "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]
+    if service in ("generator", "drift_scorer"):
+        egress.append({"to": [{"podSelector": {"matchLabels": {LABEL: "registry"}}}],
+                       "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]})
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False},
+        deployment(service),
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"selector": {LABEL: name}, "ports": [
+             {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "grpc"},
+             {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {LABEL: name}}}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
+         "spec": {"podSelector": {"matchLabels": {LABEL: name}}, "policyTypes": ["Ingress", "Egress"],
+                  "ingress": ingress, "egress": egress}},
+        kafka_user(service),
+    ]
+
+
+def kafka_user(service: str) -> dict[str, Any]:
+    """SCRAM credentials and ACLs for exactly the service's topics and consumer group."""
+    access = topic_access(service)
+    acls = []
+    for topic in sorted(access["read"] | access["write"]):
+        operations = (["Read"] if topic in access["read"] else []) + (["Write"] if topic in access["write"] else [])
+        acls.append({"resource": {"type": "topic", "name": topic, "patternType": "literal"},
+                     "operations": [*operations, "Describe"]})
+    if spec_of(service).stage is not None:
+        acls.append({"resource": {"type": "group", "name": service, "patternType": "literal"},
+                     "operations": ["Read", "Describe"]})
+    return {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser",
+            "metadata": {"name": k8s_name(service), "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, **PART_OF}},
+            "spec": {"authentication": {"type": "scram-sha-512"},
+                     "authorization": {"type": "simple", "acls": acls}}}
+
+
+def kafka_objects() -> list[dict[str, Any]]:
+    cluster_labels = {"strimzi.io/cluster": KAFKA_CLUSTER, **PART_OF}
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaNodePool",
+         "metadata": {"name": "broker", "labels": cluster_labels},
+         "spec": {"replicas": 3, "roles": ["controller", "broker"],
+                  "storage": {"type": "persistent-claim", "size": "50Gi", "deleteClaim": False}}},
+        {"apiVersion": "kafka.strimzi.io/v1", "kind": "Kafka",
+         "metadata": {"name": KAFKA_CLUSTER, "labels": PART_OF},
+         "spec": {"kafka": {"listeners": [
+             {"name": "plain", "port": 9092, "type": "internal", "tls": False},
+             {"name": "tls", "port": 9093, "type": "internal", "tls": True,
+              "authentication": {"type": "scram-sha-512"}}],
+             "authorization": {"type": "simple"},
+             "config": {"offsets.topic.replication.factor": 3, "transaction.state.log.replication.factor": 3,
+                        "transaction.state.log.min.isr": 2, "default.replication.factor": 3,
+                        "min.insync.replicas": 2, "auto.create.topics.enable": False,
+                        "message.max.bytes": 1048588}},
+             "entityOperator": {"topicOperator": {}, "userOperator": {}},
+             # Consumer-group lag as Prometheus metrics, for the dashboard (KEDA reads lag from the brokers itself).
+             "kafkaExporter": {"topicRegex": ".*", "groupRegex": ".*"}}},
+    ]
+    for topic in all_topics():
+        config = {"min.insync.replicas": 2, "retention.ms": RETENTION_MS,
+                  "cleanup.policy": "compact" if topic in COMPACTED else "delete"}
+        objects.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+                        "metadata": {"name": topic, "labels": cluster_labels},
+                        "spec": {"partitions": PARTITIONS, "replicas": 3, "config": config}})
+    return objects
+
+
+def scaled_objects() -> list[dict[str, Any]]:
+    """KEDA: the stateless model stages scale on their group's lag, bounded by the partitions; the gateway on CPU."""
+    objects = []
+    for service in SERVICES:
+        pod, name = PODS[service], k8s_name(service)
+        if not (pod.scale_on_lag or service == "gateway"):
+            continue
+        if pod.scale_on_lag:
+            triggers = [{"type": "kafka", "metadata": {
+                "bootstrapServers": BOOTSTRAP, "consumerGroup": service, "topic": spec_of(service).stage.consumes[0],
+                "lagThreshold": "16", "allowIdleConsumers": "false"}}]
+        else:
+            triggers = [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}]
+        objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                        "metadata": {"name": name, "labels": labels(service)},
+                        "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": 1,
+                                 "maxReplicaCount": PARTITIONS if pod.scale_on_lag else 4,
+                                 "cooldownPeriod": 300, "triggers": triggers}})
+    return objects
+
+
+def service_monitors() -> list[dict[str, Any]]:
+    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+             "metadata": {"name": k8s_name(s), "labels": labels(s)},
+             "spec": {"selector": {"matchLabels": {LABEL: k8s_name(s)}},
+                      "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]}} for s in SERVICES]
+
+
+def network_defaults() -> list[dict[str, Any]]:
+    return [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+             "metadata": {"name": "default-deny", "labels": PART_OF},
+             "spec": {"podSelector": {"matchLabels": PART_OF}, "policyTypes": ["Ingress", "Egress"]}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "checkpoints", "labels": PART_OF},
+             "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "100Gi"}}}}]
+
+
+def kustomization() -> dict[str, Any]:
+    files = [f"{k8s_name(s)}.yaml" for s in SERVICES] + ["kafka.yaml", "scaling.yaml", "monitoring.yaml",
+                                                          "cluster.yaml"]
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files,
+            "configMapGenerator": [{"name": f"{k8s_name(s)}-config", "files": [f"config.yaml=config/{k8s_name(s)}.yaml"],
+                                    "options": {"labels": labels(s)}} for s in SERVICES]
+            + [{"name": "grafana-dashboard", "files": ["learnerfit.json=grafana/learnerfit.json"],
+                "options": {"labels": {"grafana_dashboard": "1", **PART_OF}}}]}
+
+
+HEADER = "# Generated by `python -m services manifests deploy/k8s/base` from the service specs; do not edit.\n"
+
+
+def _dump(objects: list[dict[str, Any]]) -> str:
+    return HEADER + yaml.safe_dump_all(objects, sort_keys=False, width=120)
+
+
+def render() -> dict[str, str]:
+    """Relative path -> text of every generated file."""
+    files = {f"config/{k8s_name(s)}.yaml": HEADER + yaml.safe_dump(settings_document(s), sort_keys=False, width=120)
+             for s in SERVICES}
+    files |= {f"{k8s_name(s)}.yaml": _dump(service_objects(s)) for s in SERVICES}
+    files["kafka.yaml"] = _dump(kafka_objects())
+    files["scaling.yaml"] = _dump(scaled_objects())
+    files["monitoring.yaml"] = _dump(service_monitors())
+    files["cluster.yaml"] = _dump(network_defaults())
+    files["kustomization.yaml"] = _dump([kustomization()])
+    return files
+
+
+def write(folder: Path) -> list[Path]:
+    written = []
+    for relative, text in render().items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
