@@ -23,7 +23,7 @@ from learnerfit.domain import topics
 from learnerfit.runtime.app import DEAD_LETTER
 from services import SERVICES
 
-GRPC_PORT, METRICS_PORT = 50051, 9090
+GRPC_PORT, HEALTH_PORT, METRICS_PORT = 50051, 50052, 9090
 KAFKA_CLUSTER = "learnerfit"
 BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
 LABEL = "app.kubernetes.io/name"
@@ -57,7 +57,8 @@ PODS: dict[str, Pod] = {
 
 # The settings a cluster changes from the code's defaults, by dotted path; "*" applies to every service.
 CLUSTER: dict[str, dict[str, Any]] = {
-    "*": {"grpc.host": "0.0.0.0", "grpc.port": GRPC_PORT, "log.metrics_port": METRICS_PORT, "log.format": "json",
+    "*": {"grpc.host": "0.0.0.0", "grpc.port": GRPC_PORT, "grpc.health_port": HEALTH_PORT,
+          "log.metrics_port": METRICS_PORT, "log.format": "json",
           "bus.bootstrap_servers": BOOTSTRAP, "bus.create_topics": False, "cache_dir": MODEL_CACHE},
     "registry": {"registry_dir": CHECKPOINTS},
     "trainer": {"registry_dir": CHECKPOINTS},
@@ -121,13 +122,15 @@ def deployment(service: str) -> dict[str, Any]:
     if pod.checkpoints:
         mounts.append({"name": "checkpoints", "mountPath": CHECKPOINTS, "readOnly": pod.checkpoints == "ro"})
         volumes.append({"name": "checkpoints", "persistentVolumeClaim": {"claimName": "checkpoints"}})
-    probe = {"grpc": {"port": GRPC_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+    # Probes ask the plaintext health port: kubelet's gRPC probes speak no TLS (the API port may).
+    probe = {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
     container = {
         "name": name, "image": "learnerfit", "imagePullPolicy": "IfNotPresent",
         "command": ["learnerfit", "serve", service],
         "env": [{"name": "LEARNERFIT_CONFIG", "value": "/etc/learnerfit/config.yaml"},
                 {"name": "HF_HOME", "value": f"{MODEL_CACHE}/huggingface"}],
-        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "metrics", "containerPort": METRICS_PORT}],
+        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "health", "containerPort": HEALTH_PORT},
+                  {"name": "metrics", "containerPort": METRICS_PORT}],
         # Model pods load weights before they serve: the startup probe gives them up to 20 minutes.
         "startupProbe": {**probe, "failureThreshold": 120 if pod.model else 30},
         "readinessProbe": {**probe, "failureThreshold": 3},
@@ -285,6 +288,43 @@ def kustomization() -> dict[str, Any]:
                 "options": {"labels": {"grafana_dashboard": "1", **PART_OF}}}]}
 
 
+def secured_patches() -> list[dict[str, Any]]:
+    """The gpu overlay's security, per Deployment: Kafka over TLS with the service's KafkaUser (SCRAM-SHA-512, its
+    password from the Secret the User Operator writes), gRPC over mutual TLS with the service's certificate (Secret
+    <name>-grpc-tls: tls.crt, tls.key, ca.crt, as cert-manager writes them), reflection off; the gateway asks for the
+    bearer token in Secret gateway-token."""
+    patches = []
+    for service in SERVICES:
+        name = k8s_name(service)
+        env = [{"name": "LEARNERFIT_BUS__BOOTSTRAP_SERVERS", "value": f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"},
+               {"name": "LEARNERFIT_BUS__SECURITY_PROTOCOL", "value": "SASL_SSL"},
+               {"name": "LEARNERFIT_BUS__SASL_MECHANISM", "value": "SCRAM-SHA-512"},
+               {"name": "LEARNERFIT_BUS__SASL_USERNAME", "value": name},
+               {"name": "LEARNERFIT_BUS__SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name,
+                                                                                         "key": "password"}}},
+               {"name": "LEARNERFIT_BUS__SSL_CAFILE", "value": "/etc/learnerfit/kafka-ca/ca.crt"},
+               {"name": "LEARNERFIT_GRPC__TLS_CERT_FILE", "value": "/etc/learnerfit/tls/tls.crt"},
+               {"name": "LEARNERFIT_GRPC__TLS_KEY_FILE", "value": "/etc/learnerfit/tls/tls.key"},
+               {"name": "LEARNERFIT_GRPC__TLS_CLIENT_CA_FILE", "value": "/etc/learnerfit/tls/ca.crt"},
+               {"name": "LEARNERFIT_GRPC__REFLECTION", "value": "false"}]
+        if service in ("generator", "drift_scorer"):  # they call the registry: with their certificate
+            env += [{"name": f"LEARNERFIT_REGISTRY__{key.upper()}", "value": f"/etc/learnerfit/tls/{file}"}
+                    for key, file in (("ca_file", "ca.crt"), ("cert_file", "tls.crt"), ("key_file", "tls.key"))]
+        mounts = [{"name": "grpc-tls", "mountPath": "/etc/learnerfit/tls", "readOnly": True},
+                  {"name": "kafka-ca", "mountPath": "/etc/learnerfit/kafka-ca", "readOnly": True}]
+        volumes = [{"name": "grpc-tls", "secret": {"secretName": f"{name}-grpc-tls"}},
+                   {"name": "kafka-ca", "secret": {"secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert"}}]
+        if service == "gateway":
+            env.append({"name": "LEARNERFIT_GRPC__AUTH_TOKEN_FILE", "value": "/etc/learnerfit/token/token"})
+            mounts.append({"name": "token", "mountPath": "/etc/learnerfit/token", "readOnly": True})
+            volumes.append({"name": "token", "secret": {"secretName": "gateway-token"}})
+        patches.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                        "spec": {"template": {"spec": {
+                            "containers": [{"name": name, "env": env, "volumeMounts": mounts}],
+                            "volumes": volumes}}}})
+    return patches
+
+
 HEADER = "# Generated by `python -m services manifests deploy/k8s/base` from the service specs; do not edit.\n"
 
 
@@ -305,10 +345,16 @@ def render() -> dict[str, str]:
     return files
 
 
+def render_overlays() -> dict[str, str]:
+    """The generated part of the overlays (relative to deploy/k8s/overlays)."""
+    return {"gpu/secured.yaml": _dump(secured_patches()).replace("deploy/k8s/base", "deploy/k8s")}
+
+
 def write(folder: Path) -> list[Path]:
+    """Writes the base into `folder` (deploy/k8s/base) and the overlays' generated files next to it."""
     written = []
-    for relative, text in render().items():
-        path = folder / relative
+    for relative, text in {**render(), **{f"../overlays/{k}": v for k, v in render_overlays().items()}}.items():
+        path = (folder / relative).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from learnerfit.cli import batches, checkpoints, dead_letters, prompts, stack, stream, study
+from learnerfit.cli import batches, checkpoints, dead_letters, prompts, serve, stack, stream, study
 from learnerfit.cli.output import say
 from learnerfit.domain.problems import ProblemSourceError
 from learnerfit.errors import LearnerFitError
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--dir", default=argparse.SUPPRESS, help="local stack state, logs and runs "
                                                                  f"(default: {DEFAULT_DIR})")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (stack, stream, study, batches, checkpoints, dead_letters, prompts):
+    for group in (stack, stream, study, batches, checkpoints, dead_letters, prompts, serve):
         group.register(commands, common)
     return parser
 

@@ -199,6 +199,12 @@ class GrpcServer:
         self.reflection = security is None or security.reflection
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # Health alone, in plaintext, for probes that cannot speak TLS or send a token.
+        self.health_server, self.health_port = None, None
+        if security is not None and security.health_port >= 0:
+            self.health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = self.health_server.add_insecure_port(f"{host}:{security.health_port}")
         if security is not None and security.tls_cert_file is not None:
             credentials = server_credentials(security.tls_cert_file, security.tls_key_file, security.tls_client_ca_file)
             self.port = self.server.add_secure_port(f"{host}:{port}", credentials)
@@ -218,6 +224,8 @@ class GrpcServer:
                 [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
             )
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
         self.set_serving(True)
 
     def set_serving(self, serving: bool) -> None:
@@ -229,3 +237,5 @@ class GrpcServer:
         """Refuses new calls and lets in-flight ones finish within grace_s."""
         self.set_serving(False)
         self.server.stop(grace_s).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0)

@@ -30,6 +30,9 @@ class GrpcSettings(Section):
     port: int = Field(50051, ge=0, le=65535, description="Port; 0 picks a free one.")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest message accepted or sent.")
     workers: int = Field(8, ge=1, le=256, description="Threads serving calls.")
+    health_port: int = Field(-1, ge=-1, le=65535, description="A second, plaintext port serving only the health "
+                                                              "protocol (Kubernetes' gRPC probes speak no TLS); -1: "
+                                                              "none, 0: a free one.")
     reflection: bool = Field(True, description="Serve gRPC reflection (grpcurl can list the API); off in production.")
     tls_cert_file: Path | None = Field(None, description="Server certificate (PEM): serve TLS instead of plaintext.")
     tls_key_file: Path | None = Field(None, description="Private key (PEM) of tls_cert_file.")

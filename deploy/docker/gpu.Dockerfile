@@ -1,0 +1,36 @@
+# The GPU image (the gpu overlay): every service with the `gpu` extra (vLLM) on CUDA. Models come from the model
+# cache volume (Hugging Face downloads on first start, or a volume filled in advance). Build from the repository root:
+#   docker build -f deploy/docker/gpu.Dockerfile -t learnerfit:gpu .
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS build
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Ubuntu's security updates replace exact package versions; the base image's tag pins the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml constraints.txt README.md ./
+COPY learnerfit ./learnerfit
+COPY services ./services
+COPY trainer ./trainer
+# The project itself with its gpu extra (vllm>=0.28,<0.33): vLLM pins its own CUDA torch, so it resolves without
+# the CPU constraints file.
+# hadolint ignore=DL3013
+RUN pip install ".[gpu]"
+
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ENV DEBIAN_FRONTEND=noninteractive
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 learnerfit \
+    && useradd --uid 10001 --gid 10001 --home-dir /models --no-create-home --shell /usr/sbin/nologin learnerfit
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HOME=/models/huggingface
+USER 10001:10001
+EXPOSE 50051 9090
+ENTRYPOINT ["learnerfit", "serve"]
+CMD ["gateway"]

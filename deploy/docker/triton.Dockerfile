@@ -1,0 +1,6 @@
+# Triton for the reward model (the gpu overlay's `triton` Deployment): NVIDIA's image plus what the model's Python
+# backend (deploy/triton/reward_model/1/model.py) imports. Build from the repository root:
+#   docker build -f deploy/docker/triton.Dockerfile -t learnerfit-triton:gpu .
+FROM nvcr.io/nvidia/tritonserver:25.08-py3
+RUN pip install --no-cache-dir torch==2.8.0 transformers==4.57.1 safetensors==0.6.2
+USER 1000

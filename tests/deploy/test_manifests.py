@@ -1,0 +1,127 @@
+"""The Kubernetes deployment, checked offline: both overlays build, every object validates against its schema (the
+Kubernetes API's, or the vendored CRD schemas of Strimzi, KEDA and the Prometheus operator), every setting a
+manifest sets exists in the code, the ACLs are exactly each service's topics, and the Dockerfiles lint clean.
+
+No cluster runs here (no container runtime); test_manifests_run.py runs the pods' commands instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from learnerfit.runtime.settings import setting_rows
+from services import SERVICES
+from services.manifests import k8s_name, spec_of, topic_access
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+SCHEMAS = K8S / "schemas"
+KUBERNETES_VERSION = "1.33.0"
+CUSTOM_GROUPS = ("kafka.strimzi.io", "keda.sh", "monitoring.coreos.com")
+
+
+def build(overlay: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is needed to build the overlays"
+    built = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True,
+                           check=True, timeout=120).stdout
+    return [o for o in yaml.safe_load_all(built) if o]
+
+
+@pytest.fixture(scope="module", params=["dev-cpu", "gpu"])
+def overlay(request) -> tuple[str, list[dict]]:
+    return request.param, build(request.param)
+
+
+def test_every_object_validates_against_its_schema(overlay):
+    name, objects = overlay
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Service", "ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "Kafka",
+            "KafkaNodePool", "KafkaTopic", "KafkaUser", "ScaledObject", "ServiceMonitor"} <= kinds
+    for obj in objects:
+        group, _, version = obj["apiVersion"].rpartition("/")
+        where = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
+        if group in CUSTOM_GROUPS:
+            schema = json.loads((SCHEMAS / f"{group}_{obj['kind'].lower()}_{version}.json").read_text())
+            errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(obj), key=lambda e: list(e.path))
+            assert not errors, f"{where}: {errors[0].message} at {'/'.join(map(str, errors[0].path))}"
+        else:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                pytest.fail(f"{where}: {error.message} at {'/'.join(map(str, error.path))}")
+
+
+def test_a_schema_check_catches_a_misspelt_field():
+    """The validation above can fail: a typo in a Deployment and in a KafkaTopic are both caught."""
+    deployment = next(o for o in build("dev-cpu") if o["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    topic = {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic", "metadata": {"name": "x"},
+             "spec": {"partitions": "four"}}
+    schema = json.loads((SCHEMAS / "kafka.strimzi.io_kafkatopic_v1.json").read_text())
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(topic))
+
+
+def _containers(objects: list[dict]) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]
+            for o in objects if o["kind"] == "Deployment"}
+
+
+def test_every_setting_a_manifest_sets_exists_in_the_code_and_each_service_is_wired(overlay):
+    name, objects = overlay
+    containers = _containers(objects)
+    # Generated ConfigMaps carry a content hash in their names; the service's label names them.
+    configs = {o["metadata"]["labels"]["app.kubernetes.io/name"]: o["data"]["config.yaml"] for o in objects
+               if o["kind"] == "ConfigMap" and "config.yaml" in o["data"]}
+    for service in SERVICES:
+        spec, container = spec_of(service), containers[k8s_name(service)]
+        known = {env for env, _, _ in setting_rows(spec.settings)}
+        set_by_env = {e["name"] for e in container["env"] if e["name"].startswith("LEARNERFIT_")} - {
+            "LEARNERFIT_CONFIG"}
+        assert set_by_env <= known, f"{name}/{service}: unknown settings {sorted(set_by_env - known)}"
+        # The ConfigMap's file loads into the settings class (unknown keys are refused there: extra="forbid").
+        config = yaml.safe_load(configs[k8s_name(service)])
+        settings = spec.settings.model_validate(config)
+        assert settings.grpc.host == "0.0.0.0" and not settings.bus.create_topics
+        required = [f for f, info in spec.settings.model_fields.items() if info.is_required()]
+        assert all(f in config for f in required)
+        assert container["command"] == ["learnerfit", "serve", service]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["grpc"] == settings.grpc.port and ports["health"] == settings.grpc.health_port
+        assert ports["metrics"] == settings.log.metrics_port
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"]["port"] == settings.grpc.health_port
+
+
+def test_each_kafka_user_may_use_exactly_its_services_topics_and_group(overlay):
+    name, objects = overlay
+    users = {o["metadata"]["name"]: o for o in objects if o["kind"] == "KafkaUser"}
+    topics = {o["metadata"]["name"] for o in objects if o["kind"] == "KafkaTopic"}
+    for service in SERVICES:
+        acls = users[k8s_name(service)]["spec"]["authorization"]["acls"]
+        granted = {(a["resource"]["type"], a["resource"]["name"], op) for a in acls for op in a["operations"]}
+        access = topic_access(service)
+        assert {n for t, n, op in granted if t == "topic" and op == "Read"} == access["read"]
+        assert {n for t, n, op in granted if t == "topic" and op == "Write"} == access["write"]
+        assert access["read"] | access["write"] <= topics, f"{service} uses a topic no KafkaTopic declares"
+        groups = {n for t, n, _ in granted if t == "group"}
+        assert groups == ({service} if spec_of(service).stage else set())
+
+
+def test_the_dockerfiles_lint_clean_with_hadolint():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    dockerfiles = sorted((ROOT / "deploy" / "docker").glob("*.Dockerfile"))
+    assert len(dockerfiles) == 3
+    result = subprocess.run([str(hadolint), "--no-color", *map(str, dockerfiles)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
