@@ -21,14 +21,14 @@ from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 
-
 # What an operator watches on a dashboard: the pipeline's last scorer sees every trajectory with all its scores.
 SCORED_PPL = Histogram("learnerfit_scored_ppl", "Learner perplexity on scored solutions.", ["origin"],
                        buckets=(1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 50.0))
 SCORED_REWARD = Histogram("learnerfit_scored_reward", "Reward model score of scored solutions.", ["origin"],
                           buckets=(-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0))
-LEARNER_VERDICTS = Counter("learnerfit_learner_samples_total", "Learner samples scored, by the checkpoint that "
-                                                               "wrote them and their verdict.", ["checkpoint", "verdict"])
+LEARNER_VERDICTS = Counter("learnerfit_learner_samples_total",
+                           "Learner samples scored, by the checkpoint that wrote them and their verdict.",
+                           ["checkpoint", "verdict"])
 
 
 def observe(trajectories):

@@ -274,7 +274,8 @@ def network_defaults() -> list[dict[str, Any]]:
     return [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
              "metadata": {"name": "default-deny", "labels": PART_OF},
              "spec": {"podSelector": {"matchLabels": PART_OF}, "policyTypes": ["Ingress", "Egress"]}},
-            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "checkpoints", "labels": PART_OF},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "checkpoints", "labels": PART_OF},
              "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "100Gi"}}}}]
 
 
@@ -282,7 +283,8 @@ def kustomization() -> dict[str, Any]:
     files = [f"{k8s_name(s)}.yaml" for s in SERVICES] + ["kafka.yaml", "scaling.yaml", "monitoring.yaml",
                                                           "cluster.yaml"]
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files,
-            "configMapGenerator": [{"name": f"{k8s_name(s)}-config", "files": [f"config.yaml=config/{k8s_name(s)}.yaml"],
+            "configMapGenerator": [{"name": f"{k8s_name(s)}-config",
+                                    "files": [f"config.yaml=config/{k8s_name(s)}.yaml"],
                                     "options": {"labels": labels(s)}} for s in SERVICES]
             + [{"name": "grafana-dashboard", "files": ["learnerfit.json=grafana/learnerfit.json"],
                 "options": {"labels": {"grafana_dashboard": "1", **PART_OF}}}]}

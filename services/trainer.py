@@ -67,9 +67,11 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
 
     def evaluate(request: services_pb2.EvaluateRequest) -> services_pb2.EvaluateResponse:
         version = request.version or "base"
-        return services_pb2.EvaluateResponse(version=version, eval=evaluate_learner(registry, version, settings.train))
+        return services_pb2.EvaluateResponse(version=version,
+                                             eval=evaluate_learner(registry, version, settings.train))
 
-    return Parts(rpcs={"Train": train, "Evaluate": evaluate}, process=trainer, held_ids=trainer.held_ids, check=trainer.check)
+    return Parts(rpcs={"Train": train, "Evaluate": evaluate}, process=trainer, held_ids=trainer.held_ids,
+                 check=trainer.check)
 
 
 SPEC = ServiceSpec(

@@ -234,7 +234,8 @@ class StudyRun:
         with phase_bar(1 + len(todo), "train: base model, then one checkpoint per policy") as bar:
             task = bar.task_ids[0]
             if "base" not in progress:
-                say(f"train: scoring the base model on {self.args.eval_problems} held-out problems x {self.args.eval_k}")
+                say(f"train: scoring the base model on {self.args.eval_problems} held-out problems x "
+                    f"{self.args.eval_k}")
                 progress["base"] = dict(trainer.Evaluate(services_pb2.EvaluateRequest(version="base"),
                                                          timeout=self.args.timeout).eval)
                 self.state.save()

@@ -87,8 +87,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
 
         def refuse(_request, context):
             metrics.GRPC_CALLS.labels(handler_call_details.method, "UNAUTHENTICATED").inc()
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required (metadata authorization: "
-                                                           "Bearer <token>)" if not sent else "the bearer token is wrong")
+            why = "the bearer token is wrong" if sent else \
+                "a bearer token is required (metadata authorization: Bearer <token>)"
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
 
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(refuse, request_deserializer=handler.request_deserializer)

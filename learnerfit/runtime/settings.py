@@ -67,11 +67,13 @@ class BusSettings(Section):
     security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
                                    description="Kafka security: PLAINTEXT, SSL (TLS, client certs), SASL_SSL, ...")
     sasl_mechanism: str = Field("SCRAM-SHA-512", pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
-                                description="SASL mechanism (with a SASL_* protocol); Strimzi's KafkaUser: SCRAM-SHA-512.")
+                                description="SASL mechanism (with a SASL_* protocol); Strimzi's KafkaUser: "
+                                            "SCRAM-SHA-512.")
     sasl_username: str = Field("", description="SASL user (Strimzi: the KafkaUser's name).")
     sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (from the KafkaUser's Secret; never "
                                                                 "logged or printed).")
-    ssl_cafile: Path | None = Field(None, description="CA (PEM) of the brokers' certificates (Strimzi: the cluster CA).")
+    ssl_cafile: Path | None = Field(None, description="CA (PEM) of the brokers' certificates (Strimzi: the cluster "
+                                                      "CA).")
     ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for TLS client authentication.")
     ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of ssl_certfile.")
 

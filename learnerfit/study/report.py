@@ -74,7 +74,8 @@ def fill_measures(result: PolicyResult) -> None:
     scores = [e.scores for e in result.examples]
     result.measures = {key: _mean(_field(s, key) for s in scores) for _, key in MEASURES}
     for quarter in range(4):
-        result.measures[f"q{quarter + 1}"] = _mean(s.segment_ppl[quarter] for s in scores if len(s.segment_ppl) > quarter)
+        result.measures[f"q{quarter + 1}"] = _mean(s.segment_ppl[quarter] for s in scores
+                                                   if len(s.segment_ppl) > quarter)
 
 
 def correlations(study: Study) -> dict[str, float | None]:
@@ -155,7 +156,8 @@ def summary_paragraph(study: Study) -> str:
         apart = [(a, b) for a, b in pairwise
                  if not _overlaps(difference_interval(a.correct, a.samples, b.correct, b.samples))]
         text += (f" {best.policy} scored highest; of {len(pairwise)} pairs of policies, {len(apart)} can be told "
-                 "apart (difference interval excluding 0).") if pairwise else f" {best.policy} was the only one trained."
+                 "apart (difference interval excluding 0).") if pairwise else \
+            f" {best.policy} was the only one trained."
     return text
 
 
@@ -211,9 +213,9 @@ def write_plots(study: Study, folder: Path) -> dict[str, Path]:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, ts in _by_source(study.candidates, correct_only=False).items():
-        points = [(t.scores.ppl, t.scores.reward) for t in ts if t.scores.HasField("ppl") and t.scores.HasField("reward")]
-        correct = [t.scores.verdict == records_pb2.VERDICT_CORRECT for t in ts
-                   if t.scores.HasField("ppl") and t.scores.HasField("reward")]
+        both = [t for t in ts if t.scores.HasField("ppl") and t.scores.HasField("reward")]
+        points = [(t.scores.ppl, t.scores.reward) for t in both]
+        correct = [t.scores.verdict == records_pb2.VERDICT_CORRECT for t in both]
         if points:
             ax.scatter([p for p, _ in points], [r for _, r in points], s=[28 if c else 10 for c in correct],
                        color=colours[name], alpha=0.7, label=name)
@@ -314,7 +316,8 @@ def checkpoint_rows(study: Study) -> list[dict[str, str]]:
     return [{k: str(v) for k, v in c.items()} for c in study.checkpoints]
 
 
-CAVEAT = ("Spearman's rho over a handful of policies is a weak signal: with 5 policies only |rho| = 1 reaches p < 0.05, "
+CAVEAT = ("Spearman's rho over a handful of policies is a weak signal: with 5 policies only |rho| = 1 reaches "
+          "p < 0.05, "
           "and intervals on avg@k treat the k samples of a problem as independent, so they are somewhat too narrow.")
 
 

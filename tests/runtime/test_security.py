@@ -106,7 +106,7 @@ def test_the_gateway_with_a_token_answers_unauthenticated_without_it_and_health_
             health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED and "bearer token is required" in \
         missing.value.details()
-    assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED and wrong.value.details() == "the bearer token is wrong"
+    assert (wrong.value.code(), wrong.value.details()) == (grpc.StatusCode.UNAUTHENTICATED, "the bearer token is wrong")
     assert admitted.value.code() == grpc.StatusCode.NOT_FOUND  # past the token: the batch is unknown
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
