@@ -1,4 +1,4 @@
-"""`make bench` (python -m bench [drift|generation]): runs the benchmarks and prints one table of ratios.
+"""`make bench` (python -m bench [drift|generation|bus|scaleout]): runs the benchmarks and prints one table of ratios.
 
 Each ratio is tokens/s of the subject over tokens/s of a baseline measured in the
 same process on the same model (SmolLM2-135M-Instruct) and tokens; absolute times
@@ -14,10 +14,10 @@ import platform
 
 import torch
 
-from bench import drift, generation
+from bench import bus, drift, generation, scaleout
 from bench.common import THREADS, print_table
 
-BENCHES = {"drift": drift.run, "generation": generation.run}
+BENCHES = {"drift": drift.run, "generation": generation.run, "bus": bus.run, "scaleout": scaleout.run}
 
 
 def main() -> int:

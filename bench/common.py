@@ -19,19 +19,20 @@ def set_threads() -> None:
 @dataclass
 class Measured:
     name: str
-    tokens: int
+    tokens: int      # units of work: tokens, or records for the bus benchmarks
     seconds: float
+    unit: str = "tok"
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds
 
 
-def timed(name: str, run: Callable[[], int]) -> Measured:
-    """Runs `run` (which returns the tokens it processed) once and times it."""
+def timed(name: str, run: Callable[[], int], unit: str = "tok") -> Measured:
+    """Runs `run` (which returns the tokens, or records, it processed) once and times it."""
     started = time.perf_counter()
     tokens = run()
-    return Measured(name, tokens, time.perf_counter() - started)
+    return Measured(name, tokens, time.perf_counter() - started, unit)
 
 
 @dataclass
@@ -63,4 +64,4 @@ def print_table(ratios: list[Ratio]) -> None:
 
 
 def _cell(m: Measured) -> str:
-    return f"{m.name} ({m.tokens_per_s:.0f} tok/s)"
+    return f"{m.name} ({m.tokens_per_s:.0f} {m.unit}/s)"

@@ -299,6 +299,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     args.eval_family = args.eval_family or (args.problems if not Path(args.problems).suffix else "basic_arithmetic")
     run = StudyRun(args)
     run.state.check_same_study(study_settings(args))
+    if args.rewrite_report:
+        run.state.data.get("phases", {}).pop("report", None)  # written again from what the study recorded
     try:
         run.run()
     except KeyboardInterrupt:
@@ -336,6 +338,8 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     study.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: %(default)s)")
     study.add_argument("--max-new-tokens", type=int, default=64, help="tokens per sample (default: %(default)s)")
     study.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    study.add_argument("--rewrite-report", action="store_true",
+                       help="write the report again from what a finished study recorded (nothing else is redone)")
     study.add_argument("--timeout", type=float, default=3600,
                        help="longest wait for one phase step, e.g. one training (default: %(default)s)")
     add_stack_options(study)

@@ -295,6 +295,10 @@ class StageRunner:
         with self._state:
             self._committed.update({tp: meta.offset for tp, meta in offsets.items() if tp in self._position})
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this runner's consumer holds now (none before its first poll)."""
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close(autocommit=False)

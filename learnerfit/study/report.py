@@ -147,8 +147,12 @@ def summary_paragraph(study: Study) -> str:
         best = max(trained, key=lambda p: p.accuracy)
         text += " After training: " + "; ".join(f"{p.policy} {p.accuracy:.3f}" for p in trained) + "."
         separable = [p.policy for p in trained if _separates(study, p)]
-        if separable:
-            text += f" Only {', '.join(separable)} differ(s) from the base model by more than the 95% interval."
+        if len(separable) == len(trained):
+            text += (f" Every trained policy moved the learner away from the base model by more than the 95% "
+                     f"interval of the difference.")
+        elif separable:
+            text += (f" {', '.join(separable)} moved the learner away from the base model by more than the 95% "
+                     f"interval of the difference; the others did not.")
         else:
             text += (" No policy differs from the base model by more than the 95% interval: at this size the "
                      "accuracy differences cannot be told apart from noise.")
@@ -158,6 +162,11 @@ def summary_paragraph(study: Study) -> str:
         text += (f" {best.policy} scored highest; of {len(pairwise)} pairs of policies, {len(apart)} can be told "
                  "apart (difference interval excluding 0).") if pairwise else \
             f" {best.policy} was the only one trained."
+        rhos = {label: rho for label, rho in correlations(study).items() if rho is not None}
+        if rhos:
+            text += (" Over the policies, the training sets' " + ", ".join(f"{label} ranks accuracy with Spearman rho "
+                                                                          f"{rho:+.2f}" for label, rho in rhos.items())
+                     + f" ({len(trained)} points: suggestive at most).")
     return text
 
 
