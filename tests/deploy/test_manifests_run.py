@@ -4,7 +4,9 @@ local equivalent (the Kafka bootstrap address, the volumes' paths, the registry'
 given stand in for the ones its Service and probes name, one-to-one, since nine pods cannot share port 50051 here.
 
 Topics are created from the KafkaTopic objects first (the services create none: bus.create_topics is false), so a
-service that used a topic no KafkaTopic declares would show as a topic that appeared, or fail to start.
+service that used a topic no KafkaTopic declares would show as a topic that appeared, or fail to start. Then a batch
+goes through the pods, and each stage's consumer group must have committed on exactly topics its KafkaUser may read.
+The broker is the test's own, so the consumer groups (named as in production) are these pods' alone.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import uuid
 from pathlib import Path
 
 import yaml
+import time
+
 from kafka import KafkaAdminClient
 
-from learnerfit.local.processes import free_port, wait_until_serving
+from learnerfit.local.broker import TansuBroker
+from learnerfit.local.processes import channel, free_port, wait_until_serving
 from learnerfit.paths import default_cache_dir
 from learnerfit.runtime.bus import Bus
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services import SERVICES
 from services.manifests import k8s_name, spec_of
 from tests.deploy.test_manifests import build
@@ -36,17 +42,24 @@ def _swap(value, swaps: dict[str, str]):
     return value
 
 
-def test_every_dev_cpu_pod_starts_from_its_manifest_and_serves_on_the_ports_its_service_and_probes_name(
-        broker, tmp_path, reward_model_dir):
+def test_every_dev_cpu_pod_starts_from_its_manifest_serves_on_the_ports_its_service_and_probes_name_and_runs_a_batch(
+        tmp_path, reward_model_dir):
+    with TansuBroker() as broker:
+        _run_pods(broker, tmp_path)
+
+
+def _run_pods(broker, tmp_path) -> None:
     objects = build("dev-cpu")
     deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
     configs = {o["metadata"]["labels"]["app.kubernetes.io/name"]: yaml.safe_load(o["data"]["config.yaml"])
                for o in objects if o["kind"] == "ConfigMap" and "config.yaml" in o["data"]}
     kafka_topics = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "KafkaTopic"}
-    acl_groups = {o["metadata"]["name"]: {a["resource"]["name"] for a in o["spec"]["authorization"].get("acls", [])
-                                         if a["resource"]["type"] == "group"}
-                  for o in objects if o["kind"] == "KafkaUser"}
+    acls = {o["metadata"]["name"]: o["spec"]["authorization"]["acls"] for o in objects if o["kind"] == "KafkaUser"}
+    acl_groups = {user: {a["resource"]["name"] for a in user_acls if a["resource"]["type"] == "group"}
+                  for user, user_acls in acls.items()}
+    acl_reads = {user: {a["resource"]["name"] for a in user_acls if a["resource"]["type"] == "topic"
+                        and "Read" in a["operations"]} for user, user_acls in acls.items()}
 
     prefix = f"k8s{uuid.uuid4().hex[:6]}-"
     bus = Bus(broker.bootstrap_servers, client_id="k8s-test", topic_prefix=prefix)
@@ -88,10 +101,23 @@ def test_every_dev_cpu_pod_starts_from_its_manifest_and_serves_on_the_ports_its_
                                          f"{(tmp_path / f'{name}.log').read_text()[-3000:]}") from None
             assert processes[name].poll() is None, f"{name} exited"
 
+        # A batch through the pods: the gateway takes it over gRPC, every stage moves it along.
+        gateway = services_pb2_grpc.GatewayStub(channel(f"127.0.0.1:{local_ports['gateway'][50051]}"))
+        problem = records_pb2.Problem(question="Calculate 3 + 4.", reference_answer="7", source="k8s-test")
+        batch_id = gateway.SubmitBatch(services_pb2.SubmitBatchRequest(
+            problems=[problem], oracle_modes=[records_pb2.ORACLE_MODE_SYNTHESIZE],
+            sampling=records_pb2.SamplingSpec(samples_per_problem=2, max_new_tokens=24, seed=3)), timeout=30).batch_id
+        deadline = time.monotonic() + 240
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
+        while status.state != records_pb2.BATCH_STATE_COMPLETE and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
+        assert status.state == records_pb2.BATCH_STATE_COMPLETE and status.oracle_scored == 1, status
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers, client_id="k8s-test-admin")
         try:
             ours = {t[len(prefix):] for t in admin.list_topics() if t.startswith(prefix)}
-            groups = {g for g, *_ in admin.list_consumer_groups()}
+            committed = {s: {tp.topic[len(prefix):] for tp, at in admin.list_group_offsets(s).get(s, {}).items()
+                             if at.offset > 0} for s in SERVICES if spec_of(s).stage is not None}
         finally:
             admin.close()
     finally:
@@ -105,7 +131,11 @@ def test_every_dev_cpu_pod_starts_from_its_manifest_and_serves_on_the_ports_its_
         for log in logs.values():
             log.close()
     assert ours == set(kafka_topics), f"topics no KafkaTopic declares appeared: {sorted(ours - set(kafka_topics))}"
-    for service in SERVICES:
-        if spec_of(service).stage is not None:
-            # Its consumer group is the one its KafkaUser's ACL names.
-            assert service in groups and acl_groups[k8s_name(service)] == {service}
+    for service, topics in committed.items():
+        # Its consumer group is the one its KafkaUser's ACL names, and it read only topics the ACL lets it read.
+        assert acl_groups[k8s_name(service)] == {service}
+        assert topics <= acl_reads[k8s_name(service)], f"{service} read {sorted(topics)}"
+    # Every stage the batch passed committed there (the trainer holds what it is given until it trains, so it
+    # commits nothing yet).
+    assert all(committed[s] for s in ("generator", "reward_scorer", "drift_scorer", "curator", "refiner",
+                                      "style_aligner")), committed
