@@ -29,6 +29,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # a worker reconnecting as the broker stops is not news
     ratios = []
     for name in args.only or BENCHES:
         print(f"running {name} benchmark ...", flush=True)
