@@ -28,7 +28,7 @@ KAFKA_CLUSTER = "learnerfit"
 BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
 LABEL = "app.kubernetes.io/name"
 PART_OF = {"app.kubernetes.io/part-of": "learnerfit"}
-MODEL_CACHE, CHECKPOINTS = "/models", "/checkpoints"
+MODEL_CACHE, CHECKPOINTS, REGISTRY_INDEX = "/models", "/checkpoints", "/registry-index"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Pod:
 
 
 PODS: dict[str, Pod] = {
-    "registry": Pod("100m", "256Mi", checkpoints="rw", callers=("generator", "drift_scorer", "clients")),
+    "registry": Pod("100m", "256Mi", checkpoints="rw", callers=("generator", "drift_scorer", "trainer", "clients")),
     "trainer": Pod("2", "8Gi", model=True, checkpoints="rw", callers=("clients",)),
     "curator": Pod("250m", "512Mi", callers=("clients",)),
     "refiner": Pod("500m", "2Gi", model=True, scale_on_lag=True),
@@ -60,8 +60,10 @@ CLUSTER: dict[str, dict[str, Any]] = {
     "*": {"grpc.host": "0.0.0.0", "grpc.port": GRPC_PORT, "grpc.health_port": HEALTH_PORT,
           "log.metrics_port": METRICS_PORT, "log.format": "json",
           "bus.bootstrap_servers": BOOTSTRAP, "bus.create_topics": False, "cache_dir": MODEL_CACHE},
-    "registry": {"registry_dir": CHECKPOINTS},
-    "trainer": {"registry_dir": CHECKPOINTS},
+    # The registry is its index's one writer, the index on its own volume (SQLite is unsafe on a shared network
+    # volume); the trainer writes checkpoint files to the shared volume and registers them through Register.
+    "registry": {"registry_dir": CHECKPOINTS, "writer": True, "index_dir": REGISTRY_INDEX},
+    "trainer": {"registry_dir": CHECKPOINTS, "registry.target": f"registry:{GRPC_PORT}"},
     "generator": {"registry.target": f"registry:{GRPC_PORT}"},
     "drift_scorer": {"registry.target": f"registry:{GRPC_PORT}"},
 }
@@ -122,6 +124,9 @@ def deployment(service: str) -> dict[str, Any]:
     if pod.checkpoints:
         mounts.append({"name": "checkpoints", "mountPath": CHECKPOINTS, "readOnly": pod.checkpoints == "ro"})
         volumes.append({"name": "checkpoints", "persistentVolumeClaim": {"claimName": "checkpoints"}})
+    if service == "registry":
+        mounts.append({"name": "index", "mountPath": REGISTRY_INDEX})
+        volumes.append({"name": "index", "persistentVolumeClaim": {"claimName": "registry-index"}})
     # Probes ask the plaintext health port: kubelet's gRPC probes speak no TLS (the API port may).
     probe = {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
     container = {
@@ -175,7 +180,7 @@ def service_objects(service: str) -> list[dict[str, Any]]:
                "ports": [{"port": 9092, "protocol": "TCP"}, {"port": 9093, "protocol": "TCP"}]},
               {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]
-    if service in ("generator", "drift_scorer"):
+    if service in ("generator", "drift_scorer", "trainer"):
         egress.append({"to": [{"podSelector": {"matchLabels": {LABEL: "registry"}}}],
                        "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]})
     return [
@@ -276,7 +281,10 @@ def network_defaults() -> list[dict[str, Any]]:
              "spec": {"podSelector": {"matchLabels": PART_OF}, "policyTypes": ["Ingress", "Egress"]}},
             {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
              "metadata": {"name": "checkpoints", "labels": PART_OF},
-             "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "100Gi"}}}}]
+             "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "100Gi"}}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "registry-index", "labels": PART_OF},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
 
 
 def kustomization() -> dict[str, Any]:
@@ -309,7 +317,7 @@ def secured_patches() -> list[dict[str, Any]]:
                {"name": "LEARNERFIT_GRPC__TLS_KEY_FILE", "value": "/etc/learnerfit/tls/tls.key"},
                {"name": "LEARNERFIT_GRPC__TLS_CLIENT_CA_FILE", "value": "/etc/learnerfit/tls/ca.crt"},
                {"name": "LEARNERFIT_GRPC__REFLECTION", "value": "false"}]
-        if service in ("generator", "drift_scorer"):  # they call the registry: with their certificate
+        if service in ("generator", "drift_scorer", "trainer"):  # they call the registry: with their certificate
             env += [{"name": f"LEARNERFIT_REGISTRY__{key.upper()}", "value": f"/etc/learnerfit/tls/{file}"}
                     for key, file in (("ca_file", "ca.crt"), ("cert_file", "tls.crt"), ("key_file", "tls.key"))]
         mounts = [{"name": "grpc-tls", "mountPath": "/etc/learnerfit/tls", "readOnly": True},

@@ -1,4 +1,5 @@
-"""Registry: lists and shows the learner checkpoints of a registry directory over gRPC (paged, AIP-158)."""
+"""Registry: lists and shows the learner checkpoints of a registry directory over gRPC (paged, AIP-158); as its
+index's one writer (setting `writer`, on Kubernetes), also registers what the trainer sends (Register)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from learnerfit.errors import FailedPrecondition
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
@@ -20,16 +22,30 @@ class RegistrySettings(ServiceSettings):
 
     service_name: ClassVar[str] = "registry"
     registry_dir: Path = Field(default_factory=default_registry_dir, description="Root of the checkpoint registry.")
+    index_dir: Path | None = Field(None, description="Where the SQLite index lives (default: the root). Keep it off "
+                                                     "shared network volumes: SQLite's locking is not safe there.")
+    writer: bool = Field(False, description="This service is the index's one writer and takes Register calls (the "
+                                            "trainer then sets registry_target); else the trainer writes the index "
+                                            "itself, as on the local stack.")
 
 
 def build(settings: RegistrySettings, context: Context) -> Parts:
-    registry = CheckpointRegistry.reader(settings.registry_dir)  # the trainer is the one writer
+    # One writer: the trainer (local stack), or this service (a cluster, where the trainer calls Register).
+    registry = CheckpointRegistry(settings.registry_dir, writer=settings.writer, index_dir=settings.index_dir)
+
+    def register(request: services_pb2.RegisterRequest):
+        if not settings.writer:
+            raise FailedPrecondition("this registry is read-only: its trainer writes the index itself (setting "
+                                     "writer)")
+        return registry.register_incoming(request.source, base_model=request.base_model, kind=request.kind,
+                                          example_ids=list(request.example_ids), policy=request.policy,
+                                          eval_results=dict(request.eval))
 
     def list_checkpoints(request: services_pb2.ListCheckpointsRequest) -> services_pb2.ListCheckpointsResponse:
         checkpoints, next_token = registry.page(request.page_size, request.page_token)
         return services_pb2.ListCheckpointsResponse(checkpoints=checkpoints, next_page_token=next_token)
 
-    return Parts(rpcs={"ListCheckpoints": list_checkpoints,
+    return Parts(rpcs={"ListCheckpoints": list_checkpoints, "Register": register,
                        "GetCheckpoint": lambda request: registry.get(request.version)})
 
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from learnerfit.domain import topics
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
+from learnerfit.registry.client import RegistryAccess, RemoteRegistry
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
@@ -31,11 +32,16 @@ class TrainerSettings(ServiceSettings):
     train_every: int = Field(32, ge=0, description="Train once this many curated examples are held; 0: only when a "
                                                    "Train call asks.")
     wait_s: float = Field(300.0, gt=0, description="Longest a Train call waits for the examples it names to arrive.")
+    registry: RegistryAccess = Field(RegistryAccess(), description="The registry service. With a target the "
+                                     "trainer registers through its Register call (the service is the index's one "
+                                     "writer; registry_dir is then the volume both share); without, it writes the "
+                                     "index in registry_dir itself.")
     stage: StageSettings = StageSettings(max_batch=256)
 
 
 def build(settings: TrainerSettings, context: Context) -> Parts:
-    registry = CheckpointRegistry(settings.registry_dir)
+    registry = RemoteRegistry(settings.registry.client(), settings.registry_dir) if settings.registry.target \
+        else CheckpointRegistry(settings.registry_dir)
     trainer = ContinuousTrainer(registry, settings.train, settings.train_every)
     newest = registry.latest()
     if newest is not None:

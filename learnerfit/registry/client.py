@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,8 +46,48 @@ class RegistryClient:
                 return
             token = page.next_page_token
 
+    def register(self, request: services_pb2.RegisterRequest) -> records_pb2.Checkpoint:
+        try:
+            return self._stub.Register(request, timeout=max(self.timeout_s, 600), wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+
     def close(self) -> None:
         self._channel.close()
+
+
+class RemoteRegistry:
+    """The trainer's registry when the registry service is the index's one writer: read through its API, and a
+    checkpoint registered by copying it into `<shared root>/incoming/` and calling Register. Answers what the
+    trainer asks of a CheckpointRegistry (list, latest, get, path_of, register)."""
+
+    def __init__(self, client: RegistryClient, shared_root: Path):
+        self.client = client
+        self.shared_root = Path(shared_root).resolve()
+
+    def list(self) -> list[records_pb2.Checkpoint]:
+        return list(self.client.list())
+
+    def latest(self) -> records_pb2.Checkpoint | None:
+        return next(reversed(self.list()), None)
+
+    def get(self, version: str) -> records_pb2.Checkpoint:
+        return self.client.get(version)
+
+    def path_of(self, checkpoint: records_pb2.Checkpoint) -> Path:
+        return Path(checkpoint.uri)  # the volume is mounted at the same path in both pods
+
+    def register(self, source: Path, *, base_model: str, kind: int, example_ids=(), policy: str = "",
+                 eval_results=None) -> records_pb2.Checkpoint:
+        name = f"{uuid.uuid4().hex}"
+        incoming = self.shared_root / "incoming" / name
+        shutil.copytree(source, incoming)  # plain files on the shared volume; the index is the registry's
+        try:
+            return self.client.register(services_pb2.RegisterRequest(
+                source=f"incoming/{name}", base_model=base_model, kind=kind, example_ids=list(example_ids),
+                policy=policy, eval=dict(eval_results or {})))
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)  # registered (copied into place) or refused
 
 
 def _error(exc: grpc.RpcError, target: str) -> Exception:

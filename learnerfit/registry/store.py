@@ -1,4 +1,5 @@
-"""The embedded registry: `<root>/checkpoints/<version>/` plus an SQLite index `<root>/registry.sqlite`.
+"""The embedded registry: `<root>/checkpoints/<version>/` plus an SQLite index `registry.sqlite` (in the root, or in
+`index_dir`: on Kubernetes the files are on a volume the learner pods share, the index on the registry's own).
 
 Registration is all or nothing: the files are copied to a staging folder, moved into
 place, and the index row is committed last; a crash at any point leaves no row, and
@@ -45,20 +46,22 @@ class CheckpointRegistry:
     else opens it with `reader()`, which never removes anything (a reader starting while the writer registers
     must not delete the registration in progress)."""
 
-    def __init__(self, root: Path, *, writer: bool = True):
+    def __init__(self, root: Path, *, writer: bool = True, index_dir: Path | None = None):
         self.root = Path(root).resolve()
         self.writer = writer
+        self.index = Path(index_dir or self.root).resolve() / "registry.sqlite"
         (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self.index.parent.mkdir(parents=True, exist_ok=True)
         self._query(_SCHEMA)
         if writer:
             self._remove_leftovers()
 
     @classmethod
-    def reader(cls, root: Path) -> CheckpointRegistry:
-        return cls(root, writer=False)
+    def reader(cls, root: Path, index_dir: Path | None = None) -> CheckpointRegistry:
+        return cls(root, writer=False, index_dir=index_dir)
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.root / "registry.sqlite", timeout=30, isolation_level=None)
+        db = sqlite3.connect(self.index, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
@@ -105,6 +108,16 @@ class CheckpointRegistry:
         finally:
             db.close()
         return self.get(f"v{number}")
+
+    def register_incoming(self, source: str, **metadata) -> records_pb2.Checkpoint:
+        """Registers `incoming/<name>` (a folder a remote trainer wrote on the shared volume), then removes it."""
+        incoming = (self.root / "incoming").resolve()
+        folder = (self.root / source).resolve()
+        if folder.parent != incoming:
+            raise InvalidInput("source", f"{source!r} is not a folder directly under the registry's incoming/")
+        checkpoint = self.register(folder, **metadata)
+        shutil.rmtree(folder, ignore_errors=True)
+        return checkpoint
 
     def list(self) -> list[records_pb2.Checkpoint]:
         return [self._checkpoint(row) for row in self._query("SELECT * FROM checkpoints ORDER BY number")]

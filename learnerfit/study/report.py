@@ -148,8 +148,8 @@ def summary_paragraph(study: Study) -> str:
         text += " After training: " + "; ".join(f"{p.policy} {p.accuracy:.3f}" for p in trained) + "."
         separable = [p.policy for p in trained if _separates(study, p)]
         if len(separable) == len(trained):
-            text += (f" Every trained policy moved the learner away from the base model by more than the 95% "
-                     f"interval of the difference.")
+            text += (" Every trained policy moved the learner away from the base model by more than the 95% "
+                     "interval of the difference.")
         elif separable:
             text += (f" {', '.join(separable)} moved the learner away from the base model by more than the 95% "
                      f"interval of the difference; the others did not.")

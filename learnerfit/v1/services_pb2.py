@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from learnerfit.v1 import records_pb2 as learnerfit_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"{\n\x0cTrainRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\x12/\n\x08\x65xamples\x18\x03 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\x12\x12\n\nstart_from\x18\x04 \x01(\t\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"\"\n\x0f\x45valuateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x89\x01\n\x10\x45valuateResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x37\n\x04\x65val\x18\x02 \x03(\x0b\x32).learnerfit.v1.EvaluateResponse.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2\x9a\x01\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse\x12K\n\x08\x45valuate\x12\x1e.learnerfit.v1.EvaluateRequest\x1a\x1f.learnerfit.v1.EvaluateResponse2\xbd\x01\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"{\n\x0cTrainRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\x12/\n\x08\x65xamples\x18\x03 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\x12\x12\n\nstart_from\x18\x04 \x01(\t\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"\"\n\x0f\x45valuateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x89\x01\n\x10\x45valuateResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x37\n\x04\x65val\x18\x02 \x03(\x0b\x32).learnerfit.v1.EvaluateResponse.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xec\x01\n\x0fRegisterRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.learnerfit.v1.CheckpointKind\x12\x13\n\x0b\x65xample_ids\x18\x04 \x03(\t\x12\x0e\n\x06policy\x18\x05 \x01(\t\x12\x36\n\x04\x65val\x18\x06 \x03(\x0b\x32(.learnerfit.v1.RegisterRequest.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2\x9a\x01\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse\x12K\n\x08\x45valuate\x12\x1e.learnerfit.v1.EvaluateRequest\x1a\x1f.learnerfit.v1.EvaluateResponse2\x84\x02\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpoint\x12\x45\n\x08Register\x12\x1e.learnerfit.v1.RegisterRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVALUATERESPONSE_EVALENTRY']._loaded_options = None
   _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_options = b'8\001'
+  _globals['_REGISTERREQUEST_EVALENTRY']._loaded_options = None
+  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITBATCHREQUEST']._serialized_start=77
   _globals['_SUBMITBATCHREQUEST']._serialized_end=260
   _globals['_SUBMITBATCHRESPONSE']._serialized_start=263
@@ -76,28 +78,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATERESPONSE']._serialized_end=1831
   _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_start=1788
   _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_end=1831
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1833
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1896
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1898
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1996
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1998
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2037
-  _globals['_GATEWAY']._serialized_start=2040
-  _globals['_GATEWAY']._serialized_end=2294
-  _globals['_GENERATOR']._serialized_start=2296
-  _globals['_GENERATOR']._serialized_end=2384
-  _globals['_REWARDSCORER']._serialized_start=2386
-  _globals['_REWARDSCORER']._serialized_end=2504
-  _globals['_DRIFTSCORER']._serialized_start=2506
-  _globals['_DRIFTSCORER']._serialized_end=2602
-  _globals['_REFINER']._serialized_start=2604
-  _globals['_REFINER']._serialized_end=2684
-  _globals['_STYLEALIGNER']._serialized_start=2686
-  _globals['_STYLEALIGNER']._serialized_end=2768
-  _globals['_CURATOR']._serialized_start=2770
-  _globals['_CURATOR']._serialized_end=2850
-  _globals['_TRAINER']._serialized_start=2853
-  _globals['_TRAINER']._serialized_end=3007
-  _globals['_REGISTRY']._serialized_start=3010
-  _globals['_REGISTRY']._serialized_end=3199
+  _globals['_REGISTERREQUEST']._serialized_start=1834
+  _globals['_REGISTERREQUEST']._serialized_end=2070
+  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_start=1788
+  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_end=1831
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=2072
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=2135
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=2137
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=2235
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=2237
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2276
+  _globals['_GATEWAY']._serialized_start=2279
+  _globals['_GATEWAY']._serialized_end=2533
+  _globals['_GENERATOR']._serialized_start=2535
+  _globals['_GENERATOR']._serialized_end=2623
+  _globals['_REWARDSCORER']._serialized_start=2625
+  _globals['_REWARDSCORER']._serialized_end=2743
+  _globals['_DRIFTSCORER']._serialized_start=2745
+  _globals['_DRIFTSCORER']._serialized_end=2841
+  _globals['_REFINER']._serialized_start=2843
+  _globals['_REFINER']._serialized_end=2923
+  _globals['_STYLEALIGNER']._serialized_start=2925
+  _globals['_STYLEALIGNER']._serialized_end=3007
+  _globals['_CURATOR']._serialized_start=3009
+  _globals['_CURATOR']._serialized_end=3089
+  _globals['_TRAINER']._serialized_start=3092
+  _globals['_TRAINER']._serialized_end=3246
+  _globals['_REGISTRY']._serialized_start=3249
+  _globals['_REGISTRY']._serialized_end=3509
 # @@protoc_insertion_point(module_scope)

@@ -164,6 +164,29 @@ class EvaluateResponse(_message.Message):
     eval: _containers.ScalarMap[str, float]
     def __init__(self, version: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class RegisterRequest(_message.Message):
+    __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval")
+    class EvalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    base_model: str
+    kind: _records_pb2.CheckpointKind
+    example_ids: _containers.RepeatedScalarFieldContainer[str]
+    policy: str
+    eval: _containers.ScalarMap[str, float]
+    def __init__(self, source: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.CheckpointKind, str]] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
 class ListCheckpointsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

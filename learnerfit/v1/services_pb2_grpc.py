@@ -782,6 +782,11 @@ class RegistryStub:
                 request_serializer=learnerfit_dot_v1_dot_services__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
                 _registered_method=True)
+        self.Register = channel.unary_unary(
+                '/learnerfit.v1.Registry/Register',
+                request_serializer=learnerfit_dot_v1_dot_services__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -800,6 +805,15 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Register(self, request, context):
+        """Registers a checkpoint the caller (the trainer) wrote into the registry's
+        incoming/ folder on the volume both share; only a registry that is its
+        index's one writer (setting `writer`) takes it. All or nothing, as ever.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -811,6 +825,11 @@ def add_RegistryServicer_to_server(servicer, server):
             'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCheckpoint,
                     request_deserializer=learnerfit_dot_v1_dot_services__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.SerializeToString,
+            ),
+            'Register': grpc.unary_unary_rpc_method_handler(
+                    servicer.Register,
+                    request_deserializer=learnerfit_dot_v1_dot_services__pb2.RegisterRequest.FromString,
                     response_serializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.SerializeToString,
             ),
     }
@@ -868,6 +887,33 @@ class Registry:
             target,
             '/learnerfit.v1.Registry/GetCheckpoint',
             learnerfit_dot_v1_dot_services__pb2.GetCheckpointRequest.SerializeToString,
+            learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Register(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerfit.v1.Registry/Register',
+            learnerfit_dot_v1_dot_services__pb2.RegisterRequest.SerializeToString,
             learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
             options,
             channel_credentials,

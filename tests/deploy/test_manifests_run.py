@@ -15,12 +15,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import yaml
-import time
-
 from kafka import KafkaAdminClient
 
 from learnerfit.local.broker import TansuBroker
@@ -70,6 +69,7 @@ def _run_pods(broker, tmp_path) -> None:
     local_ports = {name: {port: free_port() for port in (50051, 50052, 9090)} for name in deployments}
     swaps = {"learnerfit-kafka-bootstrap:9092": broker.bootstrap_servers, "/checkpoints": str(tmp_path / "ckpt"),
              "/opt/learnerfit/cache": str(default_cache_dir()), "/models": str(tmp_path / "models"),
+             "/registry-index": str(tmp_path / "index"),
              "registry:50051": f"127.0.0.1:{local_ports['registry'][50051]}"}
     processes, logs = {}, {}
     try:

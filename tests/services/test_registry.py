@@ -201,3 +201,41 @@ def test_the_client_waits_for_a_registry_that_is_still_starting(tmp_path, broker
         assert started.is_set()
     finally:
         client.close()
+
+
+def test_a_writer_registry_registers_what_a_remote_trainer_sends_and_keeps_its_index_off_the_shared_volume(
+        broker, tmp_path, tiny_model):
+    """The cluster layout: checkpoint files on a shared volume, the index on the registry's own; the trainer copies a
+    trained checkpoint into incoming/ and calls Register, so only the registry ever opens the index."""
+    from learnerfit.registry.client import RegistryAccess, RemoteRegistry
+    from services.trainer import SPEC as TRAINER
+    from tests.services.test_trainer import _example
+
+    shared, index = tmp_path / "shared", tmp_path / "index"
+    with running(SPEC, broker, registry_dir=str(shared), index_dir=str(index), writer=True) as (service, stub, _):
+        remote = RemoteRegistry(RegistryAccess(target=service.target).client(), shared)
+        first = remote.register(_source(tmp_path / "one"), base_model="m", kind=records_pb2.CHECKPOINT_KIND_ADAPTER,
+                                example_ids=["e1"], policy="p", eval_results={"avg@4": 0.5})
+        refused = {}
+        for source in ("incoming/../../one", "checkpoints/v1", "../shared/incoming/x", "incoming"):
+            with pytest.raises(grpc.RpcError) as error:
+                stub.Register(services_pb2.RegisterRequest(source=source, base_model="m"), timeout=10)
+            refused[source] = error.value.code()
+        with running(TRAINER, broker, registry_dir=str(shared), registry={"target": service.target}, train_every=0,
+                     train={"base_model": str(tiny_model), "eval_problems": 0}) as (_, trainer, _bus):
+            trained = trainer.Train(services_pb2.TrainRequest(examples=[_example(i) for i in range(2)],
+                                                              start_from="base"), timeout=300).checkpoint
+        listed = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(), timeout=10).checkpoints
+    assert first.version == "v1" and first.eval["avg@4"] == 0.5 and first.policy == "p"
+    assert (shared / "checkpoints" / "v1" / "part-0.safetensors").is_file()
+    assert set(refused.values()) == {grpc.StatusCode.INVALID_ARGUMENT}
+    assert trained.version == "v2" and [c.version for c in listed] == ["v1", "v2"]
+    assert (shared / "checkpoints" / "v2" / "probe.json").is_file() and not list((shared / "incoming").iterdir())
+    assert (index / "registry.sqlite").is_file() and not (shared / "registry.sqlite").exists()
+
+
+def test_a_read_only_registry_refuses_register(registry_stub):
+    _, stub = registry_stub
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Register(services_pb2.RegisterRequest(source="incoming/x", base_model="m"), timeout=10)
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "read-only" in error.value.details()
