@@ -34,7 +34,10 @@ def test_two_rounds_curate_real_correct_samples_and_train_through_the_services(t
         run.stdout
     for round_number, version in ((1, "v1"), (2, "v2")):
         assert re.search(rf"round {round_number}: learner accuracy on its samples \d\.\d+; trained {version} on "
-                         rf"\d+ examples \(dft\); held-out avg@2 \d\.\d+", run.stdout), run.stdout[-3000:]
+                         rf"\d+ examples \(dft\); held-out avg@2 \d\.\d+ \(base model \d\.\d+\)", run.stdout), \
+            run.stdout[-3000:]
+    # The base model is scored on the same held-out problems before round 1, so each checkpoint has a reference.
+    assert re.search(r"base model: held-out avg@2 \d\.\d+", run.stderr), run.stderr[-3000:]
 
     # Round 1's curated examples are real correct learner samples, with both measurements.
     first_round = [json.loads(x) for x in (tmp_path / "curated.round1.jsonl").read_text().splitlines()]
