@@ -32,7 +32,7 @@ run: $(STAMP) models
 	$(VENV)/bin/learnerfit run
 
 test: $(STAMP) check-generated lint-imports models browser
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 # Debian's Chromium, for the test that renders a study's report headless (root, or sudo without a password).
 browser:
