@@ -47,8 +47,10 @@ def _services(tiny_model, oracle, tmp_path_factory):
         "style_aligner": (style_aligner.SPEC, {"oracle": oracle_settings, "learner": learner, "intake": LIMITS,
                                                "repair_max_new_tokens": 8}),
         "curator": (curator.SPEC, {"intake": LIMITS}),
+        # Train (given examples) and Evaluate run for real: on the tiny model, one step, one held-out sample.
         "trainer": (trainer.SPEC, {"registry_dir": str(tmp_path_factory.mktemp("trainer-registry")), "wait_s": 0.5,
-                                   "train_every": 0}),
+                                   "train_every": 0, "train": {"base_model": str(tiny_model), "max_steps": 1,
+                                                               "eval_problems": 1, "eval_k": 1}}),
         "registry": (registry.SPEC, {"registry_dir": str(tmp_path_factory.mktemp("registry"))}),
     }
 
