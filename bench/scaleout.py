@@ -20,6 +20,7 @@ from learnerfit.v1 import records_pb2
 PARTITIONS = 4
 RECORDS = int(os.environ.get("BENCH_SCALEOUT_RECORDS", "160"))
 WORK_S = float(os.environ.get("BENCH_SCALEOUT_WORK_S", "0.05"))  # per record
+SETTLE_S = float(os.environ.get("BENCH_SCALEOUT_SETTLE_S", "2.0"))  # after every partition is held, before timing
 
 
 def _sleeping(batch):
@@ -59,7 +60,7 @@ def _drain(servers: str, consumers: int) -> Measured:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"scale-out bench: {consumers} consumers never shared the {PARTITIONS} partitions")
             time.sleep(0.2)
-        time.sleep(2.0)  # past any last rebalance
+        time.sleep(SETTLE_S)  # past any last rebalance
         producer = KafkaProducer(bootstrap_servers=servers, acks="all")
         started = time.perf_counter()
         for i in range(RECORDS):

@@ -62,7 +62,18 @@ class CheckpointRegistry:
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.index, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        # Switching to WAL takes a lock the busy timeout does not wait for: two processes opening a new index at once
+        # (the trainer and the registry starting together) can see "database is locked". Once set, it stays set.
+        for attempt in range(50):
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                return db
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    db.close()
+                    raise
+                time.sleep(0.1)
         return db
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:

@@ -378,9 +378,11 @@ figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} .caveat {{ color: #555;
 <h2>Settings</h2>
 {_html_table(settings_rows(study), "settings")}
 <script>
-// Marks the page once every plot has decoded, so a headless browser can tell a broken image from a drawn one.
-Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth > 0, () => false)))
-  .then(ok => document.body.dataset.plotsDrawn = ok.filter(Boolean).length);
+// Marks the page with how many plots decoded (at load, when every inlined image is in), so a headless browser can
+// tell a broken image from a drawn one.
+window.addEventListener("load", () => {{
+  document.body.dataset.plotsDrawn = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+}});
 </script>
 </body></html>
 """

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import grpc
 import pytest
@@ -221,8 +222,10 @@ def test_a_writer_registry_registers_what_a_remote_trainer_sends_and_keeps_its_i
             with pytest.raises(grpc.RpcError) as error:
                 stub.Register(services_pb2.RegisterRequest(source=source, base_model="m"), timeout=10)
             refused[source] = error.value.code()
+        # A consumer group of its own: the trainer tests' group "trainer" on the shared broker stays theirs.
         with running(TRAINER, broker, registry_dir=str(shared), registry={"target": service.target}, train_every=0,
-                     train={"base_model": str(tiny_model), "eval_problems": 0}) as (_, trainer, _bus):
+                     train={"base_model": str(tiny_model), "eval_problems": 0},
+                     stage={"group": f"trainer-{uuid.uuid4().hex[:8]}"}) as (_, trainer, _bus):
             trained = trainer.Train(services_pb2.TrainRequest(examples=[_example(i) for i in range(2)],
                                                               start_from="base"), timeout=300).checkpoint
         listed = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(), timeout=10).checkpoints
