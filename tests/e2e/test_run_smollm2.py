@@ -19,9 +19,12 @@ from learnerfit.registry.store import CheckpointRegistry
 @pytest.mark.slow
 def test_two_rounds_curate_real_correct_samples_and_train_through_the_services(tmp_path):
     registry_dir, out, stack_dir = tmp_path / "registry", tmp_path / "curated.jsonl", tmp_path / "stack"
+    # The loop's mechanics, at the paper's one-epoch preset to keep it short (what the CPU preset does to the
+    # learner is measured by a study: README).
     run = subprocess.run(
         [sys.executable, "-m", "learnerfit.cli", "run", "--dir", str(stack_dir), "--rounds", "2",
-         "--count", "6", "--samples", "6", "--max-new-tokens", "48", "--eval-problems", "4", "--eval-k", "2",
+         "--count", "6", "--samples", "6", "--max-new-tokens", "48", "--eval-problems", "2", "--eval-k", "2",
+         "--train-preset", "paper",
          "--registry", str(registry_dir), "--output", str(out), "--timeout", "900"],
         capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stderr[-3000:]

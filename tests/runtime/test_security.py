@@ -145,5 +145,9 @@ def test_secrets_stay_out_of_print_config_and_the_logs(broker, tmp_path):
                 break
     finally:
         process.terminate()
-        output += process.communicate(timeout=60)[0]
+        try:
+            output += process.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:  # graceful stops are tested elsewhere; here only what it printed matters
+            process.kill()
+            output += process.communicate(timeout=30)[0]
     assert "serving" in output.lower() and "hunter2" not in output
