@@ -172,11 +172,10 @@ def held_out_avg_at_k(model: Path | str, problems: int, k: int, family: str = "b
     """{"avg@k": ...} on held-out problems from a stream no batch uses by default (batches start at seed 0)."""
     if not problems:
         return {}
-    from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
+    from learnerfit.domain.problems import family_options, from_reasoning_gym
     from trainer.evaluate import avg_at_k
 
-    options = EASY_ARITHMETIC if family == "basic_arithmetic" else {}
-    held_out = from_reasoning_gym(family, problems, seed=HELD_OUT_SEED, options=dict(options))
+    held_out = from_reasoning_gym(family, problems, seed=HELD_OUT_SEED, options=family_options(family))
     return {f"avg@{k}": avg_at_k(str(model), held_out, k=k)}
 
 

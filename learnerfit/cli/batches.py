@@ -11,7 +11,7 @@ from learnerfit.cli.output import example_record, follow_batch, say, status_reco
 from learnerfit.domain.ids import check_name
 from learnerfit.domain.intake import IntakeLimits, validate_sampling
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
-from learnerfit.domain.problems import EASY_ARITHMETIC, from_jsonl, from_reasoning_gym, parse_options
+from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import StackState
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
@@ -20,9 +20,8 @@ from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 def problems(args: argparse.Namespace, seed_offset: int = 0) -> list[records_pb2.Problem]:
     if args.file:
         return from_jsonl(Path(args.file))
-    options = parse_options(args.family_option) if args.family_option else (
-        dict(EASY_ARITHMETIC) if args.family == "basic_arithmetic" else {})
-    return from_reasoning_gym(args.family, args.count, seed=args.problem_seed + seed_offset, options=options)
+    return from_reasoning_gym(args.family, args.count, seed=args.problem_seed + seed_offset,
+                              options=family_options(args.family, args.family_option))
 
 
 def submit_request(args: argparse.Namespace, seed_offset: int = 0) -> services_pb2.SubmitBatchRequest:

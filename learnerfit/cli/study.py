@@ -31,7 +31,7 @@ from learnerfit.domain.curation.policies import POLICIES, check_policy
 from learnerfit.domain.intake import IntakeLimits, validate_sampling
 from learnerfit.domain.oracle.prompts import all_templates
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
-from learnerfit.domain.problems import EASY_ARITHMETIC, from_jsonl, from_reasoning_gym, parse_options
+from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
 from learnerfit.errors import InvalidInput
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack
@@ -69,9 +69,8 @@ def study_problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
         if len(problems) < args.n:
             say(f"{path} holds {len(problems)} problems; the study uses them all (--n {args.n})")
         return problems
-    options = parse_options(args.family_option) if args.family_option else (
-        dict(EASY_ARITHMETIC) if args.problems == "basic_arithmetic" else {})
-    return from_reasoning_gym(args.problems, args.n, seed=args.problem_seed, options=options)
+    return from_reasoning_gym(args.problems, args.n, seed=args.problem_seed,
+                              options=family_options(args.problems, args.family_option))
 
 
 def sampling(args: argparse.Namespace) -> records_pb2.SamplingSpec:

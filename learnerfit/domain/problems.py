@@ -60,6 +60,14 @@ def from_jsonl(path: Path) -> list[records_pb2.Problem]:
     return problems
 
 
+def family_options(family: str, pairs: list[str] | None = None) -> dict[str, Any]:
+    """A family's reasoning-gym options: the KEY=VALUE pairs given, else the easy defaults for basic_arithmetic (the
+    local learner solves little else), else the family's own."""
+    if pairs:
+        return parse_options(pairs)
+    return dict(EASY_ARITHMETIC) if family == "basic_arithmetic" else {}
+
+
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE pairs, VALUE read as JSON when it parses (numbers, lists), else as a string."""
     options: dict[str, Any] = {}
