@@ -1,8 +1,9 @@
-"""`make bench` (python -m bench [drift|generation|bus|scaleout]): runs the benchmarks and prints one table of ratios.
+"""`make bench` (python -m bench [drift|generation|pipeline|bus|scaleout]): runs the benchmarks, prints one table.
 
-Each ratio is tokens/s of the subject over tokens/s of a baseline measured in the
-same process on the same model (SmolLM2-135M-Instruct) and tokens; absolute times
-are not compared across machines. BENCH_TORCH_THREADS (default 1) sets torch threads.
+Each ratio is the subject's throughput over a baseline's, both measured in the same
+process on the same model (SmolLM2-135M-Instruct) and work: tokens, samples or records;
+absolute times are not compared across machines. BENCH_TORCH_THREADS (default 1) sets
+torch threads; each benchmark's module says which variables shrink it for a smoke run.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import platform
 
 import torch
 
-from bench import bus, drift, generation, scaleout
+from bench import bus, drift, generation, pipeline, scaleout
 from bench.common import THREADS, print_table
 
-BENCHES = {"drift": drift.run, "generation": generation.run, "bus": bus.run, "scaleout": scaleout.run}
+BENCHES = {"drift": drift.run, "generation": generation.run, "pipeline": pipeline.run, "bus": bus.run,
+           "scaleout": scaleout.run}
 
 
 def main() -> int:

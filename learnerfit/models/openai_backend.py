@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams
 from learnerfit.errors import Unavailable
+from learnerfit.models.timing import model_time
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,10 @@ class OpenAIChatGenerator:
         if any(prefixes) and not self.continues_prefix:
             raise NotImplementedError(f"{self.url} is not set up to continue a reply prefix (continues_prefix: "
                                       "true is for `vllm serve`; hosted chat APIs cannot)")
-        futures = [self._pool.submit(self._complete, self.request_body(c, params, prefix), prefix)
-                   for c, prefix in zip(conversations, prefixes, strict=True)]
-        return [f.result() for f in futures]
+        with model_time("generate"):  # the endpoint's time, as this client waits for it
+            futures = [self._pool.submit(self._complete, self.request_body(c, params, prefix), prefix)
+                       for c, prefix in zip(conversations, prefixes, strict=True)]
+            return [f.result() for f in futures]
 
     def _complete(self, body: dict, prefix: str = "") -> list[Completion]:
         response = self._post(body)

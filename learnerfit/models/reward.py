@@ -11,6 +11,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from learnerfit.domain.inference import reward_text
 from learnerfit.models.batching import length_sorted_batches, pad_batch
+from learnerfit.models.timing import model_time
 from learnerfit.models.weights import resolve_model
 
 
@@ -53,7 +54,7 @@ class TransformersRewardModel:
     def rewards(self, questions: Sequence[str], solutions: Sequence[str]) -> list[float]:
         encoded = encode_rewards(self.tokenizer, questions, solutions, self.max_length)
         scores = [0.0] * len(encoded)
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), model_time("reward"):
             for batch in length_sorted_batches([len(e) for e in encoded], self.max_batch_sequences):
                 ids, mask = pad_batch([encoded[i] for i in batch], self.tokenizer.pad_token_id)
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits

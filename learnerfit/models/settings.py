@@ -29,7 +29,9 @@ class EngineSettings(Section):
         "auto", description="Weight dtype; auto: float32 on the CPU, bfloat16 on a GPU (and always on vllm).")
     torch_threads: int = Field(1, ge=1, le=256, description="CPU threads for torch; several services on few cores "
                                                             "starve each other above 1.")
-    max_batch_sequences: int = Field(64, ge=1, description="Most sequences in one forward/generate pass.")
+    max_batch_sequences: int = Field(64, ge=1, description="Most sequences in one forward pass: on transformers the "
+                                     "decode slots of continuous batching (a finished sample's slot goes to the next "
+                                     "waiting one), on vllm max_num_seqs.")
     max_batch_tokens: int = Field(8192, ge=64, description="Token budget of one scoring pass, padding included.")
     trust_remote_code: bool = Field(False, description="Allow model repositories to run their own code.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm: share of the GPU's memory this "

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
 from learnerfit.models.batching import pad_batch
 from learnerfit.models.chat import encode_reply, render_prompt
+from learnerfit.models.slots import SlotDecoder
+from learnerfit.models.timing import model_time
 from learnerfit.models.weights import resolve_model
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def load_causal_lm(spec: str, *, device: str, dtype: str, trust_remote_code: boo
 
 
 class TransformersGenerator:
-    """Samples N completions per conversation; all conversations of a call share one generate() pass."""
+    """Samples N completions per conversation; every row of a call goes through the same decode slots."""
 
     def __init__(
         self,
@@ -46,47 +48,41 @@ class TransformersGenerator:
         dtype: str = "float32",
         torch_threads: int = 1,
         max_batch_sequences: int = 64,
+        refill_at: int | None = None,
         trust_remote_code: bool = False,
         cache_dir: Path | None = None,
     ):
         self.model_name = model
         self.device = device
-        self.max_batch_sequences = max_batch_sequences
+        self.refill_at = refill_at
         self.tokenizer, self.model = load_causal_lm(model, device=device, dtype=dtype, torch_threads=torch_threads,
                                                     trust_remote_code=trust_remote_code, cache_dir=cache_dir)
         self._eos_ids = _eos_ids(self.tokenizer, self.model)
+        self.max_batch_sequences = max_batch_sequences  # the decode slots (continuous batching: models/slots.py)
         self._lock = threading.Lock()  # one forward pass at a time: gRPC calls and the stage share the model
 
     def generate(self, conversations: Sequence[Conversation], params: SamplingParams,
                  prefixes: Sequence[str] | None = None) -> list[list[Completion]]:
         prefixes = list(prefixes) if prefixes is not None else [""] * len(conversations)
         prompts = [render_prompt(self.tokenizer, c) + prefix for c, prefix in zip(conversations, prefixes, strict=True)]
+        encoded = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         # One row per sample, each with its own seed: (prompt, seed, sample index) decides a sample's text.
-        rows = [(prompt, row_seed(prompt, params.seed, k)) for prompt in prompts for k in range(params.n)]
-        completions: list[Completion] = []
-        with self._lock:
-            for start in range(0, len(rows), max(1, self.max_batch_sequences)):
-                completions.extend(self._generate_rows(rows[start : start + self.max_batch_sequences], params))
+        rows = [(ids, row_seed(prompt, params.seed, k)) for prompt, ids in zip(prompts, encoded, strict=True)
+                for k in range(params.n)]
+        with self._lock, model_time("generate"):
+            generated = self.decoder.decode([ids for ids, _ in rows], [seed for _, seed in rows], params)
+        completions = [self._completion(ids, params.max_new_tokens) for ids in generated]
         results = [completions[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
         return [[_with_prefix(c, prefix) for c in samples] for samples, prefix in zip(results, prefixes, strict=True)]
 
-    def _generate_rows(self, rows: list[tuple[str, int]], params: SamplingParams) -> list[Completion]:
-        encoded = self.tokenizer([prompt for prompt, _ in rows], return_tensors="pt", padding=True,
-                                 add_special_tokens=False).to(self.device)
-        sampler = [RowSampler([seed for _, seed in rows], params.temperature, params.top_p)] \
-            if params.temperature > 0 else []
-        with torch.inference_mode():
-            output = self.model.generate(
-                **encoded,
-                do_sample=False,  # greedy over the row sampler's choice (temperature 0: plain greedy)
-                temperature=None, top_p=None, top_k=None,
-                logits_processor=sampler,
-                max_new_tokens=params.max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self._eos_ids,
-            )
-        generated = output[:, encoded["input_ids"].shape[1] :].tolist()
-        return [self._completion(ids, params.max_new_tokens) for ids in generated]
+    @property
+    def max_batch_sequences(self) -> int:
+        return self.decoder.slots
+
+    @max_batch_sequences.setter
+    def max_batch_sequences(self, slots: int) -> None:
+        self.decoder = SlotDecoder(self.model, eos_ids=self._eos_ids, pad_id=self.tokenizer.pad_token_id,
+                                   slots=slots, refill_at=self.refill_at)
 
     def _completion(self, ids: list[int], max_new_tokens: int) -> Completion:
         end = next((i for i, t in enumerate(ids) if t in self._eos_ids), None)
@@ -95,28 +91,6 @@ class TransformersGenerator:
         # Counted as vLLM counts: the end-of-sequence token is a generated token (text leaves it out).
         return Completion(text=text, token_count=len(kept) + (end is not None),
                           truncated=end is None and len(ids) >= max_new_tokens)
-
-
-class RowSampler(LogitsProcessor):
-    """Samples the next token of each row from its own seeded generator (temperature, then nucleus cut; no top-k,
-    as the paper samples the full distribution) and hands greedy decoding that choice. transformers' sampler
-    draws every row from one global generator, so a row's text would depend on its neighbours in the batch."""
-
-    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float):
-        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        self.temperature = temperature
-        self.top_p = top_p
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1).cpu()
-        if self.top_p < 1.0:
-            ordered, order = probs.sort(dim=-1, descending=True)
-            ordered[(ordered.cumsum(dim=-1) - ordered) > self.top_p] = 0.0  # keep the least mass reaching top_p
-            probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
-        chosen = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators,
-                                                                                      strict=True)])
-        picked = torch.full_like(scores, float("-inf"))
-        return picked.scatter_(-1, chosen.to(scores.device), 0.0)
 
 
 def _with_prefix(completion: Completion, prefix: str) -> Completion:
@@ -171,7 +145,7 @@ class TransformersScorer:
     def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
         pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]
         results: list[SolutionLogProbs | None] = [None] * len(pairs)
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), model_time("score"):
             for batch in self._batches([len(p) + len(s) for p, s in pairs]):
                 for i, (logprobs, ranks) in zip(batch, self._score_batch([pairs[i] for i in batch]), strict=True):
                     solution_ids = pairs[i][1]

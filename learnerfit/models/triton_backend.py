@@ -17,6 +17,7 @@ from transformers import AutoTokenizer
 
 from learnerfit.models.batching import length_sorted_batches, pad_batch
 from learnerfit.models.reward import encode_rewards
+from learnerfit.models.timing import model_time
 from learnerfit.models.weights import resolve_model
 
 
@@ -51,8 +52,9 @@ class TritonRewardModel:
                 item = self._grpc.InferInput(name, list(tensor.shape), "INT64")
                 item.set_data_from_numpy(tensor.numpy().astype(np.int64))
                 inputs.append(item)
-            result = self.client.infer(self.triton_model, inputs, client_timeout=self.timeout_s,
-                                       outputs=[self._grpc.InferRequestedOutput("reward")])
+            with model_time("reward"):  # the Triton server's time, as this client waits for it
+                result = self.client.infer(self.triton_model, inputs, client_timeout=self.timeout_s,
+                                           outputs=[self._grpc.InferRequestedOutput("reward")])
             for i, value in zip(batch, result.as_numpy("reward")[:, 0].tolist(), strict=True):
                 scores[i] = value
         return scores

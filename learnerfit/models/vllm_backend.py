@@ -26,6 +26,7 @@ from typing import Any
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
 from learnerfit.errors import FailedPrecondition, InvalidInput, Unavailable
 from learnerfit.models.chat import encode_reply, render_prompt
+from learnerfit.models.timing import model_time
 from learnerfit.models.weights import resolve_model
 
 
@@ -192,14 +193,14 @@ class VLLMEngine:
         # A seed per prompt (from its text): a prompt's samples do not depend on the others in the call.
         per_prompt = [vllm.SamplingParams(**sampling_kwargs(params, prompt_seed(c, prefix, params)))
                       for c, prefix in zip(conversations, prefixes, strict=True)]
-        with self._core.lock:
+        with self._core.lock, model_time("generate"):
             outputs = self._llm().generate(prompts, per_prompt, lora_request=self.lora, use_tqdm=False)
         return [completions_from_output(o, prefix) for o, prefix in zip(outputs, prefixes, strict=True)]
 
     def score(self, conversations: Sequence[Conversation], solutions: Sequence[str]) -> list[SolutionLogProbs]:
         pairs = [encode_reply(self.tokenizer, c, s) for c, s in zip(conversations, solutions, strict=True)]
         prompts = [{"prompt_token_ids": p + s} for p, s in pairs]
-        with self._core.lock:
+        with self._core.lock, model_time("score"):
             outputs = self._llm().generate(prompts, self._core.vllm.SamplingParams(**scoring_kwargs()),
                                            lora_request=self.lora, use_tqdm=False)
         return [
