@@ -39,7 +39,7 @@ def test_the_generation_and_pipeline_benchmarks_run_on_the_tiny_learner_and_prin
     assert re.search(rf"{service}\s+raw generate\(\), all rows padded {useful}\s+{RATIO}\s+>= 1.5\s+(meets|MISSES)",
                      rows[0]), rows[0]
     assert re.search(rf"raw generate\(\), 1 problem per call {useful}\s+{RATIO}\s+>= 2.5\s+(meets|MISSES)", rows[1])
-    assert re.search(rf"slot decoder, 2 slots \[\d+% full\] \(\d+ tok/s\)\s+raw generate\(\), all rows padded", rows[3])
+    assert re.search(r"slot decoder, 2 slots \[\d+% full\] \(\d+ tok/s\)\s+raw generate\(\), all rows padded", rows[3])
     assert re.search(rf"batch, wall time \(\d+ samples/s\)\s+the same batch, model time only \(\d+ samples/s\)\s+"
                      rf"{RATIO}\s+>= 0.9\s+(meets|MISSES)", rows[5]), rows[5]
     # The model time came from each model service's own metric (learnerfit_model_seconds_total).
