@@ -45,32 +45,32 @@ def run() -> list[Ratio]:
         prepare_models(args.model)
         with make_stack(args) as stack:
             gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
+            # Warm-up: the consumer groups settle and each model makes its first call (start-up, not per batch).
+            warm_up = submit_request(args, seed_offset=1000)
+            del warm_up.problems[1:]
+            _wait(stack, gateway, gateway.SubmitBatch(warm_up).batch_id, lambda: None)
             scrapers = {name: f"http://127.0.0.1:{process.metrics_port}/metrics"
                         for name, process in stack.state.services.items() if name in MODEL_STAGES}
             baseline = {name: _model_seconds(url) for name, url in scrapers.items()}
-            started = time.monotonic()
-            batch_id = gateway.SubmitBatch(submit_request(args)).batch_id
             busy: dict[str, list[tuple[float, float]]] = {name: [] for name in scrapers}
             last = dict(baseline)
-            while True:
-                stack.check_alive()
-                status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+            request = submit_request(args)
+            started = time.monotonic()
+
+            def scrape() -> None:
                 now = time.monotonic() - started
                 for name, url in scrapers.items():
                     seconds = _model_seconds(url)
                     if seconds > last[name]:
                         busy[name].append((max(0.0, now - (seconds - last[name])), now))
                         last[name] = seconds
-                if status.state == records_pb2.BATCH_STATE_COMPLETE:
-                    break
-                if now > 3600:
-                    raise TimeoutError(f"pipeline bench: batch {batch_id} not complete after an hour")
-                time.sleep(POLL_S)
-    wall = time.monotonic() - started
+
+            status = _wait(stack, gateway, gateway.SubmitBatch(request).batch_id, scrape)
+            wall = time.monotonic() - started
     model = _union([interval for intervals in busy.values() for interval in intervals])
     tokens = status.samples_generated
-    per_stage = ", ".join(f"{name} {last[name] - baseline[name]:.1f}s" for name in scrapers
-                          if last[name] > baseline[name])
+    per_stage = ", ".join(f"{name} {last[name] - baseline[name]:.1f}s in {busy[name][0][0]:.1f}-"
+                          f"{busy[name][-1][1]:.1f}s" for name in scrapers if busy[name])
     generating, scoring = busy.get("generator", []), busy.get("drift_scorer", [])
     overlap = bool(generating and scoring and scoring[0][0] < generating[-1][1])
     print(f"  pipeline: {PROBLEMS} problems x {SAMPLES} samples, {MAX_NEW_TOKENS} tokens, batch {wall:.1f}s wall, "
@@ -82,6 +82,19 @@ def run() -> list[Ratio]:
     # As a ratio: samples per second of wall time over samples per second of model time (1.0: no overhead).
     return [Ratio("pipeline", Measured("batch, wall time", tokens, wall, "samples"),
                   Measured("the same batch, model time only", tokens, model, "samples"), ">= 0.9")]
+
+
+def _wait(stack, gateway, batch_id: str, each_poll) -> records_pb2.BatchStatus:
+    deadline = time.monotonic() + 3600
+    while True:
+        stack.check_alive()
+        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
+        each_poll()
+        if status.state == records_pb2.BATCH_STATE_COMPLETE:
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pipeline bench: batch {batch_id} not complete after an hour")
+        time.sleep(POLL_S)
 
 
 def _model_seconds(url: str) -> float:

@@ -43,8 +43,8 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if getattr(args, name, None) is not None:
             train[name] = getattr(args, name)
     config = {
-        # Four problems (x N samples) per generate() pass: on CPU a larger pass is barely
-        # faster per token, and smaller ones let progress show as the batch goes.
+        # Four problems (x N samples) per generate() call: their rows share the decode slots and
+        # prompt prefix, and a call short enough lets scoring start while later problems generate.
         "generator": {"learner": dict(learner), "stage": {"max_batch": 4}},
         # The drift scorer measures perplexity under the same learner the generator samples.
         "drift_scorer": {"learner": dict(learner)},

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from transformers import DynamicCache
+
+MIN_SHARED_PREFIX = 8  # tokens; below this a separate pass for the prefix costs more than it saves
 
 
 def length_sorted_batches(lengths: Sequence[int], max_sequences: int) -> list[list[int]]:
@@ -22,3 +25,32 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
     return ids, mask
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every row shares (the system prompt and demonstrations of the learner's prompts),
+    leaving each row at least one token of its own; 0 when that is under MIN_SHARED_PREFIX or nothing is shared
+    (one distinct row)."""
+    if len({tuple(r) for r in rows}) < 2:
+        return 0
+    length = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for row in rows[1:]:
+        length = next((i for i in range(length) if row[i] != first[i]), length)
+    return length if length >= MIN_SHARED_PREFIX else 0
+
+
+def prefix_cache(model, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The key/value cache (per layer) of one run of `ids` through the model, to start many rows from."""
+    out = model(input_ids=torch.tensor([list(ids)], device=model.device), cache=DynamicCache(), use_cache=True,
+                logits_to_keep=1)
+    return cache_layers(out.cache)
+
+
+def expanded(layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> DynamicCache:
+    """A cache whose `rows` rows all start from one row's `layers` (a shared prefix)."""
+    return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers])
+
+
+def cache_layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]

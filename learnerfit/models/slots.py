@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from learnerfit.domain.inference import SamplingParams
-
-MIN_SHARED_PREFIX = 8  # tokens; below this a separate prefill pass costs more than it saves
+from learnerfit.models.batching import cache_layers, expanded, prefix_cache, shared_prefix_length
 
 
 @dataclass
@@ -72,7 +71,7 @@ class SlotDecoder:
         waiting = deque(range(len(prompts)))
         batch: _Batch | None = None
         with torch.inference_mode():
-            prefix = self._shared_prefix(prompts, device) if prompts else None
+            prefix = self._shared_prefix(prompts) if prompts else None
             while waiting or batch is not None:
                 free = self.slots - (batch.size if batch else 0)
                 if waiting and (batch is None or free >= min(self.refill_at, len(waiting))):
@@ -100,19 +99,14 @@ class SlotDecoder:
                     batch = batch.without(finished)
         return outputs
 
-    def _shared_prefix(self, prompts: Sequence[Sequence[int]], device) -> _Prefix | None:
+    def _shared_prefix(self, prompts: Sequence[Sequence[int]]) -> _Prefix | None:
         """The tokens every prompt starts with (the system prompt and demonstrations), run through the model once."""
-        length = min(len(p) for p in prompts) - 1  # every prompt keeps a token of its own to prefill
-        first = prompts[0]
-        for prompt in prompts[1:]:
-            length = next((i for i in range(length) if prompt[i] != first[i]), length)
-        if length < MIN_SHARED_PREFIX:
+        length = shared_prefix_length(prompts)
+        if not length:
             return None
-        ids = torch.tensor([first[:length]], device=device)
-        out = self.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
         self.stats.forward_passes += 1
         self.stats.prefill_tokens += length
-        return _Prefix(length, _layers(out.cache))
+        return _Prefix(length, prefix_cache(self.model, prompts[0][:length]))
 
     def _prefill(self, prompts: list[Sequence[int]], rows: list[int], prefix: _Prefix | None,
                  device) -> tuple[_Batch, torch.Tensor]:
@@ -131,8 +125,7 @@ class SlotDecoder:
         ids, mask = ids.to(device), mask.to(device)
         if prefix:  # padding sits between the prefix and a shorter suffix; positions count real tokens only
             mask = torch.cat([torch.ones((len(suffixes), skip), dtype=torch.long, device=device), mask], dim=1)
-            cache = DynamicCache([(k.expand(len(suffixes), -1, -1, -1), v.expand(len(suffixes), -1, -1, -1))
-                                  for k, v in prefix.layers])
+            cache = expanded(prefix.layers, len(suffixes))
         else:
             cache = DynamicCache()
         positions = (mask.cumsum(1) - 1).clamp(min=0)[:, skip:]
@@ -141,7 +134,7 @@ class SlotDecoder:
         self.stats.forward_passes += 1
         self.stats.prefill_tokens += ids.numel()
         index = torch.tensor(copies, device=device)
-        layers = [(k[index], v[index]) for k, v in _layers(out.cache)]
+        layers = [(k[index], v[index]) for k, v in cache_layers(out.cache)]
         pending = torch.full((len(prompts),), self.pad_id, dtype=torch.long, device=device)
         return _Batch(rows, DynamicCache(layers), mask[index], pending), out.logits[index, -1]
 
@@ -174,7 +167,7 @@ class _Batch:
         width = max(self.mask.shape[1], other.mask.shape[1])
         layers = [(torch.cat([_left_pad(k, width, 2), _left_pad(k2, width, 2)]),
                    torch.cat([_left_pad(v, width, 2), _left_pad(v2, width, 2)]))
-                  for (k, v), (k2, v2) in zip(_layers(self.cache), _layers(other.cache), strict=True)]
+                  for (k, v), (k2, v2) in zip(cache_layers(self.cache), cache_layers(other.cache), strict=True)]
         mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(other.mask, width, 1)])
         return _Batch(self.rows + other.rows, DynamicCache(layers), mask, torch.cat([self.pending, other.pending]))
 
@@ -186,7 +179,7 @@ class _Batch:
         index = torch.tensor(keep, device=self.mask.device)
         mask = self.mask[index]
         start = int(mask.any(0).nonzero()[0])  # columns no remaining row uses are cut, so attention stays short
-        layers = [(k[index, :, start:], v[index, :, start:]) for k, v in _layers(self.cache)]
+        layers = [(k[index, :, start:], v[index, :, start:]) for k, v in cache_layers(self.cache)]
         return _Batch([self.rows[pos] for pos in keep], DynamicCache(layers), mask[:, start:], self.pending[index])
 
 
@@ -202,10 +195,6 @@ def _sample(logits: torch.Tensor, generators: list[torch.Generator] | None, temp
         ordered[(ordered.cumsum(dim=-1) - ordered) > top_p] = 0.0  # keep the least mass reaching top_p
         probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
     return torch.cat([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, generators, strict=True)])
-
-
-def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

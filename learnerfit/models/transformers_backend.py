@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
-from learnerfit.models.batching import pad_batch
+from learnerfit.models.batching import expanded, pad_batch, prefix_cache, shared_prefix_length
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.slots import SlotDecoder
 from learnerfit.models.timing import model_time
@@ -170,18 +170,24 @@ class TransformersScorer:
         return batches
 
     def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[list[float], list[int]]]:
-        """Per pair: the solution tokens' log-probs and ranks (1 + how many tokens the model preferred)."""
-        ids, mask = pad_batch([p + s for p, s in pairs], self.tokenizer.pad_token_id)
+        """Per pair: the solution tokens' log-probs and ranks (1 + how many tokens the model preferred). The prompt
+        prefix every pair shares (the learner's demonstrations: most of each sequence) runs once."""
+        skip = shared_prefix_length([p for p, _ in pairs])
+        ids, mask = pad_batch([(p + s)[skip:] for p, s in pairs], self.tokenizer.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         # Position t predicts token t+1: solution token k of row b sits at len(prompt)+k, predicted from one before.
         row_index = torch.cat([torch.full((len(s),), b) for b, (_, s) in enumerate(pairs)]).to(self.device)
-        predictor = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(s)) for p, s in pairs]).to(self.device)
+        predictor = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(s)) for p, s in pairs]).to(self.device) - skip
         targets = torch.cat([torch.tensor(s, dtype=torch.long) for _, s in pairs]).to(self.device)
+        context = {}
+        if skip:
+            context = {"cache": expanded(prefix_cache(self.model, pairs[0][0][:skip]), len(pairs)), "use_cache": True}
+            mask = torch.cat([torch.ones((len(pairs), skip), dtype=torch.long, device=self.device), mask], dim=1)
         if self._head_only_at_solution:
-            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask, **context).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[row_index, predictor])
         else:
-            logits = self.model(input_ids=ids, attention_mask=mask).logits[row_index, predictor]
+            logits = self.model(input_ids=ids, attention_mask=mask, **context).logits[row_index, predictor]
         all_logprobs = torch.log_softmax(logits.float(), dim=-1)
         chosen = all_logprobs.gather(1, targets[:, None])
         token_ranks = (1 + (all_logprobs > chosen).sum(dim=-1)).tolist()
