@@ -8,6 +8,7 @@ All three score the same solution tokens after the same chat-templated prompts.
 
 from __future__ import annotations
 
+import os
 import random
 
 import torch
@@ -17,11 +18,13 @@ from learnerfit.domain.prompts import learner_conversation
 from learnerfit.local.broker import TansuBroker
 from learnerfit.local.processes import channel
 from learnerfit.models.chat import encode_reply
+from learnerfit.models.settings import SMOLLM2
 from learnerfit.runtime.app import Service, serving
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services import drift_scorer
 
-TRACES = 32
+MODEL = os.environ.get("BENCH_DRIFT_MODEL", SMOLLM2)
+TRACES = int(os.environ.get("BENCH_DRIFT_TRACES", "32"))
 RAW_BATCH = 16
 
 
@@ -46,13 +49,14 @@ def run() -> list[Ratio]:
         # The drift scorer exactly as its process runs it (stage loop and checkpoint follower included).
         settings = drift_scorer.DriftScorerSettings(
             bus={"bootstrap_servers": broker.bootstrap_servers, "session_timeout_ms": 6000},
-            grpc={"port": 0, "max_message_bytes": 64 << 20}, learner={"torch_threads": torch.get_num_threads()})
+            grpc={"port": 0, "max_message_bytes": 64 << 20}, learner={"model": MODEL, "torch_threads": torch.get_num_threads()})
         with serving(drift_scorer.SPEC, settings) as service_under_test:
             return _measure(service_under_test)
 
 
 def _measure(service_under_test: Service) -> list[Ratio]:
-    _, scorer = service_under_test.parts.process.learner.current()  # the same loaded weights
+    followed = service_under_test.parts.fold.__self__  # the followed learner: its announce() is the spec's fold
+    _, scorer = followed.current()  # the same loaded weights
     model, tokenizer = scorer.model, scorer.tokenizer
     batch = traces(TRACES)
     encoded = [encode_reply(tokenizer, learner_conversation(t.problem), t.text) for t in batch]
