@@ -60,7 +60,10 @@ def run() -> list[Ratio]:
 
 def _raw_hop(servers: str, source: str, sink: str) -> Measured:
     consumer = KafkaConsumer(source, bootstrap_servers=servers, group_id=f"raw-{uuid.uuid4().hex[:6]}",
-                             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=BATCH)
+                             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=BATCH,
+                             # The stage's group timing (Bus): with kafka-python's defaults Tansu takes 20 s and more
+                             # to complete the join.
+                             session_timeout_ms=6000, heartbeat_interval_ms=1200)
     producer = KafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=True, linger_ms=5,
                              compression_type="gzip")
     moved, started, first = 0, 0.0, 0

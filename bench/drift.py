@@ -49,7 +49,8 @@ def run() -> list[Ratio]:
         # The drift scorer exactly as its process runs it (stage loop and checkpoint follower included).
         settings = drift_scorer.DriftScorerSettings(
             bus={"bootstrap_servers": broker.bootstrap_servers, "session_timeout_ms": 6000},
-            grpc={"port": 0, "max_message_bytes": 64 << 20}, learner={"model": MODEL, "torch_threads": torch.get_num_threads()})
+            grpc={"port": 0, "max_message_bytes": 64 << 20},
+            learner={"model": MODEL, "torch_threads": torch.get_num_threads()})
         with serving(drift_scorer.SPEC, settings) as service_under_test:
             return _measure(service_under_test)
 

@@ -4,6 +4,7 @@ stopping."""
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import subprocess
 import time
@@ -35,11 +36,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stop_process(process: subprocess.Popen | None, grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
+def stop_process(process: subprocess.Popen | None, grace_s: float = 5.0, sig: int = signal.SIGTERM) -> None:
+    """`sig`, then SIGKILL if it has not exited within `grace_s`."""
     if process is None or process.poll() is not None:
         return
-    process.terminate()
+    process.send_signal(sig)
     try:
         process.wait(grace_s)
     except subprocess.TimeoutExpired:

@@ -202,10 +202,10 @@ class LocalStack:
         self.stop()
 
 
-def stop_processes(pids: list[int], grace_s: float = 15.0) -> None:
-    """SIGTERM each (they finish in-flight work), then SIGKILL whatever is still alive after grace_s."""
+def stop_processes(pids: list[int], grace_s: float = 15.0, sig: int = signal.SIGTERM) -> None:
+    """`sig` to each (SIGTERM: services finish in-flight work), then SIGKILL whatever is still alive after grace_s."""
     for pid in pids:
-        _signal(pid, signal.SIGTERM)
+        _signal(pid, sig)
     deadline = time.monotonic() + grace_s
     for pid in pids:
         while _alive(pid) and time.monotonic() < deadline:
@@ -217,7 +217,7 @@ def stop_processes(pids: list[int], grace_s: float = 15.0) -> None:
 def stop_recorded_stack(directory: Path) -> StackState:
     state = StackState.load(directory)
     stop_processes([s.pid for s in reversed(state.services.values())])
-    stop_processes([state.broker_pid], grace_s=5)
+    stop_processes([state.broker_pid], grace_s=5, sig=signal.SIGINT)  # as TansuBroker.stop
     (directory / STATE_FILE).unlink()
     return state
 
