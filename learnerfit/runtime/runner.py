@@ -155,6 +155,7 @@ class StageRunner:
         self._held: dict[TopicPartition, OrderedDict[int, str]] = {}
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._rewind: dict[TopicPartition, int] = {}  # revoked while holding inputs: where to read again if back
         self._consumer: KafkaConsumer | None = None
         self._rebalancing = False  # between a refused commit (or a revocation) and the next assignment
         self._state = threading.Lock()  # guards the offsets above: the rebalance listener runs on another thread
@@ -314,9 +315,16 @@ class StageRunner:
         with self._state:
             self._rebalancing = True
             for tp in partitions:
-                released.update((self._held.pop(tp, None) or {}).values())
+                held = self._held.pop(tp, None)
+                if held:
+                    self._rewind[tp] = next(iter(held))  # the first held input's offset
+                    released.update(held.values())
                 self._position.pop(tp, None)
                 self._committed.pop(tp, None)
+            # Should the partition come back to this replica, the released inputs are read again and must be taken,
+            # not dropped as duplicates of what it has let go.
+            for rid in released:
+                self._seen.discard(rid)
         if released and self.stage.release is not None:
             self.stage.release(released)
         log.info("partitions revoked: %s (released %d held inputs)", sorted(f"{tp.topic}/{tp.partition}"
@@ -325,6 +333,13 @@ class StageRunner:
     def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
         with self._state:
             self._rebalancing = False
+            # Only the very next assignment counts: a partition given back at once was nobody else's meanwhile.
+            rewind = {tp: offset for tp, offset in self._rewind.items() if tp in set(partitions)}
+            self._rewind = {}
+        # A partition this replica gets back keeps its fetch position in kafka-python, past the inputs it released:
+        # read again from the first of them (earlier ones were done and published).
+        for tp, offset in rewind.items():
+            self._consumer.seek(tp, offset)
         log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
                  extra={"stage": self.stage.name})
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from learnerfit.domain.intake import IntakeLimits, record_check
@@ -271,3 +272,66 @@ def test_the_restarted_solver_resumes_after_the_last_committed_record(bus, fresh
     finally:
         second.close()
     assert sorted(header(r, ID_HEADER) for r in read_topic(bus, sink, at_least=2)) == ["t-p1", "t-p2"]
+
+
+class _Pairing:
+    """A stateful stage: holds each problem until its partner (p0 with p1) arrives, then emits the pair."""
+
+    def __init__(self):
+        self.held: dict[str, records_pb2.Problem] = {}
+        self.released: set[str] = set()
+
+    def __call__(self, problems):
+        for problem in problems:
+            self.held[problem.id] = problem
+        if {"p0", "p1"} <= self.held.keys():
+            del self.held["p0"], self.held["p1"]
+            return [records_pb2.Trajectory(id="t-pair", problem=_problem(0), text="p0+p1")]
+        return []
+
+    def held_ids(self) -> set[str]:
+        return set(self.held)
+
+    def release(self, ids: set[str]) -> None:
+        self.released |= ids
+        for problem_id in ids:
+            self.held.pop(problem_id, None)
+
+
+def test_a_held_input_released_in_a_rebalance_is_taken_again_when_its_partition_comes_back(bus, fresh):
+    """A replica that lets a held input go in a rebalance and gets the partition back must read the input again and
+    take it, not skip past it (kafka-python keeps the fetch position of a partition given straight back) nor drop it
+    as a duplicate of what it once saw: else its problem is never decided. Seen in the replicas fault test."""
+    source, sink, dead, group = fresh("problems"), fresh("pairs"), fresh("dead"), fresh("group")
+    bus.ensure_topics([source, sink, dead], partitions=1)
+
+    def pairing_stage(pairing: _Pairing) -> Stage:
+        return Stage(name="pair", consumes=[source], input_type=records_pb2.Problem, process=pairing,
+                     routes={records_pb2.Trajectory: sink}, held_ids=pairing.held_ids, release=pairing.release)
+
+    pairing = _Pairing()
+    first = _runner(pairing_stage(pairing), bus, group, dead)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [first.step() for _ in iter(stop.is_set, True)], daemon=True)
+    try:
+        bus.publish([(source, _problem(0))])
+        assert _run_until(first, 1) == 1 and pairing.held_ids() == {"p0"}
+        thread.start()  # the first replica keeps polling, as a service does, through the rebalances below
+        second = _runner(pairing_stage(_Pairing()), bus, group, dead)
+        deadline = time.monotonic() + 90
+        while not pairing.released:  # the second replica's join revokes the first's partition: p0 let go
+            assert time.monotonic() < deadline, "the second replica's join did not rebalance the group"
+            second.step()
+        second.step()
+        second.close()  # the partition comes back to the first replica (if the second had it)
+        while "p0" not in pairing.held_ids():
+            assert time.monotonic() < deadline, "p0 was not taken again after its partition came back"
+            time.sleep(0.1)
+        bus.publish([(source, _problem(1))])
+        pairs = read_topic(bus, sink, at_least=1, timeout_s=30)
+        assert [r.value for r in pairs] == [records_pb2.Trajectory(id="t-pair", problem=_problem(0),
+                                                                   text="p0+p1").SerializeToString()]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        first.close()
