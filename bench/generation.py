@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -72,7 +72,7 @@ def run() -> list[Ratio]:
                 # Warm-up through the same path: joins the consumer group, first allocations.
                 _through_stream(bus, reader, _problems(1, sampling, seed=99))
                 _, backend = service_under_test.parts.process.learner.current()  # the same loaded weights
-                before = _copy(backend.decoder.stats)
+                before = replace(backend.decoder.stats)
                 problems = _problems(PROBLEMS, sampling, seed=0)
                 service = timed(f"generator service via Kafka, {backend.decoder.slots} slots",
                                 lambda: _through_stream(bus, reader, problems))
@@ -126,10 +126,6 @@ def run() -> list[Ratio]:
 
 def _label(measured, decoded: Decoded) -> None:
     measured.name += f" [{decoded.share}]"
-
-
-def _copy(stats):
-    return type(stats)(**vars(stats))
 
 
 def _problems(count: int, sampling: records_pb2.SamplingSpec, seed: int) -> list[records_pb2.Problem]:

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import Measured, Ratio
 from learnerfit.cli import build_parser
 from learnerfit.cli.batches import submit_request
+from learnerfit.cli.output import follow_batch
 from learnerfit.cli.stack import make_stack, prepare_models
 from learnerfit.local.processes import channel
 from learnerfit.models.settings import SMOLLM2
@@ -48,7 +49,7 @@ def run() -> list[Ratio]:
             # Warm-up: the consumer groups settle and each model makes its first call (start-up, not per batch).
             warm_up = submit_request(args, seed_offset=1000)
             del warm_up.problems[1:]
-            _wait(stack, gateway, gateway.SubmitBatch(warm_up).batch_id, lambda: None)
+            _follow(gateway, gateway.SubmitBatch(warm_up).batch_id, stack.check_alive)
             scrapers = {name: f"http://127.0.0.1:{process.metrics_port}/metrics"
                         for name, process in stack.state.services.items() if name in MODEL_STAGES}
             baseline = {name: _model_seconds(url) for name, url in scrapers.items()}
@@ -65,7 +66,8 @@ def run() -> list[Ratio]:
                         busy[name].append((max(0.0, now - (seconds - last[name])), now))
                         last[name] = seconds
 
-            status = _wait(stack, gateway, gateway.SubmitBatch(request).batch_id, scrape)
+            status = _follow(gateway, gateway.SubmitBatch(request).batch_id, lambda: (stack.check_alive(), scrape()))
+            scrape()  # a call that ended after the last poll's scrape
             wall = time.monotonic() - started
     model = _union([interval for intervals in busy.values() for interval in intervals])
     tokens = status.samples_generated
@@ -84,17 +86,10 @@ def run() -> list[Ratio]:
                   Measured("the same batch, model time only", tokens, model, "samples"), ">= 0.9")]
 
 
-def _wait(stack, gateway, batch_id: str, each_poll) -> records_pb2.BatchStatus:
-    deadline = time.monotonic() + 3600
-    while True:
-        stack.check_alive()
-        status = gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id))
-        each_poll()
-        if status.state == records_pb2.BATCH_STATE_COMPLETE:
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"pipeline bench: batch {batch_id} not complete after an hour")
-        time.sleep(POLL_S)
+def _follow(gateway, batch_id: str, check) -> records_pb2.BatchStatus:
+    """The CLI's progress follower, polling every POLL_S with `check` before each poll."""
+    return follow_batch(lambda: gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id)), 3600,
+                        time.monotonic(), check, interval_s=POLL_S)
 
 
 def _model_seconds(url: str) -> float:

@@ -26,6 +26,11 @@ def tansu_binary() -> Path:
     return binary
 
 
+# Tansu exits at once on SIGINT. On SIGTERM it waits 5 s for clients still connected to leave, and nothing is lost by
+# not waiting: its storage here is in memory.
+STOP_SIGNAL = signal.SIGINT
+
+
 class TansuBroker:
     """Starts Tansu on a free loopback port; `bootstrap_servers` is where clients connect."""
 
@@ -54,9 +59,7 @@ class TansuBroker:
         raise TimeoutError(f"Tansu did not listen on {self.bootstrap_servers} within {timeout_s}s")
 
     def stop(self) -> None:
-        # SIGINT: Tansu exits at once. On SIGTERM it waits 5 s for clients still connected to leave, and nothing is
-        # lost by not waiting: its storage here is in memory.
-        stop_process(self.process, sig=signal.SIGINT)
+        stop_process(self.process, sig=STOP_SIGNAL)
 
     def __enter__(self) -> TansuBroker:
         return self.start()

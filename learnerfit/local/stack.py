@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from learnerfit.local.broker import STOP_SIGNAL as BROKER_STOP_SIGNAL
 from learnerfit.local.broker import TansuBroker
 from learnerfit.local.processes import free_port, wait_until_serving
 
@@ -217,7 +218,7 @@ def stop_processes(pids: list[int], grace_s: float = 15.0, sig: int = signal.SIG
 def stop_recorded_stack(directory: Path) -> StackState:
     state = StackState.load(directory)
     stop_processes([s.pid for s in reversed(state.services.values())])
-    stop_processes([state.broker_pid], grace_s=5, sig=signal.SIGINT)  # as TansuBroker.stop
+    stop_processes([state.broker_pid], grace_s=5, sig=BROKER_STOP_SIGNAL)
     (directory / STATE_FILE).unlink()
     return state
 

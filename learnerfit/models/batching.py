@@ -16,14 +16,15 @@ def length_sorted_batches(lengths: Sequence[int], max_sequences: int) -> list[li
     return [order[i : i + max_sequences] for i in range(0, len(order), max_sequences)]
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and attention mask."""
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded ids and attention mask: right padding, or left (every row ends where decoding starts)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
     return ids, mask
 
 
@@ -47,9 +48,13 @@ def prefix_cache(model, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Te
     return cache_layers(out.cache)
 
 
-def expanded(layers: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> DynamicCache:
-    """A cache whose `rows` rows all start from one row's `layers` (a shared prefix)."""
-    return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers])
+def after_prefix(layers: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor
+                 ) -> tuple[DynamicCache, torch.Tensor]:
+    """For rows that continue one shared prefix (its cache `layers`, from prefix_cache): a cache with the prefix in
+    every row, and `mask` (the rows' own tokens) with the prefix's positions in front."""
+    rows, length = mask.shape[0], layers[0][0].shape[2]
+    cache = DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers])
+    return cache, torch.cat([torch.ones((rows, length), dtype=mask.dtype, device=mask.device), mask], dim=1)
 
 
 def cache_layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from learnerfit.domain.inference import SamplingParams
-from learnerfit.models.batching import cache_layers, expanded, prefix_cache, shared_prefix_length
+from learnerfit.models.batching import after_prefix, cache_layers, pad_batch, prefix_cache, shared_prefix_length
 
 
 @dataclass
@@ -115,19 +115,11 @@ class SlotDecoder:
         distinct: dict[tuple[int, ...], int] = {}
         copies = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
         skip = prefix.length if prefix else 0
-        suffixes = [p[skip:] for p in distinct]
-        width = max(len(s) for s in suffixes)
-        ids = torch.full((len(suffixes), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-        for i, suffix in enumerate(suffixes):  # left padding: every prompt ends where decoding starts
-            ids[i, width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-            mask[i, width - len(suffix):] = 1
+        ids, mask = pad_batch([p[skip:] for p in distinct], self.pad_id, left=True)
         ids, mask = ids.to(device), mask.to(device)
+        cache = DynamicCache()
         if prefix:  # padding sits between the prefix and a shorter suffix; positions count real tokens only
-            mask = torch.cat([torch.ones((len(suffixes), skip), dtype=torch.long, device=device), mask], dim=1)
-            cache = expanded(prefix.layers, len(suffixes))
-        else:
-            cache = DynamicCache()
+            cache, mask = after_prefix(prefix.layers, mask)
         positions = (mask.cumsum(1) - 1).clamp(min=0)[:, skip:]
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                          logits_to_keep=1)

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
-from learnerfit.models.batching import expanded, pad_batch, prefix_cache, shared_prefix_length
+from learnerfit.models.batching import after_prefix, pad_batch, prefix_cache, shared_prefix_length
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.slots import SlotDecoder
 from learnerfit.models.timing import model_time
@@ -181,8 +181,8 @@ class TransformersScorer:
         targets = torch.cat([torch.tensor(s, dtype=torch.long) for _, s in pairs]).to(self.device)
         context = {}
         if skip:
-            context = {"cache": expanded(prefix_cache(self.model, pairs[0][0][:skip]), len(pairs)), "use_cache": True}
-            mask = torch.cat([torch.ones((len(pairs), skip), dtype=torch.long, device=self.device), mask], dim=1)
+            cache, mask = after_prefix(prefix_cache(self.model, pairs[0][0][:skip]), mask)
+            context = {"cache": cache, "use_cache": True}
         if self._head_only_at_solution:
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask, **context).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[row_index, predictor])

@@ -334,7 +334,8 @@ class StageRunner:
         with self._state:
             self._rebalancing = False
             # Only the very next assignment counts: a partition given back at once was nobody else's meanwhile.
-            rewind = {tp: offset for tp, offset in self._rewind.items() if tp in set(partitions)}
+            given = set(partitions)
+            rewind = {tp: offset for tp, offset in self._rewind.items() if tp in given}
             self._rewind = {}
         # A partition this replica gets back keeps its fetch position in kafka-python, past the inputs it released:
         # read again from the first of them (earlier ones were done and published).
