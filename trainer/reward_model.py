@@ -78,7 +78,7 @@ def train_reward_model(out_dir: Path, *, pairs: int = TRAIN_PAIRS, epochs: int =
         output_dir=str(out_dir / "trainer-state"), num_train_epochs=epochs, per_device_train_batch_size=32,
         learning_rate=1e-4, lr_scheduler_type="linear", warmup_steps=10, logging_steps=20, save_strategy="no",
         report_to=[], use_cpu=not torch.cuda.is_available(), seed=0, disable_tqdm=True,
-        bf16=False, activation_checkpointing=False,  # TRL defaults them on; on CPU bf16 autocast ran ~25x slower
+        bf16=False, gradient_checkpointing=False,  # TRL defaults them on; on CPU bf16 autocast ran ~25x slower
     )
     trainer = RewardTrainer(model=model, args=config, processing_class=tokenizer,
                             train_dataset=tokenized(arithmetic_pairs(pairs, TRAIN_SEED)))

@@ -94,7 +94,7 @@ def fine_tune(examples: Sequence[records_pb2.CuratedExample], start: str, settin
             learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
             loss_type=settings.loss_type, max_length=settings.max_length, logging_steps=1, save_strategy="no",
             report_to=[], seed=settings.seed, use_cpu=device == "cpu", disable_tqdm=True,
-            bf16=False, activation_checkpointing=False,  # TRL turns both on; on CPU they cost far more than they save
+            bf16=False, gradient_checkpointing=False,  # TRL turns both on; on CPU they cost far more than they save
         )
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(sft_rows(examples)),
                              processing_class=tokenizer, peft_config=peft_config,

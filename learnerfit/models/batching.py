@@ -41,11 +41,23 @@ def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return length if length >= MIN_SHARED_PREFIX else 0
 
 
+def with_cache(cache: DynamicCache) -> dict:
+    """A causal LM's keyword arguments to run on (and extend) `cache`. transformers 5.20 renamed the argument
+    `past_key_values` to `cache`; we run the version vLLM 0.32 accepts (<5.20), and this is the one place that
+    names it (with `cache_of`)."""
+    return {"past_key_values": cache, "use_cache": True}
+
+
+def cache_of(output) -> DynamicCache:
+    """The key/value cache a forward pass with `with_cache` returned."""
+    return output.past_key_values
+
+
 def prefix_cache(model, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The key/value cache (per layer) of one run of `ids` through the model, to start many rows from."""
-    out = model(input_ids=torch.tensor([list(ids)], device=model.device), cache=DynamicCache(), use_cache=True,
+    out = model(input_ids=torch.tensor([list(ids)], device=model.device), **with_cache(DynamicCache()),
                 logits_to_keep=1)
-    return cache_layers(out.cache)
+    return cache_layers(cache_of(out))
 
 
 def after_prefix(layers: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from learnerfit.domain.inference import SamplingParams
-from learnerfit.models.batching import after_prefix, cache_layers, pad_batch, prefix_cache, shared_prefix_length
+from learnerfit.models.batching import (after_prefix, cache_layers, cache_of, pad_batch, prefix_cache, shared_prefix_length,
+                                        with_cache)
 
 
 @dataclass
@@ -121,12 +122,12 @@ class SlotDecoder:
         if prefix:  # padding sits between the prefix and a shorter suffix; positions count real tokens only
             cache, mask = after_prefix(prefix.layers, mask)
         positions = (mask.cumsum(1) - 1).clamp(min=0)[:, skip:]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **with_cache(cache),
                          logits_to_keep=1)
         self.stats.forward_passes += 1
         self.stats.prefill_tokens += ids.numel()
         index = torch.tensor(copies, device=device)
-        layers = [(k[index], v[index]) for k, v in cache_layers(out.cache)]
+        layers = [(k[index], v[index]) for k, v in cache_layers(cache_of(out))]
         pending = torch.full((len(prompts),), self.pad_id, dtype=torch.long, device=device)
         return _Batch(rows, DynamicCache(layers), mask[index], pending), out.logits[index, -1]
 
@@ -152,7 +153,7 @@ class _Batch:
         """One decode pass: feeds each row its pending token; returns the next-token logits."""
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         out = model(input_ids=self.pending[:, None], attention_mask=self.mask,
-                    position_ids=self.mask.sum(1, keepdim=True) - 1, cache=self.cache, use_cache=True)
+                    position_ids=self.mask.sum(1, keepdim=True) - 1, **with_cache(self.cache))
         return out.logits[:, -1]
 
     def merge(self, other: _Batch) -> _Batch:

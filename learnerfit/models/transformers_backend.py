@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, SolutionLogProbs, row_seed
-from learnerfit.models.batching import after_prefix, pad_batch, prefix_cache, shared_prefix_length
+from learnerfit.models.batching import after_prefix, pad_batch, prefix_cache, shared_prefix_length, with_cache
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.slots import SlotDecoder
 from learnerfit.models.timing import model_time
@@ -182,7 +182,7 @@ class TransformersScorer:
         context = {}
         if skip:
             cache, mask = after_prefix(prefix_cache(self.model, pairs[0][0][:skip]), mask)
-            context = {"cache": cache, "use_cache": True}
+            context = with_cache(cache)
         if self._head_only_at_solution:
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask, **context).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[row_index, predictor])
