@@ -15,10 +15,11 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY learnerfit ./learnerfit
 COPY services ./services
 COPY trainer ./trainer
-# The project itself with its gpu extra (vllm>=0.28,<0.33): vLLM pins its own CUDA torch, so it resolves without
-# the CPU constraints file.
+# The project itself with its gpu extra (vllm 0.32.0), under the same constraints file as every other environment:
+# transformers, numpy, trl and peft at the versions the CPU venv and make test run (vLLM's own CUDA wheels are not
+# listed there, so they resolve freely).
 # hadolint ignore=DL3013
-RUN pip install ".[gpu]"
+RUN pip install -c constraints.txt ".[gpu]"
 
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 ENV DEBIAN_FRONTEND=noninteractive

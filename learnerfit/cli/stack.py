@@ -55,17 +55,31 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "registry": {"registry_dir": registry_dir},
     }
     if getattr(args, "engine", "transformers") == "vllm":
-        share_one_gpu(config)
+        on_vllm(config, cuda=cuda_present())
     return config
+
+
+def cuda_present() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 ENGINES_GPU_SHARE = 0.6  # what the vLLM engines on one GPU take together; the rest is the trainer's and CUDA's
 
 
-def share_one_gpu(config: dict[str, dict[str, Any]]) -> None:
-    """Every model section on vLLM, on one GPU: each engine gets an equal part of ENGINES_GPU_SHARE (vLLM's
-    gpu_memory_utilization is per engine; the default 0.85 each would fail the second engine to start). A hosted
-    Oracle and the rule-based teacher run no model here."""
+def on_vllm(config: dict[str, dict[str, Any]], cuda: bool) -> None:
+    """The learner's services on vLLM: the generator (checkpoints as LoRA adapters per request) and the drift
+    scorer (LoRA off: vLLM's prompt log-probs under LoRA are wrong, so an adapter checkpoint is merged and served
+    whole). On a GPU the LLM Oracles and the style aligner's learner too, each engine an equal part of
+    ENGINES_GPU_SHARE (gpu_memory_utilization is per engine; 0.85 each would fail the second to start). Without
+    CUDA the CPU build runs the two learner engines, one core each; the rest stays on transformers there, since
+    every vLLM engine holds its own memory and cores."""
+    scorer = {"lora_adapters": False}
+    if not cuda:
+        config["generator"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "0"}
+        config["drift_scorer"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "1", **scorer}
+        return
     sections = [(service, name) for service, name in (("generator", "learner"), ("drift_scorer", "learner"),
                                                       ("refiner", "oracle"), ("style_aligner", "oracle"),
                                                       ("style_aligner", "learner"))
@@ -73,6 +87,7 @@ def share_one_gpu(config: dict[str, dict[str, Any]]) -> None:
     for service, name in sections:
         config[service][name] |= {"backend": "vllm", "device": "cuda",
                                   "gpu_memory_utilization": round(ENGINES_GPU_SHARE / len(sections), 3)}
+    config["drift_scorer"]["learner"] |= scorer
 
 
 def make_stack(args: argparse.Namespace) -> LocalStack:
@@ -179,8 +194,9 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
                                            f"(default: {default_registry_dir()})")
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
     parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers",
-                        help="inference engine of every model service: transformers (CPU here) or vllm (one CUDA GPU "
-                             "shared by all engines, the `gpu` extra; default: %(default)s)")
+                        help="inference engine of the model services: transformers, or vllm (on one CUDA GPU shared by "
+                             "every model service; without CUDA the CPU build, for the generator and drift scorer; "
+                             "default: %(default)s)")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:

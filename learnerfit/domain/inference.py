@@ -66,7 +66,8 @@ class SolutionLogProbs:
     token_ids: list[int]
     tokens: list[str]  # each token decoded on its own, for loss-by-token reports
     logprobs: list[float]
-    ranks: list[int] = field(default_factory=list)  # each token's rank in the model's distribution (1: its top pick)
+    # Each token's rank: how many tokens the model rated at least as high (1: its sole top pick), as vLLM counts.
+    ranks: list[int] = field(default_factory=list)
 
 
 class LogProbScorer(Protocol):

@@ -10,8 +10,9 @@ from typing import Generic, TypeVar
 
 from learnerfit.domain.inference import LogProbScorer, RewardModel, TextGenerator
 from learnerfit.domain.oracle.tasks import Oracle
-from learnerfit.errors import FailedPrecondition
+from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.models.settings import EngineSettings, OracleSettings, RewardSettings
+from learnerfit.models.weights import merged_weights
 
 
 def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | None = None) -> TextGenerator:
@@ -59,17 +60,32 @@ def make_logprob_scorer(engine: EngineSettings, cache_dir: Path, model: str | No
                                   max_batch_tokens=engine.max_batch_tokens,
                                   trust_remote_code=engine.trust_remote_code, cache_dir=cache_dir)
     if engine.backend == "vllm":
+        check_vllm_scoring(engine)
         return _vllm_engine(engine, model, cache_dir)
     raise ValueError(f"back end {engine.backend!r} cannot score log-probs: use transformers or vllm")
+
+
+def check_vllm_scoring(engine: EngineSettings) -> None:
+    """Prompt log-probs on a vLLM engine with LoRA on are wrong or fatal in vLLM 0.32 (the engine dies on its first
+    batch: vLLM issues #16668 and #29955; #51594: an adapter's lm_head delta is left out), so a scorer refuses it
+    at start-up. With lora_adapters off an adapter checkpoint is merged into full weights and gets an engine."""
+    if engine.lora_adapters:
+        raise InvalidInput("lora_adapters", "a vLLM engine that scores log-probs must run with LoRA off "
+                                            "(lora_adapters: false): vLLM 0.32's prompt log-probs under LoRA kill "
+                                            "the engine or leave the adapter out (vLLM issues #16668, #29955, "
+                                            "#51594); adapter checkpoints are then merged and served whole")
 
 
 def _vllm_engine(engine: EngineSettings, model: str, cache_dir: Path):
     from learnerfit.models.vllm_backend import VLLMEngine
 
-    return VLLMEngine(model, dtype=engine.resolved_dtype(), gpu_memory_utilization=engine.gpu_memory_utilization,
-                      max_num_seqs=engine.max_batch_sequences, enable_lora=engine.lora_adapters,
-                      max_lora_rank=engine.max_lora_rank, trust_remote_code=engine.trust_remote_code,
-                      cache_dir=cache_dir)
+    return VLLMEngine(model, device=engine.device, dtype=engine.resolved_dtype(),
+                      gpu_memory_utilization=engine.gpu_memory_utilization,
+                      kv_cache_memory_bytes=engine.kv_cache_memory_bytes, max_num_seqs=engine.max_batch_sequences,
+                      max_model_len=engine.max_model_len, enable_lora=engine.lora_adapters,
+                      max_lora_rank=engine.max_lora_rank, max_loras=engine.max_loras,
+                      max_cpu_loras=engine.max_cpu_loras, cpu_cores=engine.cpu_cores,
+                      trust_remote_code=engine.trust_remote_code, cache_dir=cache_dir)
 
 
 def make_reward_model(reward: RewardSettings, cache_dir: Path) -> RewardModel | None:
@@ -102,7 +118,9 @@ class LearnerModels(Generic[Model]):
     its base), kept as FollowedLearner's LRU says.
     vllm: one engine per process. The trainer registers every adapter against the base
     model (trainer/sft.py), so an adapter checkpoint is a LoRA request on the base
-    engine: switching costs nothing and any number are served. A full checkpoint
+    engine: switching costs nothing and any number are served. With LoRA off (a
+    scorer: vLLM's prompt log-probs are wrong under LoRA) an adapter is merged into
+    full weights once and served as a full checkpoint. A full checkpoint
     replaces the engine, the old one released first (a second would not fit in the
     GPU memory share); so only the model the engine holds is served, and a request
     naming a checkpoint that needs another engine fails with FAILED_PRECONDITION.
@@ -117,6 +135,7 @@ class LearnerModels(Generic[Model]):
         """The learner switches to `model` (its base at start, then each checkpoint it follows)."""
         if self.engine.backend != "vllm":
             return self._make(self.engine, self.cache_dir, model)
+        model = self._servable(model)
         with self._lock:
             engine = self._engine_holding(self.engine.model if is_adapter(model) else model)
             return engine.with_adapter(model) if is_adapter(model) else engine
@@ -124,12 +143,19 @@ class LearnerModels(Generic[Model]):
     def load_other(self, model: str) -> Model:
         """A checkpoint a request names, beside the current one."""
         if self.engine.backend == "vllm":
+            model = self._servable(model)
             needs = self.engine.model if is_adapter(model) else model
             with self._lock:
                 if self._held is not None and self._held[0] != needs:
                     raise FailedPrecondition(f"checkpoint {model} needs the vLLM engine to hold {needs}, and it holds "
                                              f"{self._held[0]} (the current learner): one engine per process")
         return self.load(model)
+
+    def _servable(self, model: str) -> str:
+        """What the vLLM engine loads for `model`: an adapter with LoRA off is merged into full weights (once)."""
+        if is_adapter(model) and not self.engine.lora_adapters:
+            return str(merged_weights(model, self.engine.model, self.cache_dir))
+        return model
 
     def _engine_holding(self, model: str) -> Model:
         if self._held is not None and self._held[0] == model:

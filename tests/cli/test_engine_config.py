@@ -1,7 +1,11 @@
-"""`--engine vllm`: every model service on vLLM, on one shared GPU, with settings each service accepts."""
+"""`--engine vllm`: every model service on vLLM, on one shared GPU (or the learner's two on the CPU build), with
+settings each service accepts."""
 
 from __future__ import annotations
 
+import pytest
+
+from learnerfit.cli import stack
 from learnerfit.cli import build_parser
 from learnerfit.cli.stack import ENGINES_GPU_SHARE, stack_config
 from services.drift_scorer import DriftScorerSettings
@@ -13,6 +17,11 @@ SETTINGS = {"generator": GeneratorSettings, "drift_scorer": DriftScorerSettings,
             "style_aligner": StyleAlignerSettings}
 
 
+@pytest.fixture
+def gpu(monkeypatch):
+    monkeypatch.setattr(stack, "cuda_present", lambda: True)
+
+
 def _engines(argv):
     config = stack_config(build_parser().parse_args(argv))
     settings = {name: cls(**config[name]) for name, cls in SETTINGS.items()}
@@ -21,17 +30,31 @@ def _engines(argv):
         ("style_aligner", "learner")) if getattr(settings[service], section).backend not in ("openai", "teacher")]
 
 
-def test_every_engine_on_vllm_shares_one_gpu_within_its_part():
+def test_every_engine_on_vllm_shares_one_gpu_within_its_part(gpu):
     engines = _engines(["run", "--engine", "vllm", "--oracle-model", "smollm2-135m-instruct"])
     assert len(engines) == 5 and {e.backend for e in engines} == {"vllm"}
     assert sum(e.gpu_memory_utilization for e in engines) <= ENGINES_GPU_SHARE + 1e-9
     assert {e.resolved_dtype() for e in engines} == {"bfloat16"}  # LoRA-capable (the learner follows adapters)
 
 
-def test_an_oracle_without_a_model_here_takes_no_share_and_the_default_stays_on_transformers():
+def test_an_oracle_without_a_model_here_takes_no_share_and_the_default_stays_on_transformers(gpu):
     for oracle in (["--oracle-endpoint", "https://api.example/v1"], []):  # a hosted model; the rule-based teacher
         engines = _engines(["run", "--engine", "vllm", *oracle])
         assert len(engines) == 3 and engines[0].gpu_memory_utilization == round(ENGINES_GPU_SHARE / 3, 3)
     config = stack_config(build_parser().parse_args(["run", "--engine", "vllm"]))
     assert config["refiner"]["oracle"] == {"backend": "teacher", "teacher_register": "mixed"}
     assert {e.backend for e in _engines(["run"])} == {"transformers"}
+
+
+def test_the_drift_scorer_runs_vllm_with_lora_off_since_vllm_scores_wrongly_under_lora(gpu):
+    config = stack_config(build_parser().parse_args(["run", "--engine", "vllm"]))
+    assert DriftScorerSettings(**config["drift_scorer"]).learner.lora_adapters is False
+    assert GeneratorSettings(**config["generator"]).learner.lora_adapters is True  # adapters per request
+
+
+def test_without_cuda_the_learner_engines_run_the_cpu_build_one_core_each(monkeypatch):
+    monkeypatch.setattr(stack, "cuda_present", lambda: False)
+    engines = _engines(["run", "--engine", "vllm"])
+    on_vllm = [e for e in engines if e.backend == "vllm"]
+    assert [(e.device, e.cpu_cores) for e in on_vllm] == [("cpu", "0"), ("cpu", "1")]  # generator, drift scorer
+    assert [e.backend for e in engines[2:]] == ["transformers"]  # the style aligner's learner stays

