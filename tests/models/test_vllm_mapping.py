@@ -123,12 +123,13 @@ def test_lora_adapters_get_one_stable_id_each_even_when_asked_from_many_threads(
         ids.fields(str(tmp_path))
 
 
-def test_dtype_auto_and_float32_with_lora_refused_at_start_up(tmp_path):
+def test_dtype_auto_and_float32_with_lora_on_a_gpu_refused_at_start_up(tmp_path):
     assert EngineSettings().resolved_dtype() == "float32"
     assert EngineSettings(device="cuda:0").resolved_dtype() == "bfloat16"
-    assert EngineSettings(backend="vllm").resolved_dtype() == "bfloat16"
+    assert EngineSettings(backend="vllm", device="cuda").resolved_dtype() == "bfloat16"
+    assert EngineSettings(backend="vllm").resolved_dtype() == "float32"  # the CPU build: float32 is its fast path
     assert EngineSettings(backend="vllm", dtype="float16").resolved_dtype() == "float16"
-    learner = LearnerSettings(backend="vllm", dtype="float32")  # the learner turns LoRA on by default
+    learner = LearnerSettings(backend="vllm", device="cuda", dtype="float32")  # LoRA is on by default
     with pytest.raises(InvalidInput, match="dtype: float32 with LoRA adapters on") as error:
         LearnerModels(learner, tmp_path, make_text_generator).load(learner.model)
     assert error.value.field == "dtype"  # refused before vLLM is even imported

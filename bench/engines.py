@@ -1,0 +1,62 @@
+"""The vLLM engine (its CPU build here) against the transformers back end, on the learner's two jobs.
+
+Generation: the learner's real prompt, PROBLEMS easy problems x 4 samples, temperature 0.7, a 64-token cap, seed 0,
+both engines warm (one untimed call first); useful tokens per second (kept tokens, EOS included). Scoring: the
+log-probs of those samples, vLLM with LoRA off (as the drift scorer runs it) against TransformersScorer. Both
+engines as the services build them: vLLM bfloat16 with its OpenMP threads on one core, transformers float32 with one
+torch thread. Engine start-up is printed beside the table (vLLM's is tens of seconds, transformers' a few), since it
+is paid again whenever a full checkpoint replaces the engine. BENCH_ENGINES_PROBLEMS shrinks it for a smoke run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bench.common import Ratio, set_threads, timed
+from learnerfit.domain.inference import SamplingParams
+from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
+from learnerfit.domain.prompts import learner_conversation
+from learnerfit.models.settings import SMOLLM2
+from learnerfit.models.transformers_backend import TransformersGenerator, TransformersScorer
+from learnerfit.models.vllm_backend import VLLMEngine
+
+PROBLEMS = int(os.environ.get("BENCH_ENGINES_PROBLEMS", "16"))
+PARAMS = SamplingParams(n=4, temperature=0.7, max_new_tokens=64, seed=0)
+
+
+def _started(build):
+    started = time.perf_counter()
+    engine = build()
+    return engine, time.perf_counter() - started
+
+
+def run() -> list[Ratio]:
+    set_threads()
+    conversations = [learner_conversation(p) for p in from_reasoning_gym("basic_arithmetic", PROBLEMS, seed=0,
+                                                                         options=EASY_ARITHMETIC)]
+    hf_generator, hf_start = _started(lambda: TransformersGenerator(SMOLLM2, max_batch_sequences=64))
+    hf_generator.generate(conversations[:1], PARAMS)
+    vllm, vllm_start = _started(lambda: VLLMEngine(SMOLLM2, device="cpu", max_num_seqs=64, cpu_cores="0"))
+    try:
+        vllm.generate(conversations[:1], PARAMS)
+        samples = []
+
+        def generate(engine) -> int:
+            samples[:] = [s for group in engine.generate(conversations, PARAMS) for s in group]
+            return sum(s.token_count for s in samples)
+
+        by_vllm = timed("vLLM CPU engine, generate", lambda: generate(vllm))
+        by_hf = timed("transformers slot decoder, generate", lambda: generate(hf_generator))
+        scored = [c for c in conversations for _ in range(PARAMS.n)], [s.text for s in samples]
+        hf_scorer = TransformersScorer(SMOLLM2)
+
+        def score(engine) -> int:
+            return sum(len(x.logprobs) for x in engine.score(*scored))
+
+        vllm_score = timed("vLLM CPU engine (LoRA off), score", lambda: score(vllm))
+        hf_score = timed("transformers scorer, score", lambda: score(hf_scorer))
+    finally:
+        vllm.release(replaced_by="the end of the benchmark")
+    print(f"engine start-up: vLLM {vllm_start:.1f} s, transformers {hf_start:.1f} s")
+    return [Ratio("engines", by_vllm, by_hf, ""), Ratio("engines", vllm_score, hf_score, "")]
