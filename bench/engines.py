@@ -2,10 +2,13 @@
 
 Generation: the learner's real prompt, PROBLEMS easy problems x 4 samples, temperature 0.7, a 64-token cap, seed 0,
 both engines warm (one untimed call first); useful tokens per second (kept tokens, EOS included). Scoring: the
-log-probs of those samples, vLLM with LoRA off (as the drift scorer runs it) against TransformersScorer. Both
+log-probs of the first SCORED of those samples (solution tokens per second), vLLM with LoRA off (as a drift scorer
+runs it: prompt log-probs over the whole prompt and vocabulary) against TransformersScorer (shared prefix once, the
+LM head at solution positions only). Both
 engines as the services build them: vLLM bfloat16 with its OpenMP threads on one core, transformers float32 with one
 torch thread. Engine start-up is printed beside the table (vLLM's is tens of seconds, transformers' a few), since it
-is paid again whenever a full checkpoint replaces the engine. BENCH_ENGINES_PROBLEMS shrinks it for a smoke run.
+is paid again whenever a full checkpoint replaces the engine. BENCH_ENGINES_PROBLEMS and BENCH_ENGINES_SCORED shrink
+it for a smoke run.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from bench.common import Ratio, set_threads, timed
 from learnerfit.domain.inference import SamplingParams
 from learnerfit.domain.problems import EASY_ARITHMETIC, from_reasoning_gym
 from learnerfit.domain.prompts import learner_conversation
-from learnerfit.models.settings import SMOLLM2
+from learnerfit.models.factory import make_text_generator
+from learnerfit.models.settings import SMOLLM2, LearnerSettings
 from learnerfit.models.transformers_backend import TransformersGenerator, TransformersScorer
-from learnerfit.models.vllm_backend import VLLMEngine
+from learnerfit.paths import default_cache_dir
 
 PROBLEMS = int(os.environ.get("BENCH_ENGINES_PROBLEMS", "16"))
+SCORED = int(os.environ.get("BENCH_ENGINES_SCORED", "16"))
 PARAMS = SamplingParams(n=4, temperature=0.7, max_new_tokens=64, seed=0)
 
 
@@ -37,9 +42,12 @@ def run() -> list[Ratio]:
                                                                          options=EASY_ARITHMETIC)]
     hf_generator, hf_start = _started(lambda: TransformersGenerator(SMOLLM2, max_batch_sequences=64))
     hf_generator.generate(conversations[:1], PARAMS)
-    vllm, vllm_start = _started(lambda: VLLMEngine(SMOLLM2, device="cpu", max_num_seqs=64, cpu_cores="0"))
+    # Built from the settings as a service builds it (float32 on the CPU: bfloat16 is emulated there).
+    settings = LearnerSettings(backend="vllm", device="cpu", lora_adapters=False, cpu_cores="0")
+    vllm, vllm_start = _started(lambda: make_text_generator(settings, default_cache_dir()))
     try:
         vllm.generate(conversations[:1], PARAMS)
+        vllm.score(conversations[:1], ["1 + 1 = 2"])
         samples = []
 
         def generate(engine) -> int:
@@ -48,7 +56,7 @@ def run() -> list[Ratio]:
 
         by_vllm = timed("vLLM CPU engine, generate", lambda: generate(vllm))
         by_hf = timed("transformers slot decoder, generate", lambda: generate(hf_generator))
-        scored = [c for c in conversations for _ in range(PARAMS.n)], [s.text for s in samples]
+        scored = [c for c in conversations for _ in range(PARAMS.n)][:SCORED], [s.text for s in samples][:SCORED]
         hf_scorer = TransformersScorer(SMOLLM2)
 
         def score(engine) -> int:

@@ -69,16 +69,15 @@ ENGINES_GPU_SHARE = 0.6  # what the vLLM engines on one GPU take together; the r
 
 
 def on_vllm(config: dict[str, dict[str, Any]], cuda: bool) -> None:
-    """The learner's services on vLLM: the generator (checkpoints as LoRA adapters per request) and the drift
-    scorer (LoRA off: vLLM's prompt log-probs under LoRA are wrong, so an adapter checkpoint is merged and served
-    whole). On a GPU the LLM Oracles and the style aligner's learner too, each engine an equal part of
+    """Model services on vLLM. On a GPU every model service: the generator (checkpoints as LoRA adapters per
+    request), the drift scorer (LoRA off: vLLM's prompt log-probs under LoRA are wrong, so an adapter checkpoint is
+    merged and served whole), the LLM Oracles and the style aligner's learner, each engine an equal part of
     ENGINES_GPU_SHARE (gpu_memory_utilization is per engine; 0.85 each would fail the second to start). Without
-    CUDA the CPU build runs the two learner engines, one core each; the rest stays on transformers there, since
-    every vLLM engine holds its own memory and cores."""
+    CUDA the CPU build runs the generator only: it samples faster than transformers there, while its scoring was
+    3.5x slower (prompt log-probs over the whole prompt and vocabulary; bench/engines.py)."""
     scorer = {"lora_adapters": False}
     if not cuda:
         config["generator"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "0"}
-        config["drift_scorer"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "1", **scorer}
         return
     sections = [(service, name) for service, name in (("generator", "learner"), ("drift_scorer", "learner"),
                                                       ("refiner", "oracle"), ("style_aligner", "oracle"),
@@ -195,7 +194,7 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
     parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers",
                         help="inference engine of the model services: transformers, or vllm (on one CUDA GPU shared by "
-                             "every model service; without CUDA the CPU build, for the generator and drift scorer; "
+                             "every model service; without CUDA the CPU build, for the generator only; "
                              "default: %(default)s)")
 
 

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import importlib.util
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -108,7 +109,20 @@ def merged_weights(adapter: str, base: str, cache_dir: Path) -> Path:
     source = Path(adapter).resolve()
     stamp = (source / "adapter_model.safetensors").stat().st_mtime_ns
     key = hashlib.sha256(f"{source}:{stamp}".encode()).hexdigest()[:16]
-    return build_once(cache_dir / "merged" / f"{source.name}-{key}", lambda out: _merge(source, base, cache_dir, out))
+    merged = build_once(cache_dir / "merged" / f"{source.name}-{key}", lambda out: _merge(source, base, cache_dir, out))
+    os.utime(merged)  # in use now: the newest
+    _keep_newest(merged.parent, KEEP_MERGED)
+    return merged
+
+
+KEEP_MERGED = 4  # a merged checkpoint is a whole model: older ones go once an engine has loaded a newer one
+
+
+def _keep_newest(folder: Path, count: int) -> None:
+    built = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in built[count:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _merge(adapter: Path, base: str, cache_dir: Path, out: Path) -> None:
