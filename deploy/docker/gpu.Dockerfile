@@ -1,7 +1,10 @@
-# The GPU image (the gpu overlay): every service with the `gpu` extra (vLLM) on CUDA. Models come from the model
+# The GPU image (the gpu overlay): every service with the `gpu` extra (vLLM 0.32) on CUDA. Models come from the model
 # cache volume (Hugging Face downloads on first start, or a volume filled in advance). Build from the repository root:
 #   docker build -f deploy/docker/gpu.Dockerfile -t learnerfit:gpu .
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS build
+# No CUDA base image: vLLM 0.32's and torch's wheels carry their own CUDA 13 runtime libraries (libcudart.so.13 and
+# the rest, as pip packages), so a CUDA 12 base would only add a second, unused runtime. The node's driver comes in
+# through the NVIDIA container toolkit and must support CUDA 13: driver 580 or newer.
+FROM ubuntu:24.04 AS build
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Ubuntu's security updates replace exact package versions; the base image's tag pins the release.
 # hadolint ignore=DL3008
@@ -21,16 +24,19 @@ COPY trainer ./trainer
 # hadolint ignore=DL3013
 RUN pip install -c constraints.txt ".[gpu]"
 
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+FROM ubuntu:24.04
 ENV DEBIAN_FRONTEND=noninteractive
+# A C compiler and Python's headers at run time: Triton compiles the kernels vLLM's LoRA path uses when they are
+# first called, and builds a small C launcher for each against Python.h.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 \
+    && apt-get install -y --no-install-recommends python3 python3-dev gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 learnerfit \
     && useradd --uid 10001 --gid 10001 --home-dir /models --no-create-home --shell /usr/sbin/nologin learnerfit
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HOME=/models/huggingface
+ENV PATH=/opt/venv/bin:$PATH HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HOME=/models/huggingface \
+    CC=gcc
 USER 10001:10001
 EXPOSE 50051 9090
 ENTRYPOINT ["learnerfit", "serve"]
