@@ -51,8 +51,9 @@ test-faults: $(STAMP) models
 	FAULT_TRIALS_PER_STAGE=$(FAULT_TRIALS_PER_STAGE) $(PY) -m pytest -q -s tests/faults $(PYTEST_ARGS)
 
 # Wheels the GPU machine's image lacks for tests/gpu/check_gpu.py (Python 3.12, no network there): carried in .whl.
+# transformers and peft travel too, at constraints.txt's versions: the code runs on the one version every image has.
 GPU_CHECK_WHEELS = pydantic pydantic_core pydantic-settings annotated-types typing-inspection python-dotenv trl \
-	datasets dill multiprocess protobuf tenacity grpcio-health-checking grpcio-reflection
+	datasets dill multiprocess protobuf tenacity grpcio-health-checking grpcio-reflection transformers peft
 gpu-wheels:
 	mkdir -p .whl && $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \

@@ -76,7 +76,7 @@ def test_two_rounds_on_vllm_curate_real_correct_samples_and_train_through_the_se
     assert "registered v1" in trainer_log and "registered v2" in trainer_log
     # The generator sampled on vLLM, round 2 with v1 as a LoRA request on the engine it started with (one engine).
     generator_log = (stack_dir / "logs" / "generator.log").read_text()
-    assert generator_log.count("Initializing a V1 LLM engine (v0.32.0)") == 1 and "enable_lora=True" in generator_log
+    assert generator_log.count("Initializing a V1 LLM engine (v0.32.0)") == 1 and "'enable_lora': True" in generator_log
     assert not (stack_dir / "stack.json").exists()  # every service was stopped
 
     listed = subprocess.run([sys.executable, "-m", "learnerfit.cli", "checkpoints", "--registry", str(registry_dir)],
