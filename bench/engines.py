@@ -5,8 +5,8 @@ both engines warm (one untimed call first); useful tokens per second (kept token
 log-probs of the first SCORED of those samples (solution tokens per second), vLLM with LoRA off (as a drift scorer
 runs it: prompt log-probs over the whole prompt and vocabulary) against TransformersScorer (shared prefix once, the
 LM head at solution positions only). Both
-engines as the services build them: vLLM bfloat16 with its OpenMP threads on one core, transformers float32 with one
-torch thread. Engine start-up is printed beside the table (vLLM's is tens of seconds, transformers' a few), since it
+engines as the services build them on the CPU: vLLM float32 (eager) with its OpenMP threads on one core, transformers
+float32 with one torch thread. Engine start-up is printed beside the table (vLLM's is tens of seconds, transformers' a few), since it
 is paid again whenever a full checkpoint replaces the engine. BENCH_ENGINES_PROBLEMS and BENCH_ENGINES_SCORED shrink
 it for a smoke run.
 """

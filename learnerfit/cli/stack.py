@@ -75,7 +75,6 @@ def on_vllm(config: dict[str, dict[str, Any]], cuda: bool) -> None:
     ENGINES_GPU_SHARE (gpu_memory_utilization is per engine; 0.85 each would fail the second to start). Without
     CUDA the CPU build runs the generator only: it samples faster than transformers there, while its scoring was
     3.5x slower (prompt log-probs over the whole prompt and vocabulary; bench/engines.py)."""
-    scorer = {"lora_adapters": False}
     if not cuda:
         config["generator"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "0"}
         return
@@ -86,7 +85,7 @@ def on_vllm(config: dict[str, dict[str, Any]], cuda: bool) -> None:
     for service, name in sections:
         config[service][name] |= {"backend": "vllm", "device": "cuda",
                                   "gpu_memory_utilization": round(ENGINES_GPU_SHARE / len(sections), 3)}
-    config["drift_scorer"]["learner"] |= scorer
+    config["drift_scorer"]["learner"] |= {"lora_adapters": False}
 
 
 def make_stack(args: argparse.Namespace) -> LocalStack:
