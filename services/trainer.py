@@ -19,6 +19,7 @@ from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
+from trainer.evaluate import HeldOutEvaluator
 from trainer.sft import evaluate as evaluate_learner
 
 
@@ -42,7 +43,8 @@ class TrainerSettings(ServiceSettings):
 def build(settings: TrainerSettings, context: Context) -> Parts:
     registry = RemoteRegistry(settings.registry.client(), settings.registry_dir) if settings.registry.target \
         else CheckpointRegistry(settings.registry_dir)
-    trainer = ContinuousTrainer(registry, settings.train, settings.train_every)
+    evaluator = HeldOutEvaluator(settings.train, settings.cache_dir)
+    trainer = ContinuousTrainer(registry, settings.train, settings.train_every, evaluator)
     newest = registry.latest()
     if newest is not None:
         # Announced again at start: a trainer killed between registering and announcing must not leave the learner
@@ -74,7 +76,7 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
     def evaluate(request: services_pb2.EvaluateRequest) -> services_pb2.EvaluateResponse:
         version = request.version or "base"
         return services_pb2.EvaluateResponse(version=version,
-                                             eval=evaluate_learner(registry, version, settings.train))
+                                             eval=evaluate_learner(registry, version, evaluator))
 
     return Parts(rpcs={"Train": train, "Evaluate": evaluate}, process=trainer, held_ids=trainer.held_ids,
                  check=trainer.check)

