@@ -25,7 +25,7 @@ def test_two_rounds_on_vllm_curate_real_correct_samples_and_train_through_the_se
     # learner is measured by a study: README).
     run = subprocess.run(
         [sys.executable, "-m", "learnerfit.cli", "run", "--dir", str(stack_dir), "--rounds", "2",
-         "--count", "6", "--samples", "6", "--max-new-tokens", "48", "--eval-problems", "2", "--eval-k", "2",
+         "--count", "4", "--samples", "6", "--max-new-tokens", "48", "--eval-problems", "2", "--eval-k", "2",
          "--train-preset", "paper", "--engine", "vllm",
          "--registry", str(registry_dir), "--output", str(out), "--timeout", "900"],
         capture_output=True, text=True, timeout=1500)
@@ -48,7 +48,7 @@ def test_two_rounds_on_vllm_curate_real_correct_samples_and_train_through_the_se
     first_round = [json.loads(x) for x in (tmp_path / "curated.round1.jsonl").read_text().splitlines()]
     assert first_round, "no correct learner sample was curated"
     answers = {p.question: p.reference_answer
-               for p in from_reasoning_gym("basic_arithmetic", 6, seed=0, options=EASY_ARITHMETIC)}
+               for p in from_reasoning_gym("basic_arithmetic", 4, seed=0, options=EASY_ARITHMETIC)}
     demonstrated = {solution for _, solution in DEMONSTRATIONS}
     for example in first_round:
         question, solution = example["messages"][-2]["content"], example["messages"][-1]["content"]
