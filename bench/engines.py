@@ -7,14 +7,17 @@ runs it: prompt log-probs over the whole prompt and vocabulary) against Transfor
 LM head at solution positions only). Both
 engines as the services build them on the CPU: vLLM float32 (eager) with its OpenMP threads on one core, transformers
 float32 with one torch thread. Engine start-up is printed beside the table (vLLM's is tens of seconds, transformers' a few), since it
-is paid again whenever a full checkpoint replaces the engine. BENCH_ENGINES_PROBLEMS and BENCH_ENGINES_SCORED shrink
+is paid again whenever a full checkpoint replaces the engine. Then the generation job under a LoRA adapter: a LoRA
+request on vLLM against transformers with the adapter, and against vLLM's own base speed. BENCH_ENGINES_PROBLEMS and BENCH_ENGINES_SCORED shrink
 it for a smoke run.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 from bench.common import Ratio, set_threads, timed
 from learnerfit.domain.inference import SamplingParams
@@ -23,6 +26,7 @@ from learnerfit.domain.prompts import learner_conversation
 from learnerfit.models.factory import make_text_generator
 from learnerfit.models.settings import SMOLLM2, LearnerSettings
 from learnerfit.models.transformers_backend import TransformersGenerator, TransformersScorer
+from learnerfit.models.weights import resolve_model
 from learnerfit.paths import default_cache_dir
 
 PROBLEMS = int(os.environ.get("BENCH_ENGINES_PROBLEMS", "16"))
@@ -66,5 +70,42 @@ def run() -> list[Ratio]:
         hf_score = timed("transformers scorer, score", lambda: score(hf_scorer))
     finally:
         vllm.release(replaced_by="the end of the benchmark")
+    by_vllm_lora, by_hf_lora = _under_an_adapter(settings, conversations, generate)
     print(f"engine start-up: vLLM {vllm_start:.1f} s, transformers {hf_start:.1f} s")
-    return [Ratio("engines", by_vllm, by_hf, ""), Ratio("engines", vllm_score, hf_score, "")]
+    return [Ratio("engines", by_vllm, by_hf, ""), Ratio("engines", vllm_score, hf_score, ""),
+            Ratio("engines", by_vllm_lora, by_hf_lora, ""), Ratio("engines", by_vllm_lora, by_vllm, "")]
+
+
+def _under_an_adapter(settings: LearnerSettings, conversations, generate):
+    """The same generation job under a LoRA checkpoint as the trainer saves one (rank 16 on every linear layer, here
+    with random weights): on vLLM a LoRA request on a LoRA-enabled engine (as the generator follows checkpoints), on
+    transformers the adapter loaded with its base."""
+    with tempfile.TemporaryDirectory(prefix="bench-adapter-") as scratch:
+        adapter = _random_adapter(Path(scratch) / "v1")
+        engine = make_text_generator(settings.model_copy(update={"lora_adapters": True, "max_lora_rank": 16}),
+                                     default_cache_dir())
+        try:
+            adapted = engine.with_adapter(adapter)
+            adapted.generate(conversations[:1], PARAMS)
+            by_vllm = timed("vLLM CPU engine, generate, LoRA request", lambda: generate(adapted))
+        finally:
+            engine.release(replaced_by="the end of the benchmark")
+        hf_adapted = TransformersGenerator(adapter, max_batch_sequences=64)
+        hf_adapted.generate(conversations[:1], PARAMS)
+        by_hf = timed("transformers slot decoder, generate, adapter", lambda: generate(hf_adapted))
+    return by_vllm, by_hf
+
+
+def _random_adapter(folder: Path) -> str:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = resolve_model(SMOLLM2, default_cache_dir())
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+                           LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False,
+                                      task_type="CAUSAL_LM"))
+    model.save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    return str(folder)

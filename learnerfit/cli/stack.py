@@ -74,9 +74,12 @@ def on_vllm(config: dict[str, dict[str, Any]], cuda: bool) -> None:
     merged and served whole), the LLM Oracles and the style aligner's learner, each engine an equal part of
     ENGINES_GPU_SHARE (gpu_memory_utilization is per engine; 0.85 each would fail the second to start). Without
     CUDA the CPU build runs the generator only: it samples faster than transformers there, while its scoring was
-    3.5x slower (prompt log-probs over the whole prompt and vocabulary; bench/engines.py)."""
+    3.5x slower (prompt log-probs over the whole prompt and vocabulary; bench/engines.py). And with LoRA off: a
+    LoRA request samples at 0.44x of the base model on the CPU build (below transformers with the adapter), so
+    each adapter checkpoint is merged and served by an engine of its own (about 40 s to start)."""
     if not cuda:
-        config["generator"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "0"}
+        config["generator"]["learner"] |= {"backend": "vllm", "device": "cpu", "cpu_cores": "0",
+                                           "lora_adapters": False}
         return
     sections = [(service, name) for service, name in (("generator", "learner"), ("drift_scorer", "learner"),
                                                       ("refiner", "oracle"), ("style_aligner", "oracle"),
