@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv models run test browser manifests check-manifests k8s-check test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
+.PHONY: venv models run test docs browser manifests check-manifests k8s-check test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ run: $(STAMP) models
 test: $(STAMP) check-generated lint-imports models browser
 	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
+# The documentation site from docs/ (MkDocs, Material theme) into site/; --strict: a broken link fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 # Debian's Chromium, for the test that renders a study's report headless (root, or sudo without a password).
 browser:
 	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -45,7 +49,7 @@ browser:
 	@chromium --version
 
 # The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 3 in all), each
-# printing what it found; the totals are in the README's "Reliability" section.
+# printing what it found; the totals are in docs/reliability.md.
 FAULT_TRIALS_PER_STAGE ?= 20
 test-faults: $(STAMP) models
 	FAULT_TRIALS_PER_STAGE=$(FAULT_TRIALS_PER_STAGE) $(PY) -m pytest -q -s tests/faults $(PYTEST_ARGS)

@@ -357,7 +357,8 @@ def render() -> dict[str, str]:
 
 def render_overlays() -> dict[str, str]:
     """The generated part of the overlays (relative to deploy/k8s/overlays)."""
-    return {"gpu/secured.yaml": _dump(secured_patches()).replace("deploy/k8s/base", "deploy/k8s")}
+    overlay_header = HEADER.replace("from the service specs", "(which writes the base and this overlay file)")
+    return {"gpu/secured.yaml": _dump(secured_patches()).replace(HEADER, overlay_header)}
 
 
 def write(folder: Path) -> list[Path]:

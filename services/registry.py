@@ -25,7 +25,7 @@ class RegistrySettings(ServiceSettings):
     index_dir: Path | None = Field(None, description="Where the SQLite index lives (default: the root). Keep it off "
                                                      "shared network volumes: SQLite's locking is not safe there.")
     writer: bool = Field(False, description="This service is the index's one writer and takes Register calls (the "
-                                            "trainer then sets registry_target); else the trainer writes the index "
+                                            "trainer then sets registry.target); else the trainer writes the index "
                                             "itself, as on the local stack.")
 
 

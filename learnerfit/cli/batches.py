@@ -119,8 +119,8 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     sampling.add_argument("--policy", default="rejection_sampling", help="curation policy (default: %(default)s)")
     sampling.add_argument("--oracle", type=oracle_modes, default=[], metavar="MODES",
                           help="Oracle work on top of the learner's samples, comma-separated: refine, synthesize, "
-                               "rewrite, repair, or all (default: none). The local Oracle is SmolLM2 unless "
-                               "--oracle-endpoint names a real one")
+                               "rewrite, repair, or all (default: none). The Oracle is the rule-based teacher unless "
+                               "--oracle-endpoint or --oracle-model names a model")
 
 
 def add_gateway_option(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
 """Every benchmark runs end to end on a tiny input and prints well-formed rows (no timing is asserted: the numbers
-are the benchmark's to report, README "Benchmarks")."""
+are the benchmark's to report, docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The README's "add a stage" how-to, followed: a stage is one function and one declaration; the runtime reads its
+"""The "adding a stage" how-to (docs/architecture.md), followed: a stage is one function and one declaration; the runtime reads its
 topics off the declaration, creates them, runs the stage loop, serves its gRPC API and documents it in --help."""
 
 from __future__ import annotations
