@@ -72,17 +72,17 @@ check-generated: check-protos check-settings-reference check-manifests
 
 # The settings reference, from the services' settings classes.
 settings-reference: $(STAMP)
-	$(PY) -m services reference docs/settings.md
+	$(PY) -m learnerfit.generate reference docs/settings.md
 
 check-settings-reference: $(STAMP)
-	@$(PY) -m services reference | diff -u docs/settings.md - && echo "settings: docs/settings.md matches the code"
+	@$(PY) -m learnerfit.generate reference | diff -u docs/settings.md - && echo "settings: docs/settings.md matches the code"
 
 # The Kubernetes base (and the gpu overlay's generated patches), from the service specs.
 manifests: $(STAMP)
-	$(PY) -m services manifests deploy/k8s/base >/dev/null
+	$(PY) -m learnerfit.generate manifests deploy/k8s/base >/dev/null
 
 check-manifests: $(STAMP)
-	@tmp=$$(mktemp -d) && $(PY) -m services manifests $$tmp/base >/dev/null && \
+	@tmp=$$(mktemp -d) && $(PY) -m learnerfit.generate manifests $$tmp/base >/dev/null && \
 	diff -r -x grafana $$tmp/base deploy/k8s/base && diff $$tmp/overlays/gpu/secured.yaml deploy/k8s/overlays/gpu/secured.yaml && \
 	rm -rf $$tmp && echo "manifests: deploy/k8s matches the service specs"
 

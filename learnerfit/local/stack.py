@@ -21,12 +21,15 @@ from typing import Any
 
 import yaml
 
+from learnerfit.catalog import CATALOG, Catalog
 from learnerfit.local.broker import STOP_SIGNAL as BROKER_STOP_SIGNAL
 from learnerfit.local.broker import TansuBroker
 from learnerfit.local.processes import free_port, wait_until_serving
 
-FOLLOW_THE_REGISTRY = ("generator", "drift_scorer")  # ask the registry for checkpoints not announced to them
 STATE_FILE = "stack.json"
+# What the local stack runs differently from a cluster, by service: its trainer writes the registry's index itself
+# (one machine, one disk), where in a cluster it registers through the registry service (the index's one writer).
+LOCAL: dict[str, dict[str, Any]] = {"trainer": {"registry": {"target": ""}}}
 
 
 class StackError(RuntimeError):
@@ -76,12 +79,17 @@ class LocalStack:
         config: Mapping[str, Mapping[str, Any]] | None = None,
         services: tuple[str, ...] | None = None,
         start_timeout_s: float = 300.0,
+        catalog: Catalog = CATALOG,
     ):
-        """`common`: settings every service gets; `config`: settings per service (nested sections, as in YAML)."""
+        """`common`: settings every service gets; `config`: settings per service (nested sections, as in YAML);
+        `services`: some of the catalog's (default: all, in its order)."""
         self.directory = directory
         self.common = dict(common or {})
         self.config = {k: dict(v) for k, v in (config or {}).items()}
-        self.services = services or deployables()
+        self.catalog = catalog
+        self.services = services or catalog.names()
+        for name in self.services:
+            catalog.get(name)  # an unknown name fails here, naming the known ones
         self.start_timeout_s = start_timeout_s
         self.broker: TansuBroker | None = None
         self.processes: dict[str, subprocess.Popen] = {}
@@ -143,7 +151,7 @@ class LocalStack:
         log_path = logs / f"{name}.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{_service_of(name)}"], env=env, stdout=log, stderr=log,
+                [sys.executable, "-m", self.catalog.get(_service_of(name)).module], env=env, stdout=log, stderr=log,
                 start_new_session=True,  # Ctrl-C reaches the CLI, which stops services in order
             )
         self.processes[name] = process
@@ -157,9 +165,12 @@ class LocalStack:
             "grpc": {"port": ports[name]},
             "log": {"metrics_port": metrics_port},
         }
-        if _service_of(name) in FOLLOW_THE_REGISTRY and "registry" in ports:
-            config["registry"] = {"target": f"127.0.0.1:{ports['registry']}"}
-        return merged(merged(config, self.common), self.config.get(_service_of(name), {}))
+        service = _service_of(name)
+        for callee in self.catalog.get(service).calls:  # the services it calls, where this stack runs them
+            if callee in ports:
+                config[callee] = {"target": f"127.0.0.1:{ports[callee]}"}
+        config = merged(config, LOCAL.get(service, {}))
+        return merged(merged(config, self.common), self.config.get(service, {}))
 
     def _wait_serving(self, name: str) -> None:
         service = self.state.services[name]
@@ -221,12 +232,6 @@ def stop_recorded_stack(directory: Path) -> StackState:
     stop_processes([state.broker_pid], grace_s=5, sig=BROKER_STOP_SIGNAL)
     (directory / STATE_FILE).unlink()
     return state
-
-
-def deployables() -> tuple[str, ...]:
-    """Every service, in start order, as the services package lists them (services/__init__.py: SERVICES)."""
-    listed = subprocess.run([sys.executable, "-m", "services"], capture_output=True, text=True, check=True)
-    return tuple(listed.stdout.split())
 
 
 def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from learnerfit.runtime.settings import setting_rows
-from services import SERVICES
-from services.manifests import k8s_name, spec_of, topic_access
+from learnerfit.catalog import CATALOG
+from learnerfit.generate.manifests import k8s_name, spec_of, topic_access
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -84,7 +84,7 @@ def test_every_setting_a_manifest_sets_exists_in_the_code_and_each_service_is_wi
     # Generated ConfigMaps carry a content hash in their names; the service's label names them.
     configs = {o["metadata"]["labels"]["app.kubernetes.io/name"]: o["data"]["config.yaml"] for o in objects
                if o["kind"] == "ConfigMap" and "config.yaml" in o["data"]}
-    for service in SERVICES:
+    for service in CATALOG.names():
         spec, container = spec_of(service), containers[k8s_name(service)]
         known = {env for env, _, _ in setting_rows(spec.settings)}
         set_by_env = {e["name"] for e in container["env"] if e["name"].startswith("LEARNERFIT_")} - {
@@ -108,7 +108,7 @@ def test_each_kafka_user_may_use_exactly_its_services_topics_and_group(overlay):
     name, objects = overlay
     users = {o["metadata"]["name"]: o for o in objects if o["kind"] == "KafkaUser"}
     topics = {o["metadata"]["name"] for o in objects if o["kind"] == "KafkaTopic"}
-    for service in SERVICES:
+    for service in CATALOG.names():
         acls = users[k8s_name(service)]["spec"]["authorization"]["acls"]
         granted = {(a["resource"]["type"], a["resource"]["name"], op) for a in acls for op in a["operations"]}
         access = topic_access(service)

@@ -27,8 +27,8 @@ from learnerfit.local.processes import channel, free_port, wait_until_serving
 from learnerfit.paths import default_cache_dir
 from learnerfit.runtime.bus import Bus
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from services import SERVICES
-from services.manifests import k8s_name, spec_of
+from learnerfit.catalog import CATALOG
+from learnerfit.generate.manifests import k8s_name, spec_of
 from tests.deploy.test_manifests import build
 
 
@@ -117,7 +117,7 @@ def _run_pods(broker, tmp_path) -> None:
         try:
             ours = {t[len(prefix):] for t in admin.list_topics() if t.startswith(prefix)}
             committed = {s: {tp.topic[len(prefix):] for tp, at in admin.list_group_offsets(s).get(s, {}).items()
-                             if at.offset > 0} for s in SERVICES if spec_of(s).stage is not None}
+                             if at.offset > 0} for s in CATALOG.names() if spec_of(s).stage is not None}
         finally:
             admin.close()
     finally:

@@ -1,7 +1,8 @@
-"""`python -m services manifests DIR`: the Kubernetes base (kustomize) generated from the service specs.
+"""`python -m learnerfit.generate manifests DIR`: the Kubernetes base (kustomize) generated from the service catalog.
 
 What a pod needs is already declared once: each ServiceSpec names its settings class,
-its gRPC API and the topics it reads, writes and follows. From those this writes, per
+its gRPC API and the topics it reads, writes and follows, and its catalog entry whose
+APIs it calls and what its pod needs (learnerfit/catalog.py). From those this writes, per
 service, a ConfigMap file holding *every* setting (the code's defaults, then the few a
 cluster changes, listed in CLUSTER below), a ServiceAccount, a Deployment, a Service, a
 PodDisruptionBudget, a NetworkPolicy and a Strimzi KafkaUser whose ACLs are exactly its
@@ -11,17 +12,15 @@ ServiceMonitors. `make check-generated` fails when the committed files drift fro
 
 from __future__ import annotations
 
-import importlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from learnerfit.catalog import CATALOG, Catalog
 from learnerfit.domain import topics
 from learnerfit.runtime.app import DEAD_LETTER
-from services import SERVICES
 
 GRPC_PORT, HEALTH_PORT, METRICS_PORT = 50051, 50052, 9090
 KAFKA_CLUSTER = "learnerfit"
@@ -31,30 +30,6 @@ PART_OF = {"app.kubernetes.io/part-of": "learnerfit"}
 MODEL_CACHE, CHECKPOINTS, REGISTRY_INDEX = "/models", "/checkpoints", "/registry-index"
 
 
-@dataclass(frozen=True)
-class Pod:
-    """What the specs do not say: resources, whether it loads a model, who calls it, how it scales."""
-
-    cpu: str
-    memory: str
-    model: bool = False                 # loads a model: long startup, the model cache, a GPU in the gpu overlay
-    checkpoints: str = ""               # "rw" or "ro": the checkpoint volume the trainer writes and the registry serves
-    callers: tuple[str, ...] = ()       # services that call its gRPC API ("clients": pods labelled as API clients)
-    scale_on_lag: bool = False          # stateless stage: KEDA scales it on its consumer group's lag
-
-
-PODS: dict[str, Pod] = {
-    "registry": Pod("100m", "256Mi", checkpoints="rw", callers=("generator", "drift_scorer", "trainer", "clients")),
-    "trainer": Pod("2", "8Gi", model=True, checkpoints="rw", callers=("clients",)),
-    "curator": Pod("250m", "512Mi", callers=("clients",)),
-    "refiner": Pod("500m", "2Gi", model=True, scale_on_lag=True),
-    "style_aligner": Pod("500m", "2Gi", model=True, scale_on_lag=True),
-    "drift_scorer": Pod("1", "3Gi", model=True, checkpoints="ro", scale_on_lag=True),
-    "reward_scorer": Pod("1", "2Gi", model=True, scale_on_lag=True),
-    "generator": Pod("1", "3Gi", model=True, checkpoints="ro", scale_on_lag=True),
-    "gateway": Pod("250m", "512Mi", callers=("clients",)),
-}
-
 # The settings a cluster changes from the code's defaults, by dotted path; "*" applies to every service.
 CLUSTER: dict[str, dict[str, Any]] = {
     "*": {"grpc.host": "0.0.0.0", "grpc.port": GRPC_PORT, "grpc.health_port": HEALTH_PORT,
@@ -63,10 +38,8 @@ CLUSTER: dict[str, dict[str, Any]] = {
     # The registry is its index's one writer, the index on its own volume (SQLite is unsafe on a shared network
     # volume); the trainer writes checkpoint files to the shared volume and registers them through Register.
     "registry": {"registry_dir": CHECKPOINTS, "writer": True, "index_dir": REGISTRY_INDEX},
-    "trainer": {"registry_dir": CHECKPOINTS, "registry.target": f"registry:{GRPC_PORT}"},
-    "generator": {"registry.target": f"registry:{GRPC_PORT}"},
-    "drift_scorer": {"registry.target": f"registry:{GRPC_PORT}"},
-}
+    "trainer": {"registry_dir": CHECKPOINTS},
+}  # and each service's `<callee>.target` for the services it calls (the catalog's `calls`)
 # Topic layout: partitions bound how far a stage scales; state folded from the log is kept whole (compacted).
 PARTITIONS = 4
 COMPACTED = {topics.CHECKPOINTS, topics.DECISIONS}
@@ -77,15 +50,17 @@ def k8s_name(service: str) -> str:
     return service.replace("_", "-")
 
 
-def spec_of(service: str):
-    return importlib.import_module(f"services.{service}").SPEC
+def spec_of(service: str, catalog: Catalog = CATALOG):
+    return catalog.get(service).spec
 
 
-def settings_document(service: str) -> dict[str, Any]:
-    """Every setting of the service with the cluster's values: the code's defaults, then CLUSTER."""
-    spec = spec_of(service)
+def settings_document(service: str, catalog: Catalog = CATALOG) -> dict[str, Any]:
+    """Every setting of the service with the cluster's values: the code's defaults, then CLUSTER and the addresses
+    of the services it calls."""
+    spec = spec_of(service, catalog)
     document = json.loads(spec.settings.model_construct().model_dump_json())
-    for path, value in {**CLUSTER["*"], **CLUSTER.get(service, {})}.items():
+    targets = {f"{callee}.target": f"{k8s_name(callee)}:{GRPC_PORT}" for callee in catalog.get(service).calls}
+    for path, value in {**CLUSTER["*"], **CLUSTER.get(service, {}), **targets}.items():
         *sections, leaf = path.split(".")
         node = document
         for section in sections:
@@ -96,9 +71,9 @@ def settings_document(service: str) -> dict[str, Any]:
     return document
 
 
-def topic_access(service: str) -> dict[str, set[str]]:
+def topic_access(service: str, catalog: Catalog = CATALOG) -> dict[str, set[str]]:
     """Topics the service reads (its stage and what it folds) and writes (its outputs and dead letters)."""
-    spec = spec_of(service)
+    spec = spec_of(service, catalog)
     reads, writes = set(spec.follows), set(spec.publishes)
     if spec.stage is not None:
         reads |= set(spec.stage.consumes)
@@ -106,16 +81,16 @@ def topic_access(service: str) -> dict[str, set[str]]:
     return {"read": reads, "write": writes}
 
 
-def all_topics() -> list[str]:
-    return sorted({t for s in SERVICES for access in topic_access(s).values() for t in access})
+def all_topics(catalog: Catalog = CATALOG) -> list[str]:
+    return sorted({t for s in catalog.names() for access in topic_access(s, catalog).values() for t in access})
 
 
 def labels(service: str) -> dict[str, str]:
     return {LABEL: k8s_name(service), **PART_OF}
 
 
-def deployment(service: str) -> dict[str, Any]:
-    pod, name = PODS[service], k8s_name(service)
+def deployment(service: str, catalog: Catalog = CATALOG) -> dict[str, Any]:
+    pod, name = catalog.get(service).pod, k8s_name(service)
     mounts = [{"name": "config", "mountPath": "/etc/learnerfit", "readOnly": True},
               {"name": "tmp", "mountPath": "/tmp"},
               {"name": "model-cache", "mountPath": MODEL_CACHE}]
@@ -166,11 +141,11 @@ def deployment(service: str) -> dict[str, Any]:
     }
 
 
-def service_objects(service: str) -> list[dict[str, Any]]:
-    name, pod = k8s_name(service), PODS[service]
+def service_objects(service: str, catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
+    name, entry = k8s_name(service), catalog.get(service)
     meta = {"name": name, "labels": labels(service)}
-    callers = [{"podSelector": {"matchLabels": {LABEL: k8s_name(c)}}} for c in pod.callers if c != "clients"]
-    if "clients" in pod.callers:
+    callers = [{"podSelector": {"matchLabels": {LABEL: k8s_name(c)}}} for c in catalog.callers_of(service)]
+    if entry.api_clients:
         callers.append({"podSelector": {"matchLabels": {"learnerfit.io/api-client": "true"}}})
     ingress = [{"from": [{"namespaceSelector": {"matchLabels": {"learnerfit.io/monitoring": "true"}}}],
                 "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}]
@@ -180,12 +155,12 @@ def service_objects(service: str) -> list[dict[str, Any]]:
                "ports": [{"port": 9092, "protocol": "TCP"}, {"port": 9093, "protocol": "TCP"}]},
               {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]
-    if service in ("generator", "drift_scorer", "trainer"):
-        egress.append({"to": [{"podSelector": {"matchLabels": {LABEL: "registry"}}}],
+    for callee in entry.calls:
+        egress.append({"to": [{"podSelector": {"matchLabels": {LABEL: k8s_name(callee)}}}],
                        "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]})
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False},
-        deployment(service),
+        deployment(service, catalog),
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
          "spec": {"selector": {LABEL: name}, "ports": [
              {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "grpc"},
@@ -195,19 +170,19 @@ def service_objects(service: str) -> list[dict[str, Any]]:
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
          "spec": {"podSelector": {"matchLabels": {LABEL: name}}, "policyTypes": ["Ingress", "Egress"],
                   "ingress": ingress, "egress": egress}},
-        kafka_user(service),
+        kafka_user(service, catalog),
     ]
 
 
-def kafka_user(service: str) -> dict[str, Any]:
+def kafka_user(service: str, catalog: Catalog = CATALOG) -> dict[str, Any]:
     """SCRAM credentials and ACLs for exactly the service's topics and consumer group."""
-    access = topic_access(service)
+    access = topic_access(service, catalog)
     acls = []
     for topic in sorted(access["read"] | access["write"]):
         operations = (["Read"] if topic in access["read"] else []) + (["Write"] if topic in access["write"] else [])
         acls.append({"resource": {"type": "topic", "name": topic, "patternType": "literal"},
                      "operations": [*operations, "Describe"]})
-    if spec_of(service).stage is not None:
+    if spec_of(service, catalog).stage is not None:
         acls.append({"resource": {"type": "group", "name": service, "patternType": "literal"},
                      "operations": ["Read", "Describe"]})
     return {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser",
@@ -216,7 +191,7 @@ def kafka_user(service: str) -> dict[str, Any]:
                      "authorization": {"type": "simple", "acls": acls}}}
 
 
-def kafka_objects() -> list[dict[str, Any]]:
+def kafka_objects(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     cluster_labels = {"strimzi.io/cluster": KAFKA_CLUSTER, **PART_OF}
     objects: list[dict[str, Any]] = [
         {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaNodePool",
@@ -238,7 +213,7 @@ def kafka_objects() -> list[dict[str, Any]]:
              # Consumer-group lag as Prometheus metrics, for the dashboard (KEDA reads lag from the brokers itself).
              "kafkaExporter": {"topicRegex": ".*", "groupRegex": ".*"}}},
     ]
-    for topic in all_topics():
+    for topic in all_topics(catalog):
         config = {"min.insync.replicas": 2, "retention.ms": RETENTION_MS,
                   "cleanup.policy": "compact" if topic in COMPACTED else "delete"}
         objects.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
@@ -247,16 +222,17 @@ def kafka_objects() -> list[dict[str, Any]]:
     return objects
 
 
-def scaled_objects() -> list[dict[str, Any]]:
+def scaled_objects(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     """KEDA: the stateless model stages scale on their group's lag, bounded by the partitions; the gateway on CPU."""
     objects = []
-    for service in SERVICES:
-        pod, name = PODS[service], k8s_name(service)
+    for service in catalog.names():
+        pod, name = catalog.get(service).pod, k8s_name(service)
         if not (pod.scale_on_lag or service == "gateway"):
             continue
         if pod.scale_on_lag:
             triggers = [{"type": "kafka", "metadata": {
-                "bootstrapServers": BOOTSTRAP, "consumerGroup": service, "topic": spec_of(service).stage.consumes[0],
+                "bootstrapServers": BOOTSTRAP, "consumerGroup": service,
+                "topic": spec_of(service, catalog).stage.consumes[0],
                 "lagThreshold": "16", "allowIdleConsumers": "false"}}]
         else:
             triggers = [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}]
@@ -268,11 +244,12 @@ def scaled_objects() -> list[dict[str, Any]]:
     return objects
 
 
-def service_monitors() -> list[dict[str, Any]]:
+def service_monitors(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
              "metadata": {"name": k8s_name(s), "labels": labels(s)},
              "spec": {"selector": {"matchLabels": {LABEL: k8s_name(s)}},
-                      "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]}} for s in SERVICES]
+                      "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]}}
+            for s in catalog.names()]
 
 
 def network_defaults() -> list[dict[str, Any]]:
@@ -287,24 +264,24 @@ def network_defaults() -> list[dict[str, Any]]:
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
 
 
-def kustomization() -> dict[str, Any]:
-    files = [f"{k8s_name(s)}.yaml" for s in SERVICES] + ["kafka.yaml", "scaling.yaml", "monitoring.yaml",
-                                                          "cluster.yaml"]
+def kustomization(catalog: Catalog = CATALOG) -> dict[str, Any]:
+    files = [f"{k8s_name(s)}.yaml" for s in catalog.names()] + ["kafka.yaml", "scaling.yaml", "monitoring.yaml",
+                                                                 "cluster.yaml"]
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files,
             "configMapGenerator": [{"name": f"{k8s_name(s)}-config",
                                     "files": [f"config.yaml=config/{k8s_name(s)}.yaml"],
-                                    "options": {"labels": labels(s)}} for s in SERVICES]
+                                    "options": {"labels": labels(s)}} for s in catalog.names()]
             + [{"name": "grafana-dashboard", "files": ["learnerfit.json=grafana/learnerfit.json"],
                 "options": {"labels": {"grafana_dashboard": "1", **PART_OF}}}]}
 
 
-def secured_patches() -> list[dict[str, Any]]:
+def secured_patches(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     """The gpu overlay's security, per Deployment: Kafka over TLS with the service's KafkaUser (SCRAM-SHA-512, its
     password from the Secret the User Operator writes), gRPC over mutual TLS with the service's certificate (Secret
     <name>-grpc-tls: tls.crt, tls.key, ca.crt, as cert-manager writes them), reflection off; the gateway asks for the
     bearer token in Secret gateway-token."""
     patches = []
-    for service in SERVICES:
+    for service in catalog.names():
         name = k8s_name(service)
         env = [{"name": "LEARNERFIT_BUS__BOOTSTRAP_SERVERS", "value": f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"},
                {"name": "LEARNERFIT_BUS__SECURITY_PROTOCOL", "value": "SASL_SSL"},
@@ -317,8 +294,8 @@ def secured_patches() -> list[dict[str, Any]]:
                {"name": "LEARNERFIT_GRPC__TLS_KEY_FILE", "value": "/etc/learnerfit/tls/tls.key"},
                {"name": "LEARNERFIT_GRPC__TLS_CLIENT_CA_FILE", "value": "/etc/learnerfit/tls/ca.crt"},
                {"name": "LEARNERFIT_GRPC__REFLECTION", "value": "false"}]
-        if service in ("generator", "drift_scorer", "trainer"):  # they call the registry: with their certificate
-            env += [{"name": f"LEARNERFIT_REGISTRY__{key.upper()}", "value": f"/etc/learnerfit/tls/{file}"}
+        for callee in catalog.get(service).calls:  # it calls their APIs with its certificate
+            env += [{"name": f"LEARNERFIT_{callee.upper()}__{key.upper()}", "value": f"/etc/learnerfit/tls/{file}"}
                     for key, file in (("ca_file", "ca.crt"), ("cert_file", "tls.crt"), ("key_file", "tls.key"))]
         mounts = [{"name": "grpc-tls", "mountPath": "/etc/learnerfit/tls", "readOnly": True},
                   {"name": "kafka-ca", "mountPath": "/etc/learnerfit/kafka-ca", "readOnly": True}]
@@ -335,36 +312,39 @@ def secured_patches() -> list[dict[str, Any]]:
     return patches
 
 
-HEADER = "# Generated by `python -m services manifests deploy/k8s/base` from the service specs; do not edit.\n"
+HEADER = ("# Generated by `python -m learnerfit.generate manifests deploy/k8s/base` from the service catalog; do not "
+          "edit.\n")
 
 
 def _dump(objects: list[dict[str, Any]]) -> str:
     return HEADER + yaml.safe_dump_all(objects, sort_keys=False, width=120)
 
 
-def render() -> dict[str, str]:
+def render(catalog: Catalog = CATALOG) -> dict[str, str]:
     """Relative path -> text of every generated file."""
-    files = {f"config/{k8s_name(s)}.yaml": HEADER + yaml.safe_dump(settings_document(s), sort_keys=False, width=120)
-             for s in SERVICES}
-    files |= {f"{k8s_name(s)}.yaml": _dump(service_objects(s)) for s in SERVICES}
-    files["kafka.yaml"] = _dump(kafka_objects())
-    files["scaling.yaml"] = _dump(scaled_objects())
-    files["monitoring.yaml"] = _dump(service_monitors())
+    files = {f"config/{k8s_name(s)}.yaml":
+             HEADER + yaml.safe_dump(settings_document(s, catalog), sort_keys=False, width=120)
+             for s in catalog.names()}
+    files |= {f"{k8s_name(s)}.yaml": _dump(service_objects(s, catalog)) for s in catalog.names()}
+    files["kafka.yaml"] = _dump(kafka_objects(catalog))
+    files["scaling.yaml"] = _dump(scaled_objects(catalog))
+    files["monitoring.yaml"] = _dump(service_monitors(catalog))
     files["cluster.yaml"] = _dump(network_defaults())
-    files["kustomization.yaml"] = _dump([kustomization()])
+    files["kustomization.yaml"] = _dump([kustomization(catalog)])
     return files
 
 
-def render_overlays() -> dict[str, str]:
+def render_overlays(catalog: Catalog = CATALOG) -> dict[str, str]:
     """The generated part of the overlays (relative to deploy/k8s/overlays)."""
-    overlay_header = HEADER.replace("from the service specs", "(which writes the base and this overlay file)")
-    return {"gpu/secured.yaml": _dump(secured_patches()).replace(HEADER, overlay_header)}
+    overlay_header = HEADER.replace("from the service catalog", "(which writes the base and this overlay file)")
+    return {"gpu/secured.yaml": _dump(secured_patches(catalog)).replace(HEADER, overlay_header)}
 
 
-def write(folder: Path) -> list[Path]:
+def write(folder: Path, catalog: Catalog = CATALOG) -> list[Path]:
     """Writes the base into `folder` (deploy/k8s/base) and the overlays' generated files next to it."""
     written = []
-    for relative, text in {**render(), **{f"../overlays/{k}": v for k, v in render_overlays().items()}}.items():
+    overlays = {f"../overlays/{k}": v for k, v in render_overlays(catalog).items()}
+    for relative, text in {**render(catalog), **overlays}.items():
         path = (folder / relative).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
