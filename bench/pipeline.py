@@ -27,6 +27,7 @@ from learnerfit.cli.batches import submit_request
 from learnerfit.cli.output import follow_batch
 from learnerfit.cli.stack import make_stack, prepare_models
 from learnerfit.local.processes import channel
+from learnerfit.catalog import CATALOG
 from learnerfit.models.settings import SMOLLM2
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 
@@ -35,7 +36,8 @@ PROBLEMS = int(os.environ.get("BENCH_PIPE_PROBLEMS", "16"))
 SAMPLES = 4
 MAX_NEW_TOKENS = int(os.environ.get("BENCH_PIPE_TOKENS", "64"))
 POLL_S = 0.2
-MODEL_STAGES = ("generator", "reward_scorer", "drift_scorer", "refiner", "style_aligner")
+# The model stages a batch flows through: the stateless ones (the trainer's model runs between batches).
+MODEL_STAGES = tuple(s.name for s in CATALOG if s.pod.model and s.pod.scale_on_lag)
 
 
 def run() -> list[Ratio]:
