@@ -47,3 +47,11 @@ def from_flags(section: type[S], args: argparse.Namespace, prefix: str = "") -> 
         elif getattr(args, dest) != default:
             values[name] = getattr(args, dest)
     return section(**values)
+
+
+def choices(section: type[Section], name: str) -> tuple:
+    """The values a Literal field of `section` allows, for a command's `choices=`: named once, in the settings."""
+    annotation = section.model_fields[name].annotation
+    if get_origin(annotation) is not Literal:
+        raise TypeError(f"{section.__name__}.{name} is not a Literal field")
+    return get_args(annotation)

@@ -52,21 +52,26 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         context.bus.publish([(topics.CHECKPOINTS, newest)])
 
     def train(request: services_pb2.TrainRequest) -> services_pb2.TrainResponse:
-        if request.examples:
-            if request.batch_id:
-                raise InvalidInput("examples", "give either examples or batch_id, not both")
-            checkpoint = trainer.train_given(request.examples, request.start_from)
+        source = request.WhichOneof("examples_from")
+        if source == "given":
+            if not request.given.examples:
+                raise InvalidInput("given.examples", "must hold at least one example")
+            checkpoint = trainer.train_given(request.given.examples, request.start_from)
             context.bus.publish([(topics.CHECKPOINTS, checkpoint)])
             return services_pb2.TrainResponse(checkpoint=checkpoint)
         if request.start_from:
-            raise InvalidInput("start_from", "only with examples: the held examples train on the newest checkpoint")
-        if request.batch_id:
-            trainer.wait_for(request.batch_id, request.min_examples, settings.wait_s)
+            raise InvalidInput("start_from", "only with given examples: the held examples train on the newest "
+                                             "checkpoint")
+        batch_id = request.batch.batch_id if source == "batch" else ""
+        if source == "batch":
+            if not batch_id:
+                raise InvalidInput("batch.batch_id", "must name the batch whose examples to wait for")
+            trainer.wait_for(batch_id, request.batch.min_examples, settings.wait_s)
         checkpoint = trainer.train_now()
         if checkpoint is None:
             # Asked for a batch the trainer already trained on (its every --train-every, or an earlier call):
             # the call is answered by that checkpoint, so asking twice is safe.
-            done = trainer.newest_with(request.batch_id) if request.batch_id else None
+            done = trainer.newest_with(batch_id) if batch_id else None
             if done is None:
                 raise FailedPrecondition("no curated examples to train on")
             return services_pb2.TrainResponse(checkpoint=done)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from learnerfit.cli.output import example_record, follow_batch, say, status_record
 from learnerfit.domain.ids import check_name
-from learnerfit.domain.intake import IntakeLimits, validate_sampling
+from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, validate_sampling
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
 from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
 from learnerfit.local.processes import channel
@@ -112,10 +112,14 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--problem-seed", type=int, default=0, help="seed of the problem generator")
     group.add_argument("--file", help="JSONL of problems ({\"question\": ..., \"answer\": ...}) instead of a family")
     sampling = parser.add_argument_group("sampling and curation")
-    sampling.add_argument("--samples", type=int, default=8, help="learner samples per problem, N (default: %(default)s)")
-    sampling.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default: %(default)s)")
-    sampling.add_argument("--max-new-tokens", type=int, default=64, help="tokens per sample (default: %(default)s)")
-    sampling.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    defaults = SamplingDefaults()  # the services' defaults for a request that leaves them unset: one home
+    sampling.add_argument("--samples", type=int, default=defaults.samples_per_problem,
+                          help="learner samples per problem, N (default: %(default)s)")
+    sampling.add_argument("--temperature", type=float, default=defaults.temperature,
+                          help="sampling temperature (default: %(default)s)")
+    sampling.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
+                          help="tokens per sample (default: %(default)s)")
+    sampling.add_argument("--seed", type=int, default=defaults.seed, help="sampling seed (default: %(default)s)")
     sampling.add_argument("--policy", default="rejection_sampling", help="curation policy (default: %(default)s)")
     sampling.add_argument("--oracle", type=oracle_modes, default=[], metavar="MODES",
                           help="Oracle work on top of the learner's samples, comma-separated: refine, synthesize, "

@@ -16,9 +16,10 @@ from learnerfit.cli.output import console, print_batch, say
 from learnerfit.errors import InvalidInput
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack, stop_recorded_stack
-from learnerfit.models.settings import REWARD_MINILM, SMOLLM2
+from learnerfit.models.settings import REWARD_MINILM, SMOLLM2, EngineSettings, OracleSettings
 from learnerfit.models.weights import ensure_smollm2, reward_model_dir
 from learnerfit.paths import default_cache_dir, default_registry_dir
+from learnerfit.section import choices
 from learnerfit.v1 import services_pb2, services_pb2_grpc
 from trainer.config import PRESETS, TrainSettings
 from trainer.reward_model import ensure_reward_model
@@ -172,8 +173,8 @@ def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, sta
     say(f"round {round_number}: the trainer service trains on {status.curated} curated examples")
     # The trainer registers the checkpoint and announces it; the generator and drift scorer take it up
     # at their next batch.
-    checkpoint = trainer.Train(services_pb2.TrainRequest(batch_id=batch_id, min_examples=status.curated),
-                               timeout=args.timeout).checkpoint
+    request = services_pb2.TrainRequest(batch=services_pb2.HeldBatch(batch_id=batch_id, min_examples=status.curated))
+    checkpoint = trainer.Train(request, timeout=args.timeout).checkpoint
     score = checkpoint.eval.get(f"avg@{args.eval_k}")
     held_out = f"held-out avg@{args.eval_k} {score:.3f}" if score is not None else "not evaluated"
     held_out += f" (base model {base:.3f})" if base is not None and score is not None else ""
@@ -190,13 +191,14 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
                              "OPENAI_API_KEY); default: the rule-based teacher, offline")
     parser.add_argument("--oracle-model", help="Oracle model name at --oracle-endpoint, or a local model run in "
                                                "process (e.g. smollm2-135m-instruct, a weak LLM stand-in)")
-    parser.add_argument("--teacher-register", choices=["plain", "mixed", "latex"], default="mixed",
+    parser.add_argument("--teacher-register", choices=choices(OracleSettings, "teacher_register"),
+                        default=OracleSettings().teacher_register,
                         help="the rule-based teacher's register: how far its text is from the learner's style, "
                              "correctness fixed (default: %(default)s)")
     parser.add_argument("--registry", help="checkpoint registry the trainer registers into and the learner follows "
                                            f"(default: {default_registry_dir()})")
     parser.add_argument("--log-level", default="INFO", help="services' log level (default: %(default)s)")
-    parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers",
+    parser.add_argument("--engine", choices=choices(EngineSettings, "backend"), default=EngineSettings().backend,
                         help="inference engine of the model services: transformers, or vllm (on one CUDA GPU shared by "
                              "every model service; without CUDA the CPU build, for the generator only; "
                              "default: %(default)s)")
@@ -208,7 +210,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--train-preset", choices=sorted(PRESETS), default="cpu",
                        help="learning rate and epochs: cpu (LoRA lr 1e-3, 2 epochs: moves SmolLM2 on a CPU in a few "
                             "rounds) or paper (lr 5e-5, 1 epoch, the paper's GPU setting; default: %(default)s)")
-    group.add_argument("--loss-type", choices=["dft", "nll"], default=train.loss_type,
+    group.add_argument("--loss-type", choices=choices(TrainSettings, "loss_type"), default=train.loss_type,
                        help="training loss (default: %(default)s)")
     group.add_argument("--eval-problems", type=int, default=train.eval_problems,
                        help="held-out problems per checkpoint eval (default: %(default)s)")

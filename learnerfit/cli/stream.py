@@ -145,7 +145,8 @@ class Stream:
             if left <= 0:
                 say(f"drain timeout: batches {', '.join(waiting)} may hold examples no checkpoint was trained on")
                 return
-            reply = self.trainer.Train(services_pb2.TrainRequest(batch_id=batch_id, min_examples=count), timeout=left)
+            request = services_pb2.TrainRequest(batch=services_pb2.HeldBatch(batch_id=batch_id, min_examples=count))
+            reply = self.trainer.Train(request, timeout=left)
             self.tally.fold(reply.checkpoint)
 
     def _done_feeding(self) -> bool:

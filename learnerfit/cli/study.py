@@ -246,8 +246,9 @@ class StudyRun:
                     checkpoint = self.registered(registry, policy, examples)
                     if checkpoint is None:
                         say(f"train: {policy}: {len(examples)} examples, {self.args.budget_steps} steps from the base")
-                        checkpoint = trainer.Train(services_pb2.TrainRequest(examples=examples, start_from="base"),
-                                                   timeout=self.args.timeout).checkpoint
+                        request = services_pb2.TrainRequest(given=services_pb2.ExampleSet(examples=examples),
+                                                            start_from="base")
+                        checkpoint = trainer.Train(request, timeout=self.args.timeout).checkpoint
                     progress[policy] = {"version": checkpoint.version, "eval": dict(checkpoint.eval),
                                         "examples": len(checkpoint.example_ids)}
                     self.state.save()

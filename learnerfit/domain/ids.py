@@ -12,6 +12,18 @@ from learnerfit.errors import InvalidInput
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 
 
+# A registered checkpoint's version: v1, v2, ... at most 9 digits, a number SQLite and Python agree on.
+_VERSION = re.compile(r"^v([1-9]\d{0,8})$")
+
+
+def version_number(version: str, field: str = "version") -> int:
+    """The number of a checkpoint version ("v12" -> 12); InvalidInput naming `field` for anything else."""
+    match = _VERSION.match(version or "")
+    if match is None:
+        raise InvalidInput(field, f"{(version or '')[:80]!r} is not a registered version (v1, v2, ...)")
+    return int(match.group(1))
+
+
 def check_name(value: str, field: str) -> str:
     """`value` if it is a safe name; InvalidInput naming `field` otherwise."""
     if not _NAME.match(value or ""):

@@ -21,6 +21,7 @@ import yaml
 from learnerfit.catalog import CATALOG, Catalog
 from learnerfit.domain import topics
 from learnerfit.runtime.app import DEAD_LETTER
+from trainer.config import PRESETS
 
 GRPC_PORT, HEALTH_PORT, METRICS_PORT = 50051, 50052, 9090
 KAFKA_CLUSTER = "learnerfit"
@@ -334,10 +335,21 @@ def render(catalog: Catalog = CATALOG) -> dict[str, str]:
     return files
 
 
+def train_preset_patch(preset: str) -> dict[str, Any]:
+    """The trainer's Deployment with a named training preset (trainer/config.py PRESETS) as its environment."""
+    env = [{"name": f"LEARNERFIT_TRAIN__{key.upper()}", "value": str(value)}
+           for key, value in sorted(PRESETS[preset].items())]
+    name = k8s_name("trainer")
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"template": {"spec": {"containers": [{"name": name, "env": env}]}}}}
+
+
 def render_overlays(catalog: Catalog = CATALOG) -> dict[str, str]:
     """The generated part of the overlays (relative to deploy/k8s/overlays)."""
     overlay_header = HEADER.replace("from the service catalog", "(which writes the base and this overlay file)")
-    return {"gpu/secured.yaml": _dump(secured_patches(catalog)).replace(HEADER, overlay_header)}
+    return {"gpu/secured.yaml": _dump(secured_patches(catalog)).replace(HEADER, overlay_header),
+            # Training that moves SmolLM2 on a CPU: the local stack's preset, from its one home.
+            "dev-cpu/train-preset.yaml": _dump([train_preset_patch("cpu")]).replace(HEADER, overlay_header)}
 
 
 def write(folder: Path, catalog: Catalog = CATALOG) -> list[Path]:

@@ -10,26 +10,18 @@ found among the announcements or through the registry, and kept loaded (LRU).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from learnerfit.errors import InvalidInput, NotFound
+from learnerfit.domain.ids import version_number
+from learnerfit.errors import NotFound
 from learnerfit.models.settings import LearnerSettings
 from learnerfit.v1 import records_pb2
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model")
-_VERSION = re.compile(r"^v([1-9]\d{0,8})$")
-
-
-def version_number(version: str) -> int:
-    match = _VERSION.match(version or "")
-    if match is None:
-        raise InvalidInput("checkpoint", f"{version!r} is not a registered version (v1, v2, ...)")
-    return int(match.group(1))
 
 
 class FollowedLearner(Generic[Model]):
@@ -78,7 +70,7 @@ class FollowedLearner(Generic[Model]):
         name, model = self.current()
         if version == name:
             return name, model
-        version_number(version)
+        version_number(version, "checkpoint")
         with self._lock:
             if version in self._loaded:
                 self._loaded.move_to_end(version)

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from pydantic import Field
 
-from learnerfit.errors import InvalidInput, NotFound, Unavailable
+from learnerfit.errors import from_status
 from learnerfit.section import Section
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 
@@ -91,13 +91,9 @@ class RemoteRegistry:
 
 
 def _error(exc: grpc.RpcError, target: str) -> Exception:
-    code, details = exc.code(), exc.details()
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(details)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        field, _, why = details.partition(": ")
-        return InvalidInput(field, why)
-    return Unavailable(f"registry at {target}: {code.name}: {details}")
+    """The error the registry's answer stands for (one table both ways: learnerfit/errors.py): only UNAVAILABLE and
+    DEADLINE_EXCEEDED are worth retrying; a refusal (FAILED_PRECONDITION) or a failure (INTERNAL) is not."""
+    return from_status(exc.code().name, exc.details() or "", f"registry at {target}")
 
 
 class RegistryAccess(Section):

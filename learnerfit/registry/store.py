@@ -10,7 +10,6 @@ from a request can never reach outside the root.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sqlite3
 import time
@@ -19,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
+from learnerfit.domain.ids import version_number
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
 
-_VERSION = re.compile(r"^v[1-9]\d{0,8}$")  # at most 9 digits: a number SQLite and Python agree on
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     number      INTEGER PRIMARY KEY,
@@ -141,9 +140,10 @@ class CheckpointRegistry:
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = 0
         if page_token:
-            if not _VERSION.match(page_token):
-                raise InvalidInput("page_token", f"{page_token!r} is not a token this registry gave out")
-            after = int(page_token[1:])
+            try:
+                after = version_number(page_token, "page_token")
+            except InvalidInput:
+                raise InvalidInput("page_token", f"{page_token[:80]!r} is not a token this registry gave out") from None
         rows = self._query("SELECT * FROM checkpoints WHERE number > ? ORDER BY number LIMIT ?", (after, size + 1))
         checkpoints = [self._checkpoint(row) for row in rows[:size]]
         return checkpoints, checkpoints[-1].version if len(rows) > size else ""
@@ -153,9 +153,7 @@ class CheckpointRegistry:
         return checkpoints[-1] if checkpoints else None
 
     def get(self, version: str) -> records_pb2.Checkpoint:
-        if not _VERSION.match(version or ""):
-            raise InvalidInput("version", f"{version!r} is not of the form v1, v2, ...")
-        rows = self._query("SELECT * FROM checkpoints WHERE number = ?", (int(version[1:]),))
+        rows = self._query("SELECT * FROM checkpoints WHERE number = ?", (version_number(version),))
         if not rows:
             raise NotFound(f"no checkpoint {version} in {self.root}")
         return self._checkpoint(rows[0])

@@ -20,28 +20,18 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from learnerfit.errors import FailedPrecondition, InvalidInput, LimitExceeded, NotFound, Unavailable
+from learnerfit.errors import ERRORS
 from learnerfit.runtime import metrics
 
 log = logging.getLogger(__name__)
 
 
-# The one place errors become status codes. Anything else is a bug: INTERNAL, with an id to find in the log,
-# and no exception text sent to the client.
-_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
-    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-)
-
-
 def status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
-    """The status code and client-facing message for an exception raised while serving a call."""
-    for kind, code in _CODES:
-        if isinstance(error, kind):
-            return code, str(error)
+    """The status code and client-facing message for an exception raised while serving a call: each error a client
+    can act on travels as the code it names (learnerfit/errors.py). Anything else is a bug: INTERNAL, with an id to
+    find in the log, and no exception text sent to the client."""
+    if isinstance(error, ERRORS):
+        return grpc.StatusCode[error.status], str(error)
     error_id = uuid.uuid4().hex[:12]
     log.error("internal error %s", error_id, exc_info=error, extra={"error": error_id})
     return grpc.StatusCode.INTERNAL, f"internal error {error_id}; see the service's log"

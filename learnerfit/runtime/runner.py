@@ -62,7 +62,7 @@ class Stage:
     on_tick: Callable[[], Sequence[Message]] | None = None
     # Content-based routing (e.g. rejected Oracle outputs to their own topic); None falls back to `routes`.
     router: Callable[[Message], str | None] | None = None
-    # Raises InvalidInput or LimitExceeded for a record the stage must not take (e.g. a text over the limit).
+    # Raises InvalidInput (or TooLarge) for a record the stage must not take (e.g. a text over the limit).
     check: Callable[[Message], None] | None = None
     # Output types sent only once every other output is acknowledged: they record that the work is done
     # (the curator's decisions), so a crash never leaves such a record without the outputs it stands for.
@@ -96,9 +96,9 @@ _TRANSIENT_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDE
 def is_transient(exc: BaseException) -> bool:
     """True for failures that waiting can cure: a dependency down or slow, anywhere in the exception's chain."""
     while exc is not None:
-        if isinstance(exc, (InvalidInput, LimitExceeded)):
+        if isinstance(exc, InvalidInput):  # TooLarge included: the same record will be too large again
             return False
-        if isinstance(exc, (Unavailable, TimeoutError, ConnectionError)):
+        if isinstance(exc, (Unavailable, LimitExceeded, TimeoutError, ConnectionError)):  # capacity frees up
             return True
         if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)) and exc.code() in _TRANSIENT_GRPC:
             return True
@@ -366,7 +366,7 @@ class StageRunner:
         if self.stage.check is not None:
             try:
                 self.stage.check(message)
-            except (InvalidInput, LimitExceeded) as exc:
+            except InvalidInput as exc:
                 raise RecordFailed(f"rejected {expected}: {exc}") from exc
         return _Decoded(record, message, self._decoded_id(record))
 

@@ -69,7 +69,7 @@ class Parts:
     held_ids: Callable[[], set[str]] | None = None         # inputs a stateful stage still holds (never committed)
     on_tick: Callable[[], Sequence[Message]] | None = None  # time-driven outputs, asked every poll
     fold: Callable[[Message], None] | None = None          # folds records of the `follows` topics
-    check: Callable[[Message], None] | None = None         # raises InvalidInput/LimitExceeded for a bad input record
+    check: Callable[[Message], None] | None = None         # raises InvalidInput (TooLarge) for a bad input record
     release: Callable[[set[str]], None] | None = None      # held inputs whose partitions moved to another replica
     background: Sequence[Callable[[threading.Event], None]] = ()
     on_stop: Callable[[], None] | None = None

@@ -126,16 +126,28 @@ class CurateResponse(_message.Message):
     def __init__(self, decisions: _Optional[_Iterable[_Union[_records_pb2.CurationDecision, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("batch_id", "min_examples", "examples", "start_from")
+    __slots__ = ("batch", "given", "start_from")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_FIELD_NUMBER: _ClassVar[int]
+    START_FROM_FIELD_NUMBER: _ClassVar[int]
+    batch: HeldBatch
+    given: ExampleSet
+    start_from: str
+    def __init__(self, batch: _Optional[_Union[HeldBatch, _Mapping]] = ..., given: _Optional[_Union[ExampleSet, _Mapping]] = ..., start_from: _Optional[str] = ...) -> None: ...
+
+class HeldBatch(_message.Message):
+    __slots__ = ("batch_id", "min_examples")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
-    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
-    START_FROM_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     min_examples: int
+    def __init__(self, batch_id: _Optional[str] = ..., min_examples: _Optional[int] = ...) -> None: ...
+
+class ExampleSet(_message.Message):
+    __slots__ = ("examples",)
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     examples: _containers.RepeatedCompositeFieldContainer[_records_pb2.CuratedExample]
-    start_from: str
-    def __init__(self, batch_id: _Optional[str] = ..., min_examples: _Optional[int] = ..., examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ..., start_from: _Optional[str] = ...) -> None: ...
+    def __init__(self, examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ...) -> None: ...
 
 class TrainResponse(_message.Message):
     __slots__ = ("checkpoint",)

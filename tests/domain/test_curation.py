@@ -7,7 +7,6 @@ import math
 import pytest
 
 from learnerfit.domain.curation.curator import CurationSettings, Curator, decide
-from learnerfit.domain.curation.policies import PolicyContext
 from learnerfit.errors import InvalidInput
 from learnerfit.v1 import records_pb2
 
@@ -152,17 +151,17 @@ def test_utility_balances_reward_against_the_learners_perplexity_under_a_ceiling
         _candidate(problem, "wrong", records_pb2.ORIGIN_ORACLE_REFINED, records_pb2.VERDICT_INCORRECT, reward=9.0,
                    ppl=1.0),
     ]
-    context = PolicyContext(learner_ppl_median=1.3, utility_weight=1.0, ppl_ceiling_factor=1.5)  # ceiling 1.95
+    context = CurationSettings(utility_weight=1.0, ppl_ceiling_factor=1.5).policy_context(1.3)  # ceiling 1.95
     _, example = decide(problem, candidates, "utility", context=context)
     assert example.trajectory_id == "aligned"
     assert example.utility == pytest.approx(1.5 - math.log(1.4))
     assert "ceiling 1.95" in example.reason
     # Without a ceiling the far, high-reward Oracle text wins: 3.0 - ln 4 = 1.61.
-    _, example = decide(problem, candidates, "utility", context=PolicyContext())
+    _, example = decide(problem, candidates, "utility", context=CurationSettings().policy_context())
     assert example.trajectory_id == "far"
     # A heavier weight on compatibility prefers the learner's own trace: 1.0 - 5 ln 1.2 > 1.5 - 5 ln 1.4.
-    _, example = decide(problem, candidates, "utility", context=PolicyContext(learner_ppl_median=1.3,
-                                                                             utility_weight=5.0))
+    _, example = decide(problem, candidates, "utility",
+                        context=CurationSettings(utility_weight=5.0).policy_context(1.3))
     assert example.trajectory_id == "own"
 
 
@@ -171,12 +170,12 @@ def test_utility_can_weigh_the_rank_surprisal_ratio_instead_of_perplexity():
     candidates = [_candidate(problem, "own", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=1.0, ppl=1.2),
                   _candidate(problem, "aligned", records_pb2.ORIGIN_STYLE_ALIGNED, reward=1.0, ppl=1.4)]
     candidates[0].scores.rsr, candidates[1].scores.rsr = 6.0, 2.0  # the costs disagree: ppl favours "own"
-    _, by_ppl = decide(problem, candidates, "utility", context=PolicyContext())
-    _, by_rsr = decide(problem, candidates, "utility", context=PolicyContext(utility_cost="rsr"))
+    _, by_ppl = decide(problem, candidates, "utility", context=CurationSettings().policy_context())
+    _, by_rsr = decide(problem, candidates, "utility", context=CurationSettings(utility_cost="rsr").policy_context())
     assert (by_ppl.trajectory_id, by_rsr.trajectory_id) == ("own", "aligned")
     assert by_rsr.utility == pytest.approx(1.0 - math.log(2.0)) and "rsr 2.00" in by_rsr.reason
     candidates[1].scores.ClearField("rsr")  # a candidate without the chosen cost cannot be weighed
-    _, without = decide(problem, candidates, "utility", context=PolicyContext(utility_cost="rsr"))
+    _, without = decide(problem, candidates, "utility", context=CurationSettings(utility_cost="rsr").policy_context())
     assert without.trajectory_id == "own"
 
 

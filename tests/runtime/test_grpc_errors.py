@@ -1,5 +1,6 @@
-"""Errors become status codes in one place: each error a client can act on maps to its code with its message;
-anything else is INTERNAL with an error id, and its text never reaches the client."""
+"""Errors become status codes by one table, both ways: each error a client can act on maps to its code with its
+message, and the client turns the code back into the same error (the registry client's retries depend on it);
+anything else is INTERNAL with an error id, its text never reaching the client, and a client does not retry it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import logging
 import grpc
 import pytest
 
-from learnerfit.errors import FailedPrecondition, InvalidInput, LimitExceeded, NotFound, Unavailable
+from learnerfit.errors import (FailedPrecondition, InvalidInput, LimitExceeded, NotFound, RemoteError, TooLarge,
+                               Unavailable, from_status)
+from learnerfit.registry.client import RegistryClient
+from learnerfit.runtime.runner import is_transient
 from learnerfit.local.processes import channel
 from learnerfit.runtime.grpc import GrpcServer, service_handler
 from learnerfit.v1 import services_pb2, services_pb2_grpc
@@ -30,14 +34,19 @@ def raising():
                [REGISTRY.full_name])
     server.start()
     with channel(f"127.0.0.1:{server.port}") as ch:
-        yield error, services_pb2_grpc.RegistryStub(ch)
+        stub = services_pb2_grpc.RegistryStub(ch)
+        stub.target = f"127.0.0.1:{server.port}"  # for a client of its own
+        yield error, stub
     server.stop(0)
 
 
 @pytest.mark.parametrize(("error", "code", "details"), [
     (InvalidInput("version", "must look like v1"), grpc.StatusCode.INVALID_ARGUMENT, "version: must look like v1"),
     (NotFound("no checkpoint v9"), grpc.StatusCode.NOT_FOUND, "no checkpoint v9"),
-    (LimitExceeded("too many"), grpc.StatusCode.RESOURCE_EXHAUSTED, "too many"),
+    (TooLarge("problems", "1001 problems, at most 1000 allowed (setting intake.max_problems_per_request)"),
+     grpc.StatusCode.INVALID_ARGUMENT,
+     "problems: 1001 problems, at most 1000 allowed (setting intake.max_problems_per_request)"),
+    (LimitExceeded("40 batches are running"), grpc.StatusCode.RESOURCE_EXHAUSTED, "40 batches are running"),
     (Unavailable("broker down, retry"), grpc.StatusCode.UNAVAILABLE, "broker down, retry"),
     (FailedPrecondition("train first"), grpc.StatusCode.FAILED_PRECONDITION, "train first"),
 ])
@@ -63,3 +72,35 @@ def test_a_bug_is_internal_with_an_error_id_in_the_log_and_no_text_for_the_clien
 def test_a_service_must_give_a_function_for_every_method():
     with pytest.raises(TypeError, match="learnerfit.v1.Registry: no function for ListCheckpoints"):
         service_handler(REGISTRY, {"GetCheckpoint": lambda r: None})
+
+
+@pytest.mark.parametrize(("error", "kind", "retried"), [
+    (InvalidInput("version", "must look like v1"), InvalidInput, False),
+    (TooLarge("problems", "1001 problems, at most 1000"), InvalidInput, False),
+    (NotFound("no checkpoint v9"), NotFound, False),
+    (LimitExceeded("40 batches are running"), LimitExceeded, True),
+    (Unavailable("index busy"), Unavailable, True),
+    (FailedPrecondition("this registry is read-only"), FailedPrecondition, False),
+    (KeyError("a bug"), RemoteError, False),
+])
+def test_a_client_gets_back_the_error_the_server_raised_and_retries_only_what_can_pass(raising, error, kind, retried):
+    errors, stub = raising
+    errors.append(error)
+    target = stub.target
+    client = RegistryClient(target, timeout_s=5)
+    try:
+        with pytest.raises(kind) as raised:
+            client.get("v1")
+    finally:
+        client.close()
+    assert type(raised.value) is kind
+    if kind is InvalidInput:
+        assert (raised.value.field, raised.value.why) == (error.field, error.why)
+    elif kind is not RemoteError:
+        assert str(raised.value) == f"registry at {target}: {error}"
+    assert is_transient(raised.value) is retried
+
+
+def test_a_deadline_is_worth_retrying_and_an_unknown_code_is_not():
+    assert type(from_status("DEADLINE_EXCEEDED", "Deadline Exceeded")) is Unavailable
+    assert type(from_status("DATA_LOSS", "gone", "registry at x")) is RemoteError

@@ -1,5 +1,5 @@
-"""The gateway over real gRPC: bad submissions get INVALID_ARGUMENT naming the field (RESOURCE_EXHAUSTED naming
-the limit), and nothing of them reaches the topic; good ones are published once."""
+"""The gateway over real gRPC: bad submissions get INVALID_ARGUMENT naming the field (and, over a size limit, the
+limit and its setting), and nothing of them reaches the topic; good ones are published once."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def _problem(question="Calculate 1 + 2.", answer="3") -> records_pb2.Problem:
     return records_pb2.Problem(question=question, reference_answer=answer)
 
 
-INVALID, LIMIT = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+TOO_LARGE = INVALID  # AIP-193: a request over a size limit is bad input, not a lack of capacity
 
 
 @pytest.mark.parametrize(
@@ -50,13 +51,13 @@ INVALID, LIMIT = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHA
         (_request(_problem(), _problem(question="   ")), INVALID, "problems[1].question: must not be empty"),
         (_request(_problem(answer="")), INVALID,
          "problems[0].reference_answer: must not be empty (the answer check needs it)"),
-        (_request(_problem(), samples_per_problem=17), LIMIT,
+        (_request(_problem(), samples_per_problem=17), TOO_LARGE,
          "sampling.samples_per_problem: 17 samples, at most 16 allowed (setting intake.max_samples_per_problem)"),
         (_request(_problem(), samples_per_problem=4, temperature=3.0), INVALID,
          "sampling.temperature: 3.0 is out of range 0..2"),
-        (_request(_problem(question="x" * 201)), LIMIT,
+        (_request(_problem(question="x" * 201)), TOO_LARGE,
          "problems[0].question: 201 characters, at most 200 allowed (setting intake.max_question_chars)"),
-        (_request(_problem(answer="9" * 21)), LIMIT,
+        (_request(_problem(answer="9" * 21)), TOO_LARGE,
          "problems[0].reference_answer: 21 characters, at most 20 allowed (setting intake.max_answer_chars)"),
         (_request(_problem(), _problem()), INVALID, "problems[1]: duplicates problems[0]"),
         (services_pb2.SubmitBatchRequest(problems=[_problem()], curation_policy="best_vibes"), INVALID,

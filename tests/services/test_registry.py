@@ -226,8 +226,8 @@ def test_a_writer_registry_registers_what_a_remote_trainer_sends_and_keeps_its_i
         with running(TRAINER, broker, registry_dir=str(shared), registry={"target": service.target}, train_every=0,
                      train={"base_model": str(tiny_model), "eval_problems": 0},
                      stage={"group": f"trainer-{uuid.uuid4().hex[:8]}"}) as (_, trainer, _bus):
-            trained = trainer.Train(services_pb2.TrainRequest(examples=[_example(i) for i in range(2)],
-                                                              start_from="base"), timeout=300).checkpoint
+            given = services_pb2.ExampleSet(examples=[_example(i) for i in range(2)])
+            trained = trainer.Train(services_pb2.TrainRequest(given=given, start_from="base"), timeout=300).checkpoint
         listed = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(), timeout=10).checkpoints
     assert first.version == "v1" and first.eval["avg@4"] == 0.5 and first.policy == "p"
     assert (shared / "checkpoints" / "v1" / "part-0.safetensors").is_file()

@@ -80,7 +80,7 @@ def test_reward_scorer_service_scores_quality_through_triton(triton, in_process,
         with pytest.raises(grpc.RpcError) as error:
             stub.ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(
                 trajectories=[records_pb2.Trajectory(id="x", problem=problem, text="1")] * 17))
-    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # a size limit (AIP-193)
     assert error.value.details() == ("trajectories: 17 trajectories, at most 16 allowed "
                                      "(setting intake.max_trajectories_per_request)")
     assert [t.scores.verdict for t in scored] == [records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT,

@@ -31,6 +31,14 @@ def _wait_until(condition, timeout_s: float = 30.0) -> bool:
     return condition()
 
 
+def _held(batch_id: str, count: int) -> services_pb2.TrainRequest:
+    return services_pb2.TrainRequest(batch=services_pb2.HeldBatch(batch_id=batch_id, min_examples=count))
+
+
+def _given(examples, start_from: str = "") -> services_pb2.TrainRequest:
+    return services_pb2.TrainRequest(given=services_pb2.ExampleSet(examples=examples), start_from=start_from)
+
+
 def _trainer(broker, tiny_model, tmp_path, train=None, **overrides):
     return running(SPEC, broker, registry_dir=str(tmp_path / "registry"),
                    train={"base_model": str(tiny_model), "eval_problems": 2, "eval_k": 1, **(train or {})}, **overrides)
@@ -57,8 +65,8 @@ def test_curated_examples_train_register_and_announce_a_checkpoint_once_enough_a
 def test_a_train_call_waits_for_its_batch_trains_and_announces_what_it_registered(broker, tiny_model, tmp_path):
     with _trainer(broker, tiny_model, tmp_path, train_every=0) as (service, stub, bus):
         bus.publish((topics.CURATED, _example(i, batch="round-1")) for i in range(2))
-        reply = stub.Train(services_pb2.TrainRequest(batch_id="round-1", min_examples=2), timeout=120)
-        again = stub.Train(services_pb2.TrainRequest(batch_id="round-1", min_examples=2), timeout=120)
+        reply = stub.Train(_held("round-1", 2), timeout=120)
+        again = stub.Train(_held("round-1", 2), timeout=120)
         announced = [records_pb2.Checkpoint.FromString(r.value)
                      for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=30)]
     assert reply.checkpoint.version == "v1" and sorted(reply.checkpoint.example_ids) == ["example-0", "example-1"]
@@ -69,7 +77,7 @@ def test_a_train_call_waits_for_its_batch_trains_and_announces_what_it_registere
 def test_a_train_call_for_examples_that_never_arrive_fails_with_what_is_missing(broker, tiny_model, tmp_path):
     with _trainer(broker, tiny_model, tmp_path, train_every=0, wait_s=1.0) as (_, stub, _bus):
         with pytest.raises(grpc.RpcError) as error:
-            stub.Train(services_pb2.TrainRequest(batch_id="never", min_examples=3))
+            stub.Train(_held("never", 3))
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error.value.details() == "batch never: 0 of 3 curated examples reached the trainer within 1s"
 
@@ -82,15 +90,16 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
     given = [_example(i) for i in range(3)]
     with _trainer(broker, tiny_model, tmp_path, train_every=0,
                   train={"max_steps": 2, "learning_rate": 1e-2}) as (_, stub, _bus):
-        first = stub.Train(services_pb2.TrainRequest(examples=given, start_from="base"), timeout=120).checkpoint
-        on_top = stub.Train(services_pb2.TrainRequest(examples=given), timeout=120).checkpoint  # from v1
-        second = stub.Train(services_pb2.TrainRequest(examples=given, start_from="base"), timeout=120).checkpoint
+        first = stub.Train(_given(given, start_from="base"), timeout=120).checkpoint
+        on_top = stub.Train(_given(given), timeout=120).checkpoint  # from v1
+        second = stub.Train(_given(given, start_from="base"), timeout=120).checkpoint
         base = stub.Evaluate(services_pb2.EvaluateRequest(), timeout=120)
         of_v1 = stub.Evaluate(services_pb2.EvaluateRequest(version="v1"), timeout=120)
         refused = {}
-        for name, request in (("both", services_pb2.TrainRequest(examples=given, batch_id="b1")),
+        for name, request in (("no examples", _given([])),
+                              ("no batch id", _held("", 1)),
                               ("start without examples", services_pb2.TrainRequest(start_from="base")),
-                              ("unknown start", services_pb2.TrainRequest(examples=given, start_from="v9"))):
+                              ("unknown start", _given(given, start_from="v9"))):
             with pytest.raises(grpc.RpcError) as error:
                 stub.Train(request, timeout=60)
             refused[name] = (error.value.code(), error.value.details())
@@ -110,7 +119,9 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
     assert max(abs(a - b) for a, b in zip(probe("v2"), probe("v1"), strict=True)) > 1e-3
     assert [steps(v) for v in ("v1", "v2", "v3")] == [2, 2, 2]  # the budget, not one epoch of 3 examples (1 step)
     assert base.version == "base" and set(base.eval) == {"avg@1"} and set(of_v1.eval) == {"avg@1"}
-    assert refused["both"] == (grpc.StatusCode.INVALID_ARGUMENT, "examples: give either examples or batch_id, not both")
+    assert refused["no examples"] == (grpc.StatusCode.INVALID_ARGUMENT, "given.examples: must hold at least one example")
+    assert refused["no batch id"] == (grpc.StatusCode.INVALID_ARGUMENT,
+                                      "batch.batch_id: must name the batch whose examples to wait for")
     assert refused["start without examples"][0] == grpc.StatusCode.INVALID_ARGUMENT
     assert refused["unknown start"] == (grpc.StatusCode.NOT_FOUND, f"no checkpoint v9 in {registry}")
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "latest" in error.value.details()

@@ -49,6 +49,10 @@ class CurationSettings(Section):
     ppl_ceiling_factor: float = Field(1.5, gt=0, description="utility policy: skip candidates whose ppl exceeds this "
                                                                "times the median ppl of the batch's learner samples.")
 
+    def policy_context(self, learner_ppl_median: float | None = None) -> PolicyContext:
+        return PolicyContext(utility_weight=self.utility_weight, ppl_ceiling_factor=self.ppl_ceiling_factor,
+                             utility_cost=self.utility_cost, learner_ppl_median=learner_ppl_median)
+
 
 def normalized(text: str) -> str:
     """What two solutions must share to count as the same: numbers, words and operators, in order
@@ -78,7 +82,7 @@ def decide(
 ) -> tuple[records_pb2.CurationDecision, records_pb2.CuratedExample | None]:
     """Applies `policy` to one problem's candidates: always a decision, and an example when one is chosen."""
     unique, dropped = deduplicated(candidates)
-    choice = POLICIES[policy](unique, context or PolicyContext())
+    choice = POLICIES[policy](unique, context or CurationSettings().policy_context())
     reason = choice.reason + (f"; {dropped} near-duplicate(s) dropped" if dropped else "")
     decision = records_pb2.CurationDecision(
         id=stable_id("decision", problem.batch_id, problem.id, policy),
@@ -204,9 +208,7 @@ class Curator:
         (those seen in the stream, else those given)."""
         values = sorted(self._learner_ppl.get(batch_id, {}).values()) or sorted(learner_ppls)
         median = values[len(values) // 2] if values else None
-        return PolicyContext(learner_ppl_median=median, utility_weight=self.settings.utility_weight,
-                             ppl_ceiling_factor=self.settings.ppl_ceiling_factor,
-                             utility_cost=self.settings.utility_cost)
+        return self.settings.policy_context(median)
 
     def _decide(self, key: tuple[str, str], *, timed_out: bool) -> list[Output]:
         pending = self._pending[key]

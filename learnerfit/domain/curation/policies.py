@@ -20,13 +20,14 @@ LEARNER, REFINED, SYNTHESIZED, ALIGNED = (records_pb2.ORIGIN_LEARNER_SAMPLE, rec
 
 @dataclass(frozen=True)
 class PolicyContext:
-    """What a policy may know beyond the problem's candidates."""
+    """What a policy may know beyond the problem's candidates (the weights come from CurationSettings, their home:
+    CurationSettings.policy_context)."""
 
+    utility_weight: float      # utility = reward - weight * ln(cost)
+    ppl_ceiling_factor: float  # candidates above factor x learner_ppl_median are too costly to absorb
+    utility_cost: str          # the cost: the learner's perplexity ("ppl"), or the rank-surprisal ratio ("rsr")
     # Median perplexity of the learner's own samples seen so far in the same batch (None: none seen yet).
     learner_ppl_median: float | None = None
-    utility_weight: float = 1.0      # utility = reward - weight * ln(cost)
-    ppl_ceiling_factor: float = 1.5  # candidates above factor x learner_ppl_median are too costly to absorb
-    utility_cost: str = "ppl"        # the cost: the learner's perplexity, or the rank-surprisal ratio ("rsr")
 
 
 @dataclass(frozen=True)
