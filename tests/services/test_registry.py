@@ -178,7 +178,7 @@ def test_learnerfit_checkpoints_lists_and_shows(tmp_path):
     missing = cli("show", "v7")
     assert missing.returncode == 1 and "no checkpoint v7" in missing.stderr
     bad = cli("show", "../x")
-    assert bad.returncode == 1 and "not of the form v1" in bad.stderr
+    assert bad.returncode == 1 and "version: '../x' is not a registered version (v1, v2, ...)" in bad.stderr
 
 
 def test_the_client_waits_for_a_registry_that_is_still_starting(tmp_path, broker):
