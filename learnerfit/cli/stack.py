@@ -148,6 +148,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def round_output(output: str, round_number: int, rounds: int) -> Path:
+    """Where a round's curated examples go: --output itself for one round, else the round before its suffix
+    (curated.jsonl -> curated.round2.jsonl; ./out/x.jsonl -> ./out/x.round2.jsonl; a name without a suffix gets
+    .round2 at its end)."""
+    path = Path(output)
+    if rounds == 1:
+        return path
+    return path.with_name(f"{path.stem}.round{round_number}{path.suffix}")
+
+
 def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, stack: LocalStack,
               base: float | None) -> None:
     """Samples, scores and curates one batch; with --rounds, asks the trainer service to train on it."""
@@ -158,9 +168,8 @@ def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, sta
     batch_id = gateway.SubmitBatch(request).batch_id
     say(f"batch {batch_id}: {len(request.problems)} problems x {args.samples} samples")
     status = wait_for_batch(gateway, batch_id, args.timeout, started, stack.check_alive)
-    suffix = f".round{round_number}" if args.rounds > 1 else ""
-    path = Path(args.output.replace(".", f"{suffix}.", 1) if args.output and suffix else
-                args.output or f"{args.dir}/runs/{batch_id}.jsonl")
+    path = round_output(args.output, round_number, args.rounds) if args.output else \
+        Path(f"{args.dir}/runs/{batch_id}.jsonl")
     count = export_batch(gateway, batch_id, path)
     print_batch(status, time.monotonic() - started)
     console.print(f"curated examples ({count}): {path.resolve()}", highlight=False, soft_wrap=True)

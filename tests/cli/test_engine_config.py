@@ -69,3 +69,4 @@ def test_on_a_gpu_the_trainer_evaluates_on_it_and_on_the_cpu_it_stays_on_transfo
         config = stack_config(build_parser().parse_args(["run", "--engine", "vllm"]))
         evaluator = TrainerSettings(**config["trainer"]).train.evaluator
         assert (evaluator.backend, evaluator.device) == ("transformers", device)
+
