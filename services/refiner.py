@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from learnerfit.domain import topics
-from learnerfit.domain.answers import AnswerCheckSettings
+from learnerfit.models.answers import AnswerCheckSettings
 from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.refine import Refiner
@@ -15,6 +15,7 @@ from learnerfit.domain.oracle.writer import OracleWriter
 from learnerfit.models.factory import make_oracle
 from learnerfit.models.settings import OracleSettings
 from learnerfit.runtime.app import run
+from learnerfit.runtime.metrics import oracle_outcomes
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
@@ -34,8 +35,8 @@ class RefinerSettings(ServiceSettings):
 
 def build(settings: RefinerSettings, context: Context) -> Parts:
     checker = settings.answers.checker()
-    refiner = Refiner(OracleWriter("refiner", make_oracle(settings.oracle, settings.cache_dir), checker,
-                                   settings.guardrails.min_overlap))
+    refiner = Refiner(OracleWriter(make_oracle(settings.oracle, settings.cache_dir), checker,
+                                   settings.guardrails.min_overlap, outcomes=oracle_outcomes(SPEC.name)))
 
     def refine(request: services_pb2.RefineRequest) -> services_pb2.RefineResponse:
         validate_trajectories(request.trajectories, settings.intake)

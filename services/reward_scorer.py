@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from learnerfit.domain import topics
-from learnerfit.domain.answers import AnswerCheckSettings
+from learnerfit.models.answers import AnswerCheckSettings
 from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.domain.quality import RewardScorer
 from learnerfit.models.factory import make_reward_model

@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from learnerfit.domain import topics
-from learnerfit.domain.answers import AnswerCheckSettings
+from learnerfit.models.answers import AnswerCheckSettings
 from learnerfit.domain.inference import SamplingParams
 from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.domain.oracle.align import StyleAligner
@@ -18,6 +18,7 @@ from learnerfit.domain.oracle.writer import OracleWriter
 from learnerfit.models.factory import make_oracle, make_text_generator
 from learnerfit.models.settings import LearnerSettings, OracleSettings
 from learnerfit.runtime.app import run
+from learnerfit.runtime.metrics import oracle_outcomes
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
@@ -40,8 +41,8 @@ class StyleAlignerSettings(ServiceSettings):
 
 def build(settings: StyleAlignerSettings, context: Context) -> Parts:
     checker = settings.answers.checker()
-    writer = OracleWriter("style_aligner", make_oracle(settings.oracle, settings.cache_dir), checker,
-                          settings.guardrails.min_overlap)
+    writer = OracleWriter(make_oracle(settings.oracle, settings.cache_dir), checker, settings.guardrails.min_overlap,
+                          outcomes=oracle_outcomes(SPEC.name))
     # repair: the learner continues the repaired prefix greedily, its most likely way to finish.
     learner = make_text_generator(settings.learner, settings.cache_dir)
     aligner = StyleAligner(writer, learner, SamplingParams(n=1, temperature=0.0,

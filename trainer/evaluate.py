@@ -9,7 +9,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from learnerfit.domain.answers import AnswerChecker, extract_final_answer
+from learnerfit.domain.answers import extract_final_answer
+from learnerfit.models.answers import AnswerChecker
 from learnerfit.domain.inference import SamplingParams, TextGenerator
 from learnerfit.domain.problems import family_options, from_reasoning_gym
 from learnerfit.domain.prompts import learner_conversation

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from learnerfit.domain.answers import AnswerChecker, extract_final_answer
+from learnerfit.domain.answers import AnswerCheck, extract_final_answer
 from learnerfit.domain.inference import RewardModel
 from learnerfit.domain.records import copied
 from learnerfit.v1 import records_pb2
@@ -18,7 +18,7 @@ from learnerfit.v1 import records_pb2
 class RewardScorer:
     """Scores a batch of trajectories; one answer-check call and one reward-model call serve the whole batch."""
 
-    def __init__(self, checker: AnswerChecker, reward_model: RewardModel | None = None):
+    def __init__(self, checker: AnswerCheck, reward_model: RewardModel | None = None):
         self.checker = checker
         self.reward_model = reward_model
 

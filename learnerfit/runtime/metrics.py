@@ -23,7 +23,21 @@ STAGE_LATENCY = Histogram(
 STATE_SIZE = Gauge("learnerfit_state_entries", "Entries a service holds in memory, by what they are; each is bounded "
                    "by a setting.", ["service", "what"])
 GRPC_CALLS = Counter("learnerfit_grpc_calls_total", "gRPC calls served.", ["method", "code"])
+ORACLE_OUTPUTS = Counter("learnerfit_oracle_outputs_total", "Oracle outputs accepted.", ["service", "origin"])
+ORACLE_REJECTIONS = Counter("learnerfit_oracle_rejections_total", "Oracle outputs a guardrail rejected.",
+                            ["service", "origin", "reason"])
 GRPC_LATENCY = Histogram("learnerfit_grpc_call_seconds", "gRPC call latency.", ["method"])
+
+
+def oracle_outcomes(service: str) -> Callable[[str, str | None], None]:
+    """Counts each Oracle output of `service` by its origin, and each rejection by its guardrail."""
+    def count(origin: str, rejected_by: str | None) -> None:
+        if rejected_by is None:
+            ORACLE_OUTPUTS.labels(service, origin).inc()
+        else:
+            ORACLE_REJECTIONS.labels(service, origin, rejected_by).inc()
+
+    return count
 
 
 def watch_state(service: str, sizes: Callable[[], dict[str, int]]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from learnerfit.domain.answers import AnswerChecker, extract_final_answer
+from learnerfit.domain.answers import extract_final_answer
+from learnerfit.models.answers import AnswerChecker
 from learnerfit.domain.quality import RewardScorer
 from learnerfit.v1 import records_pb2
 
@@ -97,7 +98,7 @@ def test_a_pathological_answer_is_stopped_by_the_per_check_timeout_inside_the_wo
 
 _HOLDS_A_CHECKER = """
 import time
-from learnerfit.domain.answers import AnswerChecker
+from learnerfit.models.answers import AnswerChecker
 checker = AnswerChecker(timeout_s=5)
 checker.warm_up()
 print(*[p.pid for p in checker._pool._processes.values()], flush=True)

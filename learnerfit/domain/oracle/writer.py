@@ -3,12 +3,10 @@ trajectory."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter
-
-from learnerfit.domain.answers import AnswerChecker, extract_final_answer
+from learnerfit.domain.answers import AnswerCheck, extract_final_answer
 from learnerfit.domain.inference import Completion
 from learnerfit.domain.oracle.guardrails import rejection, text_rejection
 from learnerfit.domain.oracle.lineage import derived_trajectory
@@ -16,9 +14,8 @@ from learnerfit.domain.oracle.tasks import Oracle, OracleTask
 from learnerfit.domain.records import origin_name
 from learnerfit.v1 import records_pb2
 
-ORACLE_OUTPUTS = Counter("learnerfit_oracle_outputs_total", "Oracle outputs accepted.", ["service", "origin"])
-ORACLE_REJECTIONS = Counter("learnerfit_oracle_rejections_total", "Oracle outputs a guardrail rejected.",
-                            ["service", "origin", "reason"])
+# Told of each output: its origin's name, and the guardrail that rejected it (None: accepted). A service counts them.
+OutcomeSink = Callable[[str, "str | None"], None]
 
 
 @dataclass
@@ -37,8 +34,9 @@ class Draft:
 
 
 class OracleWriter:
-    def __init__(self, service: str, oracle: Oracle, checker: AnswerChecker, min_overlap: float):
-        self.service = service
+    def __init__(self, oracle: Oracle, checker: AnswerCheck, min_overlap: float,
+                 outcomes: OutcomeSink = lambda origin, rejected_by: None):
+        self.outcomes = outcomes
         self.oracle = oracle
         self.checker = checker
         self.min_overlap = min_overlap
@@ -74,9 +72,7 @@ class OracleWriter:
             if verdict != records_pb2.VERDICT_CORRECT:
                 reasons[i] = rejection("answer_not_verified", detail)
         for output, reason in zip(outputs, reasons, strict=True):
-            if reason is None:
-                ORACLE_OUTPUTS.labels(self.service, origin_name(output.origin)).inc()
-            else:
+            if reason is not None:
                 output.rejection.CopyFrom(reason)
-                ORACLE_REJECTIONS.labels(self.service, origin_name(output.origin), reason.guardrail).inc()
+            self.outcomes(origin_name(output.origin), reason.guardrail if reason is not None else None)
         return outputs
