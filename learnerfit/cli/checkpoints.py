@@ -1,7 +1,8 @@
 """`learnerfit checkpoints [list | show VERSION]`: the learner checkpoints a run registered.
 
 Reads the registry directory the local stack's trainer registers into (the same
-default), so it works with no stack running.
+default), so it works with no stack running; or, given `--registry-target`, asks a
+registry service over gRPC (a cluster's, every page of it).
 """
 
 from __future__ import annotations
@@ -14,13 +15,32 @@ from google.protobuf.json_format import MessageToDict
 
 from learnerfit.cli.output import console, say, table
 from learnerfit.domain.records import enum_name
+from learnerfit.errors import InvalidInput
 from learnerfit.paths import default_registry_dir
+from learnerfit.registry.client import RegistryClient
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2
 
 
-def _registry(args: argparse.Namespace) -> CheckpointRegistry:
-    given = getattr(args, "registry", None)  # accepted before or after list/show
+class _Remote:
+    """The registry service, read through its API."""
+
+    def __init__(self, target: str):
+        self.client, self.root = RegistryClient(target, timeout_s=30), f"the registry at {target}"
+
+    def list(self) -> list[records_pb2.Checkpoint]:
+        return list(self.client.list())
+
+    def get(self, version: str) -> records_pb2.Checkpoint:
+        return self.client.get(version)
+
+
+def _registry(args: argparse.Namespace) -> CheckpointRegistry | _Remote:
+    given, target = getattr(args, "registry", None), getattr(args, "registry_target", None)  # before or after list
+    if given and target:
+        raise InvalidInput("--registry-target", "give a registry directory or a registry service, not both")
+    if target:
+        return _Remote(target)
     return CheckpointRegistry.reader(Path(given) if given else default_registry_dir())
 
 
@@ -48,6 +68,8 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     registry = argparse.ArgumentParser(add_help=False)
     registry.add_argument("--registry", default=argparse.SUPPRESS,
                           help=f"registry root (default: {default_registry_dir()}, where `learnerfit run` registers)")
+    registry.add_argument("--registry-target", default=argparse.SUPPRESS, metavar="HOST:PORT",
+                          help="a registry service to ask over gRPC instead of a directory (e.g. a cluster's)")
     checkpoints = commands.add_parser("checkpoints", parents=[common, registry],
                                       help="the learner checkpoints in the registry (default: list them)")
     checkpoints.set_defaults(func=cmd_list)

@@ -1,7 +1,8 @@
 """`learnerfit dead-letters [--batch ID] [--replay ID [--value-file JSON]]`: what the stages gave up on, and
 putting a record back.
 
-Reads the local stack's `dead-letter` topic from the beginning. Each dead letter
+Reads the `dead-letter` topic from the beginning: the local stack's, or any broker's
+given `--bootstrap-servers`. Each dead letter
 holds the record as it was read, so `--replay` publishes it again on the topic it
 came from, under its own key and id: after a back end came back (a transient
 failure), as it was; after fixing a bad record, with `--value-file` (the record as
@@ -58,7 +59,8 @@ def replay(bus: Bus, letter: runtime_pb2.DeadLetter, value: bytes | None = None)
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    bus = Bus(StackState.load(Path(args.dir)).bootstrap_servers, client_id="learnerfit-cli")
+    servers = args.bootstrap_servers or StackState.load(Path(args.dir)).bootstrap_servers
+    bus = Bus(servers, client_id="learnerfit-cli")
     try:
         letters = dead_letters(bus, args.batch or "")
         if args.replay:
@@ -85,6 +87,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def register(commands, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("dead-letters", parents=[common],
                                  help="records the stages gave up on, with why; replay one")
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT",
+                        help="the Kafka broker to read (default: the stack started by `up` in --dir)")
     parser.add_argument("--batch", help="only those of this batch's problems")
     parser.add_argument("--replay", metavar="ID", help="publish this dead letter's record again on its topic")
     parser.add_argument("--value-file", metavar="JSON", help="with --replay: publish this fixed record instead")

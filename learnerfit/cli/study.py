@@ -35,6 +35,7 @@ from learnerfit.domain.problems import family_options, from_jsonl, from_reasonin
 from learnerfit.errors import InvalidInput
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack
+from learnerfit.registry.client import RegistryClient
 from learnerfit.runtime.bus import Bus
 from learnerfit.runtime.follow import TopicFollower
 from learnerfit.study.datasets import save_training_set
@@ -225,7 +226,7 @@ class StudyRun:
         registered before an interruption (same policy, same examples) is taken instead of trained again."""
         progress = self.state.data.setdefault("training", {})
         trainer = self.stub("trainer", services_pb2_grpc.TrainerStub)
-        registry = self.stub("registry", services_pb2_grpc.RegistryStub)
+        registry = RegistryClient(self.stack().state.services["registry"].grpc_target)
         sets = {p: read_messages(self.out / "sets" / f"{p}.jsonl", records_pb2.CuratedExample)
                 for p in self.args.policies}
         todo = [p for p in self.args.policies if sets[p]]
@@ -258,10 +259,11 @@ class StudyRun:
         return {"checkpoints": {p: progress[p]["version"] for p in todo}}
 
     @staticmethod
-    def registered(registry, policy: str, examples) -> records_pb2.Checkpoint | None:
+    def registered(registry: RegistryClient, policy: str, examples) -> records_pb2.Checkpoint | None:
+        """A checkpoint already trained on exactly these examples for `policy`, among every page of the registry."""
         wanted = sorted(e.id for e in examples)
-        listed = registry.ListCheckpoints(services_pb2.ListCheckpointsRequest(page_size=1000)).checkpoints
-        return next((c for c in listed if c.policy == policy and sorted(c.example_ids) == wanted and c.eval), None)
+        return next((c for c in registry.list() if c.policy == policy and sorted(c.example_ids) == wanted
+                     and c.eval), None)
 
     def report(self) -> dict[str, Any]:
         args, progress = self.args, self.state.data.get("training", {})

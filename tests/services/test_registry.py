@@ -158,6 +158,26 @@ def test_a_registration_killed_midway_leaves_the_registry_unchanged(tmp_path):
     assert reopened.register(_source(tmp_path / "next"), base_model="m", kind=2).version == "v2"
 
 
+def test_learnerfit_checkpoints_asks_a_registry_service_given_only_its_address(tmp_path, broker):
+    root = tmp_path / "registry"
+    for i in range(3):
+        CheckpointRegistry(root).register(_source(tmp_path / f"s{i}", files=1), base_model="m",
+                                          kind=records_pb2.CHECKPOINT_KIND_FULL, example_ids=[f"e{i}"])
+    with running(SPEC, broker, loops=False, registry_dir=str(root)) as (service, _stub, _bus):
+        def cli(*args):
+            return subprocess.run([sys.executable, "-m", "learnerfit.cli", "checkpoints", *args],
+                                  capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+        listed = cli("list", "--registry-target", service.target)
+        shown = cli("show", "v2", "--registry-target", service.target)
+        both = cli("--registry", str(root), "--registry-target", service.target)
+    assert listed.returncode == 0, listed.stderr
+    assert re.findall(r"^\s*(v\d)\s+full", listed.stdout, re.MULTILINE) == ["v1", "v2", "v3"], listed.stdout
+    assert f"3 checkpoints in the registry at {service.target}" in listed.stdout + listed.stderr
+    assert shown.returncode == 0 and json.loads(shown.stdout)["example_ids"] == ["e1"]
+    assert both.returncode != 0 and "not both" in both.stderr
+
+
 def test_learnerfit_checkpoints_lists_and_shows(tmp_path):
     root = tmp_path / "registry"
     CheckpointRegistry(root).register(_source(tmp_path / "a"), base_model="smollm2-135m-instruct",
