@@ -151,7 +151,8 @@ def _runner(spec: ServiceSpec, parts: Parts, bus: Bus, settings: ServiceSettings
         raise TypeError(f"{spec.name} declares a stage but has no `stage` settings section or no process function")
     stage = Stage(name=spec.name, consumes=spec.stage.consumes, input_type=spec.stage.input_type,
                   process=parts.process, routes=spec.stage.produces, held_ids=parts.held_ids, on_tick=parts.on_tick,
-                  router=parts.route, check=parts.check, publish_last=frozenset(spec.stage.publish_last),
+                  router=parts.route, also_routes=frozenset(spec.stage.also_produces), check=parts.check,
+                  publish_last=frozenset(spec.stage.publish_last),
                   release=parts.release)
     retry = RetryPolicy(stage_settings.retry_budget_s, stage_settings.retry_initial_s, stage_settings.retry_max_s)
     return StageRunner(stage, bus, group_id=stage_settings.group or spec.name, dead_letter_topic=DEAD_LETTER,

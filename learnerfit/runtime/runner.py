@@ -62,6 +62,9 @@ class Stage:
     on_tick: Callable[[], Sequence[Message]] | None = None
     # Content-based routing (e.g. rejected Oracle outputs to their own topic); None falls back to `routes`.
     router: Callable[[Message], str | None] | None = None
+    # Topics the router may pick beyond `routes` (the spec's also_produces): no other, so the topics a spec declares,
+    # which its Kafka ACLs are made of, are the topics it writes.
+    also_routes: frozenset[str] = frozenset()
     # Raises InvalidInput (or TooLarge) for a record the stage must not take (e.g. a text over the limit).
     check: Callable[[Message], None] | None = None
     # Output types sent only once every other output is acknowledged: they record that the work is done
@@ -445,6 +448,9 @@ class StageRunner:
     def _route(self, message: Message) -> str:
         topic = self.stage.router(message) if self.stage.router is not None else None
         if topic:
+            if topic not in self.stage.also_routes and topic not in self.stage.routes.values():
+                raise TypeError(f"stage {self.stage.name} routed a {type(message).__name__} to {topic!r}, a topic its "
+                                "spec does not declare (StageSpec.produces or also_produces): its ACLs would refuse it")
             return topic
         try:
             return self.stage.routes[type(message)]

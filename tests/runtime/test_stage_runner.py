@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from learnerfit.domain.intake import IntakeLimits, record_check
 from learnerfit.errors import Unavailable
 from learnerfit.runtime import metrics
@@ -94,6 +96,24 @@ def test_a_record_that_fails_goes_to_the_dead_letter_topic_with_its_reason_and_t
     # The dead letter carries the original bytes, so it can be inspected or replayed.
     assert letters["junk"].value == b"\xff\xff not a protobuf"
     assert records_pb2.Problem.FromString(letters["p2"].value).question == "poison"
+
+
+def test_a_stage_routing_to_a_topic_its_spec_does_not_declare_is_stopped_there(bus, fresh):
+    """A bug, like an output type with no route: the step fails loudly (the service stops, its supervisor sees why),
+    nothing reaches the undeclared topic and nothing is committed."""
+    source, sink, stray, dead = fresh("problems"), fresh("trajectories"), fresh("stray"), fresh("dead")
+    bus.ensure_topics([source, sink, stray, dead], partitions=1)
+    bus.publish([(source, _problem(1)), (source, _problem(2))])
+    stage = Stage(name="solve", consumes=[source], input_type=records_pb2.Problem, process=_solve,
+                  routes={records_pb2.Trajectory: sink},
+                  router=lambda t: stray if t.problem.id == "p2" else None)  # p2 to a topic nobody declared
+    runner = _runner(stage, bus, fresh("group"), dead)
+    try:
+        with pytest.raises(TypeError, match=f"to {stray!r}, a topic its spec does not declare"):
+            _run_until(runner, 2)
+    finally:
+        runner.close()
+    assert read_topic(bus, stray) == [] and read_topic(bus, sink) == []
 
 
 def test_poison_records_are_dead_lettered_once_each_and_nothing_else_is_delayed_or_lost(bus, fresh):
