@@ -12,7 +12,7 @@ import pytest
 from learnerfit.domain.inference import SamplingParams
 from learnerfit.domain.prompts import learner_conversation
 from learnerfit.errors import InvalidInput, Unavailable
-from learnerfit.models.factory import LearnerModels, make_logprob_scorer, make_text_generator
+from learnerfit.models.factory import LearnerModels, make_logprob_scorer
 from learnerfit.models.settings import SMOLLM2, LearnerSettings
 from learnerfit.models.transformers_backend import TransformersGenerator, TransformersScorer
 from learnerfit.models.vllm_backend import VLLMEngine
@@ -59,9 +59,21 @@ def adapter(smollm2, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def learner_engine(smollm2):
-    """Built from the settings as the generator builds the learner: LoRA on, the section's default dtype."""
-    engine = make_text_generator(LearnerSettings(backend="vllm", device="cpu", max_lora_rank=8), default_cache_dir())
+def evaluator(smollm2, tmp_path_factory):
+    """The trainer's held-out evaluation with train.evaluator naming vLLM (LoRA on, the default dtype): it builds
+    its engine through LearnerModels and make_text_generator, as the generator service builds the learner's."""
+    from trainer.config import TrainSettings
+    from trainer.evaluate import HeldOutEvaluator
+
+    settings = TrainSettings(base_model=smollm2, eval_problems=4, eval_k=2,
+                             evaluator={"backend": "vllm", "device": "cpu", "lora_adapters": True, "max_lora_rank": 8})
+    return HeldOutEvaluator(settings, tmp_path_factory.mktemp("evaluator-cache"))
+
+
+@pytest.fixture(scope="module")
+def learner_engine(evaluator, smollm2):
+    """The one vLLM engine of this module: the evaluator's, on the base model (one ~40 s start serves every test)."""
+    engine = evaluator.generator(smollm2)
     assert isinstance(engine, VLLMEngine)
     yield engine
     engine.release(replaced_by="the end of the tests")
@@ -106,7 +118,7 @@ def test_an_adapter_applies_per_request_on_the_same_engine(learner_engine, adapt
     adapted = learner_engine.with_adapter(adapter)
     assert [s[0].text for s in adapted.generate(conversations, params)] != base
     assert [s[0].text for s in learner_engine.generate(conversations, params)] == base  # the base view unchanged
-    assert adapted.model_name == f"{SMOLLM2}+v1"
+    assert adapted.model_name == f"{learner_engine.model_name}+v1"
 
 
 def _mean_gap(by_vllm, by_hf) -> float:
@@ -162,21 +174,14 @@ def test_a_lora_rank_vllm_does_not_serve_is_refused_by_name():
         LearnerSettings(max_lora_rank=12)
 
 
-def test_the_trainers_held_out_evaluation_samples_on_the_vllm_engine_its_settings_name(learner_engine, smollm2,
-                                                                                         adapter, tmp_path):
-    """train.evaluator names vLLM: Avg@k of the base and of an adapter checkpoint (a LoRA request on the one engine
-    the evaluator keeps) is computed from exactly the samples a vLLM engine of the same settings draws."""
-    from trainer.config import TrainSettings
-    from trainer.evaluate import HeldOutEvaluator, avg_at_k
+def test_the_trainers_held_out_evaluation_samples_on_the_vllm_engine_its_settings_name(evaluator, learner_engine,
+                                                                                         smollm2, adapter):
+    """train.evaluator names vLLM: the base and an adapter checkpoint are sampled on the one engine the evaluator
+    keeps (the adapter as a LoRA request), and Avg@k is the share of correct answers among exactly those samples."""
+    from trainer.evaluate import avg_at_k
 
-    settings = TrainSettings(base_model=smollm2, eval_problems=4, eval_k=2,
-                             evaluator={"backend": "vllm", "device": "cpu", "lora_adapters": True, "max_lora_rank": 8})
-    evaluator = HeldOutEvaluator(settings, tmp_path / "cache")
-    base = evaluator.generator(smollm2)
-    assert isinstance(base, VLLMEngine) and isinstance(evaluator.generator(adapter), VLLMEngine)
-    conversations = [learner_conversation(p) for p in evaluator.problems]
-    params = SamplingParams(n=2, temperature=0.7, max_new_tokens=64, seed=0)  # what avg_at_k samples with
-    assert [[c.text for c in cs] for cs in base.generate(conversations, params)] == \
-           [[c.text for c in cs] for cs in learner_engine.generate(conversations, params)]
+    assert evaluator.generator(smollm2) is learner_engine  # kept between evaluations, not started again
+    adapted = evaluator.generator(adapter)
+    assert isinstance(adapted, VLLMEngine) and adapted.model_name.endswith("+v1")  # a view of the same engine
     assert evaluator(adapter) == {"avg@2": avg_at_k(learner_engine.with_adapter(adapter), evaluator.problems, k=2)}
-    base.release(replaced_by="the end of the test")
+    assert evaluator(smollm2) == {"avg@2": avg_at_k(learner_engine, evaluator.problems, k=2)}
