@@ -61,8 +61,9 @@ ERRORS: tuple[type[LearnerFitError], ...] = (InvalidInput, NotFound, LimitExceed
 
 
 def from_status(status: str, details: str, where: str = "") -> LearnerFitError:
-    """The error a status code (its name, e.g. "NOT_FOUND") and its details stand for, on the client's side; `where`
-    (e.g. "registry at host:port") prefixes the message of errors that do not name a field."""
+    """The error a status code (its name, e.g. "NOT_FOUND") and its details stand for, on the client's side. The
+    server's message is kept as it is, so a service can pass it on to its own client; `where` (e.g. "registry at
+    host:port") prefixes only what says a service is down or failed, where knowing which one matters."""
     if status == "INVALID_ARGUMENT":
         field, _, why = details.partition(": ")
         return InvalidInput(field, why) if why else InvalidInput(where or "request", details)
@@ -71,5 +72,5 @@ def from_status(status: str, details: str, where: str = "") -> LearnerFitError:
         return Unavailable(f"{prefix}no answer in time ({details})")
     for kind in ERRORS:
         if kind.status == status:
-            return kind(prefix + details)
+            return kind((prefix if kind is Unavailable else "") + details)
     return RemoteError(f"{prefix}{status}: {details}")

@@ -96,8 +96,10 @@ def test_a_client_gets_back_the_error_the_server_raised_and_retries_only_what_ca
     assert type(raised.value) is kind
     if kind is InvalidInput:
         assert (raised.value.field, raised.value.why) == (error.field, error.why)
-    elif kind is not RemoteError:
+    elif kind is Unavailable:  # which service is down is worth saying
         assert str(raised.value) == f"registry at {target}: {error}"
+    elif kind is not RemoteError:  # the server's own message, passed on as it came
+        assert str(raised.value) == str(error)
     assert is_transient(raised.value) is retried
 
 
