@@ -39,10 +39,6 @@ class Service:
         """Its ServiceSpec (learnerfit.runtime.spec), from its module."""
         return importlib.import_module(self.module).SPEC
 
-    @property
-    def k8s_name(self) -> str:
-        return self.name.replace("_", "-")
-
 
 class Catalog:
     """Services by name, in start order: downstream first, so every consumer is in place when the gateway opens,
@@ -63,9 +59,6 @@ class Catalog:
 
     def __iter__(self) -> Iterator[Service]:
         return iter(self._services)
-
-    def __len__(self) -> int:
-        return len(self._services)
 
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self._services)

@@ -26,7 +26,7 @@ def add_flags(parser: argparse.ArgumentParser, section: type[Section], prefix: s
             add_flags(parser, type(default), dest + "__")
             continue
         flag = "--" + dest.replace("__", "-").replace("_", "-")
-        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
+        choices = _literal_values(field.annotation)
         if isinstance(default, bool):
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                 help=field.description)
@@ -51,7 +51,11 @@ def from_flags(section: type[S], args: argparse.Namespace, prefix: str = "") -> 
 
 def choices(section: type[Section], name: str) -> tuple:
     """The values a Literal field of `section` allows, for a command's `choices=`: named once, in the settings."""
-    annotation = section.model_fields[name].annotation
-    if get_origin(annotation) is not Literal:
+    values = _literal_values(section.model_fields[name].annotation)
+    if values is None:
         raise TypeError(f"{section.__name__}.{name} is not a Literal field")
-    return get_args(annotation)
+    return values
+
+
+def _literal_values(annotation) -> tuple | None:
+    return get_args(annotation) if get_origin(annotation) is Literal else None

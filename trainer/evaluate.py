@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 from learnerfit.domain.answers import extract_final_answer
-from learnerfit.models.answers import AnswerChecker
 from learnerfit.domain.inference import SamplingParams, TextGenerator
 from learnerfit.domain.problems import family_options, from_reasoning_gym
 from learnerfit.domain.prompts import learner_conversation
+from learnerfit.models.answers import AnswerChecker
 from learnerfit.models.factory import LearnerModels, make_text_generator
 from learnerfit.models.settings import EngineSettings
 from learnerfit.paths import default_cache_dir
@@ -56,22 +57,24 @@ class HeldOutEvaluator:
         self.settings = settings
         engine = EngineSettings(model=settings.base_model, **settings.evaluator.model_dump())
         self._learners = LearnerModels(engine, cache_dir or default_cache_dir(), make_text_generator)
-        self._problems = (from_reasoning_gym(settings.eval_family, settings.eval_problems, seed=HELD_OUT_SEED,
-                                             options=family_options(settings.eval_family))
-                          if settings.eval_problems else [])
 
-    @property
+    @cached_property
     def problems(self) -> list[records_pb2.Problem]:
-        return list(self._problems)
+        """Drawn at the first evaluation, not at the trainer's start (reasoning-gym is slow to import)."""
+        settings = self.settings
+        if not settings.eval_problems:
+            return []
+        return from_reasoning_gym(settings.eval_family, settings.eval_problems, seed=HELD_OUT_SEED,
+                                  options=family_options(settings.eval_family))
 
     def generator(self, model: Path | str) -> TextGenerator:
         """What samples `model` (the base model, or a checkpoint's folder)."""
         return self._learners.load(str(model))
 
     def __call__(self, model: Path | str) -> dict[str, float]:
-        if not self._problems:
+        if not self.problems:
             return {}
         generator = self.generator(model)
         log.info("held-out avg@%d of %s on %s (%s)", self.settings.eval_k, model, self.settings.evaluator.backend,
                  self.settings.evaluator.device)
-        return {f"avg@{self.settings.eval_k}": avg_at_k(generator, self._problems, k=self.settings.eval_k)}
+        return {f"avg@{self.settings.eval_k}": avg_at_k(generator, self.problems, k=self.settings.eval_k)}
