@@ -35,8 +35,12 @@ models: $(STAMP)
 run: $(STAMP) models
 	$(VENV)/bin/learnerfit run
 
+# Two test processes (pytest-xdist), each test module kept whole on one of them (--dist loadscope: a module's
+# shared engine or stack starts once). Most tests wait on a broker, a service or a model process much of the time,
+# so two of them share 2 cores well: the suite took 27 min 55 s in one process on the 2-core machine.
+TEST_WORKERS ?= 2
 test: $(STAMP) check-generated lint-imports models browser
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25 $(PYTEST_ARGS)
 
 # The documentation site from docs/ (MkDocs, Material theme) into site/; --strict: a broken link fails.
 docs: $(STAMP)

@@ -59,7 +59,7 @@ def adapter(smollm2, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def evaluator(smollm2, tmp_path_factory):
+def evaluator(smollm2):
     """The trainer's held-out evaluation with train.evaluator naming vLLM (LoRA on, the default dtype): it builds
     its engine through LearnerModels and make_text_generator, as the generator service builds the learner's."""
     from trainer.config import TrainSettings
@@ -67,7 +67,7 @@ def evaluator(smollm2, tmp_path_factory):
 
     settings = TrainSettings(base_model=smollm2, eval_problems=4, eval_k=2,
                              evaluator={"backend": "vllm", "device": "cpu", "lora_adapters": True, "max_lora_rank": 8})
-    return HeldOutEvaluator(settings, tmp_path_factory.mktemp("evaluator-cache"))
+    return HeldOutEvaluator(settings, default_cache_dir())  # SmolLM2 converted once for every test
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +131,11 @@ def _rank_agreement(by_vllm, by_hf) -> float:
     return sum(a == b for a, b in pairs) / len(pairs)
 
 
-def test_the_scorer_agrees_with_transformers_and_serves_an_adapter_merged_on_an_engine_of_its_own(smollm2, adapter,
-                                                                                                tmp_path):
+def test_the_scorer_agrees_with_transformers_and_serves_an_adapter_merged_on_an_engine_of_its_own(smollm2, adapter):
     """The drift scorer's engine: LoRA off. The base first, then a registered adapter, merged into full weights:
     the base engine is released (its processes end) and the merged one's log-probs are the adapted model's."""
     settings = LearnerSettings(backend="vllm", device="cpu", lora_adapters=False, max_batch_sequences=16)
-    models = LearnerModels(settings, tmp_path / "cache", make_logprob_scorer)
+    models = LearnerModels(settings, default_cache_dir(), make_logprob_scorer)
     conversations = [_conversation(q) for q in QUESTIONS]
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     base = models.load(SMOLLM2)
