@@ -17,7 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from bench.common import Measured, Ratio
 from learnerfit.local.broker import TansuBroker
 from learnerfit.runtime.bus import Bus
-from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.runtime.runner import StageRunner
+from learnerfit.runtime.stage import Stage, StageLogic, StageSpec
 from learnerfit.v1 import records_pb2
 
 RECORDS = int(os.environ.get("BENCH_BUS_RECORDS", "5000"))
@@ -84,8 +85,8 @@ def _raw_hop(servers: str, source: str, sink: str) -> Measured:
 
 
 def _stage_hop(bus: Bus, source: str, sink: str) -> Measured:
-    stage = Stage("hop", [source], records_pb2.Trajectory, lambda batch: list(batch),
-                  {records_pb2.Trajectory: sink})
+    stage = Stage("hop", StageSpec([source], records_pb2.Trajectory, {records_pb2.Trajectory: sink}),
+                  StageLogic(lambda batch: list(batch)))
     runner = StageRunner(stage, bus, group_id=f"stage-{uuid.uuid4().hex[:6]}", dead_letter_topic="hop-dead",
                          max_batch=BATCH, max_wait_s=0.05)
     moved = 0

@@ -71,7 +71,7 @@ def run() -> list[Ratio]:
             try:
                 # Warm-up through the same path: joins the consumer group, first allocations.
                 _through_stream(bus, reader, _problems(1, sampling, seed=99))
-                _, backend = service_under_test.parts.process.learner.current()  # the same loaded weights
+                _, backend = service_under_test.parts.stage.process.learner.current()  # the same loaded weights
                 before = replace(backend.decoder.stats)
                 problems = _problems(PROBLEMS, sampling, seed=0)
                 service = timed(f"generator service via Kafka, {backend.decoder.slots} slots",

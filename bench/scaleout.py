@@ -14,7 +14,8 @@ from kafka import KafkaProducer
 from bench.common import Measured, Ratio
 from learnerfit.local.broker import TansuBroker
 from learnerfit.runtime.bus import Bus
-from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.runtime.runner import StageRunner
+from learnerfit.runtime.stage import Stage, StageLogic, StageSpec
 from learnerfit.v1 import records_pb2
 
 PARTITIONS = 4
@@ -30,7 +31,8 @@ def _sleeping(batch):
 
 def _consume(servers: str, source: str, sink: str, group: str, ready, stop) -> None:
     bus = Bus(servers, client_id=f"scaleout-{os.getpid()}", session_timeout_ms=6000)
-    runner = StageRunner(Stage("sleep", [source], records_pb2.Problem, _sleeping, {records_pb2.Problem: sink}), bus,
+    runner = StageRunner(Stage("sleep", StageSpec([source], records_pb2.Problem, {records_pb2.Problem: sink}),
+                               StageLogic(_sleeping)), bus,
                          group_id=group, dead_letter_topic=f"{sink}-dead", max_batch=4, max_wait_s=0.01)
     try:
         while not stop.is_set():

@@ -9,7 +9,8 @@ from learnerfit.domain.curation.curator import CurationSettings, Curator
 from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajectories
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 
 
@@ -31,8 +32,8 @@ def build(settings: CuratorSettings, context: Context) -> Parts:
         return services_pb2.CurateResponse(decisions=[d for d, _ in decided],
                                            examples=[e for _, e in decided if e is not None])
 
-    return Parts(rpcs={"Curate": curate}, process=curator, held_ids=curator.held_ids, on_tick=curator.tick,
-                 fold=curator.remember, release=curator.release, check=record_check(settings.intake))
+    return Parts(rpcs={"Curate": curate}, fold=curator.remember,
+                 stage=StageLogic(curator, held=curator, tick=curator.tick, check=record_check(settings.intake)))
 
 
 SPEC = ServiceSpec(

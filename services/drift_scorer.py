@@ -18,7 +18,8 @@ from learnerfit.models.settings import LearnerSettings
 from learnerfit.registry.client import RegistryAccess
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 
 # What an operator watches on a dashboard: the pipeline's last scorer sees every trajectory with all its scores.
@@ -63,8 +64,8 @@ def build(settings: DriftScorerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.ScoreDriftResponse(trajectories=scorer.score(request.trajectories, request.checkpoint))
 
-    return Parts(rpcs={"ScoreDrift": score}, process=lambda batch: observe(scorer(batch)), fold=learner.announce,
-                 check=record_check(settings.intake))
+    return Parts(rpcs={"ScoreDrift": score}, fold=learner.announce,
+                 stage=StageLogic(lambda batch: observe(scorer(batch)), check=record_check(settings.intake)))
 
 
 SPEC = ServiceSpec(

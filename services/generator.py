@@ -16,7 +16,8 @@ from learnerfit.models.settings import LearnerSettings
 from learnerfit.registry.client import RegistryAccess
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 
 
@@ -40,8 +41,8 @@ def build(settings: GeneratorSettings, context: Context) -> Parts:
         problems = prepared_problems(request.problems, settings.intake, settings.sampling)
         return services_pb2.GenerateResponse(trajectories=generator(problems))
 
-    return Parts(rpcs={"Generate": generate}, process=generator, fold=learner.announce,
-                 check=record_check(settings.intake))
+    return Parts(rpcs={"Generate": generate}, fold=learner.announce,
+                 stage=StageLogic(generator, check=record_check(settings.intake)))
 
 
 SPEC = ServiceSpec(

@@ -17,7 +17,8 @@ from learnerfit.models.settings import OracleSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.metrics import oracle_outcomes
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 
 
@@ -42,8 +43,8 @@ def build(settings: RefinerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.RefineResponse(trajectories=refiner.refine(request.trajectories, request.mode))
 
-    return Parts(rpcs={"Refine": refine}, process=refiner, route=rejected_route, on_stop=checker.close,
-                 check=record_check(settings.intake))
+    return Parts(rpcs={"Refine": refine}, on_stop=checker.close,
+                 stage=StageLogic(refiner, route=rejected_route, check=record_check(settings.intake)))
 
 
 SPEC = ServiceSpec(

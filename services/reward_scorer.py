@@ -13,7 +13,8 @@ from learnerfit.models.factory import make_reward_model
 from learnerfit.models.settings import REWARD_MINILM, RewardSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.reward_model import ensure_reward_model
 
@@ -39,8 +40,8 @@ def build(settings: RewardScorerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.ScoreTrajectoriesResponse(trajectories=scorer(request.trajectories))
 
-    return Parts(rpcs={"ScoreTrajectories": score}, process=scorer, on_stop=checker.close,
-                 check=record_check(settings.intake))
+    return Parts(rpcs={"ScoreTrajectories": score}, on_stop=checker.close,
+                 stage=StageLogic(scorer, check=record_check(settings.intake)))
 
 
 SPEC = ServiceSpec(

@@ -20,7 +20,8 @@ from learnerfit.models.settings import LearnerSettings, OracleSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.metrics import oracle_outcomes
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 
 
@@ -53,8 +54,8 @@ def build(settings: StyleAlignerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.AlignResponse(trajectories=aligner.align(request.trajectories, request.mode))
 
-    return Parts(rpcs={"Align": align}, process=aligner, route=rejected_route, on_stop=checker.close,
-                 check=record_check(settings.intake))
+    return Parts(rpcs={"Align": align}, on_stop=checker.close,
+                 stage=StageLogic(aligner, route=rejected_route, check=record_check(settings.intake)))
 
 
 SPEC = ServiceSpec(

@@ -15,7 +15,8 @@ from learnerfit.registry.client import RegistryAccess, RemoteRegistry
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
@@ -83,8 +84,8 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         return services_pb2.EvaluateResponse(version=version,
                                              eval=evaluate_learner(registry, version, evaluator))
 
-    return Parts(rpcs={"Train": train, "Evaluate": evaluate}, process=trainer, held_ids=trainer.held_ids,
-                 check=trainer.check)
+    return Parts(rpcs={"Train": train, "Evaluate": evaluate},
+                 stage=StageLogic(trainer, held=trainer, check=trainer.check))
 
 
 SPEC = ServiceSpec(

@@ -70,6 +70,12 @@ class ContinuousTrainer:
         with self._changed:
             return set(self._held)
 
+    def release(self, ids: set[str]) -> None:
+        """Forgets held examples whose partitions moved to another replica, which reads and trains on them."""
+        with self._changed:
+            for example_id in ids:
+                self._held.pop(example_id, None)
+
     def wait_for(self, batch_id: str, count: int, timeout_s: float) -> None:
         """Blocks until `count` examples of `batch_id` are held, or raises FailedPrecondition after timeout_s."""
         def arrived() -> int:

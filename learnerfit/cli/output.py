@@ -28,7 +28,7 @@ def say(message: str) -> None:
 def table(header: tuple[str, ...], rows: list[tuple]) -> Table:
     out = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for name in header:
-        out.add_column(name, justify="right")
+        out.add_column(name, justify="right", overflow="fold")  # a long path wraps, not elided
     for row in rows:
         out.add_row(*(str(c) for c in row))
     return out

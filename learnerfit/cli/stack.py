@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from learnerfit.cli.addresses import CALLABLE
 from learnerfit.cli.batches import add_problem_options, export_batch, submit_request, wait_for_batch
 from learnerfit.cli.output import console, print_batch, say
 from learnerfit.errors import InvalidInput
@@ -112,6 +113,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     prepare_models(args.model)
     state = make_stack(args).start(on_progress=say)
     say(f"local stack up: broker {state.bootstrap_servers}, gateway {state.gateway}; logs in {args.dir}/logs")
+    flags = " ".join(f"--{name}-target {state.services[name].grpc_target}" for name in CALLABLE)
+    say(f"its addresses, for `stream` or `study` from anywhere: {flags} --bootstrap-servers {state.bootstrap_servers}")
     say("stop it with `learnerfit down`")
     return 0
 
@@ -245,6 +248,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
 
     up = commands.add_parser("up", parents=[common], help="start the broker and every service in the background")
     add_stack_options(up)
+    add_training_options(up)  # its trainer's, for Train calls (`stream` or `study` given its addresses)
     up.set_defaults(func=cmd_up)
 
     down = commands.add_parser("down", parents=[common], help="stop the stack started by `up`")

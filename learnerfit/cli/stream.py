@@ -22,15 +22,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+from learnerfit.cli.addresses import StackAddresses, add_address_options, given_addresses
 from learnerfit.cli.batches import add_problem_options, problems, submit_request
 from learnerfit.cli.output import console, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, make_stack, prepare_models
 from learnerfit.domain import topics
 from learnerfit.domain.problems import from_jsonl
 from learnerfit.errors import InvalidInput
-from learnerfit.local.processes import channel
 from learnerfit.runtime.app import DEAD_LETTER
-from learnerfit.runtime.bus import Bus
 from learnerfit.runtime.follow import TopicFollower
 from learnerfit.v1 import records_pb2, runtime_pb2, services_pb2, services_pb2_grpc
 
@@ -181,28 +180,39 @@ class Stream:
                 self.failed += status.problems_failed
 
 
+STREAM_CALLS = ("gateway", "trainer")
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     if args.rate < 0 or args.max_in_flight < 1 or args.train_every < 1:
         raise InvalidInput("--rate/--max-in-flight/--train-every", "rate must be >= 0, the others >= 1")
     submit_request(args)  # bad options fail here, before anything starts
-    prepare_models(args.model)
-    stack = make_stack(args)
-    stack.config["trainer"]["train_every"] = args.train_every
+    addresses = given_addresses(args, STREAM_CALLS)
+    stack = None
+    if addresses is None:
+        prepare_models(args.model)
+        stack = make_stack(args)
+        stack.config["trainer"]["train_every"] = args.train_every
     stop = threading.Event()
     try:
-        stack.start(on_progress=say)
-        say(f"stack up; streaming (Ctrl-C drains and stops); logs in {args.dir}/logs")
+        if stack is not None:
+            stack.start(on_progress=say)
+            addresses = StackAddresses.of(stack)
+            say(f"stack up; streaming (Ctrl-C drains and stops); logs in {args.dir}/logs")
+        else:  # the running stack's trainer trains at its own train_every
+            say(f"streaming to the running stack at gateway {addresses.gateway} (Ctrl-C drains and stops)")
         tally = StreamTally()
-        bus = Bus(stack.state.bootstrap_servers, client_id="learnerfit-stream")
+        bus = addresses.bus("learnerfit-stream")
         follower = TopicFollower(bus, {topics.SCORED: records_pb2.Trajectory,
                                        topics.CURATED: records_pb2.CuratedExample,
                                        topics.CHECKPOINTS: records_pb2.Checkpoint,
-                                       DEAD_LETTER: runtime_pb2.DeadLetter}, tally.fold)
-        following = threading.Thread(target=follower.run, args=(stop,), daemon=True)
-        following.start()
-        stream = Stream(args, services_pb2_grpc.GatewayStub(channel(stack.state.gateway)),
-                        services_pb2_grpc.TrainerStub(channel(stack.state.services["trainer"].grpc_target)), tally,
-                        stack.check_alive)
+                                       DEAD_LETTER: runtime_pb2.DeadLetter}, tally.fold,
+                                 from_now=not addresses.local)  # a running stack's earlier records are not ours
+        following = follower.start(stop)
+        follower.caught_up()  # positioned (at the end, on a running stack) before the first batch goes in
+        stream = Stream(args, services_pb2_grpc.GatewayStub(addresses.channel("gateway")),
+                        services_pb2_grpc.TrainerStub(addresses.channel("trainer")), tally,
+                        stack.check_alive if stack is not None else lambda: None)
         try:
             stream.run(stop)
         except KeyboardInterrupt:
@@ -213,8 +223,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         bus.close()
     finally:
         stop.set()
-        say("stopping the local stack")
-        stack.stop()
+        if stack is not None:
+            say("stopping the local stack")
+            stack.stop()
     return 0
 
 
@@ -235,6 +246,7 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     add_stack_options(stream)
     add_problem_options(stream)
     add_training_options(stream)
+    add_address_options(stream, STREAM_CALLS)
     stream.add_argument("--rate", type=float, default=0,
                         help="problems per minute to feed (default: 0, as fast as the pipeline takes them)")
     stream.add_argument("--max-in-flight", type=int, default=2,

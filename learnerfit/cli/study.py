@@ -23,6 +23,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToJson, Parse
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from learnerfit.cli.addresses import StackAddresses, add_address_options, given_addresses
 from learnerfit.cli.batches import wait_for_batch
 from learnerfit.cli.output import errors, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, prepare_models, stack_config
@@ -33,10 +34,8 @@ from learnerfit.domain.oracle.prompts import all_templates
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
 from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
 from learnerfit.errors import InvalidInput
-from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack
 from learnerfit.registry.client import RegistryClient
-from learnerfit.runtime.bus import Bus
 from learnerfit.runtime.follow import TopicFollower
 from learnerfit.study.datasets import save_training_set
 from learnerfit.study.report import PolicyResult, Study, write_report
@@ -113,27 +112,40 @@ def phase_bar(total: int, description: str) -> Progress:
     return bar
 
 
+STUDY_CALLS = ("gateway", "curator", "trainer", "registry")
+
+
 class StudyRun:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.out = Path(args.out)
         self.state = StudyState(self.out)
         self._stack: LocalStack | None = None
+        self._addresses: StackAddresses | None = None
 
-    # -- the stack, started only for the phases that need it --------------------------------------------------------
+    # -- the stack: one given by its addresses, else a local one started only for the phases that need it ----------
 
-    def stack(self) -> LocalStack:
-        if self._stack is None:
+    def addresses(self) -> StackAddresses:
+        if self._addresses is None:
+            self._addresses = given_addresses(self.args, STUDY_CALLS)
+            if self._addresses is not None:
+                say(f"study on the running stack at gateway {self._addresses.gateway}")
+        if self._addresses is None:
             prepare_models(self.args.model)
             self._stack = LocalStack(self.out / "stack", common={"log": {"level": self.args.log_level}},
                                      config=stack_config(self.args))
             started = time.monotonic()
             self._stack.start(on_progress=say)
             say(f"stack up in {time.monotonic() - started:.1f}s; logs in {self.out / 'stack' / 'logs'}")
-        return self._stack
+            self._addresses = StackAddresses.of(self._stack)
+        return self._addresses
+
+    def check_alive(self) -> None:
+        if self._stack is not None:
+            self._stack.check_alive()
 
     def stub(self, service: str, stub_type):
-        return stub_type(channel(self.stack().state.services[service].grpc_target))
+        return stub_type(self.addresses().channel(service))
 
     def stop(self) -> None:
         if self._stack is not None:
@@ -159,13 +171,12 @@ class StudyRun:
         modes = sorted({MODES_BY_NAME[m] for p in self.args.policies for m in MODES_FOR.get(p, tuple(MODES_BY_NAME))})
         request = services_pb2.SubmitBatchRequest(problems=problems, sampling=sampling(self.args),
                                                   curation_policy="rejection_sampling", oracle_modes=modes)
-        stack = self.stack()
         gateway = self.stub("gateway", services_pb2_grpc.GatewayStub)
         say(f"curate: {len(problems)} problems x {self.args.k} learner samples, Oracle modes "
             f"{', '.join(n for n, m in MODES_BY_NAME.items() if m in modes) or 'none'}")
         started = time.monotonic()
         batch_id = gateway.SubmitBatch(request).batch_id
-        status = wait_for_batch(gateway, batch_id, self.args.timeout, started, stack.check_alive)
+        status = wait_for_batch(gateway, batch_id, self.args.timeout, started, self.check_alive)
         candidates = self.scored_candidates(batch_id, status.samples_scored + status.oracle_scored)
         write_messages(self.out / "candidates.jsonl", candidates)
         say(f"curate: {len(candidates)} scored candidates ({status.samples_correct} of {status.samples_scored} "
@@ -184,7 +195,7 @@ class StudyRun:
             if trajectory.problem.batch_id == batch_id:
                 found[trajectory.id] = trajectory
 
-        bus = Bus(self.stack().state.bootstrap_servers, client_id="learnerfit-study")
+        bus = self.addresses().bus("learnerfit-study")
         follower = TopicFollower(bus, {topics.SCORED: records_pb2.Trajectory}, fold)
         stop = threading.Event()
         reading = threading.Thread(target=follower.run, args=(stop,), daemon=True)
@@ -226,7 +237,7 @@ class StudyRun:
         registered before an interruption (same policy, same examples) is taken instead of trained again."""
         progress = self.state.data.setdefault("training", {})
         trainer = self.stub("trainer", services_pb2_grpc.TrainerStub)
-        registry = RegistryClient(self.stack().state.services["registry"].grpc_target)
+        registry = RegistryClient(self.addresses().registry)
         sets = {p: read_messages(self.out / "sets" / f"{p}.jsonl", records_pb2.CuratedExample)
                 for p in self.args.policies}
         todo = [p for p in self.args.policies if sets[p]]
@@ -346,4 +357,5 @@ def register(commands, common: argparse.ArgumentParser) -> None:
                        help="longest wait for one phase step, e.g. one training (default: %(default)s)")
     add_stack_options(study)
     add_training_options(study)
+    add_address_options(study, STUDY_CALLS)
     study.set_defaults(func=cmd_study)

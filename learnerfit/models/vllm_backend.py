@@ -19,9 +19,11 @@ import copy
 import fcntl
 import gc
 import json
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from learnerfit.errors import FailedPrecondition, InvalidInput, Unavailable
 from learnerfit.models.chat import encode_reply, render_prompt
 from learnerfit.models.timing import model_time
 from learnerfit.models.weights import resolve_model
+
+log = logging.getLogger(__name__)
 
 
 def sampling_kwargs(params: SamplingParams, seed: int | None = None) -> dict[str, Any]:
@@ -182,9 +186,13 @@ class VLLMEngine:
         if enable_lora:
             options |= {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras,
                         "max_cpu_loras": max(max_cpu_loras, max_loras)}
+        started = time.monotonic()
         with engine_start(device, cpu_cores):
             llm = vllm.LLM(model=resolve_model(model, cache_dir), dtype=dtype, trust_remote_code=trust_remote_code,
                            **options)
+        # Our own line, whatever vLLM's logging is set to: an engine start is the costliest thing a service does.
+        log.info("vLLM engine started for %s on %s in %.1fs (LoRA %s)", model, device, time.monotonic() - started,
+                 "on" if enable_lora else "off")
         self._core = _Core(vllm, llm, enable_lora)
         self.model_name = model
         self.lora = None
@@ -218,6 +226,7 @@ class VLLMEngine:
             if callable(shutdown):
                 shutdown()
             core.llm = None
+        log.info("vLLM engine of %s released for %s", self.model_name, replaced_by)
         gc.collect()
         try:
             import torch

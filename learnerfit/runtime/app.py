@@ -21,9 +21,10 @@ from learnerfit.runtime.follow import TopicFollower
 from learnerfit.runtime.grpc import GrpcServer, service_handler
 from learnerfit.runtime.logs import configure_logging
 from learnerfit.runtime.metrics import serve_metrics
-from learnerfit.runtime.runner import RetryPolicy, Stage, StageRunner
+from learnerfit.runtime.runner import RetryPolicy, StageRunner
 from learnerfit.runtime.settings import ServiceSettings, StageSettings, settings_table
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import Stage
 
 log = logging.getLogger(__name__)
 DEAD_LETTER = "dead-letter"  # any stage: records that can never be processed, with the reason
@@ -34,7 +35,7 @@ def describe(spec: ServiceSpec) -> str:
     lines = [f"gRPC: {spec.api.full_name} ({', '.join(spec.api.methods_by_name)})"]
     if spec.stage:
         lines.append(f"consumes: {', '.join(spec.stage.consumes)}")
-        lines.append(f"produces: {', '.join(dict.fromkeys([*spec.stage.produces.values(), *spec.stage.also_produces]))}")
+        lines.append(f"produces: {', '.join(spec.stage.writes)}")
     if spec.follows:
         lines.append(f"follows (from the beginning): {', '.join(spec.follows)}")
     if spec.publishes:
@@ -147,17 +148,14 @@ def run(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
 def _runner(spec: ServiceSpec, parts: Parts, bus: Bus, settings: ServiceSettings,
             ready: Callable[[], bool] | None) -> StageRunner:
     stage_settings = getattr(settings, "stage", None)
-    if not isinstance(stage_settings, StageSettings) or parts.process is None:
-        raise TypeError(f"{spec.name} declares a stage but has no `stage` settings section or no process function")
-    stage = Stage(name=spec.name, consumes=spec.stage.consumes, input_type=spec.stage.input_type,
-                  process=parts.process, routes=spec.stage.produces, held_ids=parts.held_ids, on_tick=parts.on_tick,
-                  router=parts.route, also_routes=frozenset(spec.stage.also_produces), check=parts.check,
-                  publish_last=frozenset(spec.stage.publish_last),
-                  release=parts.release)
+    if not isinstance(stage_settings, StageSettings) or parts.stage is None:
+        raise TypeError(f"{spec.name} declares a stage but has no `stage` settings section or its build returns no "
+                        "stage logic (Parts.stage)")
     retry = RetryPolicy(stage_settings.retry_budget_s, stage_settings.retry_initial_s, stage_settings.retry_max_s)
-    return StageRunner(stage, bus, group_id=stage_settings.group or spec.name, dead_letter_topic=DEAD_LETTER,
-                       max_batch=stage_settings.max_batch, max_wait_s=stage_settings.max_wait_s,
-                       dedupe_window=stage_settings.dedupe_window, retry=retry, ready=ready)
+    return StageRunner(Stage(spec.name, spec.stage, parts.stage), bus, group_id=stage_settings.group or spec.name,
+                       dead_letter_topic=DEAD_LETTER, max_batch=stage_settings.max_batch,
+                       max_wait_s=stage_settings.max_wait_s, dedupe_window=stage_settings.dedupe_window, retry=retry,
+                       ready=ready)
 
 
 def _guarded(loop: Callable[[threading.Event], None], stop: threading.Event, failed: threading.Event) -> None:

@@ -3,22 +3,26 @@
 Every record is a protobuf message from protos/, keyed by the problem it belongs
 to (so a problem's records stay in order on one partition), with its stable id
 and type in headers so a consumer can spot duplicates and mis-routed records.
-Keys and ids are read by field name, so the bus knows no record type: a record
-names its problem in `problem_id` or `problem.id`, else its own `id` is its key.
+Which fields are the key and the id, each record's message declares (the `bus` option,
+protos/learnerfit/v1/bus.proto), so the bus knows no record type.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata
+
+from learnerfit.v1 import bus_pb2
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +35,34 @@ class PublishError(RuntimeError):
 
 
 def record_key(message: Message) -> str:
-    """The partition key: the problem a record belongs to, else the record itself."""
-    fields = message.DESCRIPTOR.fields_by_name
-    if "problem_id" in fields:
-        return message.problem_id
-    if "problem" in fields and message.HasField("problem"):
-        return message.problem.id
-    return record_id(message)
+    """The partition key the record's message declares (its problem, so a problem's records stay in order on one
+    partition), else its id."""
+    return _field(message, _keys(message).partition) or record_id(message)
 
 
 def record_id(message: Message) -> str:
-    """The record's stable id (content-derived), used to drop duplicates."""
-    for field in ("id", "version"):
-        if hasattr(message, field):
-            return getattr(message, field)
-    raise TypeError(f"{type(message).__name__} has no id field")
+    """The record's stable id (content-derived) its message declares, used to drop duplicates."""
+    return _field(message, _keys(message).id)
+
+
+@functools.cache
+def _declared_keys(descriptor: Descriptor) -> bus_pb2.BusKeys:
+    options = descriptor.GetOptions()
+    if not options.HasExtension(bus_pb2.bus) or not options.Extensions[bus_pb2.bus].id:
+        raise TypeError(f"{descriptor.full_name} cannot go on the bus: its message declares no record id "
+                        "(option (bus) = {id: ..., partition: ...}, protos/learnerfit/v1/bus.proto)")
+    return options.Extensions[bus_pb2.bus]
+
+
+def _keys(message: Message) -> bus_pb2.BusKeys:
+    return _declared_keys(message.DESCRIPTOR)
+
+
+def _field(message: Message, path: str) -> str:
+    value: Any = message
+    for name in path.split(".") if path else ():
+        value = getattr(value, name)
+    return value if isinstance(value, str) else ""
 
 
 def header(record: ConsumerRecord, name: str) -> str | None:

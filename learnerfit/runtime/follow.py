@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from google.protobuf.message import DecodeError, Message
@@ -21,14 +22,27 @@ log = logging.getLogger(__name__)
 
 
 class TopicFollower:
-    def __init__(self, bus: Bus, types_by_topic: Mapping[str, type[Message]], fold: Callable[[Message], None]):
+    def __init__(self, bus: Bus, types_by_topic: Mapping[str, type[Message]], fold: Callable[[Message], None],
+                 from_now: bool = False):
+        """`from_now`: fold only what is published after the follower starts (e.g. a client of a stack that has
+        run for weeks), not the whole log."""
         self.bus = bus
+        self.from_now = from_now
         self.types = {bus.topic(t): message_type for t, message_type in types_by_topic.items()}
         self.fold = fold
         self._rounds = 0          # poll rounds finished
         self._caught_up_at = -1   # the last round that ended with every partition at its high-water mark
         self._running = False
         self._changed = threading.Condition()
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        """Runs the follower on a thread of its own (until `stop`), and returns once it runs: `caught_up()` then
+        waits for it rather than answering at once that it is not running."""
+        thread = threading.Thread(target=self.run, args=(stop,), daemon=True, name="topic-follower")
+        thread.start()
+        with self._changed:
+            self._changed.wait_for(lambda: self._running or not thread.is_alive(), timeout=30)
+        return thread
 
     def run(self, stop: threading.Event) -> None:
         reader = self.bus.reader()
@@ -37,11 +51,20 @@ class TopicFollower:
         try:
             partitions = self._partitions(reader)
             reader.assign(partitions)
-            reader.seek_to_beginning(*partitions)
+            since_ms = 0
+            if self.from_now:
+                since_ms = int(time.time() * 1000)
+                # The brokers' end offsets, then the records' own times: Tansu (the local broker) reports the end of
+                # a partition whose last batch holds several records as that batch's first offset + 1.
+                for tp, offset in reader.end_offsets(partitions).items():
+                    reader.seek(tp, offset)
+            else:
+                reader.seek_to_beginning(*partitions)
             while not stop.is_set():
                 for tp, records in reader.poll(timeout_ms=200).items():
                     for record in records:
-                        self._apply(self.types[tp.topic], record.value, tp)
+                        if record.timestamp >= since_ms:
+                            self._apply(self.types[tp.topic], record.value, tp)
                 caught_up = all(reader.position(tp) >= (reader.highwater(tp) or 0) for tp in partitions)
                 with self._changed:
                     self._rounds += 1

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -39,40 +39,10 @@ from learnerfit.errors import InvalidInput, LimitExceeded, Unavailable
 from learnerfit.recent import Recent
 from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus, header
+from learnerfit.runtime.stage import Stage
 from learnerfit.v1 import runtime_pb2
 
 log = logging.getLogger(__name__)
-
-BatchFn = Callable[[Sequence[Message]], Sequence[Message]]
-
-
-@dataclass
-class Stage:
-    """One pipeline stage: what it consumes, its logic, and where each output type goes."""
-
-    name: str
-    consumes: Sequence[str]  # one topic, or several read as one stream (e.g. the curator's)
-    input_type: type[Message]
-    process: BatchFn
-    routes: Mapping[type[Message], str]  # where each output type goes
-    # Stateful stages (the curator) hold some inputs until they can decide; the
-    # runner never commits past a held input, so a restart rebuilds the state.
-    held_ids: Callable[[], set[str]] | None = None
-    # Time-driven outputs (e.g. a problem whose wait ran out), asked for every poll.
-    on_tick: Callable[[], Sequence[Message]] | None = None
-    # Content-based routing (e.g. rejected Oracle outputs to their own topic); None falls back to `routes`.
-    router: Callable[[Message], str | None] | None = None
-    # Topics the router may pick beyond `routes` (the spec's also_produces): no other, so the topics a spec declares,
-    # which its Kafka ACLs are made of, are the topics it writes.
-    also_routes: frozenset[str] = frozenset()
-    # Raises InvalidInput (or TooLarge) for a record the stage must not take (e.g. a text over the limit).
-    check: Callable[[Message], None] | None = None
-    # Output types sent only once every other output is acknowledged: they record that the work is done
-    # (the curator's decisions), so a crash never leaves such a record without the outputs it stands for.
-    publish_last: frozenset[type[Message]] = frozenset()
-    # Told which held inputs it no longer owns when a rebalance moves their partitions to another replica.
-    release: Callable[[set[str]], None] | None = None
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -154,7 +124,7 @@ class StageRunner:
         self._seen = Recent(dedupe_window)
         # Per partition: offsets of processed inputs the stage still holds, in offset order.
         # After a rebalance the new owner replays from the committed offset, which is at or
-        # before any held input; the old owner hands its held inputs back (Stage.release).
+        # before any held input; the old owner hands its held inputs back (HeldInputs.release).
         self._held: dict[TopicPartition, OrderedDict[int, str]] = {}
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -173,7 +143,7 @@ class StageRunner:
             if stop.wait(0.2):
                 return
         self._require_consumer()
-        log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.consumes, self.group_id,
+        log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.spec.consumes, self.group_id,
                  extra={"stage": self.stage.name})
         try:
             while not stop.is_set():
@@ -238,15 +208,15 @@ class StageRunner:
             dead.extend(failed)
             for failure in failed:  # a dead letter replayed later is new work, not a duplicate
                 self._seen.discard(self._decoded_id(failure.record))
-        if self.stage.on_tick is not None:
-            outputs.extend(self.stage.on_tick())
+        if self.stage.logic.tick is not None:
+            outputs.extend(self.stage.logic.tick())
         return [(self._route(message), message) for message in outputs], dead
 
     def publish(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[_Failure]) -> None:
         """Sends outputs and dead letters and waits until the broker acknowledged all of them; outputs of the
         `publish_last` types go only after the others are acknowledged."""
-        first = [(t, m) for t, m in outputs if type(m) not in self.stage.publish_last]
-        last = [(t, m) for t, m in outputs if type(m) in self.stage.publish_last]
+        first = [(t, m) for t, m in outputs if type(m) not in self.stage.spec.publish_last]
+        last = [(t, m) for t, m in outputs if type(m) in self.stage.spec.publish_last]
         futures = [self.bus.send(topic, message) for topic, message in first]
         for failure in dead:
             record = failure.record
@@ -263,7 +233,7 @@ class StageRunner:
 
     def commit(self, records: Sequence[ConsumerRecord]) -> None:
         """Commits, per partition, up to the first input the stage still holds (or past the last one)."""
-        held_now = self.stage.held_ids() if self.stage.held_ids else set()
+        held_now = self.stage.logic.held.held_ids() if self.stage.logic.held is not None else set()
         owned = self._require_consumer().assignment()
         with self._state:  # the rebalance listener runs on the client's network thread
             for record in records:
@@ -328,8 +298,8 @@ class StageRunner:
             # not dropped as duplicates of what it has let go.
             for rid in released:
                 self._seen.discard(rid)
-        if released and self.stage.release is not None:
-            self.stage.release(released)
+        if released and self.stage.logic.held is not None:
+            self.stage.logic.held.release(released)
         log.info("partitions revoked: %s (released %d held inputs)", sorted(f"{tp.topic}/{tp.partition}"
                  for tp in partitions), len(released), extra={"stage": self.stage.name})
 
@@ -351,24 +321,24 @@ class StageRunner:
 
     def _require_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = self.bus.consumer(list(self.stage.consumes), self.group_id,
+            self._consumer = self.bus.consumer(list(self.stage.spec.consumes), self.group_id,
                                                max_poll_records=self.max_batch, listener=_Listener(self))
         return self._consumer
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
-        expected = self.stage.input_type.DESCRIPTOR.full_name
+        expected = self.stage.spec.input_type.DESCRIPTOR.full_name
         declared = header(record, TYPE_HEADER)
         if declared is not None and declared != expected:
             raise RecordFailed(f"record type {declared!r} on {record.topic}, stage {self.stage.name} expects "
                                f"{expected!r}")
-        message = self.stage.input_type()
+        message = self.stage.spec.input_type()
         try:
             message.ParseFromString(record.value or b"")
         except DecodeError as exc:
             raise RecordFailed(f"undecodable {expected}: {exc}") from exc
-        if self.stage.check is not None:
+        if self.stage.logic.check is not None:
             try:
-                self.stage.check(message)
+                self.stage.logic.check(message)
             except InvalidInput as exc:
                 raise RecordFailed(f"rejected {expected}: {exc}") from exc
         return _Decoded(record, message, self._decoded_id(record))
@@ -421,7 +391,7 @@ class StageRunner:
             for attempt in retrying:
                 with attempt:
                     attempts[0] += 1
-                    return list(self.stage.process([d.message for d in batch]))
+                    return list(self.stage.logic.process([d.message for d in batch]))
         except Exception:
             if self._stop.is_set():
                 raise Stopping() from None
@@ -446,14 +416,15 @@ class StageRunner:
             attempts=failure.attempts)
 
     def _route(self, message: Message) -> str:
-        topic = self.stage.router(message) if self.stage.router is not None else None
+        spec, route = self.stage.spec, self.stage.logic.route
+        topic = route(message) if route is not None else None
         if topic:
-            if topic not in self.stage.also_routes and topic not in self.stage.routes.values():
+            if topic not in spec.writes:
                 raise TypeError(f"stage {self.stage.name} routed a {type(message).__name__} to {topic!r}, a topic its "
                                 "spec does not declare (StageSpec.produces or also_produces): its ACLs would refuse it")
             return topic
         try:
-            return self.stage.routes[type(message)]
+            return spec.produces[type(message)]
         except KeyError:
             raise TypeError(f"stage {self.stage.name} produced {type(message).__name__}, which has no route") from None
 

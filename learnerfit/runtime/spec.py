@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from learnerfit.runtime.bus import Bus
 from learnerfit.runtime.settings import ServiceSettings
+from learnerfit.runtime.stage import StageLogic, StageSpec
 
 
 @dataclass(frozen=True)
@@ -24,19 +25,6 @@ class Context:
 
     bus: Bus
     caught_up: Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """The Kafka stage: what it reads (several topics are read as one stream) and where each output type goes."""
-
-    consumes: Sequence[str]
-    input_type: type[Message]
-    produces: Mapping[type[Message], str]
-    # Topics outputs may be routed to by content (Parts.route), beyond `produces`.
-    also_produces: Sequence[str] = ()
-    # Output types published only after the others are acknowledged: records that say the work is done.
-    publish_last: Sequence[type[Message]] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +43,7 @@ class ServiceSpec:
     def topics(self) -> list[str]:
         """Every topic the service touches, read off its declaration."""
         stage = self.stage
-        names = [*stage.consumes, *stage.produces.values(), *stage.also_produces] if stage else []
+        names = [*stage.consumes, *stage.writes] if stage else []
         return list(dict.fromkeys([*names, *self.follows, *self.publishes]))
 
 
@@ -64,12 +52,7 @@ class Parts:
     """What a built service contributes; the runtime wires it."""
 
     rpcs: Mapping[str, Callable]                  # gRPC method name -> function(request) -> response
-    process: Callable[[Sequence[Message]], Sequence[Message]] | None = None  # the stage's logic: a flat list out
-    route: Callable[[Message], str | None] | None = None   # content-based routing (else by type, `produces`)
-    held_ids: Callable[[], set[str]] | None = None         # inputs a stateful stage still holds (never committed)
-    on_tick: Callable[[], Sequence[Message]] | None = None  # time-driven outputs, asked every poll
-    fold: Callable[[Message], None] | None = None          # folds records of the `follows` topics
-    check: Callable[[Message], None] | None = None         # raises InvalidInput (TooLarge) for a bad input record
-    release: Callable[[set[str]], None] | None = None      # held inputs whose partitions moved to another replica
+    stage: StageLogic | None = None               # the logic of the stage its spec declares
+    fold: Callable[[Message], None] | None = None  # folds records of the `follows` topics
     background: Sequence[Callable[[threading.Event], None]] = ()
     on_stop: Callable[[], None] | None = None

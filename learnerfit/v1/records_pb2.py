@@ -23,63 +23,74 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from learnerfit.v1 import bus_pb2 as learnerfit_dot_v1_dot_bus__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnerfit/v1/records.proto\x12\rlearnerfit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x01\n\x0cSamplingSpec\x12\x1b\n\x13samples_per_problem\x18\x01 \x01(\x05\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x01\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x07\n\x05_seed\"\xf8\x01\n\x07Problem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\x18\n\x10reference_answer\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12-\n\x08sampling\x18\x06 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x07 \x01(\t\x12/\n\x0coracle_modes\x18\x08 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\x12\x1a\n\x12reference_solution\x18\t \x01(\t\"=\n\tTokenLoss\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ntotal_loss\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"\xdc\x02\n\x06Scores\x12\'\n\x07verdict\x18\x01 \x01(\x0e\x32\x16.learnerfit.v1.Verdict\x12\x16\n\x0everdict_detail\x18\x02 \x01(\t\x12\x13\n\x06reward\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0creward_model\x18\x04 \x01(\t\x12\x10\n\x03ppl\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsegment_ppl\x18\x06 \x03(\x01\x12\x31\n\x0ftop_loss_tokens\x18\x07 \x03(\x0b\x32\x18.learnerfit.v1.TokenLoss\x12\x13\n\x0btoken_count\x18\x08 \x01(\x05\x12\x18\n\x10\x64rift_checkpoint\x18\t \x01(\t\x12\x1c\n\x0fmean_token_rank\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03rsr\x18\x0b \x01(\x01H\x03\x88\x01\x01\x42\t\n\x07_rewardB\x06\n\x04_pplB\x12\n\x10_mean_token_rankB\x06\n\x04_rsr\"\xc6\x04\n\nTrajectory\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x07problem\x18\x02 \x01(\x0b\x32\x16.learnerfit.v1.Problem\x12%\n\x06origin\x18\x03 \x01(\x0e\x32\x15.learnerfit.v1.Origin\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05steps\x18\x08 \x03(\t\x12\x14\n\x0c\x66inal_answer\x18\t \x01(\t\x12%\n\x06scores\x18\n \x01(\x0b\x32\x15.learnerfit.v1.Scores\x12\x14\n\x0csample_index\x18\x0b \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0c \x01(\x05\x12\x11\n\ttruncated\x18\r \x01(\x08\x12\x39\n\x08metadata\x18\x0e \x03(\x0b\x32\'.learnerfit.v1.Trajectory.MetadataEntry\x12+\n\x05style\x18\x0f \x01(\x0b\x32\x1c.learnerfit.v1.StyleMeasures\x12.\n\x0boracle_mode\x18\x10 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\x12\x12\n\nprompt_ids\x18\x11 \x03(\t\x12+\n\trejection\x18\x12 \x01(\x0b\x32\x18.learnerfit.v1.Rejection\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x88\x01\n\rStyleMeasures\x12\x15\n\rlatex_density\x18\x01 \x01(\x01\x12\x17\n\x0fmean_step_words\x18\x02 \x01(\x01\x12\r\n\x05steps\x18\x03 \x01(\x05\x12 \n\x13overlap_with_parent\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x16\n\x14_overlap_with_parent\".\n\tRejection\x12\x11\n\tguardrail\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xba\x02\n\x0e\x43uratedExample\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rtrajectory_id\x18\x02 \x01(\t\x12\x12\n\nproblem_id\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12%\n\x06origin\x18\x05 \x01(\x0e\x32\x15.learnerfit.v1.Origin\x12,\n\x08messages\x18\x06 \x03(\x0b\x32\x1a.learnerfit.v1.ChatMessage\x12%\n\x06scores\x18\x07 \x01(\x0b\x32\x15.learnerfit.v1.Scores\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\r\n\x05model\x18\n \x01(\t\x12\x12\n\ncheckpoint\x18\x0b \x01(\t\x12\x14\n\x07utility\x18\x0c \x01(\x01H\x00\x88\x01\x01\x42\n\n\x08_utility\"\xd6\x01\n\x10\x43urationDecision\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12\x0e\n\x06policy\x18\x04 \x01(\t\x12\x12\n\ncandidates\x18\x05 \x01(\x05\x12\x1a\n\x12\x63orrect_candidates\x18\x06 \x01(\x05\x12\x0f\n\x07\x63urated\x18\x07 \x01(\x08\x12\x1c\n\x14\x63hosen_trajectory_id\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x11\n\ttimed_out\x18\n \x01(\x08\"\xae\x02\n\nCheckpoint\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.learnerfit.v1.CheckpointKind\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x13\n\x0b\x65xample_ids\x18\x05 \x03(\t\x12\x0e\n\x06policy\x18\x06 \x01(\t\x12\x31\n\x04\x65val\x18\x07 \x03(\x0b\x32#.learnerfit.v1.Checkpoint.EvalEntry\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03uri\x18\t \x01(\t\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xca\x05\n\x0b\x42\x61tchStatus\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.BatchState\x12\x10\n\x08problems\x18\x03 \x01(\x05\x12\x18\n\x10samples_expected\x18\x04 \x01(\x05\x12\x16\n\x0esamples_scored\x18\x05 \x01(\x05\x12\x17\n\x0fsamples_correct\x18\x06 \x01(\x05\x12\x18\n\x10samples_unparsed\x18\x07 \x01(\x05\x12\x18\n\x10problems_decided\x18\x08 \x01(\x05\x12\x0f\n\x07\x63urated\x18\t \x01(\x05\x12\x17\n\x0f\x63uration_policy\x18\n \x01(\t\x12\x30\n\x0csubmitted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11samples_generated\x18\r \x01(\x05\x12.\n\tsummaries\x18\x0e \x03(\x0b\x32\x1b.learnerfit.v1.ScoreSummary\x12\x17\n\x0foracle_expected\x18\x0f \x01(\x05\x12\x15\n\roracle_scored\x18\x10 \x01(\x05\x12\x17\n\x0foracle_rejected\x18\x11 \x01(\x05\x12K\n\x11oracle_rejections\x18\x12 \x03(\x0b\x32\x30.learnerfit.v1.BatchStatus.OracleRejectionsEntry\x12\x17\n\x0fproblems_failed\x18\x13 \x01(\x05\x12/\n\x08\x66\x61ilures\x18\x14 \x03(\x0b\x32\x1d.learnerfit.v1.ProblemFailure\x1a\x37\n\x15OracleRejectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"C\n\x0eProblemFailure\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x9f\x03\n\x0cScoreSummary\x12%\n\x06origin\x18\x01 \x01(\x0e\x32\x15.learnerfit.v1.Origin\x12\'\n\x07verdict\x18\x02 \x01(\x0e\x32\x16.learnerfit.v1.Verdict\x12\x0f\n\x07samples\x18\x03 \x01(\x05\x12\x18\n\x0bmean_reward\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08mean_ppl\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0bmean_tokens\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1f\n\x12mean_latex_density\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0cmean_overlap\x18\x08 \x01(\x01H\x04\x88\x01\x01\x12.\n\x0boracle_mode\x18\t \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\x12\x15\n\x08mean_rsr\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_mean_rewardB\x0b\n\t_mean_pplB\x0e\n\x0c_mean_tokensB\x15\n\x13_mean_latex_densityB\x0f\n\r_mean_overlapB\x0b\n\t_mean_rsr*\xa5\x01\n\x06Origin\x12\x16\n\x12ORIGIN_UNSPECIFIED\x10\x00\x12\x19\n\x15ORIGIN_LEARNER_SAMPLE\x10\x01\x12\x19\n\x15ORIGIN_ORACLE_REFINED\x10\x02\x12\x1d\n\x19ORIGIN_ORACLE_SYNTHESIZED\x10\x03\x12\x18\n\x14ORIGIN_STYLE_ALIGNED\x10\x04\x12\x14\n\x10ORIGIN_REFERENCE\x10\x05*\x8e\x01\n\nOracleMode\x12\x1b\n\x17ORACLE_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12ORACLE_MODE_REFINE\x10\x01\x12\x1a\n\x16ORACLE_MODE_SYNTHESIZE\x10\x02\x12\x17\n\x13ORACLE_MODE_REWRITE\x10\x03\x12\x16\n\x12ORACLE_MODE_REPAIR\x10\x04*~\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x13\n\x0fVERDICT_CORRECT\x10\x01\x12\x15\n\x11VERDICT_INCORRECT\x10\x02\x12\x14\n\x10VERDICT_UNPARSED\x10\x03\x12\x18\n\x14VERDICT_CHECK_FAILED\x10\x04*h\n\x0e\x43heckpointKind\x12\x1f\n\x1b\x43HECKPOINT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HECKPOINT_KIND_ADAPTER\x10\x01\x12\x18\n\x14\x43HECKPOINT_KIND_FULL\x10\x02*\\\n\nBatchState\x12\x1b\n\x17\x42\x41TCH_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_STATE_RUNNING\x10\x01\x12\x18\n\x14\x42\x41TCH_STATE_COMPLETE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnerfit/v1/records.proto\x12\rlearnerfit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17learnerfit/v1/bus.proto\"\x98\x01\n\x0cSamplingSpec\x12\x1b\n\x13samples_per_problem\x18\x01 \x01(\x05\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\x05\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x01\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x07\n\x05_seed\"\x86\x02\n\x07Problem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\x18\n\x10reference_answer\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12-\n\x08sampling\x18\x06 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x07 \x01(\t\x12/\n\x0coracle_modes\x18\x08 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\x12\x1a\n\x12reference_solution\x18\t \x01(\t:\x0c\x92\x82\x19\x08\n\x02id\x12\x02id\"=\n\tTokenLoss\x12\r\n\x05token\x18\x01 \x01(\t\x12\x12\n\ntotal_loss\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"\xdc\x02\n\x06Scores\x12\'\n\x07verdict\x18\x01 \x01(\x0e\x32\x16.learnerfit.v1.Verdict\x12\x16\n\x0everdict_detail\x18\x02 \x01(\t\x12\x13\n\x06reward\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0creward_model\x18\x04 \x01(\t\x12\x10\n\x03ppl\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsegment_ppl\x18\x06 \x03(\x01\x12\x31\n\x0ftop_loss_tokens\x18\x07 \x03(\x0b\x32\x18.learnerfit.v1.TokenLoss\x12\x13\n\x0btoken_count\x18\x08 \x01(\x05\x12\x18\n\x10\x64rift_checkpoint\x18\t \x01(\t\x12\x1c\n\x0fmean_token_rank\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03rsr\x18\x0b \x01(\x01H\x03\x88\x01\x01\x42\t\n\x07_rewardB\x06\n\x04_pplB\x12\n\x10_mean_token_rankB\x06\n\x04_rsr\"\xdc\x04\n\nTrajectory\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x07problem\x18\x02 \x01(\x0b\x32\x16.learnerfit.v1.Problem\x12%\n\x06origin\x18\x03 \x01(\x0e\x32\x15.learnerfit.v1.Origin\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05steps\x18\x08 \x03(\t\x12\x14\n\x0c\x66inal_answer\x18\t \x01(\t\x12%\n\x06scores\x18\n \x01(\x0b\x32\x15.learnerfit.v1.Scores\x12\x14\n\x0csample_index\x18\x0b \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0c \x01(\x05\x12\x11\n\ttruncated\x18\r \x01(\x08\x12\x39\n\x08metadata\x18\x0e \x03(\x0b\x32\'.learnerfit.v1.Trajectory.MetadataEntry\x12+\n\x05style\x18\x0f \x01(\x0b\x32\x1c.learnerfit.v1.StyleMeasures\x12.\n\x0boracle_mode\x18\x10 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\x12\x12\n\nprompt_ids\x18\x11 \x03(\t\x12+\n\trejection\x18\x12 \x01(\x0b\x32\x18.learnerfit.v1.Rejection\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01:\x14\x92\x82\x19\x10\n\x02id\x12\nproblem.id\"\x88\x01\n\rStyleMeasures\x12\x15\n\rlatex_density\x18\x01 \x01(\x01\x12\x17\n\x0fmean_step_words\x18\x02 \x01(\x01\x12\r\n\x05steps\x18\x03 \x01(\x05\x12 \n\x13overlap_with_parent\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x16\n\x14_overlap_with_parent\".\n\tRejection\x12\x11\n\tguardrail\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xd0\x02\n\x0e\x43uratedExample\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rtrajectory_id\x18\x02 \x01(\t\x12\x12\n\nproblem_id\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12%\n\x06origin\x18\x05 \x01(\x0e\x32\x15.learnerfit.v1.Origin\x12,\n\x08messages\x18\x06 \x03(\x0b\x32\x1a.learnerfit.v1.ChatMessage\x12%\n\x06scores\x18\x07 \x01(\x0b\x32\x15.learnerfit.v1.Scores\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\r\n\x05model\x18\n \x01(\t\x12\x12\n\ncheckpoint\x18\x0b \x01(\t\x12\x14\n\x07utility\x18\x0c \x01(\x01H\x00\x88\x01\x01:\x14\x92\x82\x19\x10\n\x02id\x12\nproblem_idB\n\n\x08_utility\"\xec\x01\n\x10\x43urationDecision\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12\x0e\n\x06policy\x18\x04 \x01(\t\x12\x12\n\ncandidates\x18\x05 \x01(\x05\x12\x1a\n\x12\x63orrect_candidates\x18\x06 \x01(\x05\x12\x0f\n\x07\x63urated\x18\x07 \x01(\x08\x12\x1c\n\x14\x63hosen_trajectory_id\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x11\n\ttimed_out\x18\n \x01(\x08:\x14\x92\x82\x19\x10\n\x02id\x12\nproblem_id\"\xbd\x02\n\nCheckpoint\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.learnerfit.v1.CheckpointKind\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x13\n\x0b\x65xample_ids\x18\x05 \x03(\t\x12\x0e\n\x06policy\x18\x06 \x01(\t\x12\x31\n\x04\x65val\x18\x07 \x03(\x0b\x32#.learnerfit.v1.Checkpoint.EvalEntry\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03uri\x18\t \x01(\t\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01:\r\x92\x82\x19\t\n\x07version\"\xca\x05\n\x0b\x42\x61tchStatus\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.BatchState\x12\x10\n\x08problems\x18\x03 \x01(\x05\x12\x18\n\x10samples_expected\x18\x04 \x01(\x05\x12\x16\n\x0esamples_scored\x18\x05 \x01(\x05\x12\x17\n\x0fsamples_correct\x18\x06 \x01(\x05\x12\x18\n\x10samples_unparsed\x18\x07 \x01(\x05\x12\x18\n\x10problems_decided\x18\x08 \x01(\x05\x12\x0f\n\x07\x63urated\x18\t \x01(\x05\x12\x17\n\x0f\x63uration_policy\x18\n \x01(\t\x12\x30\n\x0csubmitted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11samples_generated\x18\r \x01(\x05\x12.\n\tsummaries\x18\x0e \x03(\x0b\x32\x1b.learnerfit.v1.ScoreSummary\x12\x17\n\x0foracle_expected\x18\x0f \x01(\x05\x12\x15\n\roracle_scored\x18\x10 \x01(\x05\x12\x17\n\x0foracle_rejected\x18\x11 \x01(\x05\x12K\n\x11oracle_rejections\x18\x12 \x03(\x0b\x32\x30.learnerfit.v1.BatchStatus.OracleRejectionsEntry\x12\x17\n\x0fproblems_failed\x18\x13 \x01(\x05\x12/\n\x08\x66\x61ilures\x18\x14 \x03(\x0b\x32\x1d.learnerfit.v1.ProblemFailure\x1a\x37\n\x15OracleRejectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"C\n\x0eProblemFailure\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x9f\x03\n\x0cScoreSummary\x12%\n\x06origin\x18\x01 \x01(\x0e\x32\x15.learnerfit.v1.Origin\x12\'\n\x07verdict\x18\x02 \x01(\x0e\x32\x16.learnerfit.v1.Verdict\x12\x0f\n\x07samples\x18\x03 \x01(\x05\x12\x18\n\x0bmean_reward\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08mean_ppl\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x0bmean_tokens\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1f\n\x12mean_latex_density\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0cmean_overlap\x18\x08 \x01(\x01H\x04\x88\x01\x01\x12.\n\x0boracle_mode\x18\t \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\x12\x15\n\x08mean_rsr\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x0e\n\x0c_mean_rewardB\x0b\n\t_mean_pplB\x0e\n\x0c_mean_tokensB\x15\n\x13_mean_latex_densityB\x0f\n\r_mean_overlapB\x0b\n\t_mean_rsr*\xa5\x01\n\x06Origin\x12\x16\n\x12ORIGIN_UNSPECIFIED\x10\x00\x12\x19\n\x15ORIGIN_LEARNER_SAMPLE\x10\x01\x12\x19\n\x15ORIGIN_ORACLE_REFINED\x10\x02\x12\x1d\n\x19ORIGIN_ORACLE_SYNTHESIZED\x10\x03\x12\x18\n\x14ORIGIN_STYLE_ALIGNED\x10\x04\x12\x14\n\x10ORIGIN_REFERENCE\x10\x05*\x8e\x01\n\nOracleMode\x12\x1b\n\x17ORACLE_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12ORACLE_MODE_REFINE\x10\x01\x12\x1a\n\x16ORACLE_MODE_SYNTHESIZE\x10\x02\x12\x17\n\x13ORACLE_MODE_REWRITE\x10\x03\x12\x16\n\x12ORACLE_MODE_REPAIR\x10\x04*~\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x13\n\x0fVERDICT_CORRECT\x10\x01\x12\x15\n\x11VERDICT_INCORRECT\x10\x02\x12\x14\n\x10VERDICT_UNPARSED\x10\x03\x12\x18\n\x14VERDICT_CHECK_FAILED\x10\x04*h\n\x0e\x43heckpointKind\x12\x1f\n\x1b\x43HECKPOINT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HECKPOINT_KIND_ADAPTER\x10\x01\x12\x18\n\x14\x43HECKPOINT_KIND_FULL\x10\x02*\\\n\nBatchState\x12\x1b\n\x17\x42\x41TCH_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_STATE_RUNNING\x10\x01\x12\x18\n\x14\x42\x41TCH_STATE_COMPLETE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerfit.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PROBLEM']._loaded_options = None
+  _globals['_PROBLEM']._serialized_options = b'\222\202\031\010\n\002id\022\002id'
   _globals['_TRAJECTORY_METADATAENTRY']._loaded_options = None
   _globals['_TRAJECTORY_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_TRAJECTORY']._loaded_options = None
+  _globals['_TRAJECTORY']._serialized_options = b'\222\202\031\020\n\002id\022\nproblem.id'
+  _globals['_CURATEDEXAMPLE']._loaded_options = None
+  _globals['_CURATEDEXAMPLE']._serialized_options = b'\222\202\031\020\n\002id\022\nproblem_id'
+  _globals['_CURATIONDECISION']._loaded_options = None
+  _globals['_CURATIONDECISION']._serialized_options = b'\222\202\031\020\n\002id\022\nproblem_id'
   _globals['_CHECKPOINT_EVALENTRY']._loaded_options = None
   _globals['_CHECKPOINT_EVALENTRY']._serialized_options = b'8\001'
+  _globals['_CHECKPOINT']._loaded_options = None
+  _globals['_CHECKPOINT']._serialized_options = b'\222\202\031\t\n\007version'
   _globals['_BATCHSTATUS_ORACLEREJECTIONSENTRY']._loaded_options = None
   _globals['_BATCHSTATUS_ORACLEREJECTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_ORIGIN']._serialized_start=3761
-  _globals['_ORIGIN']._serialized_end=3926
-  _globals['_ORACLEMODE']._serialized_start=3929
-  _globals['_ORACLEMODE']._serialized_end=4071
-  _globals['_VERDICT']._serialized_start=4073
-  _globals['_VERDICT']._serialized_end=4199
-  _globals['_CHECKPOINTKIND']._serialized_start=4201
-  _globals['_CHECKPOINTKIND']._serialized_end=4305
-  _globals['_BATCHSTATE']._serialized_start=4307
-  _globals['_BATCHSTATE']._serialized_end=4399
-  _globals['_SAMPLINGSPEC']._serialized_start=80
-  _globals['_SAMPLINGSPEC']._serialized_end=232
-  _globals['_PROBLEM']._serialized_start=235
-  _globals['_PROBLEM']._serialized_end=483
-  _globals['_TOKENLOSS']._serialized_start=485
-  _globals['_TOKENLOSS']._serialized_end=546
-  _globals['_SCORES']._serialized_start=549
-  _globals['_SCORES']._serialized_end=897
-  _globals['_TRAJECTORY']._serialized_start=900
-  _globals['_TRAJECTORY']._serialized_end=1482
-  _globals['_TRAJECTORY_METADATAENTRY']._serialized_start=1435
-  _globals['_TRAJECTORY_METADATAENTRY']._serialized_end=1482
-  _globals['_STYLEMEASURES']._serialized_start=1485
-  _globals['_STYLEMEASURES']._serialized_end=1621
-  _globals['_REJECTION']._serialized_start=1623
-  _globals['_REJECTION']._serialized_end=1669
-  _globals['_CHATMESSAGE']._serialized_start=1671
-  _globals['_CHATMESSAGE']._serialized_end=1715
-  _globals['_CURATEDEXAMPLE']._serialized_start=1718
-  _globals['_CURATEDEXAMPLE']._serialized_end=2032
-  _globals['_CURATIONDECISION']._serialized_start=2035
-  _globals['_CURATIONDECISION']._serialized_end=2249
-  _globals['_CHECKPOINT']._serialized_start=2252
-  _globals['_CHECKPOINT']._serialized_end=2554
-  _globals['_CHECKPOINT_EVALENTRY']._serialized_start=2511
-  _globals['_CHECKPOINT_EVALENTRY']._serialized_end=2554
-  _globals['_BATCHSTATUS']._serialized_start=2557
-  _globals['_BATCHSTATUS']._serialized_end=3271
-  _globals['_BATCHSTATUS_ORACLEREJECTIONSENTRY']._serialized_start=3216
-  _globals['_BATCHSTATUS_ORACLEREJECTIONSENTRY']._serialized_end=3271
-  _globals['_PROBLEMFAILURE']._serialized_start=3273
-  _globals['_PROBLEMFAILURE']._serialized_end=3340
-  _globals['_SCORESUMMARY']._serialized_start=3343
-  _globals['_SCORESUMMARY']._serialized_end=3758
+  _globals['_ORIGIN']._serialized_start=3881
+  _globals['_ORIGIN']._serialized_end=4046
+  _globals['_ORACLEMODE']._serialized_start=4049
+  _globals['_ORACLEMODE']._serialized_end=4191
+  _globals['_VERDICT']._serialized_start=4193
+  _globals['_VERDICT']._serialized_end=4319
+  _globals['_CHECKPOINTKIND']._serialized_start=4321
+  _globals['_CHECKPOINTKIND']._serialized_end=4425
+  _globals['_BATCHSTATE']._serialized_start=4427
+  _globals['_BATCHSTATE']._serialized_end=4519
+  _globals['_SAMPLINGSPEC']._serialized_start=105
+  _globals['_SAMPLINGSPEC']._serialized_end=257
+  _globals['_PROBLEM']._serialized_start=260
+  _globals['_PROBLEM']._serialized_end=522
+  _globals['_TOKENLOSS']._serialized_start=524
+  _globals['_TOKENLOSS']._serialized_end=585
+  _globals['_SCORES']._serialized_start=588
+  _globals['_SCORES']._serialized_end=936
+  _globals['_TRAJECTORY']._serialized_start=939
+  _globals['_TRAJECTORY']._serialized_end=1543
+  _globals['_TRAJECTORY_METADATAENTRY']._serialized_start=1474
+  _globals['_TRAJECTORY_METADATAENTRY']._serialized_end=1521
+  _globals['_STYLEMEASURES']._serialized_start=1546
+  _globals['_STYLEMEASURES']._serialized_end=1682
+  _globals['_REJECTION']._serialized_start=1684
+  _globals['_REJECTION']._serialized_end=1730
+  _globals['_CHATMESSAGE']._serialized_start=1732
+  _globals['_CHATMESSAGE']._serialized_end=1776
+  _globals['_CURATEDEXAMPLE']._serialized_start=1779
+  _globals['_CURATEDEXAMPLE']._serialized_end=2115
+  _globals['_CURATIONDECISION']._serialized_start=2118
+  _globals['_CURATIONDECISION']._serialized_end=2354
+  _globals['_CHECKPOINT']._serialized_start=2357
+  _globals['_CHECKPOINT']._serialized_end=2674
+  _globals['_CHECKPOINT_EVALENTRY']._serialized_start=2616
+  _globals['_CHECKPOINT_EVALENTRY']._serialized_end=2659
+  _globals['_BATCHSTATUS']._serialized_start=2677
+  _globals['_BATCHSTATUS']._serialized_end=3391
+  _globals['_BATCHSTATUS_ORACLEREJECTIONSENTRY']._serialized_start=3336
+  _globals['_BATCHSTATUS_ORACLEREJECTIONSENTRY']._serialized_end=3391
+  _globals['_PROBLEMFAILURE']._serialized_start=3393
+  _globals['_PROBLEMFAILURE']._serialized_end=3460
+  _globals['_SCORESUMMARY']._serialized_start=3463
+  _globals['_SCORESUMMARY']._serialized_end=3878
 # @@protoc_insertion_point(module_scope)

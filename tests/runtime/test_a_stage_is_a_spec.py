@@ -8,7 +8,8 @@ from typing import ClassVar
 from learnerfit.domain import topics
 from learnerfit.runtime.app import describe
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
-from learnerfit.runtime.spec import Context, Parts, ServiceSpec, StageSpec
+from learnerfit.runtime.spec import Context, Parts, ServiceSpec
+from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from tests.kafka_helpers import read_topic
 from tests.running import running
@@ -28,7 +29,7 @@ def echo(problems):
 
 def build(settings: EchoSettings, context: Context) -> Parts:
     return Parts(rpcs={"Generate": lambda request: services_pb2.GenerateResponse(trajectories=echo(request.problems))},
-                 process=echo)
+                 stage=StageLogic(echo))
 
 
 SPEC = ServiceSpec(name="echo", settings=EchoSettings, api=services_pb2.DESCRIPTOR.services_by_name["Generator"],

@@ -27,7 +27,8 @@ ECHO = textwrap.dedent('''
     from learnerfit.registry.client import RegistryAccess
     from learnerfit.runtime.app import run
     from learnerfit.runtime.settings import ServiceSettings, StageSettings
-    from learnerfit.runtime.spec import Parts, ServiceSpec, StageSpec
+    from learnerfit.runtime.spec import Parts, ServiceSpec
+    from learnerfit.runtime.stage import StageLogic, StageSpec
     from learnerfit.v1 import records_pb2, services_pb2
 
 
@@ -46,7 +47,7 @@ ECHO = textwrap.dedent('''
 
     def build(settings, context):
         generate = lambda request: services_pb2.GenerateResponse(trajectories=echo(request.problems))
-        return Parts(rpcs={"Generate": generate}, process=echo)
+        return Parts(rpcs={"Generate": generate}, stage=StageLogic(echo))
 
 
     SPEC = ServiceSpec(name="echo", settings=EchoSettings, api=services_pb2.DESCRIPTOR.services_by_name["Generator"],

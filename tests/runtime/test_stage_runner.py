@@ -16,7 +16,8 @@ from learnerfit.domain.intake import IntakeLimits, record_check
 from learnerfit.errors import Unavailable
 from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, header
-from learnerfit.runtime.runner import RetryPolicy, Stage, StageRunner
+from learnerfit.runtime.runner import RetryPolicy, StageRunner
+from learnerfit.runtime.stage import Stage, StageLogic, StageSpec
 from learnerfit.v1 import records_pb2
 from tests.kafka_helpers import dead_letters, read_topic
 
@@ -37,8 +38,9 @@ def _solve(problems):  # fails whole when any problem in it is bad, as a model c
 
 
 def _stage(name: str, source: str, sink: str, process=_solve, check=None) -> Stage:
-    return Stage(name=name, consumes=[source], input_type=records_pb2.Problem, process=process,
-                 routes={records_pb2.Trajectory: sink}, check=check)
+    return Stage(name, StageSpec(consumes=[source], input_type=records_pb2.Problem,
+                                 produces={records_pb2.Trajectory: sink}),
+                 StageLogic(process, check=check))
 
 
 def _runner(stage: Stage, bus, group: str, dead: str, retry: RetryPolicy = RetryPolicy()) -> StageRunner:
@@ -104,9 +106,9 @@ def test_a_stage_routing_to_a_topic_its_spec_does_not_declare_is_stopped_there(b
     source, sink, stray, dead = fresh("problems"), fresh("trajectories"), fresh("stray"), fresh("dead")
     bus.ensure_topics([source, sink, stray, dead], partitions=1)
     bus.publish([(source, _problem(1)), (source, _problem(2))])
-    stage = Stage(name="solve", consumes=[source], input_type=records_pb2.Problem, process=_solve,
-                  routes={records_pb2.Trajectory: sink},
-                  router=lambda t: stray if t.problem.id == "p2" else None)  # p2 to a topic nobody declared
+    stage = Stage("solve", StageSpec(consumes=[source], input_type=records_pb2.Problem,
+                                     produces={records_pb2.Trajectory: sink}),
+                  StageLogic(_solve, route=lambda t: stray if t.problem.id == "p2" else None))  # p2: undeclared
     runner = _runner(stage, bus, fresh("group"), dead)
     try:
         with pytest.raises(TypeError, match=f"to {stray!r}, a topic its spec does not declare"):
@@ -211,13 +213,15 @@ def test_a_failing_batch_is_retried_record_by_record_so_only_the_bad_record_is_d
 _CRASHING_SOLVER = """
 import sys, time
 from learnerfit.runtime.bus import Bus
-from learnerfit.runtime.runner import Stage, StageRunner
+from learnerfit.runtime.runner import StageRunner
+from learnerfit.runtime.stage import Stage, StageLogic, StageSpec
 from learnerfit.v1 import records_pb2
 servers, source, sink, dead, group, flag = sys.argv[1:]
 bus = Bus(servers, client_id="crashing-solver", session_timeout_ms=6000)
 def solve(problems):
     return [records_pb2.Trajectory(id=f"t-{p.id}", problem=p, text=p.reference_answer) for p in problems]
-runner = StageRunner(Stage("solve", [source], records_pb2.Problem, solve, {records_pb2.Trajectory: sink}), bus,
+runner = StageRunner(Stage("solve", StageSpec([source], records_pb2.Problem, {records_pb2.Trajectory: sink}),
+                           StageLogic(solve)), bus,
                      group_id=group, dead_letter_topic=dead, max_batch=16, max_wait_s=0.2)
 records = []
 while not records:
@@ -261,8 +265,8 @@ def test_a_solver_killed_between_publish_and_commit_replays_and_the_copy_is_a_re
         return list(trajectories)
 
     downstream = StageRunner(
-        Stage(name="downstream", consumes=[sink], input_type=records_pb2.Trajectory, process=passthrough,
-              routes={records_pb2.Trajectory: final}),
+        Stage("downstream", StageSpec(consumes=[sink], input_type=records_pb2.Trajectory,
+                                      produces={records_pb2.Trajectory: final}), StageLogic(passthrough)),
         bus, group_id=fresh("downstream"), dead_letter_topic=dead, max_batch=16, max_wait_s=0.5)
     duplicates_before = metrics.DUPLICATES.labels("downstream")._value.get()
     try:
@@ -326,8 +330,9 @@ def test_a_held_input_released_in_a_rebalance_is_taken_again_when_its_partition_
     bus.ensure_topics([source, sink, dead], partitions=1)
 
     def pairing_stage(pairing: _Pairing) -> Stage:
-        return Stage(name="pair", consumes=[source], input_type=records_pb2.Problem, process=pairing,
-                     routes={records_pb2.Trajectory: sink}, held_ids=pairing.held_ids, release=pairing.release)
+        return Stage("pair", StageSpec(consumes=[source], input_type=records_pb2.Problem,
+                                       produces={records_pb2.Trajectory: sink}),
+                     StageLogic(pairing, held=pairing))
 
     pairing = _Pairing()
     first = _runner(pairing_stage(pairing), bus, group, dead)

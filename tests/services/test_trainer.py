@@ -52,11 +52,11 @@ def test_curated_examples_train_register_and_announce_a_checkpoint_once_enough_a
         assert error.value.details() == "no curated examples to train on"
         bus.publish((topics.CURATED, _example(i)) for i in range(2))
         # Waiting for a third: held, so the runner commits no offset past them.
-        assert _wait_until(lambda: service.parts.held_ids() == {"example-0", "example-1"})
+        assert _wait_until(lambda: service.parts.stage.held.held_ids() == {"example-0", "example-1"})
         bus.publish([(topics.CURATED, _example(2))])
         announced = [records_pb2.Checkpoint.FromString(r.value)
                      for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=120)]
-        assert _wait_until(lambda: not service.parts.held_ids())
+        assert _wait_until(lambda: not service.parts.stage.held.held_ids())
     assert [c.version for c in announced] == ["v1"]
     assert sorted(announced[0].example_ids) == ["example-0", "example-1", "example-2"]
     assert set(announced[0].eval) == {"avg@1"} and announced[0].uri == str(tmp_path / "registry" / "checkpoints" / "v1")
