@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -33,6 +33,8 @@ class Service:
     pod: Pod
     calls: tuple[str, ...] = ()     # services whose gRPC API it calls; its settings section of that name has `target`
     api_clients: bool = False       # clients outside the pipeline call its API (the CLI, a study job)
+    # Settings the local stack gives it over its cluster defaults: one machine and one disk change what it needs.
+    on_one_machine: dict[str, Any] = field(default_factory=dict)
 
     @property
     def spec(self) -> Any:
@@ -80,8 +82,10 @@ class Catalog:
 
 CATALOG = Catalog((
     Service("registry", "services.registry", Pod("100m", "256Mi", checkpoints="rw"), api_clients=True),
+    # On one machine the trainer writes the registry's index itself; in a cluster it registers through the registry
+    # service, the index's one writer.
     Service("trainer", "services.trainer", Pod("2", "8Gi", model=True, checkpoints="rw"), calls=("registry",),
-            api_clients=True),
+            api_clients=True, on_one_machine={"registry": {"target": ""}}),
     Service("curator", "services.curator", Pod("250m", "512Mi"), api_clients=True),
     Service("refiner", "services.refiner", Pod("500m", "2Gi", model=True, scale_on_lag=True)),
     Service("style_aligner", "services.style_aligner", Pod("500m", "2Gi", model=True, scale_on_lag=True)),

@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from learnerfit.domain import topics
+from learnerfit.domain.intake import IntakeLimits, validate_problems, validate_sampling
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.client import RegistryAccess, RemoteRegistry
@@ -20,8 +21,8 @@ from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
-from trainer.evaluate import HeldOutEvaluator
-from trainer.sft import evaluate as evaluate_learner
+from trainer.evaluate import HeldOutEvaluator, summary
+from trainer.sft import evaluate as evaluate_learner, learner_path
 
 
 class TrainerSettings(ServiceSettings):
@@ -34,6 +35,7 @@ class TrainerSettings(ServiceSettings):
     train_every: int = Field(32, ge=0, description="Train once this many curated examples are held; 0: only when a "
                                                    "Train call asks.")
     wait_s: float = Field(300.0, gt=0, description="Longest a Train call waits for the examples it names to arrive.")
+    intake: IntakeLimits = IntakeLimits()  # what an Evaluate call with problems of its own may ask
     registry: RegistryAccess = Field(RegistryAccess(), description="The registry service. With a target the "
                                      "trainer registers through its Register call (the service is the index's one "
                                      "writer; registry_dir is then the volume both share); without, it writes the "
@@ -81,8 +83,18 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
 
     def evaluate(request: services_pb2.EvaluateRequest) -> services_pb2.EvaluateResponse:
         version = request.version or "base"
-        return services_pb2.EvaluateResponse(version=version,
-                                             eval=evaluate_learner(registry, version, evaluator))
+        if not request.problems:
+            return services_pb2.EvaluateResponse(version=version,
+                                                 eval=evaluate_learner(registry, version, evaluator))
+        validate_problems(request.problems, settings.intake, "problems")
+        k = request.k or settings.train.eval_k
+        max_new_tokens = request.max_new_tokens or settings.train.eval_max_new_tokens
+        # The sampling the evaluation does, checked as a batch's would be (k 1..64, tokens 1..4096 by default).
+        validate_sampling(records_pb2.SamplingSpec(samples_per_problem=k, max_new_tokens=max_new_tokens,
+                                                   temperature=0.7, top_p=1.0), settings.intake, "evaluation")
+        samples = evaluator.samples(learner_path(registry, version, settings.train.base_model), request.problems,
+                                    k=k, max_new_tokens=max_new_tokens)
+        return services_pb2.EvaluateResponse(version=version, samples=samples, eval=summary(samples, k))
 
     return Parts(rpcs={"Train": train, "Evaluate": evaluate},
                  stage=StageLogic(trainer, held=trainer, check=trainer.check))

@@ -32,6 +32,8 @@ class TrainSettings(Section):
     seed: int = Field(0, description="Training seed.")
     eval_problems: int = Field(16, ge=0, description="Held-out problems for Avg@k after training (0: skip).")
     eval_k: int = Field(4, ge=1, description="Samples per held-out problem (Avg@k).")
+    eval_max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens per held-out sample; a sample cut "
+                                                                    "there is counted as truncated.")
     eval_family: str = Field("basic_arithmetic", description="reasoning-gym family of the held-out problems (drawn "
                                                              "from a seed no batch uses; basic_arithmetic kept easy).")
     evaluator: EngineOptions = Field(

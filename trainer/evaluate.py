@@ -18,33 +18,53 @@ from learnerfit.models.answers import AnswerChecker
 from learnerfit.models.factory import LearnerModels, make_text_generator
 from learnerfit.models.settings import EngineSettings
 from learnerfit.paths import default_cache_dir
-from learnerfit.v1 import records_pb2
+from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 
 log = logging.getLogger(__name__)
 HELD_OUT_SEED = 10_000  # a stream of problems no batch draws by default (batches start at seed 0)
 
 
+def held_out_samples(generator: TextGenerator, problems: Sequence[records_pb2.Problem], *, k: int = 4,
+                     temperature: float = 0.7, max_new_tokens: int = 64, seed: int = 0,
+                     checker: AnswerChecker | None = None) -> list[services_pb2.HeldOutSample]:
+    """k samples of each problem at `temperature` with the learner's prompt, each judged against its reference."""
+    samples = generator.generate([learner_conversation(p) for p in problems],
+                                 SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
+    judged = [services_pb2.HeldOutSample(problem_id=problem.id, sample_index=i, text=c.text, truncated=c.truncated,
+                                         token_count=c.token_count, answer=extract_final_answer(c.text)[0] or "")
+              for problem, completions in zip(problems, samples, strict=True) for i, c in enumerate(completions)]
+    references = [p.reference_answer for p in problems for _ in range(k)]
+    answered = [(s.answer, r) for s, r in zip(judged, references, strict=True) if s.answer]
+    own = checker is None
+    checker = checker or AnswerChecker()
+    try:
+        verdicts = iter(checker.check(answered))
+    finally:
+        if own:
+            checker.close()
+    for sample in judged:
+        sample.verdict = next(verdicts)[0] if sample.answer else records_pb2.VERDICT_UNPARSED
+    return judged
+
+
+def summary(samples: Sequence[services_pb2.HeldOutSample], k: int) -> dict[str, float]:
+    """Avg@k (correct among all samples), and what the misses were: no final answer, cut at the token cap, and
+    accuracy among the samples that gave an answer (reasoning, with format set apart)."""
+    correct = sum(s.verdict == records_pb2.VERDICT_CORRECT for s in samples)
+    parsed = sum(s.verdict != records_pb2.VERDICT_UNPARSED for s in samples)
+    total = max(len(samples), 1)
+    return {f"avg@{k}": correct / total, "unparsed": (len(samples) - parsed) / total,
+            "truncated": sum(s.truncated for s in samples) / total, "parsed_accuracy": correct / max(parsed, 1)}
+
+
 def avg_at_k(generator: TextGenerator, problems: Sequence[records_pb2.Problem], *, k: int = 4,
              temperature: float = 0.7, max_new_tokens: int = 64, seed: int = 0,
              checker: AnswerChecker | None = None) -> float:
     """Share of correct samples over len(problems) x k, sampled at `temperature` with the learner's prompt."""
-    samples = generator.generate([learner_conversation(p) for p in problems],
-                                 SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
-    pairs = []
-    for problem, completions in zip(problems, samples, strict=True):
-        for completion in completions:
-            answer, _ = extract_final_answer(completion.text)
-            pairs.append((answer, problem.reference_answer))
-    own = checker is None
-    checker = checker or AnswerChecker()
-    try:
-        answered = [(a, r) for a, r in pairs if a is not None]
-        verdicts = checker.check(answered)
-    finally:
-        if own:
-            checker.close()
-    return sum(v == records_pb2.VERDICT_CORRECT for v, _ in verdicts) / len(pairs)
+    samples = held_out_samples(generator, problems, k=k, temperature=temperature, max_new_tokens=max_new_tokens,
+                               seed=seed, checker=checker)
+    return summary(samples, k)[f"avg@{k}"]
 
 
 class HeldOutEvaluator:
@@ -77,4 +97,11 @@ class HeldOutEvaluator:
         generator = self.generator(model)
         log.info("held-out avg@%d of %s on %s (%s)", self.settings.eval_k, model, self.settings.evaluator.backend,
                  self.settings.evaluator.device)
-        return {f"avg@{self.settings.eval_k}": avg_at_k(generator, self.problems, k=self.settings.eval_k)}
+        return {f"avg@{self.settings.eval_k}": avg_at_k(generator, self.problems, k=self.settings.eval_k,
+                                                        max_new_tokens=self.settings.eval_max_new_tokens)}
+
+    def samples(self, model: Path | str, problems: Sequence[records_pb2.Problem], k: int = 0,
+                max_new_tokens: int = 0) -> list[services_pb2.HeldOutSample]:
+        """Every judged sample of `model` on problems a caller chose (a study's held-out set)."""
+        return held_out_samples(self.generator(model), problems, k=k or self.settings.eval_k,
+                                max_new_tokens=max_new_tokens or self.settings.eval_max_new_tokens)

@@ -170,8 +170,12 @@ def _progress_metrics_callback():
 
 def evaluate(registry: CheckpointRegistry, version: str, evaluator: HeldOutEvaluator) -> dict[str, float]:
     """The held-out Avg@k of the base model ("" or "base") or of a registered checkpoint."""
-    settings = evaluator.settings
-    return evaluator(settings.base_model if version in ("", "base") else registry.path_of(registry.get(version)))
+    return evaluator(learner_path(registry, version, evaluator.settings.base_model))
+
+
+def learner_path(registry: CheckpointRegistry, version: str, base_model: str) -> str:
+    """What to load for the base model ("" or "base") or a registered checkpoint."""
+    return base_model if version in ("", "base") else str(registry.path_of(registry.get(version)))
 
 
 def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: str = "") -> tuple[str, str]:

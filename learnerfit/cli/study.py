@@ -15,6 +15,7 @@ interrupted study resumes at the phase it was in:
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from learnerfit.domain.curation.policies import POLICIES, check_policy
 from learnerfit.domain.intake import IntakeLimits, validate_sampling
 from learnerfit.domain.oracle.prompts import all_templates
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
-from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
+from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym, held_out, normalized_question
 from learnerfit.errors import InvalidInput
 from learnerfit.local.stack import LocalStack
 from learnerfit.registry.client import RegistryClient
@@ -41,7 +42,8 @@ from learnerfit.study.datasets import save_training_set
 from learnerfit.study.report import PolicyResult, Study, write_report
 from learnerfit.study.state import StudyState
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
-from trainer.config import PRESETS
+from trainer.config import PRESETS, TrainSettings
+from trainer.evaluate import HELD_OUT_SEED
 
 DEFAULT_POLICIES = ("rejection_sampling", "oracle_refined", "oracle_synthesized", "style_aligned", "utility")
 # The Oracle work each policy chooses from (the learner's own samples are always there).
@@ -73,6 +75,32 @@ def study_problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
                               options=family_options(args.problems, args.family_option))
 
 
+def held_out_problems(args: argparse.Namespace,
+                      training: list[records_pb2.Problem]) -> tuple[list[records_pb2.Problem], dict[str, Any]]:
+    """The held-out set, from the study's own source and options (a JSONL study: the rows after its first --n), with
+    no question a training problem shares; and where it came from, for the report."""
+    path = Path(args.problems)
+    if path.suffix == ".jsonl" or path.exists():
+        pool, source = from_jsonl(path)[args.n:], f"{path.name}, the rows after the first {args.n}"
+    else:
+        family = args.eval_family
+        options = family_options(family, args.family_option if family == args.problems else None)
+        # Drawn generously: a small family repeats itself, and what the study trains on is set apart.
+        pool = from_reasoning_gym(family, 4 * args.eval_problems + 64, seed=HELD_OUT_SEED, options=options)
+        source = f"{family} {json.dumps(options, sort_keys=True)}, seed {HELD_OUT_SEED}"
+    problems, overlapping = held_out(pool, training, args.eval_problems)
+    if not problems:
+        raise InvalidInput("--eval-problems", f"no held-out problem is left in {source} once those that share a "
+                                              "question with the study's problems are set apart: give a larger "
+                                              "file or a smaller --n")
+    if len(problems) < args.eval_problems:
+        say(f"held-out: only {len(problems)} distinct problems in {source} share no question with the study's; "
+            f"evaluating on those (--eval-problems {args.eval_problems})")
+    trained_on = {normalized_question(t.question) for t in training}
+    return problems, {"source": source, "problems": len(problems), "left_out_for_overlap": overlapping,
+                      "shared_with_training": sum(normalized_question(p.question) in trained_on for p in problems)}
+
+
 def sampling(args: argparse.Namespace) -> records_pb2.SamplingSpec:
     return records_pb2.SamplingSpec(samples_per_problem=args.k, max_new_tokens=args.max_new_tokens,
                                     temperature=args.temperature, seed=args.seed)
@@ -88,7 +116,7 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
             "temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
             "policies": args.policies, "budget_steps": args.budget_steps, "train_preset": args.train_preset,
             "learning_rate": preset["learning_rate"], "loss_type": args.loss_type, "eval_problems": args.eval_problems,
-            "eval_k": args.eval_k, "eval_family": args.eval_family,
+            "eval_k": args.eval_k, "eval_family": args.eval_family, "eval_max_new_tokens": args.eval_max_new_tokens,
             "oracle_prompts": sorted(all_templates()) if args.oracle_endpoint or args.oracle_model else []}
 
 
@@ -132,8 +160,10 @@ class StudyRun:
                 say(f"study on the running stack at gateway {self._addresses.gateway}")
         if self._addresses is None:
             prepare_models(self.args.model)
+            config = stack_config(self.args)
+            config["trainer"]["train"]["eval_problems"] = 0  # the study evaluates on a held-out set of its own
             self._stack = LocalStack(self.out / "stack", common={"log": {"level": self.args.log_level}},
-                                     config=stack_config(self.args))
+                                     config=config)
             started = time.monotonic()
             self._stack.start(on_progress=say)
             say(f"stack up in {time.monotonic() - started:.1f}s; logs in {self.out / 'stack' / 'logs'}")
@@ -232,6 +262,26 @@ class StudyRun:
                 bar.advance(bar.task_ids[0])
         return result
 
+    def held_out(self) -> list[records_pb2.Problem]:
+        """The study's held-out problems: drawn once (held-out.jsonl), the same for the base and every checkpoint."""
+        path = self.out / "held-out.jsonl"
+        if not path.exists():
+            problems, about = held_out_problems(self.args, study_problems(self.args))
+            write_messages(path, problems)
+            self.state.data["held_out"] = about
+            self.state.save()
+        return read_messages(path, records_pb2.Problem)
+
+    def evaluate(self, trainer, name: str, version: str) -> dict[str, float]:
+        """The trainer samples `version` on the study's held-out problems; every judged sample is kept
+        (eval/NAME.jsonl), the summary returned."""
+        request = services_pb2.EvaluateRequest(version=version, problems=self.held_out(), k=self.args.eval_k,
+                                               max_new_tokens=self.args.eval_max_new_tokens)
+        reply = trainer.Evaluate(request, timeout=self.args.timeout)
+        (self.out / "eval").mkdir(parents=True, exist_ok=True)
+        write_messages(self.out / "eval" / f"{name}.jsonl", reply.samples)
+        return dict(reply.eval)
+
     def train(self) -> dict[str, Any]:
         """The base model's score, then one checkpoint per policy from the base; each recorded as it lands, and one
         registered before an interruption (same policy, same examples) is taken instead of trained again."""
@@ -242,13 +292,15 @@ class StudyRun:
                 for p in self.args.policies}
         todo = [p for p in self.args.policies if sets[p]]
         key = f"avg@{self.args.eval_k}"
+        held_out = self.held_out()
+        about = self.state.data["held_out"]
+        say(f"held-out: {len(held_out)} problems from {about['source']}, {about['shared_with_training']} sharing a "
+            f"question with the study's ({about['left_out_for_overlap']} such left out)")
         with phase_bar(1 + len(todo), "train: base model, then one checkpoint per policy") as bar:
             task = bar.task_ids[0]
             if "base" not in progress:
-                say(f"train: scoring the base model on {self.args.eval_problems} held-out problems x "
-                    f"{self.args.eval_k}")
-                progress["base"] = dict(trainer.Evaluate(services_pb2.EvaluateRequest(version="base"),
-                                                         timeout=self.args.timeout).eval)
+                say(f"train: scoring the base model on {len(held_out)} held-out problems x {self.args.eval_k}")
+                progress["base"] = self.evaluate(trainer, "base", "base")
                 self.state.save()
             say(f"train: base model {key} {progress['base'].get(key, 0.0):.3f}")
             bar.advance(task)
@@ -261,8 +313,8 @@ class StudyRun:
                         request = services_pb2.TrainRequest(given=services_pb2.ExampleSet(examples=examples),
                                                             start_from="base")
                         checkpoint = trainer.Train(request, timeout=self.args.timeout).checkpoint
-                    progress[policy] = {"version": checkpoint.version, "eval": dict(checkpoint.eval),
-                                        "examples": len(checkpoint.example_ids)}
+                    progress[policy] = {"version": checkpoint.version, "examples": len(checkpoint.example_ids),
+                                        "eval": self.evaluate(trainer, policy, checkpoint.version)}
                     self.state.save()
                 say(f"train: {policy}: {progress[policy]['version']} {key} "
                     f"{progress[policy]['eval'].get(key, 0.0):.3f}")
@@ -273,12 +325,12 @@ class StudyRun:
     def registered(registry: RegistryClient, policy: str, examples) -> records_pb2.Checkpoint | None:
         """A checkpoint already trained on exactly these examples for `policy`, among every page of the registry."""
         wanted = sorted(e.id for e in examples)
-        return next((c for c in registry.list() if c.policy == policy and sorted(c.example_ids) == wanted
-                     and c.eval), None)
+        return next((c for c in registry.list() if c.policy == policy and sorted(c.example_ids) == wanted), None)
 
     def report(self) -> dict[str, Any]:
         args, progress = self.args, self.state.data.get("training", {})
-        key, eval_samples = f"avg@{args.eval_k}", args.eval_problems * args.eval_k
+        held_out = self.state.data.get("held_out", {})
+        key, eval_samples = f"avg@{args.eval_k}", held_out.get("problems", args.eval_problems) * args.eval_k
 
         def correct(evaluation: dict[str, float]) -> int | None:
             return round(evaluation[key] * eval_samples) if key in evaluation else None
@@ -288,7 +340,8 @@ class StudyRun:
             examples = read_messages(self.out / "sets" / f"{policy}.jsonl", records_pb2.CuratedExample)
             trained = progress.get(policy, {})
             policies.append(PolicyResult(policy, examples, checkpoint=trained.get("version", ""),
-                                         correct=correct(trained.get("eval", {})), samples=eval_samples))
+                                         correct=correct(trained.get("eval", {})), samples=eval_samples,
+                                         held_out=trained.get("eval", {})))
         checkpoints = [{"version": t["version"], "policy": p, "trained from": "base", "examples": t["examples"],
                         key: f"{t['eval'].get(key, float('nan')):.3f}"}
                        for p, t in progress.items() if p != "base"]
@@ -297,7 +350,7 @@ class StudyRun:
                       policies=policies, base_correct=correct(progress.get("base", {})), eval_samples=eval_samples,
                       problems=self.state.result("curate").get("problems", args.n),
                       timings={p: self.state.result(p).get("seconds", 0.0) for p in ("curate", "select", "train")},
-                      checkpoints=checkpoints)
+                      checkpoints=checkpoints, held_out=held_out, base_eval=progress.get("base", {}))
         paths = write_report(study, self.out)
         say(f"report: {paths['html'].resolve()} (and summary.md, plots/)")
         return {"files": sorted(str(p.relative_to(self.out)) for p in paths.values())}
@@ -344,7 +397,11 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     study.add_argument("--budget-steps", type=int, default=8,
                        help="optimizer steps of training per policy, the same for every set (default: %(default)s)")
     study.add_argument("--eval-family", help="reasoning-gym family of the held-out problems (default: the study's "
-                                             "family, or basic_arithmetic for a file)")
+                                             "family, with its options; a JSONL study is evaluated on the rows of "
+                                             "its file after the first --n)")
+    study.add_argument("--eval-max-new-tokens", type=int, default=TrainSettings().eval_max_new_tokens,
+                       help="tokens per held-out sample; samples cut there are counted as truncated (default: "
+                            "%(default)s)")
     study.add_argument("--family-option", action="append", metavar="KEY=VALUE",
                        help="reasoning-gym option, repeatable; replaces the easy defaults")
     study.add_argument("--problem-seed", type=int, default=0, help="seed of the problem generator")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from learnerfit.domain.ids import stable_id
 from learnerfit.v1 import records_pb2
 
 # The `make run` default: two one-digit terms, + and -. SmolLM2-135M solves some of
@@ -19,6 +20,36 @@ EASY_ARITHMETIC: dict[str, Any] = {
 
 class ProblemSourceError(ValueError):
     pass
+
+
+def normalized_question(question: str) -> str:
+    """A question as compared for overlap: case, spacing and closing punctuation set aside ("Calculate 1 - 6." and
+    "calculate 1 -  6" are one question)."""
+    return " ".join(question.lower().split()).rstrip(" .?!")
+
+
+def held_out(candidates: Sequence[records_pb2.Problem], training: Sequence[records_pb2.Problem],
+             count: int) -> tuple[list[records_pb2.Problem], int]:
+    """The first `count` distinct candidates whose question no training problem shares, each with a stable id, and
+    how many candidates were left out because a training problem shares their question."""
+    trained_on = {normalized_question(p.question) for p in training}
+    taken: set[str] = set()
+    chosen: list[records_pb2.Problem] = []
+    overlapping = 0
+    for problem in candidates:
+        key = normalized_question(problem.question)
+        if key in trained_on:
+            overlapping += 1
+            continue
+        if key in taken:  # a small family repeats itself: each question once
+            continue
+        taken.add(key)
+        chosen.append(records_pb2.Problem(id=stable_id("held-out", key, problem.reference_answer),
+                                          question=problem.question, reference_answer=problem.reference_answer,
+                                          source=problem.source))
+        if len(chosen) == count:
+            break
+    return chosen, overlapping
 
 
 def from_reasoning_gym(family: str, count: int, seed: int = 0,

@@ -27,9 +27,6 @@ from learnerfit.local.broker import TansuBroker
 from learnerfit.local.processes import free_port, wait_until_serving
 
 STATE_FILE = "stack.json"
-# What the local stack runs differently from a cluster, by service: its trainer writes the registry's index itself
-# (one machine, one disk), where in a cluster it registers through the registry service (the index's one writer).
-LOCAL: dict[str, dict[str, Any]] = {"trainer": {"registry": {"target": ""}}}
 
 
 class StackError(RuntimeError):
@@ -169,7 +166,7 @@ class LocalStack:
         for callee in self.catalog.get(service).calls:  # the services it calls, where this stack runs them
             if callee in ports:
                 config[callee] = {"target": f"127.0.0.1:{ports[callee]}"}
-        config = merged(config, LOCAL.get(service, {}))
+        config = merged(config, self.catalog.get(service).on_one_machine)
         return merged(merged(config, self.common), self.config.get(service, {}))
 
     def _wait_serving(self, name: str) -> None:

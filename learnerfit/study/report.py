@@ -43,6 +43,7 @@ class PolicyResult:
     correct: int | None = None   # held-out samples answered right, of `samples`
     samples: int = 0
     measures: dict[str, float | None] = field(default_factory=dict)
+    held_out: dict[str, float] = field(default_factory=dict)  # its evaluation: avg@k, unparsed, truncated, ...
 
     @property
     def accuracy(self) -> float | None:
@@ -59,6 +60,8 @@ class Study:
     problems: int
     timings: dict[str, float] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    held_out: dict[str, Any] = field(default_factory=dict)  # where the held-out set came from, overlap with training
+    base_eval: dict[str, float] = field(default_factory=dict)
 
 
 def _mean(values) -> float | None:
@@ -99,7 +102,8 @@ def policy_rows(study: Study) -> list[dict[str, str]]:
                "mean reward": _fmt(p.measures.get("reward"), 3), "mean learner ppl": _fmt(p.measures.get("ppl")),
                "mean RSR": _fmt(p.measures.get("rsr")),
                "ppl by quarter": " / ".join(_fmt(p.measures.get(f"q{q}")) for q in range(1, 5)),
-               "checkpoint": p.checkpoint or "-"}
+               "checkpoint": p.checkpoint or "-", "held-out unparsed / truncated": _misses(p.held_out),
+               "accuracy when parsed": _fmt(p.held_out.get("parsed_accuracy"), 3)}
         if p.accuracy is None:
             row |= {"accuracy [95%]": "not trained" if not p.examples else "not evaluated", "change from base": "-"}
         else:
@@ -108,6 +112,13 @@ def policy_rows(study: Study) -> list[dict[str, str]]:
             row["change from base"] = _change(study, p)
         rows.append(row)
     return rows
+
+
+def _misses(evaluation: dict[str, float]) -> str:
+    """How the held-out samples that were not right failed on format: no final answer, or cut at the token cap."""
+    if "unparsed" not in evaluation:
+        return "-"
+    return f"{evaluation['unparsed']:.2f} / {evaluation.get('truncated', 0.0):.2f}"
 
 
 def _origin_counts(examples: Sequence[records_pb2.CuratedExample]) -> dict[str, int]:
@@ -133,8 +144,15 @@ def summary_paragraph(study: Study) -> str:
             f"{study.problems} problems ({s['problems']}), the learner sampled {s['k']} solutions each and the Oracle "
             f"({s['oracle']}) refined, wrote and style-aligned solutions; each curation policy then picked at most one "
             f"correct solution per problem, and the learner was fine-tuned from the same base on each set with the "
-            f"same budget ({s['budget_steps']} optimizer steps), then scored on {s['eval_problems']} held-out problems "
-            f"x {s['eval_k']} samples.")
+            f"same budget ({s['budget_steps']} optimizer steps), then scored on "
+            f"{study.held_out.get('problems', s['eval_problems'])} held-out problems x {s['eval_k']} samples "
+            f"(at most {s.get('eval_max_new_tokens', 64)} tokens each).")
+    if study.held_out:
+        h = study.held_out
+        text += (f" The held-out problems come from {h['source']}; {h['shared_with_training']} of them share a "
+                 f"question with a training problem ({h['left_out_for_overlap']} "
+                 f"{'candidate that did was' if h['left_out_for_overlap'] == 1 else 'candidates that did were'} left "
+                 "out).")
     by_source = _by_source(study.candidates, correct_only=True)
     ppl = {name: _mean(_field(t.scores, "ppl") for t in ts) for name, ts in by_source.items()}
     if ppl:
@@ -142,7 +160,12 @@ def summary_paragraph(study: Study) -> str:
         text += (f" All kept solutions are verified correct, yet what the learner must absorb differs by origin: its "
                  f"perplexity is {_fmt(ppl[cheapest])} on {cheapest} and {_fmt(ppl[dearest])} on {dearest}.")
     if study.base_correct is not None:
-        text += f" The base model answered {study.base_correct / study.eval_samples:.3f} of held-out samples."
+        text += f" The base model answered {study.base_correct / study.eval_samples:.3f} of held-out samples"
+        if "unparsed" in study.base_eval:
+            text += (f"; {study.base_eval['unparsed']:.2f} of them gave no final answer and "
+                     f"{study.base_eval.get('truncated', 0.0):.2f} were cut at the token cap, so its accuracy among "
+                     f"answered samples was {study.base_eval.get('parsed_accuracy', 0.0):.3f}")
+        text += "."
     if trained:
         best = max(trained, key=lambda p: p.accuracy)
         text += " After training: " + "; ".join(f"{p.policy} {p.accuracy:.3f}" for p in trained) + "."

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from learnerfit.v1 import records_pb2 as learnerfit_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"\xbe\x01\n\x0cTrainRequest\x12)\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32\x18.learnerfit.v1.HeldBatchH\x00\x12*\n\x05given\x18\x06 \x01(\x0b\x32\x19.learnerfit.v1.ExampleSetH\x00\x12\x12\n\nstart_from\x18\x04 \x01(\tB\x0f\n\rexamples_fromJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x08\x62\x61tch_idR\x0cmin_examplesR\x08\x65xamples\"3\n\tHeldBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\"=\n\nExampleSet\x12/\n\x08\x65xamples\x18\x01 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"\"\n\x0f\x45valuateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x89\x01\n\x10\x45valuateResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x37\n\x04\x65val\x18\x02 \x03(\x0b\x32).learnerfit.v1.EvaluateResponse.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xec\x01\n\x0fRegisterRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.learnerfit.v1.CheckpointKind\x12\x13\n\x0b\x65xample_ids\x18\x04 \x03(\t\x12\x0e\n\x06policy\x18\x05 \x01(\t\x12\x36\n\x04\x65val\x18\x06 \x03(\x0b\x32(.learnerfit.v1.RegisterRequest.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2\x9a\x01\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse\x12K\n\x08\x45valuate\x12\x1e.learnerfit.v1.EvaluateRequest\x1a\x1f.learnerfit.v1.EvaluateResponse2\x84\x02\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpoint\x12\x45\n\x08Register\x12\x1e.learnerfit.v1.RegisterRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clearnerfit/v1/services.proto\x12\rlearnerfit.v1\x1a\x1blearnerfit/v1/records.proto\"\xb7\x01\n\x12SubmitBatchRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12-\n\x08sampling\x18\x02 \x01(\x0b\x32\x1b.learnerfit.v1.SamplingSpec\x12\x17\n\x0f\x63uration_policy\x18\x03 \x01(\t\x12/\n\x0coracle_modes\x18\x04 \x03(\x0e\x32\x19.learnerfit.v1.OracleMode\"\x83\x01\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0bproblem_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61lready_submitted\x18\x03 \x01(\x08\x12*\n\x06status\x18\x04 \x01(\x0b\x32\x1a.learnerfit.v1.BatchStatus\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"(\n\x14StreamResultsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\";\n\x0fGenerateRequest\x12(\n\x08problems\x18\x01 \x03(\x0b\x32\x16.learnerfit.v1.Problem\"C\n\x10GenerateResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"K\n\x18ScoreTrajectoriesRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"L\n\x19ScoreTrajectoriesResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"X\n\x11ScoreDriftRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"E\n\x12ScoreDriftResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"i\n\rRefineRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"A\n\x0eRefineResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"h\n\x0c\x41lignRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.learnerfit.v1.OracleMode\"@\n\rAlignResponse\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\"P\n\rCurateRequest\x12/\n\x0ctrajectories\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Trajectory\x12\x0e\n\x06policy\x18\x02 \x01(\t\"u\n\x0e\x43urateResponse\x12\x32\n\tdecisions\x18\x01 \x03(\x0b\x32\x1f.learnerfit.v1.CurationDecision\x12/\n\x08\x65xamples\x18\x02 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\"\xbe\x01\n\x0cTrainRequest\x12)\n\x05\x62\x61tch\x18\x05 \x01(\x0b\x32\x18.learnerfit.v1.HeldBatchH\x00\x12*\n\x05given\x18\x06 \x01(\x0b\x32\x19.learnerfit.v1.ExampleSetH\x00\x12\x12\n\nstart_from\x18\x04 \x01(\tB\x0f\n\rexamples_fromJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x08\x62\x61tch_idR\x0cmin_examplesR\x08\x65xamples\"3\n\tHeldBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_examples\x18\x02 \x01(\x05\"=\n\nExampleSet\x12/\n\x08\x65xamples\x18\x01 \x03(\x0b\x32\x1d.learnerfit.v1.CuratedExample\">\n\rTrainResponse\x12-\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x19.learnerfit.v1.Checkpoint\"o\n\x0f\x45valuateRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12(\n\x08problems\x18\x02 \x03(\x0b\x32\x16.learnerfit.v1.Problem\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\x05\"\xb8\x01\n\x10\x45valuateResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x37\n\x04\x65val\x18\x02 \x03(\x0b\x32).learnerfit.v1.EvaluateResponse.EvalEntry\x12-\n\x07samples\x18\x03 \x03(\x0b\x32\x1c.learnerfit.v1.HeldOutSample\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa8\x01\n\rHeldOutSample\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x14\n\x0csample_index\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\x12\'\n\x07verdict\x18\x05 \x01(\x0e\x32\x16.learnerfit.v1.Verdict\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x13\n\x0btoken_count\x18\x07 \x01(\x05\"\xec\x01\n\x0fRegisterRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.learnerfit.v1.CheckpointKind\x12\x13\n\x0b\x65xample_ids\x18\x04 \x03(\t\x12\x0e\n\x06policy\x18\x05 \x01(\t\x12\x36\n\x04\x65val\x18\x06 \x03(\x0b\x32(.learnerfit.v1.RegisterRequest.EvalEntry\x1a+\n\tEvalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x17ListCheckpointsResponse\x12.\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x19.learnerfit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07version\x18\x01 \x01(\t2\xfe\x01\n\x07Gateway\x12T\n\x0bSubmitBatch\x12!.learnerfit.v1.SubmitBatchRequest\x1a\".learnerfit.v1.SubmitBatchResponse\x12\x46\n\x08GetBatch\x12\x1e.learnerfit.v1.GetBatchRequest\x1a\x1a.learnerfit.v1.BatchStatus\x12U\n\rStreamResults\x12#.learnerfit.v1.StreamResultsRequest\x1a\x1d.learnerfit.v1.CuratedExample0\x01\x32X\n\tGenerator\x12K\n\x08Generate\x12\x1e.learnerfit.v1.GenerateRequest\x1a\x1f.learnerfit.v1.GenerateResponse2v\n\x0cRewardScorer\x12\x66\n\x11ScoreTrajectories\x12\'.learnerfit.v1.ScoreTrajectoriesRequest\x1a(.learnerfit.v1.ScoreTrajectoriesResponse2`\n\x0b\x44riftScorer\x12Q\n\nScoreDrift\x12 .learnerfit.v1.ScoreDriftRequest\x1a!.learnerfit.v1.ScoreDriftResponse2P\n\x07Refiner\x12\x45\n\x06Refine\x12\x1c.learnerfit.v1.RefineRequest\x1a\x1d.learnerfit.v1.RefineResponse2R\n\x0cStyleAligner\x12\x42\n\x05\x41lign\x12\x1b.learnerfit.v1.AlignRequest\x1a\x1c.learnerfit.v1.AlignResponse2P\n\x07\x43urator\x12\x45\n\x06\x43urate\x12\x1c.learnerfit.v1.CurateRequest\x1a\x1d.learnerfit.v1.CurateResponse2\x9a\x01\n\x07Trainer\x12\x42\n\x05Train\x12\x1b.learnerfit.v1.TrainRequest\x1a\x1c.learnerfit.v1.TrainResponse\x12K\n\x08\x45valuate\x12\x1e.learnerfit.v1.EvaluateRequest\x1a\x1f.learnerfit.v1.EvaluateResponse2\x84\x02\n\x08Registry\x12`\n\x0fListCheckpoints\x12%.learnerfit.v1.ListCheckpointsRequest\x1a&.learnerfit.v1.ListCheckpointsResponse\x12O\n\rGetCheckpoint\x12#.learnerfit.v1.GetCheckpointRequest\x1a\x19.learnerfit.v1.Checkpoint\x12\x45\n\x08Register\x12\x1e.learnerfit.v1.RegisterRequest\x1a\x19.learnerfit.v1.Checkpointb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -77,37 +77,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAINRESPONSE']._serialized_start=1777
   _globals['_TRAINRESPONSE']._serialized_end=1839
   _globals['_EVALUATEREQUEST']._serialized_start=1841
-  _globals['_EVALUATEREQUEST']._serialized_end=1875
-  _globals['_EVALUATERESPONSE']._serialized_start=1878
-  _globals['_EVALUATERESPONSE']._serialized_end=2015
-  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_start=1972
-  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_end=2015
-  _globals['_REGISTERREQUEST']._serialized_start=2018
-  _globals['_REGISTERREQUEST']._serialized_end=2254
-  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_start=1972
-  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_end=2015
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=2256
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=2319
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=2321
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=2419
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=2421
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2460
-  _globals['_GATEWAY']._serialized_start=2463
-  _globals['_GATEWAY']._serialized_end=2717
-  _globals['_GENERATOR']._serialized_start=2719
-  _globals['_GENERATOR']._serialized_end=2807
-  _globals['_REWARDSCORER']._serialized_start=2809
-  _globals['_REWARDSCORER']._serialized_end=2927
-  _globals['_DRIFTSCORER']._serialized_start=2929
-  _globals['_DRIFTSCORER']._serialized_end=3025
-  _globals['_REFINER']._serialized_start=3027
-  _globals['_REFINER']._serialized_end=3107
-  _globals['_STYLEALIGNER']._serialized_start=3109
-  _globals['_STYLEALIGNER']._serialized_end=3191
-  _globals['_CURATOR']._serialized_start=3193
-  _globals['_CURATOR']._serialized_end=3273
-  _globals['_TRAINER']._serialized_start=3276
-  _globals['_TRAINER']._serialized_end=3430
-  _globals['_REGISTRY']._serialized_start=3433
-  _globals['_REGISTRY']._serialized_end=3693
+  _globals['_EVALUATEREQUEST']._serialized_end=1952
+  _globals['_EVALUATERESPONSE']._serialized_start=1955
+  _globals['_EVALUATERESPONSE']._serialized_end=2139
+  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_start=2096
+  _globals['_EVALUATERESPONSE_EVALENTRY']._serialized_end=2139
+  _globals['_HELDOUTSAMPLE']._serialized_start=2142
+  _globals['_HELDOUTSAMPLE']._serialized_end=2310
+  _globals['_REGISTERREQUEST']._serialized_start=2313
+  _globals['_REGISTERREQUEST']._serialized_end=2549
+  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_start=2096
+  _globals['_REGISTERREQUEST_EVALENTRY']._serialized_end=2139
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=2551
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=2614
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=2616
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=2714
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=2716
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2755
+  _globals['_GATEWAY']._serialized_start=2758
+  _globals['_GATEWAY']._serialized_end=3012
+  _globals['_GENERATOR']._serialized_start=3014
+  _globals['_GENERATOR']._serialized_end=3102
+  _globals['_REWARDSCORER']._serialized_start=3104
+  _globals['_REWARDSCORER']._serialized_end=3222
+  _globals['_DRIFTSCORER']._serialized_start=3224
+  _globals['_DRIFTSCORER']._serialized_end=3320
+  _globals['_REFINER']._serialized_start=3322
+  _globals['_REFINER']._serialized_end=3402
+  _globals['_STYLEALIGNER']._serialized_start=3404
+  _globals['_STYLEALIGNER']._serialized_end=3486
+  _globals['_CURATOR']._serialized_start=3488
+  _globals['_CURATOR']._serialized_end=3568
+  _globals['_TRAINER']._serialized_start=3571
+  _globals['_TRAINER']._serialized_end=3725
+  _globals['_REGISTRY']._serialized_start=3728
+  _globals['_REGISTRY']._serialized_end=3988
 # @@protoc_insertion_point(module_scope)

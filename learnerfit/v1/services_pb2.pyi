@@ -156,13 +156,19 @@ class TrainResponse(_message.Message):
     def __init__(self, checkpoint: _Optional[_Union[_records_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("version",)
+    __slots__ = ("version", "problems", "k", "max_new_tokens")
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     version: str
-    def __init__(self, version: _Optional[str] = ...) -> None: ...
+    problems: _containers.RepeatedCompositeFieldContainer[_records_pb2.Problem]
+    k: int
+    max_new_tokens: int
+    def __init__(self, version: _Optional[str] = ..., problems: _Optional[_Iterable[_Union[_records_pb2.Problem, _Mapping]]] = ..., k: _Optional[int] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class EvaluateResponse(_message.Message):
-    __slots__ = ("version", "eval")
+    __slots__ = ("version", "eval", "samples")
     class EvalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -172,9 +178,29 @@ class EvaluateResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
     version: str
     eval: _containers.ScalarMap[str, float]
-    def __init__(self, version: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    samples: _containers.RepeatedCompositeFieldContainer[HeldOutSample]
+    def __init__(self, version: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., samples: _Optional[_Iterable[_Union[HeldOutSample, _Mapping]]] = ...) -> None: ...
+
+class HeldOutSample(_message.Message):
+    __slots__ = ("problem_id", "sample_index", "text", "answer", "verdict", "truncated", "token_count")
+    PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    problem_id: str
+    sample_index: int
+    text: str
+    answer: str
+    verdict: _records_pb2.Verdict
+    truncated: bool
+    token_count: int
+    def __init__(self, problem_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., text: _Optional[str] = ..., answer: _Optional[str] = ..., verdict: _Optional[_Union[_records_pb2.Verdict, str]] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval")

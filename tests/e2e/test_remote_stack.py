@@ -65,8 +65,9 @@ def test_a_study_on_a_running_stack_trains_one_checkpoint_per_policy_there(remot
     targets, servers = remote
     out = tmp_path / "study"
     study = _cli(tmp_path, "study", *_flags(targets, servers, ("gateway", "curator", "trainer", "registry")),
-                 "--problems", str(_problems(tmp_path, 2)), "--n", "4", "--k", "2", "--policies",
-                 "rejection_sampling,utility", "--max-new-tokens", "16", "--out", str(out))
+                 "--problems", str(_problems(tmp_path, 3)), "--n", "4", "--k", "2", "--policies",
+                 "rejection_sampling,utility", "--max-new-tokens", "16", "--eval-problems", "1", "--eval-k", "2",
+                 "--out", str(out))
     assert study.returncode == 0, study.stderr[-3000:]
     assert "study on the running stack at gateway" in study.stderr and "stack up" not in study.stderr
     state = json.loads((out / "study.json").read_text())
@@ -76,4 +77,7 @@ def test_a_study_on_a_running_stack_trains_one_checkpoint_per_policy_there(remot
     assert listed.returncode == 0, listed.stderr
     for version in checkpoints.values():  # registered by the running stack's trainer, in its registry
         assert re.search(rf"^\s*{version}\s+adapter", listed.stdout, flags=re.MULTILINE), listed.stdout
+    # Evaluated there on the study's own held-out problem (the file's rows after the first 4, less the 1 + 1 it
+    # trains on): what it trained on is not what it is scored on.
+    assert state["held_out"]["problems"] == 1 and state["held_out"]["shared_with_training"] == 0
     assert (out / "report.html").is_file()

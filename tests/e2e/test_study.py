@@ -48,8 +48,11 @@ def study(tiny_solver, tmp_path_factory):
     end. Returns (folder, what the interrupted run recorded, the second run's output)."""
     workdir = tmp_path_factory.mktemp("study")
     problems = workdir / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"question": f"Calculate {i} + 1.", "answer": str(i + 1)}) + "\n"
-                                for i in range(4)))
+    # The study's 4 problems, then 3 more: the held-out set is the file's rows after the first --n, less any whose
+    # question a study problem shares (the fifth row repeats the first's, in other case and spacing).
+    rows = [(f"Calculate {i} + 1.", str(i + 1)) for i in range(4)] + [("calculate 0  + 1", "1")] + \
+        [(f"Calculate {i} + 1.", str(i + 1)) for i in (4, 5)]
+    problems.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows))
     out = workdir / "out"
     first = _study(tiny_solver, problems, out, workdir)
     deadline = time.monotonic() + 400
@@ -87,8 +90,21 @@ def test_an_interrupted_study_resumes_without_redoing_finished_phases_or_trainin
     for checkpoint in checkpoints:
         assert sorted(checkpoint.example_ids) == sorted(sets[checkpoint.policy])
         assert state["training"][checkpoint.policy]["version"] == checkpoint.version
-        assert set(checkpoint.eval) == {"avg@2"}
-    assert set(state["training"]["base"]) == {"avg@2"}
+        assert not checkpoint.eval  # the trainer's own held-out set is off: the study evaluates on its own
+    # The base and each checkpoint, on the study's held-out problems: rows 5 and 6, disjoint from what it trained on.
+    held_out = [json.loads(line) for line in (out / "held-out.jsonl").read_text().splitlines()]
+    assert [p["question"] for p in held_out] == ["Calculate 4 + 1.", "Calculate 5 + 1."]
+    assert state["held_out"] == {"source": "problems.jsonl, the rows after the first 4", "problems": 2,
+                                 "left_out_for_overlap": 1, "shared_with_training": 0}
+    for name in ("base", "rejection_sampling", "oracle_synthesized"):
+        evaluation = state["training"][name]["eval"] if name != "base" else state["training"]["base"]
+        assert set(evaluation) == {"avg@2", "unparsed", "truncated", "parsed_accuracy"}
+        samples = [json.loads(line) for line in (out / "eval" / f"{name}.jsonl").read_text().splitlines()]
+        assert sorted((s["problemId"], s.get("sampleIndex", 0)) for s in samples) == \
+            sorted((p["id"], i) for p in held_out for i in range(2))
+        correct = sum(s.get("verdict") == "VERDICT_CORRECT" for s in samples)
+        assert evaluation["avg@2"] == correct / 4  # Avg@k is the share of exactly these samples
+        assert evaluation["unparsed"] == sum(s.get("verdict") == "VERDICT_UNPARSED" for s in samples) / 4
 
 
 def test_each_policy_set_is_saved_as_a_dataset_with_a_card(study):

@@ -105,6 +105,28 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
             refused[name] = (error.value.code(), error.value.details())
         with pytest.raises(grpc.RpcError) as error:
             stub.Evaluate(services_pb2.EvaluateRequest(version="latest"), timeout=60)
+        # A study's own held-out problems: every judged sample comes back, with what the summary is made of.
+        held_out = [records_pb2.Problem(id=f"h{i}", question=f"Calculate {i} + 1.", reference_answer=str(i + 1))
+                    for i in (1, 2)]
+        on_given = stub.Evaluate(services_pb2.EvaluateRequest(version="v1", problems=held_out, k=3, max_new_tokens=8),
+                                 timeout=120)
+        with pytest.raises(grpc.RpcError) as too_many:
+            stub.Evaluate(services_pb2.EvaluateRequest(problems=held_out, k=100), timeout=60)
+    assert [(s.problem_id, s.sample_index) for s in on_given.samples] == [(p.id, i) for p in held_out for i in range(3)]
+    samples, answers = on_given.samples, {p.id: p.reference_answer for p in held_out}
+    for sample in samples:
+        assert 1 <= sample.token_count <= 8 and sample.truncated == (sample.token_count == 8)
+        expected = (records_pb2.VERDICT_UNPARSED if not sample.answer else
+                    records_pb2.VERDICT_CORRECT if sample.answer == answers[sample.problem_id] else None)
+        assert expected is None or sample.verdict == expected, sample
+    assert on_given.eval == pytest.approx({
+        "avg@3": sum(s.verdict == records_pb2.VERDICT_CORRECT for s in samples) / 6,
+        "unparsed": sum(s.verdict == records_pb2.VERDICT_UNPARSED for s in samples) / 6,
+        "truncated": sum(s.truncated for s in samples) / 6,
+        "parsed_accuracy": sum(s.verdict == records_pb2.VERDICT_CORRECT for s in samples)
+        / max(1, sum(s.verdict != records_pb2.VERDICT_UNPARSED for s in samples))})
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert too_many.value.details().startswith("evaluation.samples_per_problem: 100 samples, at most 64 allowed")
     assert [first.version, on_top.version, second.version] == ["v1", "v2", "v3"]
     assert first.policy == "rejection_sampling" and sorted(first.example_ids) == [e.id for e in given]
 
