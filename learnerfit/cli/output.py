@@ -46,7 +46,7 @@ def scores_table(status: records_pb2.BatchStatus) -> Table:
     def cell(summary, field: str, digits: int) -> str:
         return f"{getattr(summary, field):.{digits}f}" if summary.HasField(field) else "-"
 
-    return table(("origin", "mode", "verdict", "samples", "mean reward", "mean ppl", "mean rsr", "mean tokens",
+    return table(("origin", "mode", "verdict", "samples", "mean reward", "mean ppl", "rsr", "mean tokens",
                   "latex/word", "kept of parent"),
                  [(origin_name(s.origin), mode_name(s.oracle_mode) if s.oracle_mode else "-", verdict_name(s.verdict),
                    s.samples, cell(s, "mean_reward", 3),

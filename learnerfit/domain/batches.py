@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from learnerfit.domain.curation.policies import check_policy
+from learnerfit.domain.drift import set_rsr
 from learnerfit.domain.ids import stable_id
 from learnerfit.domain.intake import (
     IntakeLimits,
@@ -255,7 +256,7 @@ class BatchLedger:
                 scores.ppl if scores.HasField("ppl") else None, scores.token_count,
                 trajectory.style.latex_density if trajectory.HasField("style") else None,
                 trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None,
-                scores.rsr if scores.HasField("rsr") else None)
+                scores.mean_token_rank if scores.HasField("mean_token_rank") else None)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
             if is_rejected(trajectory):
                 batch.oracle_rejected[trajectory.id] = trajectory.rejection.guardrail
@@ -296,10 +297,14 @@ def _summaries(measures) -> list[records_pb2.ScoreSummary]:
     for (origin, mode, verdict), rows in sorted(groups.items()):
         summary = records_pb2.ScoreSummary(origin=origin, oracle_mode=mode, verdict=verdict, samples=len(rows))
         for column, name in enumerate(("mean_reward", "mean_ppl", "mean_tokens", "mean_latex_density",
-                                       "mean_overlap", "mean_rsr")):
+                                       "mean_overlap")):
             values = [row[column] for row in rows if row[column] is not None]
             if values:
                 setattr(summary, name, sum(values) / len(values))
+        rsr = set_rsr([records_pb2.Scores(ppl=ppl, mean_token_rank=rank) for _, ppl, *_, rank in rows
+                       if ppl is not None and rank is not None])
+        if rsr is not None:
+            summary.mean_rsr = rsr
         summaries.append(summary)
     return summaries
 

@@ -17,6 +17,20 @@ from learnerfit.domain.records import copied
 from learnerfit.v1 import records_pb2
 
 SEGMENTS = 4  # the paper's segment analysis: perplexity of each quarter of the solution
+# The rank-surprisal ratio as Yang et al. (arXiv 2601.14249) compute it (their rsr_cal.py): token ranks clipped at
+# 100, and per trajectory the sum of clipped ranks over the sum of token NLLs (a surprisal-weighted mean of the
+# token-wise ratios); LOWER is better data for the learner. Over a set, mean clipped rank over mean NLL.
+RSR_RANK_CLIP = 100
+_EPS = 1e-12
+
+
+def set_rsr(scores: Sequence[records_pb2.Scores]) -> float | None:
+    """A set of trajectories' RSR: the mean of their mean clipped ranks over the mean of their mean NLLs (the
+    published dataset-level aggregate, which a near-zero NLL on one trace cannot blow up)."""
+    ranked = [(s.mean_token_rank, math.log(s.ppl)) for s in scores if s.HasField("mean_token_rank") and s.HasField("ppl")]
+    if not ranked:
+        return None
+    return sum(r for r, _ in ranked) / len(ranked) / max(sum(n for _, n in ranked) / len(ranked), _EPS)
 
 
 def perplexity(logprobs: Sequence[float]) -> float:
@@ -31,10 +45,10 @@ def drift_scores(scored: SolutionLogProbs, top_tokens: int) -> records_pb2.Score
         return scores  # an empty solution has no perplexity; the field stays unset
     scores.ppl = perplexity(scored.logprobs)
     if scored.ranks:
-        scores.mean_token_rank = sum(scored.ranks) / len(scored.ranks)
-        mean_nll = -sum(scored.logprobs) / len(scored.logprobs)
-        if mean_nll > 0:  # a trace the learner predicts with certainty has no surprisal to divide by
-            scores.rsr = scores.mean_token_rank / mean_nll
+        clipped = [min(rank, RSR_RANK_CLIP) for rank in scored.ranks]
+        scores.mean_token_rank = sum(clipped) / len(clipped)
+        # A trace the learner predicts with near certainty teaches it little: its RSR is very large (worst).
+        scores.rsr = sum(clipped) / max(-sum(scored.logprobs), _EPS)
     n = len(scored.logprobs)
     bounds = [round(k * n / SEGMENTS) for k in range(SEGMENTS + 1)]
     scores.segment_ppl.extend(perplexity(scored.logprobs[a:b]) for a, b in itertools.pairwise(bounds) if b > a)

@@ -17,11 +17,15 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from learnerfit.domain.drift import set_rsr
 from learnerfit.domain.records import mode_name, origin_name
 from learnerfit.study.stats import difference_interval, spearman, wilson
 from learnerfit.v1 import records_pb2
 
-MEASURES = (("mean reward", "reward"), ("mean learner ppl", "ppl"), ("mean RSR", "rsr"))
+MEASURES = (("mean reward", "reward"), ("mean learner ppl", "ppl"), ("RSR (Yang et al.)", "rsr"))
+# The sign each measure's correlation with accuracy after training should have if it predicts the outcome: more
+# reward is better data; lower learner perplexity (the drift hypothesis) and lower RSR (as published) are.
+EXPECTED_SIGN = {"reward": +1, "ppl": -1, "rsr": -1}
 PLOTS = (("reward_vs_ppl", "Reward against the learner's perplexity, every scored candidate"),
          ("accuracy", "Held-out accuracy after training, per policy (95% interval), against the base model"),
          ("segment_ppl", "The learner's perplexity by quarter of the solution, correct candidates"),
@@ -75,7 +79,8 @@ def _field(scores: records_pb2.Scores, name: str) -> float | None:
 
 def fill_measures(result: PolicyResult) -> None:
     scores = [e.scores for e in result.examples]
-    result.measures = {key: _mean(_field(s, key) for s in scores) for _, key in MEASURES}
+    result.measures = {key: _mean(_field(s, key) for s in scores) for _, key in MEASURES if key != "rsr"}
+    result.measures["rsr"] = set_rsr(scores)  # the set's RSR as published, not a mean of per-trace ratios
     for quarter in range(4):
         result.measures[f"q{quarter + 1}"] = _mean(s.segment_ppl[quarter] for s in scores
                                                    if len(s.segment_ppl) > quarter)
@@ -100,7 +105,7 @@ def policy_rows(study: Study) -> list[dict[str, str]]:
         row = {"policy": p.policy, "examples": f"{len(p.examples)} of {study.problems}",
                "origins": ", ".join(f"{name} {count}" for name, count in sorted(_origin_counts(p.examples).items())),
                "mean reward": _fmt(p.measures.get("reward"), 3), "mean learner ppl": _fmt(p.measures.get("ppl")),
-               "mean RSR": _fmt(p.measures.get("rsr")),
+               "RSR (lower: better)": _fmt(p.measures.get("rsr")),
                "ppl by quarter": " / ".join(_fmt(p.measures.get(f"q{q}")) for q in range(1, 5)),
                "checkpoint": p.checkpoint or "-", "held-out unparsed / truncated": _misses(p.held_out),
                "accuracy when parsed": _fmt(p.held_out.get("parsed_accuracy"), 3)}
@@ -187,9 +192,12 @@ def summary_paragraph(study: Study) -> str:
             f" {best.policy} was the only one trained."
         rhos = {label: rho for label, rho in correlations(study).items() if rho is not None}
         if rhos:
-            text += (" Over the policies, the training sets' " + ", ".join(f"{label} ranks accuracy with Spearman rho "
-                                                                          f"{rho:+.2f}" for label, rho in rhos.items())
-                     + f" ({len(trained)} points: suggestive at most).")
+            keys = dict(MEASURES)
+            text += (" Over the policies, the training sets' " + ", ".join(
+                f"{label} ranks accuracy with Spearman rho {rho:+.2f} (expected "
+                f"{'+' if EXPECTED_SIGN[keys[label]] > 0 else '-'}"
+                f"{'' if (rho > 0) == (EXPECTED_SIGN[keys[label]] > 0) else ', the opposite'})"
+                for label, rho in rhos.items()) + f" ({len(trained)} points: suggestive at most).")
     return text
 
 
@@ -334,7 +342,11 @@ def _html_table(rows: Sequence[dict[str, str]], table_id: str) -> str:
 
 def correlation_rows(study: Study) -> list[dict[str, str]]:
     trained = sum(p.accuracy is not None for p in study.policies)
+    keys = dict(MEASURES)
     return [{"measure of the training set": label, "Spearman rho with accuracy after training": _fmt(rho),
+             "expected sign": "+" if EXPECTED_SIGN[keys[label]] > 0 else "-",
+             "observed sign agrees": "-" if rho is None or rho == 0 else
+             "yes" if (rho > 0) == (EXPECTED_SIGN[keys[label]] > 0) else "no",
              "policies": str(trained)} for label, rho in correlations(study).items()]
 
 

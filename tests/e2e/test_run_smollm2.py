@@ -33,7 +33,7 @@ def test_two_rounds_on_vllm_curate_real_correct_samples_and_train_through_the_se
 
     # The tables `make run` prints.
     assert re.search(r"problems\s+samples\s+correct\s+unparsed\s+curated\s+time", run.stdout)
-    assert re.search(r"origin\s+mode\s+verdict\s+samples\s+mean reward\s+mean ppl\s+mean rsr\s+mean tokens",
+    assert re.search(r"origin\s+mode\s+verdict\s+samples\s+mean reward\s+mean ppl\s+rsr\s+mean tokens",
                      run.stdout)
     assert re.search(r"learner_sample\s+-\s+correct\s+\d+\s+-?\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+", run.stdout), \
         run.stdout

@@ -97,17 +97,20 @@ def _direct_ranks(learner: TransformersScorer, question: str, solution: str) -> 
             for k, t in enumerate(solution_ids)]
 
 
-def test_rank_surprisal_ratio_is_the_mean_token_rank_over_the_mean_nll(drift, learner):
-    """Yang et al. 2026's RSR, from ranks found by sorting the learner's distribution, independently of the
-    scorer's count of better tokens."""
+def test_rank_surprisal_ratio_is_summed_clipped_ranks_over_summed_nll_as_published(drift, learner):
+    """Yang et al.'s RSR as their code computes it (ranks clipped at 100, then sums), from ranks found by sorting the
+    learner's distribution, independently of the scorer's count of better tokens."""
     questions = [f"Calculate {i} + {i + 2}." for i in range(len(SOLUTIONS))]
     scored = drift.ScoreDrift(services_pb2.ScoreDriftRequest(
         trajectories=[_trajectory(i, q, s) for i, (q, s) in enumerate(zip(questions, SOLUTIONS, strict=True))]))
+    unclipped_ranks: list[int] = []
     for trajectory, question, solution in zip(scored.trajectories, questions, SOLUTIONS, strict=True):
         ranks, logprobs = _direct_ranks(learner, question, solution), _direct_logprobs(learner, question, solution)
-        mean_rank = sum(ranks) / len(ranks)
-        assert trajectory.scores.mean_token_rank == pytest.approx(mean_rank, rel=1e-6)
-        assert trajectory.scores.rsr == pytest.approx(mean_rank / (-sum(logprobs) / len(logprobs)), rel=1e-3)
+        clipped = [min(rank, 100) for rank in ranks]
+        unclipped_ranks.extend(ranks)
+        assert trajectory.scores.mean_token_rank == pytest.approx(sum(clipped) / len(clipped), rel=1e-6)
+        assert trajectory.scores.rsr == pytest.approx(sum(clipped) / -sum(logprobs), rel=1e-3)
+    assert max(unclipped_ranks) > 100  # the tiny learner ranks some tokens low: the clip is exercised
     assert len({round(t.scores.rsr, 3) for t in scored.trajectories}) > 1  # it tells traces apart
 
 
