@@ -117,6 +117,7 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
             "policies": args.policies, "budget_steps": args.budget_steps, "train_preset": args.train_preset,
             "learning_rate": preset["learning_rate"], "loss_type": args.loss_type, "eval_problems": args.eval_problems,
             "eval_k": args.eval_k, "eval_family": args.eval_family, "eval_max_new_tokens": args.eval_max_new_tokens,
+            "min_step_accuracy": args.min_step_accuracy,
             "oracle_prompts": sorted(all_templates()) if args.oracle_endpoint or args.oracle_model else []}
 
 
@@ -162,6 +163,7 @@ class StudyRun:
             prepare_models(self.args.model)
             config = stack_config(self.args)
             config["trainer"]["train"]["eval_problems"] = 0  # the study evaluates on a held-out set of its own
+            config["curator"] = {"curation": {"min_step_accuracy": self.args.min_step_accuracy}}
             self._stack = LocalStack(self.out / "stack", common={"log": {"level": self.args.log_level}},
                                      config=config)
             started = time.monotonic()
@@ -359,6 +361,8 @@ class StudyRun:
 def cmd_study(args: argparse.Namespace) -> int:
     if args.n < 1 or args.k < 1 or args.budget_steps < 1:
         raise InvalidInput("--n/--k/--budget-steps", "must each be at least 1")
+    if not 0.0 <= args.min_step_accuracy <= 1.0:
+        raise InvalidInput("--min-step-accuracy", f"{args.min_step_accuracy} is not a share between 0 and 1")
     validate_sampling(sampling(args), IntakeLimits(), "sampling")  # bad options fail before a stack starts
     args.registry = str(Path(args.out) / "registry")  # the study's checkpoints stay with the study
     args.max_steps = args.budget_steps
@@ -399,6 +403,10 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     study.add_argument("--eval-family", help="reasoning-gym family of the held-out problems (default: the study's "
                                              "family, with its options; a JSONL study is evaluated on the rows of "
                                              "its file after the first --n)")
+    study.add_argument("--min-step-accuracy", type=float, default=0.0, metavar="SHARE",
+                       help="every policy keeps a correct candidate only if at least this share of its arithmetic "
+                            "steps hold, as the reward scorer checks them (1: every step; default: %(default)s, off; "
+                            "local stack only: a running stack's curator has its own setting)")
     study.add_argument("--eval-max-new-tokens", type=int, default=TrainSettings().eval_max_new_tokens,
                        help="tokens per held-out sample; samples cut there are counted as truncated (default: "
                             "%(default)s)")

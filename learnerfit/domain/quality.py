@@ -1,8 +1,10 @@
 """The reward scorer's logic: quality of each trajectory.
 
-Two measurements: the final answer extracted and verified against the reference
-(math-verify, in a worker process), and an outcome reward model's score of the
-whole (question, solution), batched in one call per stage batch.
+Three measurements: the final answer extracted and verified against the reference
+(math-verify, in a worker process), an outcome reward model's score of the whole
+(question, solution), batched in one call per stage batch, and the share of the
+trace's arithmetic steps that hold (a process check the rule-based teacher's
+parser makes exactly, where the reward model is fooled by layout).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 
 from learnerfit.domain.answers import AnswerCheck, extract_final_answer
 from learnerfit.domain.inference import RewardModel
+from learnerfit.domain.oracle.arithmetic import checked_steps
 from learnerfit.domain.records import copied
 from learnerfit.v1 import records_pb2
 
@@ -33,6 +36,12 @@ class RewardScorer:
             else:
                 trajectory.final_answer = answer
                 to_check.append((trajectory, answer))
+        for trajectory in scored:  # the process check, beside the outcome's: do the steps hold?
+            holding, checked = checked_steps(trajectory.text)
+            trajectory.scores.ClearField("step_accuracy")
+            trajectory.scores.steps_checked = checked
+            if checked:
+                trajectory.scores.step_accuracy = holding / checked
         verdicts = self.checker.check([(answer, t.problem.reference_answer) for t, answer in to_check])
         for (trajectory, _), (verdict, detail) in zip(to_check, verdicts, strict=True):
             trajectory.scores.verdict = verdict

@@ -81,6 +81,9 @@ def fill_measures(result: PolicyResult) -> None:
     scores = [e.scores for e in result.examples]
     result.measures = {key: _mean(_field(s, key) for s in scores) for _, key in MEASURES if key != "rsr"}
     result.measures["rsr"] = set_rsr(scores)  # the set's RSR as published, not a mean of per-trace ratios
+    checked = [s.step_accuracy for s in scores if s.HasField("step_accuracy")]
+    result.measures["step_accuracy"] = _mean(checked)
+    result.measures["false_step"] = float(sum(v < 1.0 for v in checked))
     for quarter in range(4):
         result.measures[f"q{quarter + 1}"] = _mean(s.segment_ppl[quarter] for s in scores
                                                    if len(s.segment_ppl) > quarter)
@@ -107,6 +110,8 @@ def policy_rows(study: Study) -> list[dict[str, str]]:
                "mean reward": _fmt(p.measures.get("reward"), 3), "mean learner ppl": _fmt(p.measures.get("ppl")),
                "RSR (lower: better)": _fmt(p.measures.get("rsr")),
                "ppl by quarter": " / ".join(_fmt(p.measures.get(f"q{q}")) for q in range(1, 5)),
+               "steps that hold (mean)": _fmt(p.measures.get("step_accuracy")),
+               "examples with a false step": _fmt(p.measures.get("false_step"), 0) if p.examples else "-",
                "checkpoint": p.checkpoint or "-", "held-out unparsed / truncated": _misses(p.held_out),
                "accuracy when parsed": _fmt(p.held_out.get("parsed_accuracy"), 3)}
         if p.accuracy is None:
@@ -164,6 +169,13 @@ def summary_paragraph(study: Study) -> str:
         cheapest, dearest = min(ppl, key=lambda n: ppl[n] or math.inf), max(ppl, key=lambda n: ppl[n] or -1)
         text += (f" All kept solutions are verified correct, yet what the learner must absorb differs by origin: its "
                  f"perplexity is {_fmt(ppl[cheapest])} on {cheapest} and {_fmt(ppl[dearest])} on {dearest}.")
+    flawed = {p.policy: int(p.measures["false_step"]) for p in study.policies if p.measures.get("false_step")}
+    if flawed:
+        text += (" Verified answers are not verified steps: the reward scorer's exact check of every arithmetic "
+                 "step found a false one in " + ", ".join(f"{n} of {p}'s examples" for p, n in flawed.items())
+                 + " (curation.min_step_accuracy keeps them out).")
+    elif any(p.measures.get("step_accuracy") is not None for p in study.policies):
+        text += " Every checked step of every kept example holds (the reward scorer's exact step check)."
     if study.base_correct is not None:
         text += f" The base model answered {study.base_correct / study.eval_samples:.3f} of held-out samples"
         if "unparsed" in study.base_eval:

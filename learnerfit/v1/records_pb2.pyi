@@ -117,7 +117,7 @@ class TokenLoss(_message.Message):
     def __init__(self, token: _Optional[str] = ..., total_loss: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Scores(_message.Message):
-    __slots__ = ("verdict", "verdict_detail", "reward", "reward_model", "ppl", "segment_ppl", "top_loss_tokens", "token_count", "drift_checkpoint", "mean_token_rank", "rsr")
+    __slots__ = ("verdict", "verdict_detail", "reward", "reward_model", "ppl", "segment_ppl", "top_loss_tokens", "token_count", "drift_checkpoint", "mean_token_rank", "rsr", "step_accuracy", "steps_checked")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     VERDICT_DETAIL_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,8 @@ class Scores(_message.Message):
     DRIFT_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     MEAN_TOKEN_RANK_FIELD_NUMBER: _ClassVar[int]
     RSR_FIELD_NUMBER: _ClassVar[int]
+    STEP_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     verdict_detail: str
     reward: float
@@ -140,7 +142,9 @@ class Scores(_message.Message):
     drift_checkpoint: str
     mean_token_rank: float
     rsr: float
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ..., mean_token_rank: _Optional[float] = ..., rsr: _Optional[float] = ...) -> None: ...
+    step_accuracy: float
+    steps_checked: int
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ..., mean_token_rank: _Optional[float] = ..., rsr: _Optional[float] = ..., step_accuracy: _Optional[float] = ..., steps_checked: _Optional[int] = ...) -> None: ...
 
 class Trajectory(_message.Message):
     __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata", "style", "oracle_mode", "prompt_ids", "rejection")

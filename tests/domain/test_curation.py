@@ -206,3 +206,31 @@ def test_the_grpc_path_decides_with_the_same_policy_context_as_the_stream():
 def test_an_unknown_policy_in_a_curate_request_names_the_field():
     with pytest.raises(InvalidInput, match=r"^policy: unknown policy 'best'"):
         Curator(CurationSettings()).curate([], policy="best")
+
+
+def test_curation_can_require_the_steps_to_hold_not_only_the_final_answer():
+    """The published study kept "4 - 1 = 3 / 3 - 1 = 3 / Final answer: 3" (reward 2.16): right answer, false step.
+    With min_step_accuracy the reward scorer's exact step check decides too."""
+    from learnerfit.domain.quality import RewardScorer
+
+    class Exact:  # the answer check, as the reward scorer's worker makes it (string equality suffices here)
+        def check(self, pairs):
+            return [(CORRECT if a == r else WRONG, "") for a, r in pairs]
+
+    problem = records_pb2.Problem(id="p1", batch_id="b1", question="Calculate 4 - 1 - 1.", reference_answer="2")
+    texts = {"lucky": "4 - 1 = 3\n3 - 1 = 3\nFinal answer: 2", "sound": "4 - 1 = 3\n3 - 1 = 2\nFinal answer: 2",
+             "bare": "Final answer: 2"}
+    candidates = RewardScorer(Exact())([records_pb2.Trajectory(
+        id=name, problem=problem, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, sample_index=i, text=text)
+        for i, (name, text) in enumerate(texts.items())])
+    steps = {t.id: (t.scores.step_accuracy if t.scores.HasField("step_accuracy") else None, t.scores.steps_checked)
+             for t in candidates}
+    assert steps == {"lucky": (0.5, 2), "sound": (1.0, 2), "bare": (None, 0)}
+    assert all(t.scores.verdict == CORRECT for t in candidates)
+    _, anyway = decide(problem, candidates, "rejection_sampling", context=CurationSettings().policy_context())
+    assert anyway.trajectory_id == "lucky"  # off by default: the first correct sample
+    required = CurationSettings(min_step_accuracy=1.0).policy_context()
+    _, sound = decide(problem, candidates, "rejection_sampling", context=required)
+    assert sound.trajectory_id == "sound"
+    decision, none = decide(problem, [candidates[0], candidates[2]], "rejection_sampling", context=required)
+    assert none is None and "whose checked steps hold at least 1.00" in decision.reason

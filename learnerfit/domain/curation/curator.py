@@ -48,10 +48,15 @@ class CurationSettings(Section):
                            "rank-surprisal ratio (rsr, Yang et al. 2026), both lower-is-closer.")
     ppl_ceiling_factor: float = Field(1.5, gt=0, description="utility policy: skip candidates whose ppl exceeds this "
                                                                "times the median ppl of the batch's learner samples.")
+    min_step_accuracy: float = Field(
+        0.0, ge=0, le=1, description="Every policy: keep a correct candidate only if at least this share of its "
+                                     "arithmetic steps hold (the reward scorer's exact check; 1: every step). A "
+                                     "trace with no step the check can read is then not kept either. 0: off.")
 
     def policy_context(self, learner_ppl_median: float | None = None) -> PolicyContext:
         return PolicyContext(utility_weight=self.utility_weight, ppl_ceiling_factor=self.ppl_ceiling_factor,
-                             utility_cost=self.utility_cost, learner_ppl_median=learner_ppl_median)
+                             utility_cost=self.utility_cost, learner_ppl_median=learner_ppl_median,
+                             min_step_accuracy=self.min_step_accuracy)
 
 
 def normalized(text: str) -> str:

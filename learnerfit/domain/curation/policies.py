@@ -28,6 +28,8 @@ class PolicyContext:
     utility_cost: str          # the cost: the learner's perplexity ("ppl"), or the rank-surprisal ratio ("rsr")
     # Median perplexity of the learner's own samples seen so far in the same batch (None: none seen yet).
     learner_ppl_median: float | None = None
+    # Every policy: a correct candidate is kept only if at least this share of its checked steps hold (0: off).
+    min_step_accuracy: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,17 +39,28 @@ class Choice:
     utility: float | None = None
 
 
-def _correct(candidates: Sequence[records_pb2.Trajectory], origin: int | None = None) -> list[records_pb2.Trajectory]:
+def _correct(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext,
+             origin: int | None = None) -> list[records_pb2.Trajectory]:
+    """Correct candidates (of `origin`), first by origin and sample; with min_step_accuracy set, only those whose
+    steps hold well enough (a trace with no step the check can read cannot show it, and is left out too)."""
     return sorted((t for t in candidates if t.scores.verdict == records_pb2.VERDICT_CORRECT
-                   and (origin is None or t.origin == origin)), key=lambda t: (t.origin, t.sample_index, t.id))
+                   and (origin is None or t.origin == origin) and _steps_hold(t, context)),
+                  key=lambda t: (t.origin, t.sample_index, t.id))
+
+
+def _steps_hold(trajectory: records_pb2.Trajectory, context: PolicyContext) -> bool:
+    if not context.min_step_accuracy:
+        return True
+    scores = trajectory.scores
+    return scores.HasField("step_accuracy") and scores.step_accuracy >= context.min_step_accuracy
 
 
 def rejection_sampling(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext) -> Choice:
     """The paper's SLM-RFT: one correct learner sample per problem (the first by sample index)."""
     samples = [t for t in candidates if t.origin == LEARNER]
-    correct = _correct(samples)
+    correct = _correct(samples, context)
     if not correct:
-        return Choice(None, f"no correct learner sample among {len(samples)}")
+        return Choice(None, f"no correct learner sample among {len(samples)}{_step_note(context)}")
     return Choice(correct[0], f"first correct learner sample ({len(correct)} of {len(samples)} correct)")
 
 
@@ -55,10 +68,10 @@ def of_origin(origin: int, label: str) -> Callable[[Sequence[records_pb2.Traject
     """The paper's Oracle baselines: the (first) correct trace of one Oracle origin."""
 
     def policy(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext) -> Choice:
-        correct = _correct(candidates, origin)
+        correct = _correct(candidates, context, origin)
         if not correct:
             present = sum(t.origin == origin for t in candidates)
-            return Choice(None, f"no correct {label} trace among {present}")
+            return Choice(None, f"no correct {label} trace among {present}{_step_note(context)}")
         return Choice(correct[0], f"correct {label} trace ({len(correct)} available)")
 
     return policy
@@ -75,10 +88,11 @@ def utility(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext
     learner). Candidates without reward or perplexity cannot be weighed and are skipped.
     """
     cost = context.utility_cost
-    correct = [t for t in _correct(candidates) if t.scores.HasField("reward") and t.scores.HasField("ppl")
+    correct = [t for t in _correct(candidates, context) if t.scores.HasField("reward") and t.scores.HasField("ppl")
                and t.scores.HasField(cost)]
     if not correct:
-        return Choice(None, f"no correct candidate with reward and {cost} among {len(candidates)}")
+        return Choice(None, f"no correct candidate with reward and {cost} among {len(candidates)}"
+                            f"{_step_note(context)}")
     ceiling = None if context.learner_ppl_median is None else context.ppl_ceiling_factor * context.learner_ppl_median
     affordable = [t for t in correct if ceiling is None or t.scores.ppl <= ceiling]
     if not affordable:
@@ -93,6 +107,10 @@ def utility(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext
     return Choice(best, f"highest utility {score(best):.3f} (reward {best.scores.reward:.3f}, {cost} "
                         f"{getattr(best.scores, cost):.2f}, {origin}) of {len(affordable)} correct under the ppl "
                         f"ceiling {ceiling_text}", utility=score(best))
+
+
+def _step_note(context: PolicyContext) -> str:
+    return f" whose checked steps hold at least {context.min_step_accuracy:.2f}" if context.min_step_accuracy else ""
 
 
 POLICIES: dict[str, Callable[[Sequence[records_pb2.Trajectory], PolicyContext], Choice]] = {

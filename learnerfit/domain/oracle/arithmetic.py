@@ -199,3 +199,18 @@ def _trim(line: str, start: int, end: int, *, first: bool, last: bool) -> tuple[
                 continue
             return a, b
     return None
+
+
+def checked_steps(text: str) -> tuple[int, int]:
+    """(steps that hold, steps checked): every arithmetic chain with an `=` in the text, evaluated exactly. A chain
+    that does not evaluate (a division by zero, a part that is not arithmetic) is not counted either way."""
+    holding = checked = 0
+    for line in text.splitlines():
+        for equation in find_equations(line):
+            try:
+                wrong = equation.wrong()
+            except (NotArithmetic, ZeroDivisionError, OverflowError):
+                continue
+            checked += 1
+            holding += not wrong
+    return holding, checked
