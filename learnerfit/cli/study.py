@@ -284,6 +284,13 @@ class StudyRun:
         write_messages(self.out / "eval" / f"{name}.jsonl", reply.samples)
         return dict(reply.eval)
 
+    def outcomes(self, name: str) -> dict[str, list[bool]]:
+        """An arm's held-out samples (eval/NAME.jsonl): problem id -> whether each sample was right."""
+        by_problem: dict[str, list[bool]] = {}
+        for sample in read_messages(self.out / "eval" / f"{name}.jsonl", services_pb2.HeldOutSample):
+            by_problem.setdefault(sample.problem_id, []).append(sample.verdict == records_pb2.VERDICT_CORRECT)
+        return by_problem
+
     def train(self) -> dict[str, Any]:
         """The base model's score, then one checkpoint per policy from the base; each recorded as it lands, and one
         registered before an interruption (same policy, same examples) is taken instead of trained again."""
@@ -352,7 +359,9 @@ class StudyRun:
                       policies=policies, base_correct=correct(progress.get("base", {})), eval_samples=eval_samples,
                       problems=self.state.result("curate").get("problems", args.n),
                       timings={p: self.state.result(p).get("seconds", 0.0) for p in ("curate", "select", "train")},
-                      checkpoints=checkpoints, held_out=held_out, base_eval=progress.get("base", {}))
+                      checkpoints=checkpoints, held_out=held_out, base_eval=progress.get("base", {}),
+                      outcomes={name: self.outcomes(name) for name in ("base", *args.policies)
+                                if (self.out / "eval" / f"{name}.jsonl").exists()})
         paths = write_report(study, self.out)
         say(f"report: {paths['html'].resolve()} (and summary.md, plots/)")
         return {"files": sorted(str(p.relative_to(self.out)) for p in paths.values())}

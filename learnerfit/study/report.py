@@ -19,7 +19,7 @@ from typing import Any
 
 from learnerfit.domain.drift import set_rsr
 from learnerfit.domain.records import mode_name, origin_name
-from learnerfit.study.stats import difference_interval, spearman, wilson
+from learnerfit.study.stats import difference_interval, holm, paired_cluster_bootstrap, spearman, wilson
 from learnerfit.v1 import records_pb2
 
 MEASURES = (("mean reward", "reward"), ("mean learner ppl", "ppl"), ("RSR (Yang et al.)", "rsr"))
@@ -66,6 +66,8 @@ class Study:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     held_out: dict[str, Any] = field(default_factory=dict)  # where the held-out set came from, overlap with training
     base_eval: dict[str, float] = field(default_factory=dict)
+    # Per arm ("base" and each trained policy): held-out problem id -> whether each of its k samples was right.
+    outcomes: dict[str, dict[str, list[bool]]] = field(default_factory=dict)
 
 
 def _mean(values) -> float | None:
@@ -146,6 +148,12 @@ def _change(study: Study, p: PolicyResult) -> str:
     return f"{p.accuracy - study.base_correct / study.eval_samples:+.3f} [{low:+.2f}, {high:+.2f}] {verdict}"
 
 
+PAIRED_NOTE = ("Each pair is compared on the same held-out problems with the same sampling seeds: the interval "
+               "resamples whole problems (a problem's k samples move together), so it is wider than one that treats "
+               "samples as independent, and Holm's adjustment keeps the chance of any false 'resolved' among all "
+               "pairs under 5%. One training seed per policy: training noise is not in these intervals.")
+
+
 def summary_paragraph(study: Study) -> str:
     """What was compared, what came out in numbers, and whether the differences exceed the noise."""
     s = study.settings
@@ -196,6 +204,13 @@ def summary_paragraph(study: Study) -> str:
         else:
             text += (" No policy differs from the base model by more than the 95% interval: at this size the "
                      "accuracy differences cannot be told apart from noise.")
+        paired = paired_rows(study)
+        if paired:
+            resolved = [row["pair"] for row in paired if row["resolved"] == "yes"]
+            text += (f" Compared pairwise on the same held-out problems (problems resampled, Holm's correction over "
+                     f"{len(paired)} pairs), {len(resolved)} "
+                     f"{'difference is' if len(resolved) == 1 else 'differences are'} resolved"
+                     + (f": {', '.join(resolved)}." if resolved else "."))
         pairwise = [(a, b) for a in trained for b in trained if a.policy < b.policy]
         apart = [(a, b) for a, b in pairwise
                  if not _overlaps(difference_interval(a.correct, a.samples, b.correct, b.samples))]
@@ -362,6 +377,22 @@ def correlation_rows(study: Study) -> list[dict[str, str]]:
              "policies": str(trained)} for label, rho in correlations(study).items()]
 
 
+def paired_rows(study: Study) -> list[dict[str, str]]:
+    """Every pair of arms (the base model and each trained policy) on the same held-out problems: the accuracy
+    difference with a paired cluster-bootstrap interval (problems resampled), its p-value, and Holm's adjustment
+    over all the pairs; a difference is resolved when the adjusted p is below 0.05."""
+    arms = [name for name in ("base", *(p.policy for p in study.policies)) if study.outcomes.get(name)]
+    pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
+    if not pairs:
+        return []
+    tested = [paired_cluster_bootstrap(study.outcomes[a], study.outcomes[b]) for a, b in pairs]
+    adjusted = holm([p for *_, p in tested])
+    return [{"pair": f"{a} - {b}", "difference": f"{d:+.3f}", "95% interval (problems resampled)":
+             f"[{low:+.3f}, {high:+.3f}]", "p": f"{p:.4f}", "p, Holm over pairs": f"{adj:.4f}",
+             "resolved": "yes" if adj < 0.05 else "no"}
+            for (a, b), (d, low, high, p), adj in zip(pairs, tested, adjusted, strict=True)]
+
+
 def settings_rows(study: Study) -> list[dict[str, str]]:
     rows = [{"setting": k, "value": str(v)} for k, v in sorted(study.settings.items())]
     rows += [{"setting": f"time: {k}", "value": f"{v:.0f} s"} for k, v in study.timings.items()]
@@ -385,9 +416,12 @@ def write_report(study: Study, folder: Path) -> dict[str, Path]:
     paragraph = summary_paragraph(study)
     policy_table = policy_rows(study)
     tokens = top_loss_tokens(study.candidates)
+    paired = paired_rows(study)
 
     md = [f"# LearnerFit study: which data helps {study.settings['learner']}\n\n", paragraph + "\n\n",
           "## Policies\n", _markdown_table(policy_table),
+          "\n## Which differences are resolved\n", _markdown_table(paired) if paired else "No two arms evaluated.\n",
+          f"\n{PAIRED_NOTE}\n",
           "\n## Which measure predicts the outcome\n", _markdown_table(correlation_rows(study)), f"\n{CAVEAT}\n",
           "\n## Plots\n"]
     md += [f"![{title}](plots/{name}.png)\n" for name, title in PLOTS]
@@ -415,6 +449,9 @@ figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} .caveat {{ color: #555;
 <p id="summary">{html.escape(paragraph)}</p>
 <h2>Policies</h2>
 {_html_table(policy_table, "policies")}
+<h2>Which differences are resolved</h2>
+{_html_table(paired, "pairs") if paired else "<p>No two arms evaluated.</p>"}
+<p class="caveat">{html.escape(PAIRED_NOTE)}</p>
 <h2>Which measure predicts the outcome</h2>
 {_html_table(correlation_rows(study), "correlations")}
 <p class="caveat">{html.escape(CAVEAT)}</p>

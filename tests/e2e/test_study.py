@@ -157,8 +157,10 @@ def test_the_report_renders_in_headless_chromium_with_paragraph_tables_and_every
 
     parsed = Page()
     parsed.feed(dom)
-    assert {"summary", "policies", "correlations", "checkpoints", "settings"} <= parsed.ids
+    assert {"summary", "policies", "pairs", "correlations", "checkpoints", "settings"} <= parsed.ids
     assert parsed.rows["policies"] == 1 + len(POLICIES)  # header and one row per policy
+    # Three arms evaluated (the base and the two trained policies): three pairs, each with its Holm-adjusted p.
+    assert parsed.rows["pairs"] == 1 + 3 and "base - rejection_sampling" in dom and "Holm" in dom
     plots = {"plot-reward_vs_ppl", "plot-accuracy", "plot-segment_ppl", "plot-top_loss_tokens", "plot-latex_density"}
     assert plots <= parsed.ids
     assert parsed.body.get("data-plots-drawn") == str(len(plots)), "a plot did not decode in the browser"

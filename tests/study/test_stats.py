@@ -30,3 +30,26 @@ def test_spearman_is_pearson_on_tie_averaged_ranks_and_refuses_too_few_points():
     assert spearman([1, 2, 3], [4, 4, 4]) is None
     with pytest.raises(ValueError, match="3 x values against 2"):
         spearman([1, 2, 3], [1, 2])
+
+
+def test_a_paired_cluster_bootstrap_resamples_problems_and_holm_adjusts_the_pairs():
+    from learnerfit.study.stats import holm, paired_cluster_bootstrap
+
+    # 20 problems x 4 samples: arm a right on 3 of 4 everywhere, arm b on 1 of 4.
+    a = {f"p{i}": [True, True, False, True] for i in range(20)}
+    b = {f"p{i}": [False, True, False, False] for i in range(20)}
+    difference, low, high, p = paired_cluster_bootstrap(a, b, resamples=1000)
+    assert difference == pytest.approx(0.5) and low == high == pytest.approx(0.5) and p == pytest.approx(0.001)  # the floor: 1 / resamples
+    # Half the problems favour a, half b: the difference is 0 and nothing is resolved.
+    mixed = {f"p{i}": [i % 2 == 0] * 4 for i in range(20)}
+    flipped = {f"p{i}": [i % 2 == 1] * 4 for i in range(20)}
+    difference, low, high, p = paired_cluster_bootstrap(mixed, flipped, resamples=1000)
+    assert difference == 0 and low < 0 < high and p > 0.5
+    # Whole problems move together: one problem that a always gets right and b never moves the interval by a lot.
+    one = {**{f"p{i}": [False] * 4 for i in range(9)}, "p9": [True] * 4}
+    none = {f"p{i}": [False] * 4 for i in range(10)}
+    difference, low, high, _ = paired_cluster_bootstrap(one, none, resamples=1000)
+    assert difference == pytest.approx(0.1) and low == 0 and high >= 0.2
+    with pytest.raises(ValueError, match="no held-out problem evaluated in both arms"):
+        paired_cluster_bootstrap({"p1": [True]}, {"p2": [True]})
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
