@@ -18,6 +18,7 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ from learnerfit.cli.stack import add_stack_options, add_training_options, prepar
 from learnerfit.domain import topics
 from learnerfit.domain.curation.policies import POLICIES, check_policy
 from learnerfit.domain.intake import IntakeLimits, validate_sampling
+from learnerfit.domain.ids import stable_id
 from learnerfit.domain.oracle.prompts import all_templates
+from learnerfit.domain.prompts import training_messages
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
 from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym, held_out, normalized_question
 from learnerfit.errors import InvalidInput
@@ -47,8 +50,15 @@ from trainer.evaluate import HELD_OUT_SEED
 
 DEFAULT_POLICIES = ("rejection_sampling", "oracle_refined", "oracle_synthesized", "style_aligned", "utility")
 # The Oracle work each policy chooses from (the learner's own samples are always there).
-MODES_FOR = {"rejection_sampling": (), "oracle_refined": ("refine",), "oracle_synthesized": ("synthesize",),
-             "style_aligned": ("rewrite", "repair"), "utility": ("refine", "synthesize", "rewrite", "repair")}
+MODES_FOR = {"rejection_sampling": (), "format_only": (), "oracle_refined": ("refine",),
+             "oracle_synthesized": ("synthesize",), "style_aligned": ("rewrite", "repair"),
+             "utility": ("refine", "synthesize", "rewrite", "repair")}
+
+
+# Control arms: training sets the study builds itself rather than a curation policy choosing from candidates.
+# format_only: the answer line alone for every study problem, so the report can say how much of a policy's gain
+# the answer format by itself gives (the base model fails mostly on format).
+CONTROLS = ("format_only",)
 
 
 def policy_list(value: str) -> list[str]:
@@ -56,11 +66,23 @@ def policy_list(value: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("name at least one policy")
     for name in names:
+        if name in CONTROLS:
+            continue
         try:
             check_policy(name, "--policies")
         except InvalidInput as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            raise argparse.ArgumentTypeError(f"{exc}; or a control arm: {', '.join(CONTROLS)}") from None
     return list(dict.fromkeys(names))
+
+
+def format_only_set(candidates: Sequence[records_pb2.Trajectory]) -> list[records_pb2.CuratedExample]:
+    """The control arm: for each study problem, the reference answer's line and nothing else."""
+    problems = {t.problem.id: t.problem for t in candidates}
+    return [records_pb2.CuratedExample(
+        id=stable_id("format-only", problem.id), problem_id=problem.id, batch_id=problem.batch_id,
+        origin=records_pb2.ORIGIN_REFERENCE, policy="format_only", reason="control arm: the answer line alone",
+        messages=training_messages(problem, f"Final answer: {problem.reference_answer}"))
+        for _, problem in sorted(problems.items())]
 
 
 def study_problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
@@ -251,8 +273,8 @@ class StudyRun:
         result = {}
         with phase_bar(len(self.args.policies), "select: one training set per policy") as bar:
             for policy in self.args.policies:
-                examples = list(curator.Curate(services_pb2.CurateRequest(trajectories=candidates, policy=policy),
-                                               timeout=300).examples)
+                examples = format_only_set(candidates) if policy == "format_only" else list(curator.Curate(
+                    services_pb2.CurateRequest(trajectories=candidates, policy=policy), timeout=300).examples)
                 (self.out / "sets").mkdir(parents=True, exist_ok=True)
                 write_messages(self.out / "sets" / f"{policy}.jsonl", examples)
                 save_training_set(examples, self.out / "datasets" / policy, {
@@ -404,7 +426,9 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     study.add_argument("--n", type=int, default=24, help="problems in the study (default: %(default)s)")
     study.add_argument("--k", type=int, default=8, help="learner samples per problem (default: %(default)s)")
     study.add_argument("--policies", type=policy_list, default=list(DEFAULT_POLICIES),
-                       help=f"comma-separated curation policies to compare (default: all: {', '.join(POLICIES)})")
+                       help=f"comma-separated curation policies to compare (default: all: {', '.join(POLICIES)}), "
+                            f"and control arms: {', '.join(CONTROLS)} (the answer line alone for every problem: "
+                            "how much of a gain the format by itself gives)")
     study.add_argument("--out", default=".learnerfit/study", help="output folder; holds the study's progress too "
                                                                   "(default: %(default)s)")
     study.add_argument("--budget-steps", type=int, default=8,

@@ -204,6 +204,14 @@ def summary_paragraph(study: Study) -> str:
         else:
             text += (" No policy differs from the base model by more than the 95% interval: at this size the "
                      "accuracy differences cannot be told apart from noise.")
+        control = next((p for p in trained if p.policy == "format_only"), None)
+        if control is not None and study.base_correct is not None:
+            base = study.base_correct / study.eval_samples
+            shares = [f"{p.policy} {min(1.0, max(0.0, (control.accuracy - base) / (p.accuracy - base))):.0%}"
+                      for p in trained if p is not control and p.accuracy > base]
+            text += (f" The format-only control (the answer line alone) reached {control.accuracy:.3f}"
+                     + (f"; of each policy's gain over the base model, format alone accounts for: "
+                        f"{', '.join(shares)}." if shares else "."))
         paired = paired_rows(study)
         if paired:
             resolved = [row["pair"] for row in paired if row["resolved"] == "yes"]

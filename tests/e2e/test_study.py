@@ -22,7 +22,7 @@ import pytest
 
 from learnerfit.registry.store import CheckpointRegistry
 
-POLICIES = ["rejection_sampling", "oracle_synthesized", "style_aligned"]
+POLICIES = ["rejection_sampling", "oracle_synthesized", "style_aligned", "format_only"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -84,9 +84,13 @@ def test_an_interrupted_study_resumes_without_redoing_finished_phases_or_trainin
             for p in POLICIES}
     assert len(sets["rejection_sampling"]) == 1 and len(sets["oracle_synthesized"]) == 4
     assert sets["style_aligned"] == [] and not set(sets["rejection_sampling"]) & set(sets["oracle_synthesized"])
+    # The control arm: the answer line alone, for each of the 4 study problems.
+    answers = sorted(json.loads(line)["messages"][-1]["content"]
+                     for line in (out / "sets" / "format_only.jsonl").read_text().splitlines())
+    assert answers == [f"Final answer: {i + 1}" for i in range(4)]
     # One checkpoint per policy with examples, each trained on exactly its set: nothing trained twice over two runs.
     checkpoints = CheckpointRegistry(out / "registry").list()
-    assert sorted(c.policy for c in checkpoints) == ["oracle_synthesized", "rejection_sampling"]
+    assert sorted(c.policy for c in checkpoints) == ["format_only", "oracle_synthesized", "rejection_sampling"]
     for checkpoint in checkpoints:
         assert sorted(checkpoint.example_ids) == sorted(sets[checkpoint.policy])
         assert state["training"][checkpoint.policy]["version"] == checkpoint.version
@@ -96,7 +100,7 @@ def test_an_interrupted_study_resumes_without_redoing_finished_phases_or_trainin
     assert [p["question"] for p in held_out] == ["Calculate 4 + 1.", "Calculate 5 + 1."]
     assert state["held_out"] == {"source": "problems.jsonl, the rows after the first 4", "problems": 2,
                                  "left_out_for_overlap": 1, "shared_with_training": 0}
-    for name in ("base", "rejection_sampling", "oracle_synthesized"):
+    for name in ("base", "rejection_sampling", "oracle_synthesized", "format_only"):
         evaluation = state["training"][name]["eval"] if name != "base" else state["training"]["base"]
         assert set(evaluation) == {"avg@2", "unparsed", "truncated", "parsed_accuracy"}
         samples = [json.loads(line) for line in (out / "eval" / f"{name}.jsonl").read_text().splitlines()]
@@ -159,8 +163,9 @@ def test_the_report_renders_in_headless_chromium_with_paragraph_tables_and_every
     parsed.feed(dom)
     assert {"summary", "policies", "pairs", "correlations", "checkpoints", "settings"} <= parsed.ids
     assert parsed.rows["policies"] == 1 + len(POLICIES)  # header and one row per policy
-    # Three arms evaluated (the base and the two trained policies): three pairs, each with its Holm-adjusted p.
-    assert parsed.rows["pairs"] == 1 + 3 and "base - rejection_sampling" in dom and "Holm" in dom
+    # Four arms evaluated (the base, two trained policies, the control): six pairs, each with its Holm-adjusted p.
+    assert parsed.rows["pairs"] == 1 + 6 and "base - rejection_sampling" in dom and "Holm" in dom
+    assert "format-only control (the answer line alone) reached" in dom
     plots = {"plot-reward_vs_ppl", "plot-accuracy", "plot-segment_ppl", "plot-top_loss_tokens", "plot-latex_density"}
     assert plots <= parsed.ids
     assert parsed.body.get("data-plots-drawn") == str(len(plots)), "a plot did not decode in the browser"
