@@ -36,3 +36,26 @@ def test_the_easy_family_repeats_itself_so_a_held_out_draw_is_disjoint_only_afte
     chosen, overlapping = held_out(pool, training, count=32)
     assert overlapping > 0 and len(chosen) == 32
     assert not {normalized_question(p.question) for p in chosen} & trained_on
+
+
+def test_a_family_studys_held_out_set_comes_from_the_same_family_and_options_and_a_files_from_its_later_rows(tmp_path):
+    import argparse
+    import json
+
+    from learnerfit.cli.study import held_out_problems, study_problems
+
+    options = ["min_terms=3", "max_terms=3", "min_digits=1", "max_digits=1", 'operators=["+"]']
+    args = argparse.Namespace(problems="basic_arithmetic", eval_family="basic_arithmetic", family_option=options,
+                              n=16, problem_seed=0, eval_problems=8)
+    training = study_problems(args)
+    problems, about = held_out_problems(args, training)
+    assert len(problems) == 8 and about["shared_with_training"] == 0
+    assert all(p.question.count("+") == 2 for p in problems)  # three one-digit terms, as the study's options say
+    assert "'max_terms': 3" in about["source"].replace('"', "'")
+    rows = tmp_path / "problems.jsonl"
+    rows.write_text("".join(json.dumps({"question": f"Calculate {i} + 2.", "answer": str(i + 2)}) + "\n"
+                            for i in range(6)))
+    args = argparse.Namespace(problems=str(rows), eval_family="basic_arithmetic", family_option=None, n=4,
+                              problem_seed=0, eval_problems=8)
+    problems, about = held_out_problems(args, study_problems(args))
+    assert [p.question for p in problems] == ["Calculate 4 + 2.", "Calculate 5 + 2."]  # the rows after the first 4
