@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from learnerfit.domain.answers import extract_final_answer
+from learnerfit.domain.answers import extract_final_answer, extract_first_answer
 from learnerfit.domain.inference import SamplingParams, TextGenerator
 from learnerfit.domain.problems import family_options, from_reasoning_gym
 from learnerfit.domain.prompts import learner_conversation
@@ -32,19 +32,24 @@ def held_out_samples(generator: TextGenerator, problems: Sequence[records_pb2.Pr
     samples = generator.generate([learner_conversation(p) for p in problems],
                                  SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
     judged = [services_pb2.HeldOutSample(problem_id=problem.id, sample_index=i, text=c.text, truncated=c.truncated,
-                                         token_count=c.token_count, answer=extract_final_answer(c.text)[0] or "")
+                                         token_count=c.token_count, answer=extract_final_answer(c.text)[0] or "",
+                                         first_answer=extract_first_answer(c.text) or "")
               for problem, completions in zip(problems, samples, strict=True) for i, c in enumerate(completions)]
     references = [p.reference_answer for p in problems for _ in range(k)]
-    answered = [(s.answer, r) for s, r in zip(judged, references, strict=True) if s.answer]
+    # One check call for both readings: the last answer (the verdict) and the first.
+    asked = [(s.answer, r) for s, r in zip(judged, references, strict=True) if s.answer]
+    asked += [(s.first_answer, r) for s, r in zip(judged, references, strict=True) if s.first_answer]
     own = checker is None
     checker = checker or AnswerChecker()
     try:
-        verdicts = iter(checker.check(answered))
+        verdicts = iter(checker.check(asked))
     finally:
         if own:
             checker.close()
     for sample in judged:
         sample.verdict = next(verdicts)[0] if sample.answer else records_pb2.VERDICT_UNPARSED
+    for sample in judged:
+        sample.first_correct = bool(sample.first_answer) and next(verdicts)[0] == records_pb2.VERDICT_CORRECT
     return judged
 
 
@@ -55,7 +60,8 @@ def summary(samples: Sequence[services_pb2.HeldOutSample], k: int) -> dict[str, 
     parsed = sum(s.verdict != records_pb2.VERDICT_UNPARSED for s in samples)
     total = max(len(samples), 1)
     return {f"avg@{k}": correct / total, "unparsed": (len(samples) - parsed) / total,
-            "truncated": sum(s.truncated for s in samples) / total, "parsed_accuracy": correct / max(parsed, 1)}
+            "truncated": sum(s.truncated for s in samples) / total, "parsed_accuracy": correct / max(parsed, 1),
+            "first_answer_accuracy": sum(s.first_correct for s in samples) / total}
 
 
 def avg_at_k(generator: TextGenerator, problems: Sequence[records_pb2.Problem], *, k: int = 4,

@@ -33,6 +33,30 @@ def extract_final_answer(text: str) -> tuple[str | None, str]:
     return None, "no \\boxed{}, '####' or 'Final answer:' found"
 
 
+def extract_first_answer(text: str) -> str | None:
+    """The first final answer the text gives, by the same precedence (a learner that keeps writing after its answer
+    line may give another one later: extract_final_answer takes the last)."""
+    start = text.find(_BOXED)
+    if start >= 0:
+        first = _last_boxed(text[: _closing(text, start)])
+        if first is not None:
+            return _clean(first)
+    for pattern in (_HASHES, _FINAL_LINE):
+        found = pattern.findall(text)
+        if found:
+            return _clean(found[0]) or None
+    return None
+
+
+def _closing(text: str, start: int) -> int:
+    """The index just past the brace that closes the \\boxed{ at `start` (the text's end when unbalanced)."""
+    depth, i = 1, start + len(_BOXED)
+    while i < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return i
+
+
 def _last_boxed(text: str) -> str | None:
     start = text.rfind(_BOXED)
     if start < 0:

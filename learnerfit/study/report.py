@@ -115,7 +115,8 @@ def policy_rows(study: Study) -> list[dict[str, str]]:
                "steps that hold (mean)": _fmt(p.measures.get("step_accuracy")),
                "examples with a false step": _fmt(p.measures.get("false_step"), 0) if p.examples else "-",
                "checkpoint": p.checkpoint or "-", "held-out unparsed / truncated": _misses(p.held_out),
-               "accuracy when parsed": _fmt(p.held_out.get("parsed_accuracy"), 3)}
+               "accuracy when parsed": _fmt(p.held_out.get("parsed_accuracy"), 3),
+               "accuracy by first answer": _fmt(p.held_out.get("first_answer_accuracy"), 3)}
         if p.accuracy is None:
             row |= {"accuracy [95%]": "not trained" if not p.examples else "not evaluated", "change from base": "-"}
         else:

@@ -185,7 +185,7 @@ class EvaluateResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., samples: _Optional[_Iterable[_Union[HeldOutSample, _Mapping]]] = ...) -> None: ...
 
 class HeldOutSample(_message.Message):
-    __slots__ = ("problem_id", "sample_index", "text", "answer", "verdict", "truncated", "token_count")
+    __slots__ = ("problem_id", "sample_index", "text", "answer", "verdict", "truncated", "token_count", "first_answer", "first_correct")
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +193,8 @@ class HeldOutSample(_message.Message):
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    FIRST_CORRECT_FIELD_NUMBER: _ClassVar[int]
     problem_id: str
     sample_index: int
     text: str
@@ -200,7 +202,9 @@ class HeldOutSample(_message.Message):
     verdict: _records_pb2.Verdict
     truncated: bool
     token_count: int
-    def __init__(self, problem_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., text: _Optional[str] = ..., answer: _Optional[str] = ..., verdict: _Optional[_Union[_records_pb2.Verdict, str]] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ...) -> None: ...
+    first_answer: str
+    first_correct: bool
+    def __init__(self, problem_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., text: _Optional[str] = ..., answer: _Optional[str] = ..., verdict: _Optional[_Union[_records_pb2.Verdict, str]] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., first_answer: _Optional[str] = ..., first_correct: _Optional[bool] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval")

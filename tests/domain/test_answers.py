@@ -126,3 +126,13 @@ def test_the_check_worker_dies_with_a_service_that_is_killed():
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError(f"answer-check worker {worker} outlived its killed service")
+
+
+def test_the_first_answer_a_text_gives_is_read_by_the_same_precedence_as_the_last():
+    from learnerfit.domain.answers import extract_first_answer
+
+    rambling = "3 + 4 = 7\nFinal answer: 7\nWait, 3 + 4 = 8\nFinal answer: 8"
+    assert (extract_first_answer(rambling), extract_final_answer(rambling)[0]) == ("7", "8")
+    assert extract_first_answer(r"so \boxed{5}, or \boxed{6}") == "5"
+    assert extract_first_answer("#### 12\n#### 13") == "12"
+    assert extract_first_answer("no answer here") is None

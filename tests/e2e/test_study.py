@@ -102,7 +102,7 @@ def test_an_interrupted_study_resumes_without_redoing_finished_phases_or_trainin
                                  "left_out_for_overlap": 1, "shared_with_training": 0}
     for name in ("base", "rejection_sampling", "oracle_synthesized", "format_only"):
         evaluation = state["training"][name]["eval"] if name != "base" else state["training"]["base"]
-        assert set(evaluation) == {"avg@2", "unparsed", "truncated", "parsed_accuracy"}
+        assert set(evaluation) == {"avg@2", "unparsed", "truncated", "parsed_accuracy", "first_answer_accuracy"}
         samples = [json.loads(line) for line in (out / "eval" / f"{name}.jsonl").read_text().splitlines()]
         assert sorted((s["problemId"], s.get("sampleIndex", 0)) for s in samples) == \
             sorted((p["id"], i) for p in held_out for i in range(2))

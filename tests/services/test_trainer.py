@@ -124,7 +124,10 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
         "unparsed": sum(s.verdict == records_pb2.VERDICT_UNPARSED for s in samples) / 6,
         "truncated": sum(s.truncated for s in samples) / 6,
         "parsed_accuracy": sum(s.verdict == records_pb2.VERDICT_CORRECT for s in samples)
-        / max(1, sum(s.verdict != records_pb2.VERDICT_UNPARSED for s in samples))})
+        / max(1, sum(s.verdict != records_pb2.VERDICT_UNPARSED for s in samples)),
+        "first_answer_accuracy": sum(s.first_correct for s in samples) / 6})
+    for sample in samples:  # the first answer the text gives, judged on its own
+        assert sample.first_correct == (sample.first_answer == answers[sample.problem_id]) or not sample.first_answer
     assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert too_many.value.details().startswith("evaluation.samples_per_problem: 100 samples, at most 64 allowed")
     assert [first.version, on_top.version, second.version] == ["v1", "v2", "v3"]
