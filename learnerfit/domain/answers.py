@@ -38,7 +38,9 @@ def extract_first_answer(text: str) -> str | None:
     line may give another one later: extract_final_answer takes the last)."""
     start = text.find(_BOXED)
     if start >= 0:
-        first = _last_boxed(text[: _closing(text, start)])
+        content = _boxed_at(text, start)
+        end = len(text) if content is None else start + len(_BOXED) + len(content) + 1
+        first = _last_boxed(text[:end])  # within the first box, the innermost, as extract_final_answer reads one
         if first is not None:
             return _clean(first)
     for pattern in (_HASHES, _FINAL_LINE):
@@ -48,17 +50,12 @@ def extract_first_answer(text: str) -> str | None:
     return None
 
 
-def _closing(text: str, start: int) -> int:
-    """The index just past the brace that closes the \\boxed{ at `start` (the text's end when unbalanced)."""
-    depth, i = 1, start + len(_BOXED)
-    while i < len(text) and depth:
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        i += 1
-    return i
-
-
 def _last_boxed(text: str) -> str | None:
-    start = text.rfind(_BOXED)
+    return _boxed_at(text, text.rfind(_BOXED))
+
+
+def _boxed_at(text: str, start: int) -> str | None:
+    """The content of the \\boxed{...} that starts at `start` (-1: none), or None when its braces never close."""
     if start < 0:
         return None
     depth, i = 1, start + len(_BOXED)
