@@ -91,6 +91,15 @@ def fill_measures(result: PolicyResult) -> None:
                                                    if len(s.segment_ppl) > quarter)
 
 
+def _expected(label: str) -> str:
+    return "+" if EXPECTED_SIGN[dict(MEASURES)[label]] > 0 else "-"
+
+
+def _agrees(label: str, rho: float) -> bool:
+    """Whether a measure's observed correlation with accuracy has the sign it should have if it predicts it."""
+    return (rho > 0) == (EXPECTED_SIGN[dict(MEASURES)[label]] > 0)
+
+
 def correlations(study: Study) -> dict[str, float | None]:
     """Spearman's rho, over the trained policies, between each measure of a training set and the accuracy the
     learner reached on it (the compatibility measure that predicts the outcome ranks the policies alike)."""
@@ -155,7 +164,7 @@ PAIRED_NOTE = ("Each pair is compared on the same held-out problems with the sam
                "pairs under 5%. One training seed per policy: training noise is not in these intervals.")
 
 
-def summary_paragraph(study: Study) -> str:
+def summary_paragraph(study: Study, paired: list[dict[str, str]]) -> str:
     """What was compared, what came out in numbers, and whether the differences exceed the noise."""
     s = study.settings
     trained = [p for p in study.policies if p.accuracy is not None]
@@ -213,7 +222,6 @@ def summary_paragraph(study: Study) -> str:
             text += (f" The format-only control (the answer line alone) reached {control.accuracy:.3f}"
                      + (f"; of each policy's gain over the base model, format alone accounts for: "
                         f"{', '.join(shares)}." if shares else "."))
-        paired = paired_rows(study)
         if paired:
             resolved = [row["pair"] for row in paired if row["resolved"] == "yes"]
             text += (f" Compared pairwise on the same held-out problems (problems resampled, Holm's correction over "
@@ -228,11 +236,9 @@ def summary_paragraph(study: Study) -> str:
             f" {best.policy} was the only one trained."
         rhos = {label: rho for label, rho in correlations(study).items() if rho is not None}
         if rhos:
-            keys = dict(MEASURES)
             text += (" Over the policies, the training sets' " + ", ".join(
-                f"{label} ranks accuracy with Spearman rho {rho:+.2f} (expected "
-                f"{'+' if EXPECTED_SIGN[keys[label]] > 0 else '-'}"
-                f"{'' if (rho > 0) == (EXPECTED_SIGN[keys[label]] > 0) else ', the opposite'})"
+                f"{label} ranks accuracy with Spearman rho {rho:+.2f} (expected {_expected(label)}"
+                f"{'' if _agrees(label, rho) else ', the opposite'})"
                 for label, rho in rhos.items()) + f" ({len(trained)} points: suggestive at most).")
     return text
 
@@ -378,11 +384,9 @@ def _html_table(rows: Sequence[dict[str, str]], table_id: str) -> str:
 
 def correlation_rows(study: Study) -> list[dict[str, str]]:
     trained = sum(p.accuracy is not None for p in study.policies)
-    keys = dict(MEASURES)
     return [{"measure of the training set": label, "Spearman rho with accuracy after training": _fmt(rho),
-             "expected sign": "+" if EXPECTED_SIGN[keys[label]] > 0 else "-",
-             "observed sign agrees": "-" if rho is None or rho == 0 else
-             "yes" if (rho > 0) == (EXPECTED_SIGN[keys[label]] > 0) else "no",
+             "expected sign": _expected(label),
+             "observed sign agrees": "-" if rho is None or rho == 0 else "yes" if _agrees(label, rho) else "no",
              "policies": str(trained)} for label, rho in correlations(study).items()]
 
 
@@ -422,10 +426,10 @@ def write_report(study: Study, folder: Path) -> dict[str, Path]:
     for p in study.policies:
         fill_measures(p)
     plots = write_plots(study, folder / "plots")
-    paragraph = summary_paragraph(study)
+    paired = paired_rows(study)  # the bootstrap runs once, for the paragraph and the table
+    paragraph = summary_paragraph(study, paired)
     policy_table = policy_rows(study)
     tokens = top_loss_tokens(study.candidates)
-    paired = paired_rows(study)
 
     md = [f"# LearnerFit study: which data helps {study.settings['learner']}\n\n", paragraph + "\n\n",
           "## Policies\n", _markdown_table(policy_table),
