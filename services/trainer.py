@@ -21,7 +21,7 @@ from learnerfit.runtime.stage import StageLogic, StageSpec
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
-from trainer.evaluate import HeldOutEvaluator, summary
+from trainer.evaluate import EVAL_TEMPERATURE, HeldOutEvaluator, summary
 from trainer.sft import evaluate as evaluate_learner, learner_path
 
 
@@ -91,7 +91,8 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         max_new_tokens = request.max_new_tokens or settings.train.eval_max_new_tokens
         # The sampling the evaluation does, checked as a batch's would be (k 1..64, tokens 1..4096 by default).
         validate_sampling(records_pb2.SamplingSpec(samples_per_problem=k, max_new_tokens=max_new_tokens,
-                                                   temperature=0.7, top_p=1.0), settings.intake, "evaluation")
+                                                   temperature=EVAL_TEMPERATURE, top_p=1.0), settings.intake,
+                          "evaluation")
         samples = evaluator.samples(learner_path(registry, version, settings.train.base_model), request.problems,
                                     k=k, max_new_tokens=max_new_tokens)
         return services_pb2.EvaluateResponse(version=version, samples=samples, eval=summary(samples, k))

@@ -23,10 +23,11 @@ from trainer.config import TrainSettings
 
 log = logging.getLogger(__name__)
 HELD_OUT_SEED = 10_000  # a stream of problems no batch draws by default (batches start at seed 0)
+EVAL_TEMPERATURE = 0.7  # held-out samples are drawn as the learner samples a batch
 
 
 def held_out_samples(generator: TextGenerator, problems: Sequence[records_pb2.Problem], *, k: int = 4,
-                     temperature: float = 0.7, max_new_tokens: int = 64, seed: int = 0,
+                     temperature: float = EVAL_TEMPERATURE, max_new_tokens: int = 64, seed: int = 0,
                      checker: AnswerChecker | None = None) -> list[services_pb2.HeldOutSample]:
     """k samples of each problem at `temperature` with the learner's prompt, each judged against its reference."""
     samples = generator.generate([learner_conversation(p) for p in problems],
@@ -65,7 +66,7 @@ def summary(samples: Sequence[services_pb2.HeldOutSample], k: int) -> dict[str, 
 
 
 def avg_at_k(generator: TextGenerator, problems: Sequence[records_pb2.Problem], *, k: int = 4,
-             temperature: float = 0.7, max_new_tokens: int = 64, seed: int = 0,
+             temperature: float = EVAL_TEMPERATURE, max_new_tokens: int = 64, seed: int = 0,
              checker: AnswerChecker | None = None) -> float:
     """Share of correct samples over len(problems) x k, sampled at `temperature` with the learner's prompt."""
     samples = held_out_samples(generator, problems, k=k, temperature=temperature, max_new_tokens=max_new_tokens,

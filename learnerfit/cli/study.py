@@ -25,7 +25,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToJson, Parse
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from learnerfit.cli.addresses import StackAddresses, add_address_options, given_addresses
+from learnerfit.cli.addresses import CALLABLE, StackAddresses, add_address_options, given_addresses
 from learnerfit.cli.batches import wait_for_batch
 from learnerfit.cli.output import errors, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, prepare_models, stack_config
@@ -163,7 +163,7 @@ def phase_bar(total: int, description: str) -> Progress:
     return bar
 
 
-STUDY_CALLS = ("gateway", "curator", "trainer", "registry")
+STUDY_CALLS = CALLABLE  # the study calls every service a CLI command may
 
 
 class StudyRun:
@@ -252,8 +252,7 @@ class StudyRun:
         bus = self.addresses().bus("learnerfit-study")
         follower = TopicFollower(bus, {topics.SCORED: records_pb2.Trajectory}, fold)
         stop = threading.Event()
-        reading = threading.Thread(target=follower.run, args=(stop,), daemon=True)
-        reading.start()
+        reading = follower.start(stop)  # running before caught_up() is asked, so that call waits instead of spinning
         try:
             deadline = time.monotonic() + 60
             while len(found) < expected and time.monotonic() < deadline:
@@ -296,10 +295,10 @@ class StudyRun:
             self.state.save()
         return read_messages(path, records_pb2.Problem)
 
-    def evaluate(self, trainer, name: str, version: str) -> dict[str, float]:
+    def evaluate(self, trainer, held_out: list[records_pb2.Problem], name: str, version: str) -> dict[str, float]:
         """The trainer samples `version` on the study's held-out problems; every judged sample is kept
         (eval/NAME.jsonl), the summary returned."""
-        request = services_pb2.EvaluateRequest(version=version, problems=self.held_out(), k=self.args.eval_k,
+        request = services_pb2.EvaluateRequest(version=version, problems=held_out, k=self.args.eval_k,
                                                max_new_tokens=self.args.eval_max_new_tokens)
         reply = trainer.Evaluate(request, timeout=self.args.timeout)
         (self.out / "eval").mkdir(parents=True, exist_ok=True)
@@ -331,7 +330,7 @@ class StudyRun:
             task = bar.task_ids[0]
             if "base" not in progress:
                 say(f"train: scoring the base model on {len(held_out)} held-out problems x {self.args.eval_k}")
-                progress["base"] = self.evaluate(trainer, "base", "base")
+                progress["base"] = self.evaluate(trainer, held_out, "base", "base")
                 self.state.save()
             say(f"train: base model {key} {progress['base'].get(key, 0.0):.3f}")
             bar.advance(task)
@@ -345,7 +344,7 @@ class StudyRun:
                                                             start_from="base")
                         checkpoint = trainer.Train(request, timeout=self.args.timeout).checkpoint
                     progress[policy] = {"version": checkpoint.version, "examples": len(checkpoint.example_ids),
-                                        "eval": self.evaluate(trainer, policy, checkpoint.version)}
+                                        "eval": self.evaluate(trainer, held_out, policy, checkpoint.version)}
                     self.state.save()
                 say(f"train: {policy}: {progress[policy]['version']} {key} "
                     f"{progress[policy]['eval'].get(key, 0.0):.3f}")

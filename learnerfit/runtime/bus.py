@@ -37,12 +37,12 @@ class PublishError(RuntimeError):
 def record_key(message: Message) -> str:
     """The partition key the record's message declares (its problem, so a problem's records stay in order on one
     partition), else its id."""
-    return _field(message, _keys(message).partition) or record_id(message)
+    return _field(message, _declared_keys(message.DESCRIPTOR).partition) or record_id(message)
 
 
 def record_id(message: Message) -> str:
     """The record's stable id (content-derived) its message declares, used to drop duplicates."""
-    return _field(message, _keys(message).id)
+    return _field(message, _declared_keys(message.DESCRIPTOR).id)
 
 
 @functools.cache
@@ -52,10 +52,6 @@ def _declared_keys(descriptor: Descriptor) -> bus_pb2.BusKeys:
         raise TypeError(f"{descriptor.full_name} cannot go on the bus: its message declares no record id "
                         "(option (bus) = {id: ..., partition: ...}, protos/learnerfit/v1/bus.proto)")
     return options.Extensions[bus_pb2.bus]
-
-
-def _keys(message: Message) -> bus_pb2.BusKeys:
-    return _declared_keys(message.DESCRIPTOR)
 
 
 def _field(message: Message, path: str) -> str:
