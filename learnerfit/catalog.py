@@ -89,9 +89,12 @@ CATALOG = Catalog((
     Service("curator", "services.curator", Pod("250m", "512Mi"), api_clients=True),
     Service("refiner", "services.refiner", Pod("500m", "2Gi", model=True, scale_on_lag=True)),
     Service("style_aligner", "services.style_aligner", Pod("500m", "2Gi", model=True, scale_on_lag=True)),
+    # The scorers take API clients too: a study scores the training sets it writes itself (its control and register
+    # arms) as the pipeline scores candidates.
     Service("drift_scorer", "services.drift_scorer", Pod("1", "3Gi", model=True, checkpoints="ro", scale_on_lag=True),
-            calls=("registry",)),
-    Service("reward_scorer", "services.reward_scorer", Pod("1", "2Gi", model=True, scale_on_lag=True)),
+            calls=("registry",), api_clients=True),
+    Service("reward_scorer", "services.reward_scorer", Pod("1", "2Gi", model=True, scale_on_lag=True),
+            api_clients=True),
     Service("generator", "services.generator", Pod("1", "3Gi", model=True, checkpoints="ro", scale_on_lag=True),
             calls=("registry",)),
     Service("gateway", "services.gateway", Pod("250m", "512Mi"), api_clients=True),

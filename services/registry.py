@@ -39,7 +39,7 @@ def build(settings: RegistrySettings, context: Context) -> Parts:
                                      "writer)")
         return registry.register_incoming(request.source, base_model=request.base_model, kind=request.kind,
                                           example_ids=list(request.example_ids), policy=request.policy,
-                                          eval_results=dict(request.eval))
+                                          eval_results=dict(request.eval), training=request.training)
 
     def list_checkpoints(request: services_pb2.ListCheckpointsRequest) -> services_pb2.ListCheckpointsResponse:
         checkpoints, next_token = registry.page(request.page_size, request.page_token)

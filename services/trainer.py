@@ -59,7 +59,10 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
         if source == "given":
             if not request.given.examples:
                 raise InvalidInput("given.examples", "must hold at least one example")
-            checkpoint = trainer.train_given(request.given.examples, request.start_from)
+            given = request.given
+            checkpoint = trainer.train_given(given.examples, request.start_from,
+                                             seed=given.seed if given.HasField("seed") else None,
+                                             epochs=given.epochs if given.HasField("epochs") else None)
             context.bus.publish([(topics.CHECKPOINTS, checkpoint)])
             return services_pb2.TrainResponse(checkpoint=checkpoint)
         if request.start_from:

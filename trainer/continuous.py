@@ -102,17 +102,26 @@ class ContinuousTrainer:
                 return None
             return self._train(examples, start_from="")
 
-    def train_given(self, examples: Sequence[records_pb2.CuratedExample], start_from: str
-                    ) -> records_pb2.Checkpoint:
-        """Trains on exactly `examples` (a study's training set) from `start_from` and registers the checkpoint.
-        Held examples wait; any of these that were held are released, as a checkpoint now holds them."""
+    def train_given(self, examples: Sequence[records_pb2.CuratedExample], start_from: str, *,
+                    seed: int | None = None, epochs: float | None = None) -> records_pb2.Checkpoint:
+        """Trains on exactly `examples` (a study's training set) from `start_from` and registers the checkpoint;
+        `seed` and `epochs` (passes over the set instead of train.max_steps) replace the trainer's settings for this
+        one training. Held examples wait; any of these that were held are released, as a checkpoint now holds
+        them."""
         for example in examples:
             self.check(example)
+        if epochs is not None and epochs <= 0:
+            raise InvalidInput("given.epochs", f"{epochs} passes: give a positive number")
+        settings = self.settings.model_copy(update={
+            **({"seed": seed} if seed is not None else {}),
+            **({"epochs": epochs, "max_steps": 0} if epochs is not None else {})})
         with self._training:
-            return self._train(examples, start_from)
+            return self._train(examples, start_from, settings)
 
-    def _train(self, examples: Sequence[records_pb2.CuratedExample], start_from: str) -> records_pb2.Checkpoint:
-        checkpoint = train_and_register(self.registry, examples, self.settings, start_from, self.evaluator)
+    def _train(self, examples: Sequence[records_pb2.CuratedExample], start_from: str,
+               settings: TrainSettings | None = None) -> records_pb2.Checkpoint:
+        checkpoint = train_and_register(self.registry, examples, settings or self.settings, start_from,
+                                        self.evaluator)
         with self._changed:
             for example in examples:
                 self._held.pop(example.id, None)  # released: the runner may now commit past them

@@ -145,10 +145,10 @@ def probe_logprobs(tokenizer, model, example: records_pb2.CuratedExample) -> dic
 
 
 def train(examples: Sequence[records_pb2.CuratedExample], start: str, out_dir: Path,
-          settings: TrainSettings = TrainSettings()) -> tuple[Path, int]:
-    """Trains from `start` and saves to `out_dir`: (out_dir, the registry kind it holds)."""
+          settings: TrainSettings = TrainSettings()) -> tuple[Path, int, dict]:
+    """Trains from `start` and saves to `out_dir`: (out_dir, the registry kind it holds, the training metrics)."""
     tokenizer, model, metrics = fine_tune(examples, start, settings)
-    return save_checkpoint(tokenizer, model, out_dir, metrics, examples[0]), register_as(model)
+    return save_checkpoint(tokenizer, model, out_dir, metrics, examples[0]), register_as(model), metrics
 
 
 def _progress_metrics_callback():
@@ -205,13 +205,16 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
     name, start = newest_learner(registry, settings.base_model, start_from)
     log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
-        out, kind = train(examples, start, Path(scratch) / "checkpoint", settings)
+        out, kind, metrics = train(examples, start, Path(scratch) / "checkpoint", settings)
         eval_results = (evaluator or HeldOutEvaluator(settings))(out)
         log.info("held-out %s", eval_results)
+        recipe = records_pb2.TrainingRecipe(
+            start_from=name, seed=settings.seed, epochs=0.0 if settings.max_steps else settings.epochs,
+            max_steps=settings.max_steps, learning_rate=settings.learning_rate, steps=int(metrics["global_step"]))
         return registry.register(
             out, base_model=settings.base_model, kind=kind,
             example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
-            eval_results=eval_results)
+            eval_results=eval_results, training=recipe)
 
 
 def load_examples(path: Path) -> list[records_pb2.CuratedExample]:

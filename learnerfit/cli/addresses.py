@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from learnerfit.catalog import CATALOG
 from learnerfit.errors import InvalidInput
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack
@@ -22,6 +23,8 @@ class StackAddresses:
     curator: str = ""
     trainer: str = ""
     registry: str = ""
+    drift_scorer: str = ""
+    reward_scorer: str = ""
     topic_prefix: str = ""
     local: bool = False  # a stack this command started: its processes can be checked on
 
@@ -34,14 +37,19 @@ class StackAddresses:
     def channel(self, service: str):
         target = getattr(self, service)
         if not target:
-            raise InvalidInput(f"--{service}-target", "this command needs the address of the stack's " + service)
+            raise InvalidInput(target_flag(service), "this command needs the address of the stack's " + service)
         return channel(target)
 
     def bus(self, client_id: str) -> Bus:
         return Bus(self.bootstrap_servers, client_id=client_id, topic_prefix=self.topic_prefix)
 
 
-CALLABLE = ("gateway", "curator", "trainer", "registry")  # the services a CLI command calls
+CALLABLE = tuple(s.name for s in CATALOG if s.api_clients)  # the services a CLI command may call
+
+
+def target_flag(service: str) -> str:
+    """The option that gives a service's address: --gateway-target, --drift-scorer-target."""
+    return f"--{service.replace('_', '-')}-target"
 
 
 def add_address_options(parser: argparse.ArgumentParser, services: Sequence[str]) -> None:
@@ -51,7 +59,7 @@ def add_address_options(parser: argparse.ArgumentParser, services: Sequence[str]
                            "apply (its trainer's budget and evaluation, its Oracle); options that configure a "
                            "local stack are ignored.")
     for service in services:
-        group.add_argument(f"--{service}-target", metavar="HOST:PORT", help=f"the {service} service's gRPC address")
+        group.add_argument(target_flag(service), metavar="HOST:PORT", help=f"the {service} service's gRPC address")
     group.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]", help="its Kafka brokers")
     group.add_argument("--topic-prefix", default="", help="its topics' prefix (bus.topic_prefix), if it has one")
 
@@ -61,7 +69,7 @@ def given_addresses(args: argparse.Namespace, services: Sequence[str]) -> StackA
     targets = {service: getattr(args, f"{service}_target", None) or "" for service in services}
     if not any(targets.values()) and not args.bootstrap_servers:
         return None
-    missing = [f"--{service}-target" for service, target in targets.items() if not target]
+    missing = [target_flag(service) for service, target in targets.items() if not target]
     missing += [] if args.bootstrap_servers else ["--bootstrap-servers"]
     if missing:
         raise InvalidInput(missing[0], f"a running stack is given by all of its addresses; missing: "

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from learnerfit.cli.addresses import CALLABLE
+from learnerfit.cli.addresses import CALLABLE, target_flag
 from learnerfit.cli.batches import add_problem_options, export_batch, submit_request, wait_for_batch
 from learnerfit.cli.output import console, print_batch, say
 from learnerfit.errors import InvalidInput
@@ -113,7 +113,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     prepare_models(args.model)
     state = make_stack(args).start(on_progress=say)
     say(f"local stack up: broker {state.bootstrap_servers}, gateway {state.gateway}; logs in {args.dir}/logs")
-    flags = " ".join(f"--{name}-target {state.services[name].grpc_target}" for name in CALLABLE)
+    flags = " ".join(f"{target_flag(name)} {state.services[name].grpc_target}" for name in CALLABLE)
     say(f"its addresses, for `stream` or `study` from anywhere: {flags} --bootstrap-servers {state.bootstrap_servers}")
     say("stop it with `learnerfit down`")
     return 0

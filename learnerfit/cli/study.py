@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from collections.abc import Sequence
+from statistics import mean
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,24 @@ from learnerfit.cli.batches import wait_for_batch
 from learnerfit.cli.output import errors, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, prepare_models, stack_config
 from learnerfit.domain import topics
-from learnerfit.domain.curation.policies import POLICIES, check_policy
 from learnerfit.domain.intake import IntakeLimits, validate_sampling
-from learnerfit.domain.ids import stable_id
 from learnerfit.domain.oracle.prompts import all_templates
-from learnerfit.domain.prompts import training_messages
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
 from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym, held_out, normalized_question
 from learnerfit.errors import InvalidInput
 from learnerfit.local.stack import LocalStack
 from learnerfit.registry.client import RegistryClient
 from learnerfit.runtime.follow import TopicFollower
+from learnerfit.study.arms import HELP as ARMS_HELP
+from learnerfit.study.arms import (
+    built_set,
+    built_trajectories,
+    candidates_for,
+    check_arm,
+    curated_by,
+    matched,
+    rewrites_equal_to_parent,
+)
 from learnerfit.study.datasets import save_training_set
 from learnerfit.study.report import PolicyResult, Study, write_report
 from learnerfit.study.state import StudyState
@@ -48,41 +57,27 @@ from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from trainer.config import PRESETS, TrainSettings
 from trainer.evaluate import HELD_OUT_SEED
 
-DEFAULT_POLICIES = ("rejection_sampling", "oracle_refined", "oracle_synthesized", "style_aligned", "utility")
-# The Oracle work each policy chooses from (the learner's own samples are always there).
-MODES_FOR = {"rejection_sampling": (), "format_only": (), "oracle_refined": ("refine",),
-             "oracle_synthesized": ("synthesize",), "style_aligned": ("rewrite", "repair"),
-             "utility": ("refine", "synthesize", "rewrite", "repair")}
+DEFAULT_ARMS = ("rejection_sampling", "oracle_refined", "oracle_synthesized", "style_aligned", "utility")
+# The Oracle work each curation policy chooses from (the learner's own samples are always there); built sets need none.
+MODES_FOR = {"rejection_sampling": (), "oracle_refined": ("refine",), "oracle_synthesized": ("synthesize",),
+             "style_aligned": ("rewrite", "repair"), "utility": ("refine", "synthesize", "rewrite", "repair")}
 
 
-# Control arms: training sets the study builds itself rather than a curation policy choosing from candidates.
-# format_only: the answer line alone for every study problem, so the report can say how much of a policy's gain
-# the answer format by itself gives (the base model fails mostly on format).
-CONTROLS = ("format_only",)
-
-
-def policy_list(value: str) -> list[str]:
+def arm_list(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
-        raise argparse.ArgumentTypeError("name at least one policy")
+        raise argparse.ArgumentTypeError("name at least one arm")
     for name in names:
-        if name in CONTROLS:
-            continue
         try:
-            check_policy(name, "--policies")
-        except InvalidInput as exc:
-            raise argparse.ArgumentTypeError(f"{exc}; or a control arm: {', '.join(CONTROLS)}") from None
+            check_arm(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return list(dict.fromkeys(names))
 
 
-def format_only_set(candidates: Sequence[records_pb2.Trajectory]) -> list[records_pb2.CuratedExample]:
-    """The control arm: for each study problem, the reference answer's line and nothing else."""
-    problems = {t.problem.id: t.problem for t in candidates}
-    return [records_pb2.CuratedExample(
-        id=stable_id("format-only", problem.id), problem_id=problem.id, batch_id=problem.batch_id,
-        origin=records_pb2.ORIGIN_REFERENCE, policy="format_only", reason="control arm: the answer line alone",
-        messages=training_messages(problem, f"Final answer: {problem.reference_answer}"))
-        for _, problem in sorted(problems.items())]
+def oracle_modes(arms: Sequence[str]) -> list[int]:
+    return sorted({MODES_BY_NAME[m] for arm in arms if curated_by(arm)
+                   for m in MODES_FOR.get(curated_by(arm), tuple(MODES_BY_NAME))})
 
 
 def study_problems(args: argparse.Namespace) -> list[records_pb2.Problem]:
@@ -136,7 +131,8 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"learner": args.model, "oracle": oracle, "engine": args.engine, "problems": args.problems, "n": args.n,
             "problem_seed": args.problem_seed, "family_options": args.family_option or [], "k": args.k,
             "temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-            "policies": args.policies, "budget_steps": args.budget_steps, "train_preset": args.train_preset,
+            "policies": args.policies, "budget_steps": args.budget_steps, "budget_epochs": args.budget_epochs,
+            "seeds": args.seeds, "matched": args.matched, "train_preset": args.train_preset,
             "learning_rate": preset["learning_rate"], "loss_type": args.loss_type, "eval_problems": args.eval_problems,
             "eval_k": args.eval_k, "eval_family": args.eval_family, "eval_max_new_tokens": args.eval_max_new_tokens,
             "min_step_accuracy": args.min_step_accuracy,
@@ -164,6 +160,8 @@ def phase_bar(total: int, description: str) -> Progress:
 
 
 STUDY_CALLS = CALLABLE  # the study calls every service a CLI command may
+MATCHED_EPOCHS = 4.0
+SCORE_CHUNK = 32  # built traces per scoring call (well inside the scorers' intake limits)
 
 
 class StudyRun:
@@ -185,6 +183,9 @@ class StudyRun:
             prepare_models(self.args.model)
             config = stack_config(self.args)
             config["trainer"]["train"]["eval_problems"] = 0  # the study evaluates on a held-out set of its own
+            # While it trains and evaluates, the trainer is the only busy service: it takes every core (measured
+            # here: held-out sampling 1.34x faster on 2 threads than on 1).
+            config["trainer"]["train"].setdefault("evaluator", {}).setdefault("torch_threads", os.cpu_count() or 1)
             config["curator"] = {"curation": {"min_step_accuracy": self.args.min_step_accuracy}}
             self._stack = LocalStack(self.out / "stack", common={"log": {"level": self.args.log_level}},
                                      config=config)
@@ -222,7 +223,7 @@ class StudyRun:
 
     def curate(self) -> dict[str, Any]:
         problems = study_problems(self.args)
-        modes = sorted({MODES_BY_NAME[m] for p in self.args.policies for m in MODES_FOR.get(p, tuple(MODES_BY_NAME))})
+        modes = oracle_modes(self.args.policies)
         request = services_pb2.SubmitBatchRequest(problems=problems, sampling=sampling(self.args),
                                                   curation_policy="rejection_sampling", oracle_modes=modes)
         gateway = self.stub("gateway", services_pb2_grpc.GatewayStub)
@@ -266,24 +267,60 @@ class StudyRun:
         return sorted(found.values(), key=lambda t: (t.problem.id, t.origin, t.sample_index, t.id))
 
     def select(self) -> dict[str, Any]:
+        """One training set per arm over the same candidates (a policy's through the curator's Curate; a built one
+        written here, then scored by the reward and drift scorers as candidates are); matched, cut to the problems
+        every arm covers."""
         candidates = read_messages(self.out / "candidates.jsonl", records_pb2.Trajectory)
+        problems = {t.problem.id: t.problem for t in candidates}
         curator = self.stub("curator", services_pb2_grpc.CuratorStub)
-        problems = len({t.problem.id for t in candidates})
-        result = {}
-        with phase_bar(len(self.args.policies), "select: one training set per policy") as bar:
-            for policy in self.args.policies:
-                examples = format_only_set(candidates) if policy == "format_only" else list(curator.Curate(
-                    services_pb2.CurateRequest(trajectories=candidates, policy=policy), timeout=300).examples)
-                (self.out / "sets").mkdir(parents=True, exist_ok=True)
-                write_messages(self.out / "sets" / f"{policy}.jsonl", examples)
-                save_training_set(examples, self.out / "datasets" / policy, {
-                    "policy": policy, "learner": self.args.model, "oracle": study_settings(self.args)["oracle"],
-                    "problems": self.args.problems, "problems_in_study": problems,
-                    "oracle_prompts": sorted({pid for t in candidates for pid in t.prompt_ids})})
-                say(f"select: {policy}: {len(examples)} examples, covering {len(examples)} of {problems} problems")
-                result[policy] = {"examples": len(examples), "problems": problems}
+        sets: dict[str, list[records_pb2.CuratedExample]] = {}
+        result: dict[str, Any] = {"arms": {}}
+        with phase_bar(len(self.args.policies), "select: one training set per arm") as bar:
+            for arm in self.args.policies:
+                policy = curated_by(arm)
+                if policy:
+                    chosen = curator.Curate(services_pb2.CurateRequest(
+                        trajectories=candidates_for(arm, candidates), policy=policy), timeout=300).examples
+                    for example in chosen:
+                        example.policy = arm  # a split arm's examples are style_aligned's, labelled by their arm
+                    sets[arm] = list(chosen)
+                else:
+                    written, skipped = built_trajectories(arm, [problems[p] for p in sorted(problems)])
+                    sets[arm] = built_set(arm, self.scored(written))
+                    if skipped:
+                        say(f"select: {arm}: {len(skipped)} problems left out ({skipped[0]}, ...)")
                 bar.advance(bar.task_ids[0])
+        if self.args.matched:
+            sets, shared = matched(sets)
+            result["matched_problems"] = len(shared)
+            say(f"select: matched: every arm on the {len(shared)} problems all of them cover, one trace each")
+        equal, rewrites = rewrites_equal_to_parent(candidates)
+        result |= {"rewrites": rewrites, "rewrites_equal_to_parent": equal}
+        (self.out / "sets").mkdir(parents=True, exist_ok=True)
+        for arm, examples in sets.items():
+            write_messages(self.out / "sets" / f"{arm}.jsonl", examples)
+            save_training_set(examples, self.out / "datasets" / arm, {
+                "policy": arm, "learner": self.args.model, "oracle": study_settings(self.args)["oracle"],
+                "problems": self.args.problems, "problems_in_study": len(problems),
+                "oracle_prompts": sorted({pid for t in candidates for pid in t.prompt_ids})})
+            say(f"select: {arm}: {len(examples)} examples, covering {len({e.problem_id for e in examples})} of "
+                f"{len(problems)} problems")
+            result["arms"][arm] = {"examples": len(examples), "problems": len(problems)}
         return result
+
+    def scored(self, trajectories: list[records_pb2.Trajectory]) -> list[records_pb2.Trajectory]:
+        """A built set's traces through the reward scorer (verdict, reward, steps) and the drift scorer (the base
+        model's perplexity and RSR), as the pipeline scores its candidates."""
+        reward = self.stub("reward_scorer", services_pb2_grpc.RewardScorerStub)
+        drift = self.stub("drift_scorer", services_pb2_grpc.DriftScorerStub)
+        scored = []
+        for start in range(0, len(trajectories), SCORE_CHUNK):
+            chunk = trajectories[start:start + SCORE_CHUNK]
+            chunk = reward.ScoreTrajectories(services_pb2.ScoreTrajectoriesRequest(trajectories=chunk),
+                                             timeout=self.args.timeout).trajectories
+            scored += drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=chunk, checkpoint="base"),
+                                       timeout=self.args.timeout).trajectories
+        return scored
 
     def held_out(self) -> list[records_pb2.Problem]:
         """The study's held-out problems: drawn once (held-out.jsonl), the same for the base and every checkpoint."""
@@ -306,27 +343,31 @@ class StudyRun:
         return dict(reply.eval)
 
     def outcomes(self, name: str) -> dict[str, list[bool]]:
-        """An arm's held-out samples (eval/NAME.jsonl): problem id -> whether each sample was right."""
+        """One evaluation's held-out samples (eval/NAME.jsonl): problem id -> whether each sample was right."""
         by_problem: dict[str, list[bool]] = {}
         for sample in read_messages(self.out / "eval" / f"{name}.jsonl", services_pb2.HeldOutSample):
             by_problem.setdefault(sample.problem_id, []).append(sample.verdict == records_pb2.VERDICT_CORRECT)
         return by_problem
 
+    def seeds(self) -> range:
+        return range(self.args.seeds)
+
     def train(self) -> dict[str, Any]:
-        """The base model's score, then one checkpoint per policy from the base; each recorded as it lands, and one
-        registered before an interruption (same policy, same examples) is taken instead of trained again."""
+        """The base model's score, then one checkpoint per arm and training seed from the base; each recorded as it
+        lands, and one registered before an interruption (same arm, examples, seed and budget) is taken instead of
+        trained again."""
         progress = self.state.data.setdefault("training", {})
         trainer = self.stub("trainer", services_pb2_grpc.TrainerStub)
         registry = RegistryClient(self.addresses().registry)
-        sets = {p: read_messages(self.out / "sets" / f"{p}.jsonl", records_pb2.CuratedExample)
-                for p in self.args.policies}
-        todo = [p for p in self.args.policies if sets[p]]
+        sets = {arm: read_messages(self.out / "sets" / f"{arm}.jsonl", records_pb2.CuratedExample)
+                for arm in self.args.policies}
+        todo = [(arm, seed) for arm in self.args.policies if sets[arm] for seed in self.seeds()]
         key = f"avg@{self.args.eval_k}"
         held_out = self.held_out()
         about = self.state.data["held_out"]
         say(f"held-out: {len(held_out)} problems from {about['source']}, {about['shared_with_training']} sharing a "
             f"question with the study's ({about['left_out_for_overlap']} such left out)")
-        with phase_bar(1 + len(todo), "train: base model, then one checkpoint per policy") as bar:
+        with phase_bar(1 + len(todo), "train: base model, then one checkpoint per arm and seed") as bar:
             task = bar.task_ids[0]
             if "base" not in progress:
                 say(f"train: scoring the base model on {len(held_out)} held-out problems x {self.args.eval_k}")
@@ -334,63 +375,83 @@ class StudyRun:
                 self.state.save()
             say(f"train: base model {key} {progress['base'].get(key, 0.0):.3f}")
             bar.advance(task)
-            for policy in todo:
-                if policy not in progress:
-                    examples = sets[policy]
-                    checkpoint = self.registered(registry, policy, examples)
+            for arm, seed in todo:
+                run = run_name(arm, seed)
+                if run not in progress:
+                    examples = sets[arm]
+                    checkpoint = self.registered(registry, arm, examples, seed, self.args.budget_epochs)
                     if checkpoint is None:
-                        say(f"train: {policy}: {len(examples)} examples, {self.args.budget_steps} steps from the base")
-                        request = services_pb2.TrainRequest(given=services_pb2.ExampleSet(examples=examples),
-                                                            start_from="base")
-                        checkpoint = trainer.Train(request, timeout=self.args.timeout).checkpoint
-                    progress[policy] = {"version": checkpoint.version, "examples": len(checkpoint.example_ids),
-                                        "eval": self.evaluate(trainer, held_out, policy, checkpoint.version)}
+                        say(f"train: {run}: {len(examples)} examples, {budget_text(self.args)} from the base")
+                        given = services_pb2.ExampleSet(examples=examples, seed=seed)
+                        if self.args.budget_epochs:
+                            given.epochs = self.args.budget_epochs
+                        checkpoint = trainer.Train(services_pb2.TrainRequest(given=given, start_from="base"),
+                                                   timeout=self.args.timeout).checkpoint
+                    progress[run] = {"arm": arm, "seed": seed, "version": checkpoint.version,
+                                     "examples": len(checkpoint.example_ids), "steps": checkpoint.training.steps,
+                                     "eval": self.evaluate(trainer, held_out, run, checkpoint.version)}
                     self.state.save()
-                say(f"train: {policy}: {progress[policy]['version']} {key} "
-                    f"{progress[policy]['eval'].get(key, 0.0):.3f}")
+                say(f"train: {run}: {progress[run]['version']} {key} {progress[run]['eval'].get(key, 0.0):.3f}")
                 bar.advance(task)
-        return {"checkpoints": {p: progress[p]["version"] for p in todo}}
+        return {"checkpoints": {run_name(arm, seed): progress[run_name(arm, seed)]["version"] for arm, seed in todo}}
 
     @staticmethod
-    def registered(registry: RegistryClient, policy: str, examples) -> records_pb2.Checkpoint | None:
-        """A checkpoint already trained on exactly these examples for `policy`, among every page of the registry."""
+    def registered(registry: RegistryClient, arm: str, examples, seed: int,
+                   epochs: float | None) -> records_pb2.Checkpoint | None:
+        """A checkpoint already trained from the base on exactly these examples for `arm`, with this seed and
+        budget, among every page of the registry."""
         wanted = sorted(e.id for e in examples)
-        return next((c for c in registry.list() if c.policy == policy and sorted(c.example_ids) == wanted), None)
+        return next((c for c in registry.list() if c.policy == arm and sorted(c.example_ids) == wanted
+                     and c.training.start_from == "base" and c.training.seed == seed
+                     and (not epochs or c.training.epochs == epochs)), None)
 
     def report(self) -> dict[str, Any]:
         args, progress = self.args, self.state.data.get("training", {})
-        held_out = self.state.data.get("held_out", {})
-        key, eval_samples = f"avg@{args.eval_k}", held_out.get("problems", args.eval_problems) * args.eval_k
-
-        def correct(evaluation: dict[str, float]) -> int | None:
-            return round(evaluation[key] * eval_samples) if key in evaluation else None
-
-        policies = []
-        for policy in args.policies:
-            examples = read_messages(self.out / "sets" / f"{policy}.jsonl", records_pb2.CuratedExample)
-            trained = progress.get(policy, {})
-            policies.append(PolicyResult(policy, examples, checkpoint=trained.get("version", ""),
-                                         correct=correct(trained.get("eval", {})), samples=eval_samples,
-                                         held_out=trained.get("eval", {})))
-        checkpoints = [{"version": t["version"], "policy": p, "trained from": "base", "examples": t["examples"],
+        arms = []
+        for arm in args.policies:
+            runs = [progress[run_name(arm, seed)] for seed in self.seeds() if run_name(arm, seed) in progress]
+            arms.append(PolicyResult(
+                arm, read_messages(self.out / "sets" / f"{arm}.jsonl", records_pb2.CuratedExample),
+                checkpoints=[r["version"] for r in runs],
+                outcomes=[self.outcomes(run_name(arm, r["seed"])) for r in runs],
+                held_out={k: mean(r["eval"][k] for r in runs) for k in EVAL_SHARES if runs and k in runs[0]["eval"]}))
+        key = f"avg@{args.eval_k}"
+        checkpoints = [{"version": t["version"], "arm": t["arm"], "seed": t["seed"], "trained from": "base",
+                        "examples": t["examples"], "optimizer steps": t.get("steps", "-"),
                         key: f"{t['eval'].get(key, float('nan')):.3f}"}
-                       for p, t in progress.items() if p != "base"]
+                       for run, t in progress.items() if run != "base"]
         study = Study(settings=study_settings(args),
                       candidates=read_messages(self.out / "candidates.jsonl", records_pb2.Trajectory),
-                      policies=policies, base_correct=correct(progress.get("base", {})), eval_samples=eval_samples,
-                      problems=self.state.result("curate").get("problems", args.n),
+                      policies=arms, problems=self.state.result("curate").get("problems", args.n),
+                      base_outcomes=self.outcomes("base") if "base" in progress else {},
+                      base_eval=progress.get("base", {}),
                       timings={p: self.state.result(p).get("seconds", 0.0) for p in ("curate", "select", "train")},
-                      checkpoints=checkpoints, held_out=held_out, base_eval=progress.get("base", {}),
-                      outcomes={name: self.outcomes(name) for name in ("base", *args.policies)
-                                if (self.out / "eval" / f"{name}.jsonl").exists()})
+                      checkpoints=checkpoints, held_out=self.state.data.get("held_out", {}),
+                      arms={k: v for k, v in self.state.result("select").items() if k != "arms"})
         paths = write_report(study, self.out)
         say(f"report: {paths['html'].resolve()} (and summary.md, plots/)")
         return {"files": sorted(str(p.relative_to(self.out)) for p in paths.values())}
 
 
+EVAL_SHARES = ("unparsed", "truncated", "parsed_accuracy", "first_answer_accuracy")  # averaged over an arm's seeds
+
+
+def run_name(arm: str, seed: int) -> str:
+    """One training of an arm: its record in study.json and its evaluation file (eval/NAME.jsonl)."""
+    return f"{arm}.seed{seed}"
+
+
+def budget_text(args: argparse.Namespace) -> str:
+    return f"{args.budget_epochs:g} passes" if args.budget_epochs else f"{args.budget_steps} steps"
+
+
 def cmd_study(args: argparse.Namespace) -> int:
-    if args.n < 1 or args.k < 1 or args.budget_steps < 1:
-        raise InvalidInput("--n/--k/--budget-steps", "must each be at least 1")
+    if args.n < 1 or args.k < 1 or args.budget_steps < 1 or args.seeds < 1:
+        raise InvalidInput("--n/--k/--budget-steps/--seeds", "must each be at least 1")
+    if args.budget_epochs is not None and args.budget_epochs <= 0:
+        raise InvalidInput("--budget-epochs", f"{args.budget_epochs} passes: give a positive number")
+    if args.matched and args.budget_epochs is None:
+        args.budget_epochs = MATCHED_EPOCHS  # matched sets are equal in size: the same passes, the same steps
     if not 0.0 <= args.min_step_accuracy <= 1.0:
         raise InvalidInput("--min-step-accuracy", f"{args.min_step_accuracy} is not a share between 0 and 1")
     validate_sampling(sampling(args), IntakeLimits(), "sampling")  # bad options fail before a stack starts
@@ -413,25 +474,34 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def register(commands, common: argparse.ArgumentParser) -> None:
     study = commands.add_parser(
-        "study", parents=[common], help="which data helps your learner: one problem set, one checkpoint per curation "
-                                        "policy, a report",
-        description="Runs the pipeline once over one problem set, builds one training set per curation policy from "
-                    "the same candidates, fine-tunes one checkpoint per policy from the same base with the same "
-                    "budget (the trainer service), scores each and the base on the same held-out problems, and "
-                    "writes a report (report.html, summary.md, plots/, datasets/). An interrupted study resumes "
-                    "where it stopped: run the same command again.")
+        "study", parents=[common], help="which data helps your learner: one problem set, one checkpoint per arm and "
+                                        "seed, a report",
+        description="Runs the pipeline once over one problem set, builds one training set per arm from the same "
+                    "candidates (a curation policy's choice, or a set the study writes itself: a format-only control, "
+                    "the rule-based teacher's solutions in each register), fine-tunes one checkpoint per arm and "
+                    "training seed from the same base with the same budget (the trainer service), scores each and "
+                    "the base on the same held-out problems, and writes a report (report.html, summary.md, plots/, "
+                    "datasets/) with paired intervals and the difference the study can resolve. An interrupted "
+                    "study resumes where it stopped: run the same command again.")
     study.add_argument("--problems", default="basic_arithmetic",
                        help="a JSONL file of problems or a reasoning-gym family (default: %(default)s, kept easy)")
     study.add_argument("--n", type=int, default=24, help="problems in the study (default: %(default)s)")
     study.add_argument("--k", type=int, default=8, help="learner samples per problem (default: %(default)s)")
-    study.add_argument("--policies", type=policy_list, default=list(DEFAULT_POLICIES),
-                       help=f"comma-separated curation policies to compare (default: all: {', '.join(POLICIES)}), "
-                            f"and control arms: {', '.join(CONTROLS)} (the answer line alone for every problem: "
-                            "how much of a gain the format by itself gives)")
+    study.add_argument("--policies", "--arms", type=arm_list, default=list(DEFAULT_ARMS), metavar="ARMS",
+                       help=f"comma-separated arms to compare (default: {', '.join(DEFAULT_ARMS)}). Arms: {ARMS_HELP}")
+    study.add_argument("--seeds", type=int, default=1,
+                       help="training seeds per arm: one checkpoint each, and training noise in the intervals "
+                            "(default: %(default)s)")
+    study.add_argument("--matched", action="store_true",
+                       help="every arm trained on the problems all of them cover, one trace each, for the same "
+                            f"passes (--budget-epochs, default {MATCHED_EPOCHS:g} when matched)")
     study.add_argument("--out", default=".learnerfit/study", help="output folder; holds the study's progress too "
                                                                   "(default: %(default)s)")
     study.add_argument("--budget-steps", type=int, default=8,
-                       help="optimizer steps of training per policy, the same for every set (default: %(default)s)")
+                       help="optimizer steps of training per checkpoint, the same for every set (default: "
+                            "%(default)s)")
+    study.add_argument("--budget-epochs", type=float,
+                       help="passes over each set instead of a step budget (sets of one size then get the same steps)")
     study.add_argument("--eval-family", help="reasoning-gym family of the held-out problems (default: the study's "
                                              "family, with its options; a JSONL study is evaluated on the rows of "
                                              "its file after the first --n)")

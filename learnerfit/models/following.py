@@ -29,11 +29,13 @@ class FollowedLearner(Generic[Model]):
                  load_other: Callable[[str], Model] | None = None,
                  lookup: Callable[[str], records_pb2.Checkpoint] | None = None,
                  newest: Callable[[], records_pb2.Checkpoint | None] | None = None, pin: str | None = None,
-                 max_loaded: int = 2, sync: Callable[[], None] | None = None):
+                 max_loaded: int = 2, sync: Callable[[], None] | None = None, base_model: str | None = None):
         """`load` switches the learner to a checkpoint, `load_other` loads one a request names beside it (default:
         `load`); `lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's newest
-        checkpoint, so a restarted stack goes on from where training left off before any new announcement."""
+        checkpoint, so a restarted stack goes on from where training left off before any new announcement;
+        `base_model` is what `base` was loaded from, so a request can still name the base once the learner moved on."""
         self.version, self.model = base_name, base
+        self._base_name, self._base_model = base_name, base_model
         self._load = load
         self._load_other = load_other or load
         self._lookup = lookup  # the registry's GetCheckpoint, for versions not announced here
@@ -70,15 +72,17 @@ class FollowedLearner(Generic[Model]):
         name, model = self.current()
         if version == name:
             return name, model
-        version_number(version, "checkpoint")
+        base = version == self._base_name and self._base_model is not None
+        if not base:
+            version_number(version, "checkpoint")
         with self._lock:
             if version in self._loaded:
                 self._loaded.move_to_end(version)
                 return version, self._loaded[version]
-            checkpoint = self._announced.get(version) or self._looked_up(version)
+            source = self._base_model if base else (self._announced.get(version) or self._looked_up(version)).uri
             while self._loaded and len(self._loaded) >= self._max_loaded - 1:  # the current one always stays
                 self._loaded.popitem(last=False)
-            self._loaded[version] = loaded = self._load_other(checkpoint.uri)
+            self._loaded[version] = loaded = self._load_other(source)
             return version, loaded
 
     def _target(self) -> records_pb2.Checkpoint | None:
@@ -119,4 +123,4 @@ def followed_learner(settings: LearnerSettings, models: Models[Model], registry:
     return FollowedLearner(settings.base_name, models.load(settings.model), models.load,
                            load_other=models.load_other, lookup=registry.lookup(),
                            newest=registry.newest if settings.resume_newest else None, pin=settings.pin_checkpoint,
-                           max_loaded=settings.max_loaded_checkpoints, sync=sync)
+                           max_loaded=settings.max_loaded_checkpoints, sync=sync, base_model=settings.model)

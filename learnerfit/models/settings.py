@@ -100,8 +100,9 @@ class OracleSettings(EngineSettings):
         "transformers", description="transformers, vllm, or openai (an OpenAI-compatible HTTP endpoint: a hosted "
                                     "model or `vllm serve`): an LLM prompted per task; or teacher: the rule-based "
                                     "teacher, exact on arithmetic and gsm_symbolic problems, offline (`model` unused).")
-    teacher_register: Literal["plain", "mixed", "latex"] = Field(
-        "mixed", description="teacher: how far its text is from the learner's style, correctness fixed: plain "
+    teacher_register: Literal["bare", "plain", "mixed", "latex"] = Field(
+        "mixed", description="teacher: how far its text is from the learner's style, correctness fixed: bare (its "
+                             "own layout, one equation per line), plain "
                              "(sentences, no LaTeX), mixed (sentences, the answer in \\boxed{}), latex (every "
                              "equation in LaTeX math).")
     temperature: float = Field(0.0, ge=0, le=2, description="Oracle sampling temperature (0: greedy).")

@@ -78,14 +78,14 @@ class RemoteRegistry:
         return Path(checkpoint.uri)  # the volume is mounted at the same path in both pods
 
     def register(self, source: Path, *, base_model: str, kind: int, example_ids=(), policy: str = "",
-                 eval_results=None) -> records_pb2.Checkpoint:
+                 eval_results=None, training: records_pb2.TrainingRecipe | None = None) -> records_pb2.Checkpoint:
         name = f"{uuid.uuid4().hex}"
         incoming = self.shared_root / "incoming" / name
         shutil.copytree(source, incoming)  # plain files on the shared volume; the index is the registry's
         try:
             return self.client.register(services_pb2.RegisterRequest(
                 source=f"incoming/{name}", base_model=base_model, kind=kind, example_ids=list(example_ids),
-                policy=policy, eval=dict(eval_results or {})))
+                policy=policy, eval=dict(eval_results or {}), training=training))
         finally:
             shutil.rmtree(incoming, ignore_errors=True)  # registered (copied into place) or refused
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
+from google.protobuf.json_format import MessageToJson, Parse
+
 from learnerfit.domain.ids import version_number
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
@@ -30,9 +32,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     example_ids TEXT NOT NULL,   -- JSON list
     policy      TEXT NOT NULL,
     eval        TEXT NOT NULL,   -- JSON object
-    created_at  REAL NOT NULL
+    created_at  REAL NOT NULL,
+    training    TEXT NOT NULL DEFAULT '{}'  -- JSON of a TrainingRecipe
 )
 """
+# Columns added after the first schema, for indexes an older release created (each added once, empty for old rows).
+_ADDED_COLUMNS = {"training": "TEXT NOT NULL DEFAULT '{}'"}
+_COLUMNS = "number, base_model, kind, example_ids, policy, eval, created_at, training"
 
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
@@ -52,6 +58,7 @@ class CheckpointRegistry:
         (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
         self.index.parent.mkdir(parents=True, exist_ok=True)
         self._query(_SCHEMA)
+        self._add_new_columns()
         if writer:
             self._remove_leftovers()
 
@@ -79,6 +86,16 @@ class CheckpointRegistry:
         with closing(self._db()) as db:
             return db.execute(sql, params).fetchall()
 
+    def _add_new_columns(self) -> None:
+        have = {row[1] for row in self._query("PRAGMA table_info(checkpoints)")}
+        for name, declaration in _ADDED_COLUMNS.items():
+            if name not in have:
+                try:
+                    self._query(f"ALTER TABLE checkpoints ADD COLUMN {name} {declaration}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
+
     def _remove_leftovers(self) -> None:
         """Staging folders and folders without an index row: what an interrupted registration left."""
         known = {c.version for c in self.list()}
@@ -87,7 +104,8 @@ class CheckpointRegistry:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def register(self, source: Path, *, base_model: str, kind: int, example_ids: Sequence[str] = (),
-                 policy: str = "", eval_results: Mapping[str, float] | None = None) -> records_pb2.Checkpoint:
+                 policy: str = "", eval_results: Mapping[str, float] | None = None,
+                 training: records_pb2.TrainingRecipe | None = None) -> records_pb2.Checkpoint:
         if not self.writer:
             raise FailedPrecondition(f"registry {self.root} is open for reading only")
         source = Path(source)
@@ -106,9 +124,10 @@ class CheckpointRegistry:
             number = (db.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints").fetchone()[0]) + 1
             final = self.root / "checkpoints" / f"v{number}"
             staging.rename(final)
-            db.execute("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute(f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (number, base_model, kind, json.dumps(list(example_ids)), policy,
-                        json.dumps(dict(eval_results or {})), time.time()))
+                        json.dumps(dict(eval_results or {})), time.time(),
+                        MessageToJson(training or records_pb2.TrainingRecipe(), indent=None)))
             db.execute("COMMIT")  # the checkpoint exists from here on, not before
         except BaseException:
             if db.in_transaction:
@@ -130,7 +149,7 @@ class CheckpointRegistry:
         return checkpoint
 
     def list(self) -> list[records_pb2.Checkpoint]:
-        return [self._checkpoint(row) for row in self._query("SELECT * FROM checkpoints ORDER BY number")]
+        return [self._checkpoint(row) for row in self._query(f"SELECT {_COLUMNS} FROM checkpoints ORDER BY number")]
 
     def page(self, page_size: int = 0, page_token: str = "") -> tuple[list[records_pb2.Checkpoint], str]:
         """One page, oldest first, and the token of the next ("" on the last page). The token is the last version
@@ -144,7 +163,7 @@ class CheckpointRegistry:
                 after = version_number(page_token, "page_token")
             except InvalidInput:
                 raise InvalidInput("page_token", f"{page_token[:80]!r} is not a token this registry gave out") from None
-        rows = self._query("SELECT * FROM checkpoints WHERE number > ? ORDER BY number LIMIT ?", (after, size + 1))
+        rows = self._query(f"SELECT {_COLUMNS} FROM checkpoints WHERE number > ? ORDER BY number LIMIT ?", (after, size + 1))
         checkpoints = [self._checkpoint(row) for row in rows[:size]]
         return checkpoints, checkpoints[-1].version if len(rows) > size else ""
 
@@ -153,7 +172,7 @@ class CheckpointRegistry:
         return checkpoints[-1] if checkpoints else None
 
     def get(self, version: str) -> records_pb2.Checkpoint:
-        rows = self._query("SELECT * FROM checkpoints WHERE number = ?", (version_number(version),))
+        rows = self._query(f"SELECT {_COLUMNS} FROM checkpoints WHERE number = ?", (version_number(version),))
         if not rows:
             raise NotFound(f"no checkpoint {version} in {self.root}")
         return self._checkpoint(rows[0])
@@ -165,10 +184,11 @@ class CheckpointRegistry:
         return path
 
     def _checkpoint(self, row) -> records_pb2.Checkpoint:
-        number, base_model, kind, example_ids, policy, eval_json, created_at = row
+        number, base_model, kind, example_ids, policy, eval_json, created_at, training = row
         checkpoint = records_pb2.Checkpoint(version=f"v{number}", base_model=base_model, kind=kind,
                                             path=f"checkpoints/v{number}", example_ids=json.loads(example_ids),
                                             policy=policy, eval=json.loads(eval_json),
-                                            uri=str(self.root / "checkpoints" / f"v{number}"))
+                                            uri=str(self.root / "checkpoints" / f"v{number}"),
+                                            training=Parse(training, records_pb2.TrainingRecipe()))
         checkpoint.created_at.FromNanoseconds(int(created_at * 1e9))
         return checkpoint

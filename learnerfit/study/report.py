@@ -19,7 +19,14 @@ from typing import Any
 
 from learnerfit.domain.drift import set_rsr
 from learnerfit.domain.records import mode_name, origin_name
-from learnerfit.study.stats import difference_interval, holm, paired_cluster_bootstrap, spearman, wilson
+from learnerfit.study.stats import (
+    PairedDifference,
+    accuracy_interval,
+    detectable_difference,
+    holm,
+    paired_cluster_bootstrap,
+    spearman,
+)
 from learnerfit.v1 import records_pb2
 
 MEASURES = (("mean reward", "reward"), ("mean learner ppl", "ppl"), ("RSR (Yang et al.)", "rsr"))
@@ -41,17 +48,23 @@ def source(t: records_pb2.Trajectory) -> str:
 
 @dataclass
 class PolicyResult:
+    """One arm: its training set, and per training seed its checkpoint and held-out outcomes."""
+
     policy: str
     examples: Sequence[records_pb2.CuratedExample]
-    checkpoint: str = ""
-    correct: int | None = None   # held-out samples answered right, of `samples`
-    samples: int = 0
+    checkpoints: list[str] = field(default_factory=list)  # one per seed trained
+    # Per seed: held-out problem id -> whether each of its k samples was right.
+    outcomes: list[dict[str, list[bool]]] = field(default_factory=list)
     measures: dict[str, float | None] = field(default_factory=dict)
-    held_out: dict[str, float] = field(default_factory=dict)  # its evaluation: avg@k, unparsed, truncated, ...
+    held_out: dict[str, float] = field(default_factory=dict)  # its evaluation, averaged over seeds: unparsed, ...
+
+    @property
+    def per_seed(self) -> list[float]:
+        return [sum(map(sum, o.values())) / max(sum(map(len, o.values())), 1) for o in self.outcomes]
 
     @property
     def accuracy(self) -> float | None:
-        return None if self.correct is None or not self.samples else self.correct / self.samples
+        return mean(self.per_seed) if self.outcomes else None
 
 
 @dataclass
@@ -59,15 +72,22 @@ class Study:
     settings: dict[str, Any]
     candidates: Sequence[records_pb2.Trajectory]
     policies: list[PolicyResult]
-    base_correct: int | None
-    eval_samples: int
     problems: int
+    base_outcomes: dict[str, list[bool]] = field(default_factory=dict)  # the base model's held-out samples
+    base_eval: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     held_out: dict[str, Any] = field(default_factory=dict)  # where the held-out set came from, overlap with training
-    base_eval: dict[str, float] = field(default_factory=dict)
-    # Per arm ("base" and each trained policy): held-out problem id -> whether each of its k samples was right.
-    outcomes: dict[str, dict[str, list[bool]]] = field(default_factory=dict)
+    arms: dict[str, Any] = field(default_factory=dict)  # what selection recorded: matched problems, equal rewrites
+
+    @property
+    def base_accuracy(self) -> float | None:
+        return PolicyResult("base", (), outcomes=[self.base_outcomes]).accuracy if self.base_outcomes else None
+
+    def arm_outcomes(self) -> dict[str, list[dict[str, list[bool]]]]:
+        """Every evaluated arm, the base model first."""
+        arms = {"base": [self.base_outcomes]} if self.base_outcomes else {}
+        return arms | {p.policy: p.outcomes for p in self.policies if p.outcomes}
 
 
 def _mean(values) -> float | None:
@@ -86,6 +106,7 @@ def fill_measures(result: PolicyResult) -> None:
     checked = [s.step_accuracy for s in scores if s.HasField("step_accuracy")]
     result.measures["step_accuracy"] = _mean(checked)
     result.measures["false_step"] = float(sum(v < 1.0 for v in checked))
+    result.measures["tokens"] = _mean(s.token_count for s in scores if s.token_count)  # as the learner tokenizes
     for quarter in range(4):
         result.measures[f"q{quarter + 1}"] = _mean(s.segment_ppl[quarter] for s in scores
                                                    if len(s.segment_ppl) > quarter)
@@ -113,25 +134,63 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def policy_rows(study: Study) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class Comparison:
+    a: str
+    b: str
+    result: PairedDifference
+    adjusted_p: float  # Holm over every pair
+
+    @property
+    def resolved(self) -> bool:
+        return self.adjusted_p < 0.05
+
+
+def comparisons(study: Study) -> list[Comparison]:
+    """Every pair of evaluated arms (each trained arm against the base model first, then each other): the paired
+    difference, problems and seeds resampled, and Holm's adjustment over all the pairs."""
+    arms = study.arm_outcomes()
+    names = list(arms)
+    pairs = [(b, a) for i, a in enumerate(names) for b in names[i + 1:]]
+    if not pairs:
+        return []
+    tested = [paired_cluster_bootstrap(arms[a], arms[b]) for a, b in pairs]
+    return [Comparison(a, b, result, adjusted)
+            for (a, b), result, adjusted in zip(pairs, tested, holm([t.p for t in tested]), strict=True)]
+
+
+def detectable(compared: Sequence[Comparison]) -> float | None:
+    """The difference this study resolves at 80% power, from the spread its pairs showed (their median); None when
+    they showed none (every sample alike), which says nothing about what it could resolve."""
+    spreads = sorted(c.result.se for c in compared)
+    if not spreads or spreads[len(spreads) // 2] == 0:
+        return None
+    return detectable_difference(spreads[len(spreads) // 2], len(compared))
+
+
+def policy_rows(study: Study, compared: Sequence[Comparison]) -> list[dict[str, str]]:
+    against_base = {c.a: c for c in compared if c.b == "base"}
     rows = []
     for p in study.policies:
-        row = {"policy": p.policy, "examples": f"{len(p.examples)} of {study.problems}",
+        row = {"arm": p.policy, "examples": f"{len(p.examples)} of {study.problems}",
                "origins": ", ".join(f"{name} {count}" for name, count in sorted(_origin_counts(p.examples).items())),
+               "mean length (learner tokens)": _fmt(p.measures.get("tokens"), 1),
                "mean reward": _fmt(p.measures.get("reward"), 3), "mean learner ppl": _fmt(p.measures.get("ppl")),
                "RSR (lower: better)": _fmt(p.measures.get("rsr")),
                "ppl by quarter": " / ".join(_fmt(p.measures.get(f"q{q}")) for q in range(1, 5)),
                "steps that hold (mean)": _fmt(p.measures.get("step_accuracy")),
                "examples with a false step": _fmt(p.measures.get("false_step"), 0) if p.examples else "-",
-               "checkpoint": p.checkpoint or "-", "held-out unparsed / truncated": _misses(p.held_out),
+               "checkpoints": ", ".join(p.checkpoints) or "-", "held-out unparsed / truncated": _misses(p.held_out),
                "accuracy when parsed": _fmt(p.held_out.get("parsed_accuracy"), 3),
                "accuracy by first answer": _fmt(p.held_out.get("first_answer_accuracy"), 3)}
         if p.accuracy is None:
-            row |= {"accuracy [95%]": "not trained" if not p.examples else "not evaluated", "change from base": "-"}
+            row |= {"accuracy [95%]": "not trained" if not p.examples else "not evaluated", "per seed": "-",
+                    "change from base": "-"}
         else:
-            low, high = wilson(p.correct, p.samples)
-            row["accuracy [95%]"] = f"{p.accuracy:.3f} [{low:.2f}, {high:.2f}]"
-            row["change from base"] = _change(study, p)
+            accuracy, low, high = accuracy_interval(p.outcomes)
+            row["accuracy [95%]"] = f"{accuracy:.3f} [{low:.2f}, {high:.2f}]"
+            row["per seed"] = " / ".join(f"{a:.3f}" for a in p.per_seed)
+            row["change from base"] = _change(against_base.get(p.policy))
         rows.append(row)
     return rows
 
@@ -150,31 +209,44 @@ def _origin_counts(examples: Sequence[records_pb2.CuratedExample]) -> dict[str, 
     return counts
 
 
-def _change(study: Study, p: PolicyResult) -> str:
-    if study.base_correct is None:
+def _change(comparison: Comparison | None) -> str:
+    if comparison is None:
         return "-"
-    low, high = difference_interval(p.correct, p.samples, study.base_correct, study.eval_samples)
-    verdict = "above base" if low > 0 else "below base" if high < 0 else "within noise"
-    return f"{p.accuracy - study.base_correct / study.eval_samples:+.3f} [{low:+.2f}, {high:+.2f}] {verdict}"
+    r = comparison.result
+    verdict = ("above base" if r.difference > 0 else "below base") if comparison.resolved else "within noise"
+    return f"{r.difference:+.3f} [{r.low:+.2f}, {r.high:+.2f}] {verdict}"
 
 
-PAIRED_NOTE = ("Each pair is compared on the same held-out problems with the same sampling seeds: the interval "
-               "resamples whole problems (a problem's k samples move together), so it is wider than one that treats "
-               "samples as independent, and Holm's adjustment keeps the chance of any false 'resolved' among all "
-               "pairs under 5%. One training seed per policy: training noise is not in these intervals.")
+PAIRED_NOTE = ("Each pair is compared on the same held-out problems with the same sampling seeds. The interval "
+               "resamples whole problems (a problem's k samples move together) and then each arm's training seeds (two "
+               "checkpoints of one set differ), so it holds evaluation and training noise; with one seed per arm it "
+               "holds evaluation noise only. Holm's adjustment keeps the chance of any false 'resolved' among all "
+               "pairs under 5%. 'Detectable' is the true difference a pair of this spread resolves with 80% power at "
+               "Holm's strictest step.")
 
 
-def summary_paragraph(study: Study, paired: list[dict[str, str]]) -> str:
+def _budget(s: dict[str, Any]) -> str:
+    if s.get("budget_epochs"):
+        return f"{s['budget_epochs']:g} passes over each set"
+    return f"{s['budget_steps']} optimizer steps"
+
+
+def summary_paragraph(study: Study, compared: Sequence[Comparison]) -> str:
     """What was compared, what came out in numbers, and whether the differences exceed the noise."""
     s = study.settings
     trained = [p for p in study.policies if p.accuracy is not None]
+    seeds = s.get("seeds", 1)
     text = (f"This study asked which training data helps the learner {s['learner']}. On the same "
             f"{study.problems} problems ({s['problems']}), the learner sampled {s['k']} solutions each and the Oracle "
-            f"({s['oracle']}) refined, wrote and style-aligned solutions; each curation policy then picked at most one "
-            f"correct solution per problem, and the learner was fine-tuned from the same base on each set with the "
-            f"same budget ({s['budget_steps']} optimizer steps), then scored on "
+            f"({s['oracle']}) refined, wrote and style-aligned solutions; each arm's training set was chosen from "
+            f"those candidates by a curation policy or written by the study itself, and the learner was fine-tuned "
+            f"from the same base on each set with the same budget ({_budget(s)}), "
+            f"{f'{seeds} training seeds per arm' if seeds > 1 else 'one training seed per arm'}, then scored on "
             f"{study.held_out.get('problems', s['eval_problems'])} held-out problems x {s['eval_k']} samples "
             f"(at most {s.get('eval_max_new_tokens', 64)} tokens each).")
+    if study.arms.get("matched_problems") is not None:
+        text += (f" Matched: every arm trained on the same {study.arms['matched_problems']} problems (those all its "
+                 "sets cover), one trace each.")
     if study.held_out:
         h = study.held_out
         text += (f" The held-out problems come from {h['source']}; {h['shared_with_training']} of them share a "
@@ -187,6 +259,10 @@ def summary_paragraph(study: Study, paired: list[dict[str, str]]) -> str:
         cheapest, dearest = min(ppl, key=lambda n: ppl[n] or math.inf), max(ppl, key=lambda n: ppl[n] or -1)
         text += (f" All kept solutions are verified correct, yet what the learner must absorb differs by origin: its "
                  f"perplexity is {_fmt(ppl[cheapest])} on {cheapest} and {_fmt(ppl[dearest])} on {dearest}.")
+    if study.arms.get("rewrites"):
+        equal, total = study.arms["rewrites_equal_to_parent"], study.arms["rewrites"]
+        text += (f" Of {total} style-aligned rewrites, {equal} equal the learner sample they rewrote (deduplicated "
+                 "away: a rewrite of a correct sample adds nothing).")
     flawed = {p.policy: int(p.measures["false_step"]) for p in study.policies if p.measures.get("false_step")}
     if flawed:
         text += (" Verified answers are not verified steps: the reward scorer's exact check of every arithmetic "
@@ -194,63 +270,74 @@ def summary_paragraph(study: Study, paired: list[dict[str, str]]) -> str:
                  + " (curation.min_step_accuracy keeps them out).")
     elif any(p.measures.get("step_accuracy") is not None for p in study.policies):
         text += " Every checked step of every kept example holds (the reward scorer's exact step check)."
-    if study.base_correct is not None:
-        text += f" The base model answered {study.base_correct / study.eval_samples:.3f} of held-out samples"
+    base = study.base_accuracy
+    if base is not None:
+        text += f" The base model answered {base:.3f} of held-out samples"
         if "unparsed" in study.base_eval:
             text += (f"; {study.base_eval['unparsed']:.2f} of them gave no final answer and "
                      f"{study.base_eval.get('truncated', 0.0):.2f} were cut at the token cap, so its accuracy among "
                      f"answered samples was {study.base_eval.get('parsed_accuracy', 0.0):.3f}")
         text += "."
     if trained:
-        best = max(trained, key=lambda p: p.accuracy)
         text += " After training: " + "; ".join(f"{p.policy} {p.accuracy:.3f}" for p in trained) + "."
-        separable = [p.policy for p in trained if _separates(study, p)]
-        if len(separable) == len(trained):
-            text += (" Every trained policy moved the learner away from the base model by more than the 95% "
-                     "interval of the difference.")
-        elif separable:
-            text += (f" {', '.join(separable)} moved the learner away from the base model by more than the 95% "
-                     f"interval of the difference; the others did not.")
-        else:
-            text += (" No policy differs from the base model by more than the 95% interval: at this size the "
-                     "accuracy differences cannot be told apart from noise.")
-        control = next((p for p in trained if p.policy == "format_only"), None)
-        if control is not None and study.base_correct is not None:
-            base = study.base_correct / study.eval_samples
-            shares = [f"{p.policy} {min(1.0, max(0.0, (control.accuracy - base) / (p.accuracy - base))):.0%}"
-                      for p in trained if p is not control and p.accuracy > base]
-            text += (f" The format-only control (the answer line alone) reached {control.accuracy:.3f}"
-                     + (f"; of each policy's gain over the base model, format alone accounts for: "
-                        f"{', '.join(shares)}." if shares else "."))
-        if paired:
-            resolved = [row["pair"] for row in paired if row["resolved"] == "yes"]
-            text += (f" Compared pairwise on the same held-out problems (problems resampled, Holm's correction over "
-                     f"{len(paired)} pairs), {len(resolved)} "
+        text += _against_base(trained, compared)
+        text += _format_share(trained, base)
+        text += _register_dose(trained)
+        between = [c for c in compared if "base" not in (c.a, c.b)]
+        resolved = [f"{c.a} - {c.b} {c.result.difference:+.3f}" for c in between if c.resolved]
+        if between:
+            text += (f" Between arms (problems and seeds resampled, Holm's correction over all {len(compared)} "
+                     f"pairs), {len(resolved)} of {len(between)} "
                      f"{'difference is' if len(resolved) == 1 else 'differences are'} resolved"
                      + (f": {', '.join(resolved)}." if resolved else "."))
-        pairwise = [(a, b) for a in trained for b in trained if a.policy < b.policy]
-        apart = [(a, b) for a, b in pairwise
-                 if not _overlaps(difference_interval(a.correct, a.samples, b.correct, b.samples))]
-        text += (f" {best.policy} scored highest; of {len(pairwise)} pairs of policies, {len(apart)} can be told "
-                 "apart (difference interval excluding 0).") if pairwise else \
-            f" {best.policy} was the only one trained."
+        smallest = detectable(compared)
+        if smallest is not None:
+            text += (f" At this size a pair is resolved with 80% power when its true difference is about "
+                     f"{smallest:.2f} or more (from the spread the pairs showed).")
+        elif compared:
+            text += " The pairs showed no spread (every sample alike), so what this size can resolve is unknown."
         rhos = {label: rho for label, rho in correlations(study).items() if rho is not None}
         if rhos:
-            text += (" Over the policies, the training sets' " + ", ".join(
+            text += (" Over the arms, the training sets' " + ", ".join(
                 f"{label} ranks accuracy with Spearman rho {rho:+.2f} (expected {_expected(label)}"
                 f"{'' if _agrees(label, rho) else ', the opposite'})"
                 for label, rho in rhos.items()) + f" ({len(trained)} points: suggestive at most).")
     return text
 
 
-def _separates(study: Study, p: PolicyResult) -> bool:
-    if study.base_correct is None:
-        return False
-    return not _overlaps(difference_interval(p.correct, p.samples, study.base_correct, study.eval_samples))
+def _against_base(trained: Sequence[PolicyResult], compared: Sequence[Comparison]) -> str:
+    if not any(c.b == "base" for c in compared):
+        return ""
+    moved = {c.a for c in compared if c.b == "base" and c.resolved}
+    separable = [p.policy for p in trained if p.policy in moved]
+    if len(separable) == len(trained):
+        return " Every trained arm moved the learner away from the base model (resolved after Holm's correction)."
+    if separable:
+        return (f" {', '.join(separable)} moved the learner away from the base model (resolved after Holm's "
+                "correction); the others did not.")
+    return " No arm differs from the base model beyond the noise at this size."
 
 
-def _overlaps(interval: tuple[float, float]) -> bool:
-    return interval[0] <= 0 <= interval[1]
+def _format_share(trained: Sequence[PolicyResult], base: float | None) -> str:
+    """How much of each arm's gain the format-only control (the answer line alone) accounts for."""
+    control = next((p for p in trained if p.policy == "format_only"), None)
+    if control is None or base is None:
+        return ""
+    shares = [f"{p.policy} {min(1.0, max(0.0, (control.accuracy - base) / (p.accuracy - base))):.0%}"
+              for p in trained if p is not control and p.accuracy > base]
+    return (f" The format-only control (the answer line alone) reached {control.accuracy:.3f}"
+            + (f"; of each arm's gain over the base model, format alone accounts for: {', '.join(shares)}."
+               if shares else "."))
+
+
+def _register_dose(trained: Sequence[PolicyResult]) -> str:
+    """The teacher's registers, correctness fixed: drift against accuracy."""
+    registers = [p for p in trained if p.policy.startswith("teacher_")]
+    if len(registers) < 2:
+        return ""
+    return (" The teacher's own correct solutions in each register, a dose of drift with correctness fixed: "
+            + "; ".join(f"{p.policy.removeprefix('teacher_')} (learner ppl {_fmt(p.measures.get('ppl'))}) "
+                        f"{p.accuracy:.3f}" for p in registers) + ".")
 
 
 def _by_source(candidates: Sequence[records_pb2.Trajectory], correct_only: bool
@@ -313,18 +400,18 @@ def write_plots(study: Study, folder: Path) -> dict[str, Path]:
     for i, p in enumerate(study.policies):
         if p.accuracy is None:
             continue
-        low, high = wilson(p.correct, p.samples)
-        ax.errorbar([i], [p.accuracy], yerr=[[p.accuracy - low], [high - p.accuracy]], fmt="o", capsize=5)
-    if study.base_correct is not None:
-        base = study.base_correct / study.eval_samples
-        low, high = wilson(study.base_correct, study.eval_samples)
+        accuracy, low, high = accuracy_interval(p.outcomes)
+        ax.errorbar([i], [accuracy], yerr=[[accuracy - low], [high - accuracy]], fmt="o", capsize=5)
+        ax.scatter([i] * len(p.per_seed), p.per_seed, s=10, color="black", alpha=0.5)  # each seed's checkpoint
+    if study.base_outcomes:
+        base, low, high = accuracy_interval([study.base_outcomes])
         ax.axhline(base, color="grey", linestyle="--", label=f"base model {base:.3f}")
         ax.axhspan(low, high, color="grey", alpha=0.15)
         ax.legend(fontsize=8)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.set_xlim(-0.5, len(names) - 0.5)
     ax.set_ylabel(f"held-out avg@{study.settings['eval_k']}")
-    ax.set_title("Accuracy after training on each policy's set")
+    ax.set_title("Accuracy after training on each arm's set (95% interval; dots: each seed)")
     save(fig, "accuracy")
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -387,23 +474,20 @@ def correlation_rows(study: Study) -> list[dict[str, str]]:
     return [{"measure of the training set": label, "Spearman rho with accuracy after training": _fmt(rho),
              "expected sign": _expected(label),
              "observed sign agrees": "-" if rho is None or rho == 0 else "yes" if _agrees(label, rho) else "no",
-             "policies": str(trained)} for label, rho in correlations(study).items()]
+             "arms": str(trained)} for label, rho in correlations(study).items()]
 
 
-def paired_rows(study: Study) -> list[dict[str, str]]:
-    """Every pair of arms (the base model and each trained policy) on the same held-out problems: the accuracy
-    difference with a paired cluster-bootstrap interval (problems resampled), its p-value, and Holm's adjustment
-    over all the pairs; a difference is resolved when the adjusted p is below 0.05."""
-    arms = [name for name in ("base", *(p.policy for p in study.policies)) if study.outcomes.get(name)]
-    pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
-    if not pairs:
-        return []
-    tested = [paired_cluster_bootstrap(study.outcomes[a], study.outcomes[b]) for a, b in pairs]
-    adjusted = holm([p for *_, p in tested])
-    return [{"pair": f"{a} - {b}", "difference": f"{d:+.3f}", "95% interval (problems resampled)":
-             f"[{low:+.3f}, {high:+.3f}]", "p": f"{p:.4f}", "p, Holm over pairs": f"{adj:.4f}",
-             "resolved": "yes" if adj < 0.05 else "no"}
-            for (a, b), (d, low, high, p), adj in zip(pairs, tested, adjusted, strict=True)]
+def paired_rows(compared: Sequence[Comparison]) -> list[dict[str, str]]:
+    """Every pair of arms: the accuracy difference with its paired interval (problems and seeds resampled), its
+    p-value and Holm's adjustment over all the pairs (resolved when below 0.05), and the difference a pair of this
+    spread resolves with 80% power."""
+    return [{"pair": f"{c.a} - {c.b}", "difference": f"{c.result.difference:+.3f}",
+             "95% interval (problems, seeds resampled)": f"[{c.result.low:+.3f}, {c.result.high:+.3f}]",
+             "p": f"{c.result.p:.4f}", "p, Holm over pairs": f"{c.adjusted_p:.4f}",
+             "resolved": "yes" if c.resolved else "no",
+             "detectable (80% power)": f"{detectable_difference(c.result.se, len(compared)):.3f}" if c.result.se
+             else "- (no spread)"}
+            for c in compared]
 
 
 def settings_rows(study: Study) -> list[dict[str, str]]:
@@ -416,9 +500,7 @@ def checkpoint_rows(study: Study) -> list[dict[str, str]]:
     return [{k: str(v) for k, v in c.items()} for c in study.checkpoints]
 
 
-CAVEAT = ("Spearman's rho over a handful of policies is a weak signal: with 5 policies only |rho| = 1 reaches "
-          "p < 0.05, "
-          "and intervals on avg@k treat the k samples of a problem as independent, so they are somewhat too narrow.")
+CAVEAT = ("Spearman's rho over a handful of arms is a weak signal: with 5 arms only |rho| = 1 reaches p < 0.05.")
 
 
 def write_report(study: Study, folder: Path) -> dict[str, Path]:
@@ -426,13 +508,14 @@ def write_report(study: Study, folder: Path) -> dict[str, Path]:
     for p in study.policies:
         fill_measures(p)
     plots = write_plots(study, folder / "plots")
-    paired = paired_rows(study)  # the bootstrap runs once, for the paragraph and the table
-    paragraph = summary_paragraph(study, paired)
-    policy_table = policy_rows(study)
+    compared = comparisons(study)  # the bootstrap runs once, for the paragraph and the tables
+    paired = paired_rows(compared)
+    paragraph = summary_paragraph(study, compared)
+    policy_table = policy_rows(study, compared)
     tokens = top_loss_tokens(study.candidates)
 
     md = [f"# LearnerFit study: which data helps {study.settings['learner']}\n\n", paragraph + "\n\n",
-          "## Policies\n", _markdown_table(policy_table),
+          "## Arms\n", _markdown_table(policy_table),
           "\n## Which differences are resolved\n", _markdown_table(paired) if paired else "No two arms evaluated.\n",
           f"\n{PAIRED_NOTE}\n",
           "\n## Which measure predicts the outcome\n", _markdown_table(correlation_rows(study)), f"\n{CAVEAT}\n",
@@ -460,7 +543,7 @@ figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} .caveat {{ color: #555;
 <body>
 <h1>Which data helps {html.escape(study.settings['learner'])}</h1>
 <p id="summary">{html.escape(paragraph)}</p>
-<h2>Policies</h2>
+<h2>Arms</h2>
 {_html_table(policy_table, "policies")}
 <h2>Which differences are resolved</h2>
 {_html_table(paired, "pairs") if paired else "<p>No two arms evaluated.</p>"}

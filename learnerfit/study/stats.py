@@ -1,39 +1,17 @@
-"""The few statistics a study reports: proportions with intervals, differences, rank correlation, and paired
-differences between arms by resampling held-out problems (with Holm's correction over the pairs).
+"""The few statistics a study reports: rank correlation, accuracy intervals and paired differences between arms
+by resampling held-out problems and training seeds (with Holm's correction over the pairs), and the power of the
+comparison: the smallest difference it resolves.
 
-Avg@k pools k samples of each held-out problem; samples of one problem are correlated, so
-intervals that treat them as independent are narrower than the truth. The report says so.
+Avg@k pools k samples of each held-out problem; samples of one problem are correlated, and two checkpoints trained on
+one set with different seeds differ, so every interval resamples whole problems and then seeds rather than treating
+samples as independent.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping, Sequence
-
-Z95 = 1.959964
-
-
-def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a proportion (stays inside [0, 1] at 0 or all successes)."""
-    if trials <= 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def difference_interval(a: int, n_a: int, b: int, n_b: int, z: float = Z95) -> tuple[float, float]:
-    """Newcombe's hybrid interval for p_a - p_b from the two Wilson intervals (no normal-approximation collapse at
-    0 or 1)."""
-    p_a, p_b = a / n_a, b / n_b
-    low_a, high_a = wilson(a, n_a, z)
-    low_b, high_b = wilson(b, n_b, z)
-    delta = p_a - p_b
-    return (delta - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
-            delta + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2))
+from dataclasses import dataclass
 
 
 def ranks(values: Sequence[float]) -> list[float]:
@@ -68,25 +46,98 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return sxy / math.sqrt(sxx * syy)
 
 
-def paired_cluster_bootstrap(a: Mapping[str, Sequence[bool]], b: Mapping[str, Sequence[bool]], *,
-                             resamples: int = 2000, seed: int = 0) -> tuple[float, float, float, float]:
-    """(difference, low, high, p) of accuracy a - b on the same held-out problems, resampling whole problems with
-    replacement (a problem's k samples move together, and each problem carries both arms: paired and clustered).
-    p is two-sided: twice the smaller share of resampled differences on either side of 0 (at least 1/resamples)."""
-    problems = sorted(set(a) & set(b))
+# One arm's held-out outcomes: per training seed, problem id -> whether each of its k samples was right (the base
+# model, which is not trained, has one "seed").
+Outcomes = Sequence[Mapping[str, Sequence[bool]]]
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    difference: float   # accuracy a - b, each arm's accuracy the mean over its seeds
+    low: float          # 95% percentile interval
+    high: float
+    p: float            # two-sided
+    se: float           # the resampled differences' standard deviation
+
+
+def _problems(*arms: Outcomes) -> list[str]:
+    if not all(arms):
+        raise ValueError("an arm with no evaluated seed")
+    problems = sorted(set.intersection(*(set(s) for arm in arms for s in arm)))
     if not problems:
-        raise ValueError("no held-out problem evaluated in both arms")
-    right = [(sum(a[p]), len(a[p]), sum(b[p]), len(b[p])) for p in problems]
+        raise ValueError("no held-out problem evaluated in both arms" if len(arms) > 1 else "no held-out problem")
+    return problems
 
-    def difference(rows) -> float:
-        return sum(r[0] for r in rows) / sum(r[1] for r in rows) - sum(r[2] for r in rows) / sum(r[3] for r in rows)
 
-    rng = random.Random(seed)
-    draws = sorted(difference([right[rng.randrange(len(right))] for _ in right]) for _ in range(resamples))
-    low, high = draws[int(0.025 * resamples)], draws[min(resamples - 1, int(0.975 * resamples))]
-    below, above = sum(d <= 0 for d in draws), sum(d >= 0 for d in draws)
+def _resampled(arm: Outcomes, problems: Sequence[str], drawn, rng):
+    """(observed accuracy, accuracy under each resample): the mean over the arm's seeds of its accuracy on the
+    drawn problems, its seeds themselves drawn with replacement."""
+    import numpy as np
+
+    right = np.array([[sum(seed[p]) for p in problems] for seed in arm], dtype=float)
+    asked = np.array([[len(seed[p]) for p in problems] for seed in arm], dtype=float)
+    observed = float((right.sum(1) / asked.sum(1)).mean())
+    per_seed = right[:, drawn].sum(-1) / asked[:, drawn].sum(-1)  # seeds x resamples
+    seeds = rng.integers(0, len(arm), size=(drawn.shape[0], len(arm)))
+    return observed, np.take_along_axis(per_seed.T, seeds, axis=1).mean(1)
+
+
+def _percentiles(draws, resamples: int) -> tuple[float, float]:
+    import numpy as np
+
+    ordered = np.sort(draws)
+    return float(ordered[int(0.025 * resamples)]), float(ordered[min(resamples - 1, int(0.975 * resamples))])
+
+
+def paired_cluster_bootstrap(a: Outcomes, b: Outcomes, *, resamples: int = 2000, seed: int = 0) -> PairedDifference:
+    """Accuracy a - b on the same held-out problems, resampled in two stages: whole problems with replacement (a
+    problem's k samples move together, and each problem carries both arms: paired and clustered), then each arm's
+    training seeds with replacement (training noise: two checkpoints of one set differ). With one seed per arm the
+    second stage changes nothing and the interval holds evaluation noise only. p is two-sided: twice the smaller
+    share of resampled differences on either side of 0 (at least 1/resamples)."""
+    import numpy as np
+
+    problems = _problems(a, b)
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(problems), size=(resamples, len(problems)))
+    (observed_a, draws_a), (observed_b, draws_b) = _resampled(a, problems, drawn, rng), \
+        _resampled(b, problems, drawn, rng)
+    draws = draws_a - draws_b
+    low, high = _percentiles(draws, resamples)
+    below, above = int((draws <= 0).sum()), int((draws >= 0).sum())
     p = min(1.0, max(2 * min(below, above), 1) / resamples)
-    return difference(right), low, high, p
+    return PairedDifference(observed_a - observed_b, low, high, p, float(draws.std()))
+
+
+def accuracy_interval(arm: Outcomes, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(accuracy, low, high) of one arm, problems and seeds resampled as in paired_cluster_bootstrap."""
+    import numpy as np
+
+    problems = _problems(arm)
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(problems), size=(resamples, len(problems)))
+    observed, draws = _resampled(arm, problems, drawn, rng)
+    return (observed, *_percentiles(draws, resamples))
+
+
+def detectable_difference(se: float, pairs: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true difference a pair compared with this standard error is resolved at `power`, testing at
+    alpha / pairs (Bonferroni: Holm's first, strictest step): (z of 1 - alpha / 2 pairs + z of power) x se."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    return (z(1 - alpha / (2 * max(pairs, 1))) + z(power)) * se
+
+
+def planned_se(accuracy: float, problems: int, k: int, seeds: int, *, within_problem: float = 0.5,
+               between_arms: float = 0.5, seed_sd: float = 0.03) -> float:
+    """The standard error of a paired difference a study of this size should see, for planning (before a run):
+    each arm's accuracy over `problems` x `k` samples, its samples of one problem correlated by `within_problem`,
+    the two arms' per-problem accuracies correlated by `between_arms` (pairing), and a training seed's own spread
+    `seed_sd` (measured on this machine, see docs/study.md) averaged over `seeds`."""
+    per_problem = accuracy * (1 - accuracy) * (1 + (k - 1) * within_problem) / k
+    evaluation = 2 * per_problem * (1 - between_arms) / problems
+    return math.sqrt(evaluation + 2 * seed_sd ** 2 / seeds)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -274,7 +274,7 @@ class CurationDecision(_message.Message):
     def __init__(self, id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., policy: _Optional[str] = ..., candidates: _Optional[int] = ..., correct_candidates: _Optional[int] = ..., curated: _Optional[bool] = ..., chosen_trajectory_id: _Optional[str] = ..., reason: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at", "uri")
+    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at", "uri", "training")
     class EvalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +291,7 @@ class Checkpoint(_message.Message):
     EVAL_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
     version: str
     base_model: str
     kind: CheckpointKind
@@ -300,7 +301,24 @@ class Checkpoint(_message.Message):
     eval: _containers.ScalarMap[str, float]
     created_at: _timestamp_pb2.Timestamp
     uri: str
-    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ...) -> None: ...
+    training: TrainingRecipe
+    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ..., training: _Optional[_Union[TrainingRecipe, _Mapping]] = ...) -> None: ...
+
+class TrainingRecipe(_message.Message):
+    __slots__ = ("start_from", "seed", "epochs", "max_steps", "learning_rate", "steps")
+    START_FROM_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    start_from: str
+    seed: int
+    epochs: float
+    max_steps: int
+    learning_rate: float
+    steps: int
+    def __init__(self, start_from: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., steps: _Optional[int] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
     __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections", "problems_failed", "failures")

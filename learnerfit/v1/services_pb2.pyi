@@ -144,10 +144,14 @@ class HeldBatch(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., min_examples: _Optional[int] = ...) -> None: ...
 
 class ExampleSet(_message.Message):
-    __slots__ = ("examples",)
+    __slots__ = ("examples", "seed", "epochs")
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
     examples: _containers.RepeatedCompositeFieldContainer[_records_pb2.CuratedExample]
-    def __init__(self, examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ...) -> None: ...
+    seed: int
+    epochs: float
+    def __init__(self, examples: _Optional[_Iterable[_Union[_records_pb2.CuratedExample, _Mapping]]] = ..., seed: _Optional[int] = ..., epochs: _Optional[float] = ...) -> None: ...
 
 class TrainResponse(_message.Message):
     __slots__ = ("checkpoint",)
@@ -207,7 +211,7 @@ class HeldOutSample(_message.Message):
     def __init__(self, problem_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., text: _Optional[str] = ..., answer: _Optional[str] = ..., verdict: _Optional[_Union[_records_pb2.Verdict, str]] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., first_answer: _Optional[str] = ..., first_correct: _Optional[bool] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval")
+    __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval", "training")
     class EvalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -221,13 +225,15 @@ class RegisterRequest(_message.Message):
     EXAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
     source: str
     base_model: str
     kind: _records_pb2.CheckpointKind
     example_ids: _containers.RepeatedScalarFieldContainer[str]
     policy: str
     eval: _containers.ScalarMap[str, float]
-    def __init__(self, source: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.CheckpointKind, str]] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    training: _records_pb2.TrainingRecipe
+    def __init__(self, source: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.CheckpointKind, str]] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., training: _Optional[_Union[_records_pb2.TrainingRecipe, _Mapping]] = ...) -> None: ...
 
 class ListCheckpointsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -91,11 +91,14 @@ def test_refine_and_rewrite_refuse_a_trace_whose_reasoning_is_wrong():
 
 def test_synthesize_in_each_register_is_right_and_the_registers_drift_in_order():
     texts = {}
-    for register in ("plain", "mixed", "latex"):
+    for register in ("bare", "plain", "mixed", "latex"):
         text = _write(RuleTeacher(register), SYNTHESIZE).completion.text
         assert _every_equation_right(text) == 3 and text.endswith("Final answer: 6")
         texts[register] = text
+    # bare is the learner's own layout: one equation per line, then the answer line, no words.
+    assert texts["bare"] == "4 * 2 = 8\n3 + 8 = 11\n11 - 5 = 6\nFinal answer: 6"
     assert latex_density(texts["plain"]) == 0 < latex_density(texts["mixed"]) < latex_density(texts["latex"])
+    assert len(texts["bare"]) < len(texts["plain"])
 
 
 @pytest.mark.parametrize(("family", "options"), [

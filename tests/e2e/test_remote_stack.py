@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from learnerfit.cli.addresses import CALLABLE, target_flag
 from learnerfit.local.stack import StackState
 
 
@@ -26,13 +27,13 @@ def remote(tiny_solver, tmp_path_factory):
               str(home / "registry"), "--eval-problems", "2", "--eval-k", "1")
     assert up.returncode == 0, up.stderr[-2000:]
     state = StackState.load(home / "stack")
-    targets = {name: state.services[name].grpc_target for name in ("gateway", "curator", "trainer", "registry")}
+    targets = {name: state.services[name].grpc_target for name in CALLABLE}
     yield targets, state.bootstrap_servers
     _cli(home, "--dir", str(home / "stack"), "down")
 
 
 def _flags(targets, bootstrap_servers, services) -> list[str]:
-    return [*(x for s in services for x in (f"--{s}-target", targets[s])), "--bootstrap-servers", bootstrap_servers]
+    return [*(x for s in services for x in (target_flag(s), targets[s])), "--bootstrap-servers", bootstrap_servers]
 
 
 def _problems(folder, pairs: int):
@@ -61,18 +62,19 @@ def test_two_streams_on_a_running_stack_each_count_and_train_only_their_own(remo
     assert not (tmp_path / ".learnerfit").exists()  # no local stack was started here
 
 
-def test_a_study_on_a_running_stack_trains_one_checkpoint_per_policy_there(remote, tmp_path):
+def test_a_study_on_a_running_stack_trains_one_checkpoint_per_arm_there(remote, tmp_path):
     targets, servers = remote
     out = tmp_path / "study"
-    study = _cli(tmp_path, "study", *_flags(targets, servers, ("gateway", "curator", "trainer", "registry")),
+    # A set the study writes itself (teacher_bare) is scored by the running stack's reward and drift scorers.
+    study = _cli(tmp_path, "study", *_flags(targets, servers, CALLABLE),
                  "--problems", str(_problems(tmp_path, 3)), "--n", "4", "--k", "2", "--policies",
-                 "rejection_sampling,utility", "--max-new-tokens", "16", "--eval-problems", "1", "--eval-k", "2",
-                 "--out", str(out))
+                 "rejection_sampling,utility,teacher_bare", "--max-new-tokens", "16", "--eval-problems", "1",
+                 "--eval-k", "2", "--out", str(out))
     assert study.returncode == 0, study.stderr[-3000:]
     assert "study on the running stack at gateway" in study.stderr and "stack up" not in study.stderr
     state = json.loads((out / "study.json").read_text())
-    checkpoints = {policy: row["version"] for policy, row in state["training"].items() if policy != "base"}
-    assert set(checkpoints) == {"rejection_sampling", "utility"}, state
+    checkpoints = {run: row["version"] for run, row in state["training"].items() if run != "base"}
+    assert set(checkpoints) == {"rejection_sampling.seed0", "utility.seed0", "teacher_bare.seed0"}, state
     listed = _cli(tmp_path, "checkpoints", "--registry-target", targets["registry"], "list")
     assert listed.returncode == 0, listed.stderr
     for version in checkpoints.values():  # registered by the running stack's trainer, in its registry

@@ -4,7 +4,9 @@ report rendered in headless Chromium.
 
 The tiny learner is right on 1 + 1 only, so rejection sampling keeps one problem and the teacher's solutions cover all
 four; the teacher's rewrite of "1 + 1 = 2" is that same text, collapsed into the learner's sample as a near-duplicate,
-so style_aligned curates nothing: a policy with an empty set, reported and not trained.
+so style_aligned curates nothing: an arm with an empty set, reported and not trained. The study writes three sets
+itself (the format-only control, the teacher's bare and latex registers), scored by the reward and drift scorers as
+candidates are; every trained arm gets two checkpoints, one per training seed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pytest
 
 from learnerfit.registry.store import CheckpointRegistry
 
-POLICIES = ["rejection_sampling", "oracle_synthesized", "style_aligned", "format_only"]
+POLICIES = ["rejection_sampling", "oracle_synthesized", "style_aligned", "format_only", "teacher_bare", "teacher_latex"]
+TRAINED = ["rejection_sampling", "oracle_synthesized", "format_only", "teacher_bare", "teacher_latex"]
+SEEDS = 2
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -30,7 +34,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def _study(tiny_solver: Path, problems: Path, out: Path, workdir: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "learnerfit.cli", "study", "--problems", str(problems), "--n", "4", "--k", "2",
                "--model", str(tiny_solver), "--out", str(out), "--policies", ",".join(POLICIES),
-               "--budget-steps", "4", "--eval-problems", "2", "--eval-k", "2", "--max-new-tokens", "24"]
+               "--budget-steps", "4", "--eval-problems", "2", "--eval-k", "2", "--max-new-tokens", "24",
+               "--seeds", str(SEEDS)]
     return subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -84,23 +89,40 @@ def test_an_interrupted_study_resumes_without_redoing_finished_phases_or_trainin
             for p in POLICIES}
     assert len(sets["rejection_sampling"]) == 1 and len(sets["oracle_synthesized"]) == 4
     assert sets["style_aligned"] == [] and not set(sets["rejection_sampling"]) & set(sets["oracle_synthesized"])
-    # The control arm: the answer line alone, for each of the 4 study problems.
-    answers = sorted(json.loads(line)["messages"][-1]["content"]
-                     for line in (out / "sets" / "format_only.jsonl").read_text().splitlines())
-    assert answers == [f"Final answer: {i + 1}" for i in range(4)]
-    # One checkpoint per policy with examples, each trained on exactly its set: nothing trained twice over two runs.
+    # The style-aligned rewrite that equals the learner's sample is counted, not just dropped.
+    assert state["phases"]["select"]["rewrites"] >= 1
+    assert state["phases"]["select"]["rewrites_equal_to_parent"] == state["phases"]["select"]["rewrites"]
+    # The sets the study writes itself, for each of the 4 study problems, each scored as candidates are.
+    texts = {arm: sorted(_solutions(out, arm)) for arm in ("format_only", "teacher_bare", "teacher_latex")}
+    assert texts["format_only"] == [f"Final answer: {i + 1}" for i in range(4)]
+    assert texts["teacher_bare"] == [f"{i} + 1 = {i + 1}\nFinal answer: {i + 1}" for i in range(4)]
+    assert all("\\boxed{" in text for text in texts["teacher_latex"])
+    for arm in texts:
+        for row in (out / "sets" / f"{arm}.jsonl").read_text().splitlines():
+            scores = json.loads(row)["scores"]
+            assert scores["verdict"] == "VERDICT_CORRECT" and scores["driftCheckpoint"] == "base"
+            assert scores["ppl"] > 1 and "reward" in scores and scores["tokenCount"] > 0
+    # One checkpoint per arm with examples and per training seed, each trained on exactly its set with its seed:
+    # nothing trained twice over two runs.
     checkpoints = CheckpointRegistry(out / "registry").list()
-    assert sorted(c.policy for c in checkpoints) == ["format_only", "oracle_synthesized", "rejection_sampling"]
+    assert sorted((c.policy, c.training.seed) for c in checkpoints) == \
+        sorted((arm, seed) for arm in TRAINED for seed in range(SEEDS))
     for checkpoint in checkpoints:
         assert sorted(checkpoint.example_ids) == sorted(sets[checkpoint.policy])
-        assert state["training"][checkpoint.policy]["version"] == checkpoint.version
+        run = state["training"][f"{checkpoint.policy}.seed{checkpoint.training.seed}"]
+        assert run["version"] == checkpoint.version and checkpoint.training.start_from == "base"
+        assert checkpoint.training.steps == 4 and run["steps"] == 4
         assert not checkpoint.eval  # the trainer's own held-out set is off: the study evaluates on its own
+    # The two seeds of one set are two different checkpoints.
+    probes = {(c.policy, c.training.seed): json.loads(Path(c.uri, "probe.json").read_text())["logprobs"]
+              for c in checkpoints}
+    assert probes[("oracle_synthesized", 0)] != probes[("oracle_synthesized", 1)]
     # The base and each checkpoint, on the study's held-out problems: rows 5 and 6, disjoint from what it trained on.
     held_out = [json.loads(line) for line in (out / "held-out.jsonl").read_text().splitlines()]
     assert [p["question"] for p in held_out] == ["Calculate 4 + 1.", "Calculate 5 + 1."]
     assert state["held_out"] == {"source": "problems.jsonl, the rows after the first 4", "problems": 2,
                                  "left_out_for_overlap": 1, "shared_with_training": 0}
-    for name in ("base", "rejection_sampling", "oracle_synthesized", "format_only"):
+    for name in ("base", *(f"{arm}.seed{seed}" for arm in TRAINED for seed in range(SEEDS))):
         evaluation = state["training"][name]["eval"] if name != "base" else state["training"]["base"]
         assert set(evaluation) == {"avg@2", "unparsed", "truncated", "parsed_accuracy", "first_answer_accuracy"}
         samples = [json.loads(line) for line in (out / "eval" / f"{name}.jsonl").read_text().splitlines()]
@@ -109,6 +131,11 @@ def test_an_interrupted_study_resumes_without_redoing_finished_phases_or_trainin
         correct = sum(s.get("verdict") == "VERDICT_CORRECT" for s in samples)
         assert evaluation["avg@2"] == correct / 4  # Avg@k is the share of exactly these samples
         assert evaluation["unparsed"] == sum(s.get("verdict") == "VERDICT_UNPARSED" for s in samples) / 4
+
+
+def _solutions(out: Path, arm: str) -> list[str]:
+    return [json.loads(line)["messages"][-1]["content"]
+            for line in (out / "sets" / f"{arm}.jsonl").read_text().splitlines()]
 
 
 def test_each_policy_set_is_saved_as_a_dataset_with_a_card(study):
@@ -162,10 +189,14 @@ def test_the_report_renders_in_headless_chromium_with_paragraph_tables_and_every
     parsed = Page()
     parsed.feed(dom)
     assert {"summary", "policies", "pairs", "correlations", "checkpoints", "settings"} <= parsed.ids
-    assert parsed.rows["policies"] == 1 + len(POLICIES)  # header and one row per policy
-    # Four arms evaluated (the base, two trained policies, the control): six pairs, each with its Holm-adjusted p.
-    assert parsed.rows["pairs"] == 1 + 6 and "base - rejection_sampling" in dom and "Holm" in dom
+    assert parsed.rows["policies"] == 1 + len(POLICIES)  # header and one row per arm
+    # Six arms evaluated (the base and five trained): fifteen pairs, each with its Holm-adjusted p and power.
+    assert parsed.rows["pairs"] == 1 + 15 and "rejection_sampling - base" in dom and "Holm" in dom
+    assert parsed.rows["checkpoints"] == 1 + len(TRAINED) * SEEDS
     assert "format-only control (the answer line alone) reached" in dom
+    assert "2 training seeds per arm" in dom and "what this size can resolve is unknown" in dom  # all 0: no spread
+    assert "dose of drift with correctness fixed: bare (learner ppl" in dom
+    assert "equal the learner sample they rewrote" in dom
     plots = {"plot-reward_vs_ppl", "plot-accuracy", "plot-segment_ppl", "plot-top_loss_tokens", "plot-latex_density"}
     assert plots <= parsed.ids
     assert parsed.body.get("data-plots-drawn") == str(len(plots)), "a plot did not decode in the browser"

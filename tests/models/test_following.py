@@ -71,3 +71,19 @@ def test_names_that_are_not_versions_are_invalid(name):
 def test_a_version_nobody_announced_without_a_registry_is_not_found():
     with pytest.raises(NotFound, match="not announced, and no registry configured"):
         FollowedLearner("base", "base-model", Loads()).named("v3")
+
+
+def test_the_base_model_can_still_be_named_once_the_learner_has_moved_on():
+    """A study measures the drift of its own sets under the base model while the stack follows its checkpoints."""
+    load = Loads()
+    learner = FollowedLearner("base", "base-model", load, base_model="/models/smollm2")
+    learner.announce(_checkpoint("v2"))
+    assert learner.current()[0] == "v2"
+    assert learner.named("base") == ("base", "/models/smollm2")
+    assert learner.named("base") == ("base", "/models/smollm2")  # kept loaded
+    assert load.paths == ["/registry/checkpoints/v2", "/models/smollm2"]
+    unknown_base = FollowedLearner("base", "base-model", Loads())
+    unknown_base.announce(_checkpoint("v2"))
+    unknown_base.current()
+    with pytest.raises(InvalidInput):  # without knowing what the base was loaded from, "base" is not a version
+        unknown_base.named("base")

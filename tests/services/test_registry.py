@@ -246,15 +246,40 @@ def test_a_writer_registry_registers_what_a_remote_trainer_sends_and_keeps_its_i
         with running(TRAINER, broker, registry_dir=str(shared), registry={"target": service.target}, train_every=0,
                      train={"base_model": str(tiny_model), "eval_problems": 0},
                      stage={"group": f"trainer-{uuid.uuid4().hex[:8]}"}) as (_, trainer, _bus):
-            given = services_pb2.ExampleSet(examples=[_example(i) for i in range(2)])
+            # A study's training: its own seed and an epoch budget, recorded with the checkpoint through Register.
+            given = services_pb2.ExampleSet(examples=[_example(i) for i in range(2)], seed=3, epochs=2)
             trained = trainer.Train(services_pb2.TrainRequest(given=given, start_from="base"), timeout=300).checkpoint
         listed = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(), timeout=10).checkpoints
     assert first.version == "v1" and first.eval["avg@4"] == 0.5 and first.policy == "p"
     assert (shared / "checkpoints" / "v1" / "part-0.safetensors").is_file()
     assert set(refused.values()) == {grpc.StatusCode.INVALID_ARGUMENT}
     assert trained.version == "v2" and [c.version for c in listed] == ["v1", "v2"]
+    # Two examples, batch 8, two passes: 2 optimizer steps; the trainer's own max_steps (0) and seed (0) set aside.
+    assert listed[1].training == records_pb2.TrainingRecipe(start_from="base", seed=3, epochs=2, steps=2,
+                                                            learning_rate=trained.training.learning_rate)
+    assert trained.training.learning_rate > 0 and listed[0].training == records_pb2.TrainingRecipe()
     assert (shared / "checkpoints" / "v2" / "probe.json").is_file() and not list((shared / "incoming").iterdir())
     assert (index / "registry.sqlite").is_file() and not (shared / "registry.sqlite").exists()
+
+
+def test_an_index_from_before_training_recipes_gains_the_column_and_keeps_its_checkpoints(tmp_path):
+    import sqlite3
+
+    root = tmp_path / "registry"
+    (root / "checkpoints" / "v1").mkdir(parents=True)
+    old = sqlite3.connect(root / "registry.sqlite")
+    old.execute("CREATE TABLE checkpoints (number INTEGER PRIMARY KEY, base_model TEXT NOT NULL, kind INTEGER NOT "
+                "NULL, example_ids TEXT NOT NULL, policy TEXT NOT NULL, eval TEXT NOT NULL, created_at REAL NOT NULL)")
+    old.execute("INSERT INTO checkpoints VALUES (1, 'm', 1, '[\"e1\"]', 'utility', '{}', 0)")
+    old.commit()
+    old.close()
+    registry = CheckpointRegistry(root)
+    recipe = records_pb2.TrainingRecipe(start_from="base", seed=2, max_steps=8, learning_rate=1e-3, steps=8)
+    registry.register(_source(tmp_path / "b"), base_model="m", kind=1, example_ids=["e1"], training=recipe)
+    first, second = registry.list()
+    assert (first.version, list(first.example_ids), first.training) == ("v1", ["e1"], records_pb2.TrainingRecipe())
+    assert second.training == recipe
+    assert CheckpointRegistry.reader(root).get("v2").training == recipe  # opened again: nothing added twice
 
 
 def test_a_read_only_registry_refuses_register(registry_stub):

@@ -102,16 +102,19 @@ def decide(
     )
     if choice.trajectory is None:
         return decision, None
-    chosen = choice.trajectory
-    decision.chosen_trajectory_id = chosen.id
-    example = records_pb2.CuratedExample(
-        id=stable_id("example", chosen.id, policy), trajectory_id=chosen.id, problem_id=problem.id,
-        batch_id=problem.batch_id, origin=chosen.origin, messages=training_messages(problem, chosen.text),
-        scores=chosen.scores, policy=policy, reason=reason, model=chosen.model, checkpoint=chosen.checkpoint,
-    )
+    decision.chosen_trajectory_id = choice.trajectory.id
+    example = example_of(choice.trajectory, policy, reason)
     if choice.utility is not None:
         example.utility = choice.utility
     return decision, example
+
+
+def example_of(chosen: records_pb2.Trajectory, policy: str, reason: str) -> records_pb2.CuratedExample:
+    """The training example a chosen trajectory becomes: the sampling conversation, then its text."""
+    return records_pb2.CuratedExample(
+        id=stable_id("example", chosen.id, policy), trajectory_id=chosen.id, problem_id=chosen.problem.id,
+        batch_id=chosen.problem.batch_id, origin=chosen.origin, messages=training_messages(chosen.problem, chosen.text),
+        scores=chosen.scores, policy=policy, reason=reason, model=chosen.model, checkpoint=chosen.checkpoint)
 
 
 def failed_decision(problem: records_pb2.Problem, policy: str, candidates: Sequence[records_pb2.Trajectory],

@@ -28,8 +28,9 @@ see: a step using a number that is neither in the problem nor an earlier result,
 steps that, their arithmetic right, do not reach the answer. It does not rewrite
 reasoning.
 
-The register (`plain`, `mixed`, `latex`) sets how far the teacher's text is from the
-learner's one-equation-per-line style, with correctness fixed: the dose of drift.
+The register (`bare`, `plain`, `mixed`, `latex`) sets how far the teacher's text is from the
+learner's one-equation-per-line style, with correctness fixed: the dose of drift (`bare` is
+that style itself).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from learnerfit.domain.oracle.selection import REFINE, REWRITE, SYNTHESIZE
 from learnerfit.domain.oracle.tasks import OracleReply, OracleTask, StepFix
 from learnerfit.domain.records import mode_name, split_steps
 
-REGISTERS = ("plain", "mixed", "latex")
+REGISTERS = ("bare", "plain", "mixed", "latex")
 VERSION = "v1"
 # Where the arithmetic families put their expression (basic_arithmetic, chain_sum, products).
 _QUESTION_FORMS = (
@@ -218,8 +219,11 @@ def _equation(step: Step, register: str) -> str:
 
 
 def render(steps: Sequence[Step], answer: str, register: str) -> str:
-    """A solution in the teacher's register, then the answer line the answer checker reads. plain: sentences, no
-    LaTeX; mixed: sentences, the answer boxed in LaTeX; latex: every equation in LaTeX math, the answer boxed."""
+    """A solution in the teacher's register, then the answer line the answer checker reads. bare: the learner's own
+    layout, one equation per line and nothing else; plain: sentences, no LaTeX; mixed: sentences, the answer boxed
+    in LaTeX; latex: every equation in LaTeX math, the answer boxed."""
+    if register == "bare":
+        return "\n".join([*(_equation(s, register) for s in steps if s.result is not None), f"Final answer: {answer}"])
     lines = []
     if register == "latex":
         lines.append("We work through the problem step by step, following the order of operations.")
