@@ -1,5 +1,6 @@
 """Registry: lists and shows the learner checkpoints of a registry directory over gRPC (paged, AIP-158); as its
-index's one writer (setting `writer`, on Kubernetes), also registers what the trainer sends (Register)."""
+index's one writer (setting `writer`, on Kubernetes), also registers what the trainer sends (Register); records
+promotion decisions (the trainer's gate, an operator's promote or roll back) and announces them (SetPromotion)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from learnerfit.errors import FailedPrecondition
+from learnerfit.domain import topics
+from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
 from learnerfit.runtime.settings import ServiceSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec
-from learnerfit.v1 import services_pb2
+from learnerfit.v1 import records_pb2, services_pb2
 
 
 class RegistrySettings(ServiceSettings):
@@ -39,18 +41,28 @@ def build(settings: RegistrySettings, context: Context) -> Parts:
                                      "writer)")
         return registry.register_incoming(request.source, base_model=request.base_model, kind=request.kind,
                                           example_ids=list(request.example_ids), policy=request.policy,
-                                          eval_results=dict(request.eval), training=request.training)
+                                          eval_results=dict(request.eval), training=request.training,
+                                          promotion=request.promotion)
+
+    def set_promotion(request: services_pb2.SetPromotionRequest):
+        if request.promotion.state == records_pb2.PROMOTION_STATE_UNSPECIFIED:
+            raise InvalidInput("promotion.state", "say what the checkpoint becomes: pending, promoted, not promoted "
+                                                  "or rolled back")
+        checkpoint = registry.set_promotion(request.version, request.promotion)
+        context.bus.publish([(topics.CHECKPOINTS, checkpoint)])  # every learner service hears it
+        return checkpoint
 
     def list_checkpoints(request: services_pb2.ListCheckpointsRequest) -> services_pb2.ListCheckpointsResponse:
         checkpoints, next_token = registry.page(request.page_size, request.page_token)
         return services_pb2.ListCheckpointsResponse(checkpoints=checkpoints, next_page_token=next_token)
 
-    return Parts(rpcs={"ListCheckpoints": list_checkpoints, "Register": register,
+    return Parts(rpcs={"ListCheckpoints": list_checkpoints, "Register": register, "SetPromotion": set_promotion,
                        "GetCheckpoint": lambda request: registry.get(request.version)})
 
 
 SPEC = ServiceSpec(name="registry", settings=RegistrySettings,
-                   api=services_pb2.DESCRIPTOR.services_by_name["Registry"], build=build)
+                   api=services_pb2.DESCRIPTOR.services_by_name["Registry"], build=build,
+                   publishes=[topics.CHECKPOINTS])
 
 if __name__ == "__main__":
     run(SPEC)

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from learnerfit.domain import topics
 from learnerfit.domain.intake import IntakeLimits, validate_problems, validate_sampling
+from learnerfit.domain.promotion import PromotionSettings
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.client import RegistryAccess, RemoteRegistry
@@ -22,6 +23,7 @@ from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
 from trainer.evaluate import EVAL_TEMPERATURE, HeldOutEvaluator, summary
+from trainer.promotion import PromotionGate
 from trainer.sft import evaluate as evaluate_learner, learner_path
 
 
@@ -40,6 +42,7 @@ class TrainerSettings(ServiceSettings):
                                      "trainer registers through its Register call (the service is the index's one "
                                      "writer; registry_dir is then the volume both share); without, it writes the "
                                      "index in registry_dir itself.")
+    promotion: PromotionSettings = PromotionSettings()
     stage: StageSettings = StageSettings(max_batch=256)
 
 
@@ -47,12 +50,17 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
     registry = RemoteRegistry(settings.registry.client(), settings.registry_dir) if settings.registry.target \
         else CheckpointRegistry(settings.registry_dir)
     evaluator = HeldOutEvaluator(settings.train, settings.cache_dir)
-    trainer = ContinuousTrainer(registry, settings.train, settings.train_every, evaluator)
-    newest = registry.latest()
-    if newest is not None:
-        # Announced again at start: a trainer killed between registering and announcing must not leave the learner
-        # services on an older checkpoint (an announcement they have seen is recognised by its version).
-        context.bus.publish([(topics.CHECKPOINTS, newest)])
+    gate = PromotionGate(registry, evaluator, settings.promotion)
+    if settings.train_every:
+        gate.check_size()  # training on its own, it must be able to tell a worse checkpoint from noise
+    trainer = ContinuousTrainer(registry, settings.train, settings.train_every, evaluator, gate)
+    # A trainer killed mid-promotion left its checkpoint pending: decided now. Then the newest record and the
+    # followed one are announced again (a trainer killed between deciding and announcing must not leave the learner
+    # services on an older checkpoint; an announcement they have seen is recognised by its version and state).
+    gate.settle()
+    again = {c.version: c for c in (registry.latest(), registry.followed()) if c is not None}
+    if again:
+        context.bus.publish([(topics.CHECKPOINTS, c) for c in again.values()])
 
     def train(request: services_pb2.TrainRequest) -> services_pb2.TrainResponse:
         source = request.WhichOneof("examples_from")

@@ -35,7 +35,8 @@ class TrainSettings(Section):
     eval_max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens per held-out sample; a sample cut "
                                                                     "there is counted as truncated.")
     eval_family: str = Field("basic_arithmetic", description="reasoning-gym family of the held-out problems (drawn "
-                                                             "from a seed no batch uses; basic_arithmetic kept easy).")
+                                                             "from a seed no batch uses; basic_arithmetic kept easy), "
+                                                             "or a JSONL file of them (its first eval_problems rows).")
     evaluator: EngineOptions = Field(
         EngineOptions(), description="The engine held-out Avg@k samples train.base_model and its checkpoints on, "
         "kept between evaluations: transformers (give torch_threads, or device cuda on a GPU pod) or vllm (adapter "

@@ -22,6 +22,7 @@ from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2
 from trainer.config import TrainSettings
 from trainer.evaluate import HeldOutEvaluator
+from trainer.promotion import PromotionGate
 from trainer.sft import train_and_register
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,11 @@ log = logging.getLogger(__name__)
 
 class ContinuousTrainer:
     def __init__(self, registry: CheckpointRegistry, settings: TrainSettings, train_every: int,
-                 evaluator: HeldOutEvaluator):
+                 evaluator: HeldOutEvaluator, gate: PromotionGate):
         self.registry = registry
         self.settings = settings
         self.evaluator = evaluator
+        self.gate = gate
         self.train_every = train_every  # 0: only when asked (the Train RPC)
         self._held: OrderedDict[str, records_pb2.CuratedExample] = OrderedDict()
         # Examples some registered checkpoint was trained on (batch id kept for wait_for).
@@ -120,11 +122,13 @@ class ContinuousTrainer:
 
     def _train(self, examples: Sequence[records_pb2.CuratedExample], start_from: str,
                settings: TrainSettings | None = None) -> records_pb2.Checkpoint:
+        self.gate.settle()  # what an earlier failure left pending is decided before anything trains on top of it
         checkpoint = train_and_register(self.registry, examples, settings or self.settings, start_from,
-                                        self.evaluator)
+                                        self.evaluator, promotion=self.gate.registered_as())
         with self._changed:
             for example in examples:
                 self._held.pop(example.id, None)  # released: the runner may now commit past them
                 self._trained[example.id] = example.batch_id
         log.info("registered %s %s", checkpoint.version, dict(checkpoint.eval))
-        return checkpoint
+        # Registered, so never trained again; if deciding fails it stays pending and is decided next time.
+        return self.gate.decide(checkpoint)

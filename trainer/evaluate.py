@@ -12,7 +12,7 @@ from pathlib import Path
 
 from learnerfit.domain.answers import extract_final_answer, extract_first_answer
 from learnerfit.domain.inference import SamplingParams, TextGenerator
-from learnerfit.domain.problems import family_options, from_reasoning_gym
+from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
 from learnerfit.domain.prompts import learner_conversation
 from learnerfit.models.answers import AnswerChecker
 from learnerfit.models.factory import LearnerModels, make_text_generator
@@ -91,6 +91,8 @@ class HeldOutEvaluator:
         settings = self.settings
         if not settings.eval_problems:
             return []
+        if settings.eval_family.endswith(".jsonl"):  # the team's own held-out set
+            return from_jsonl(Path(settings.eval_family))[: settings.eval_problems]
         return from_reasoning_gym(settings.eval_family, settings.eval_problems, seed=HELD_OUT_SEED,
                                   options=family_options(settings.eval_family))
 
@@ -99,13 +101,24 @@ class HeldOutEvaluator:
         return self._learners.load(str(model))
 
     def __call__(self, model: Path | str) -> dict[str, float]:
+        samples = self.judge(model)
+        return {f"avg@{self.settings.eval_k}": summary(samples, self.settings.eval_k)[f"avg@{self.settings.eval_k}"]
+                } if samples else {}
+
+    def judge(self, model: Path | str) -> list[services_pb2.HeldOutSample]:
+        """Every judged sample of `model` on the trainer's own held-out problems (none when eval_problems is 0)."""
         if not self.problems:
-            return {}
-        generator = self.generator(model)
+            return []
         log.info("held-out avg@%d of %s on %s (%s)", self.settings.eval_k, model, self.settings.evaluator.backend,
                  self.settings.evaluator.device)
-        return {f"avg@{self.settings.eval_k}": avg_at_k(generator, self.problems, k=self.settings.eval_k,
-                                                        max_new_tokens=self.settings.eval_max_new_tokens)}
+        return held_out_samples(self.generator(model), self.problems, k=self.settings.eval_k,
+                                max_new_tokens=self.settings.eval_max_new_tokens)
+
+    def evidence_key(self) -> dict[str, object]:
+        """What makes two evaluations comparable sample by sample: the same problems, k, cap and sampling."""
+        s = self.settings
+        return {"eval_family": s.eval_family, "eval_problems": s.eval_problems, "eval_k": s.eval_k,
+                "eval_max_new_tokens": s.eval_max_new_tokens, "temperature": EVAL_TEMPERATURE, "seed": 0}
 
     def samples(self, model: Path | str, problems: Sequence[records_pb2.Problem], k: int = 0,
                 max_new_tokens: int = 0) -> list[services_pb2.HeldOutSample]:

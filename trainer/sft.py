@@ -24,9 +24,9 @@ from prometheus_client import Counter, Gauge
 from learnerfit.errors import FailedPrecondition
 from learnerfit.registry.store import PICKLE_SUFFIXES, CheckpointRegistry
 from learnerfit.section import add_flags, from_flags
-from learnerfit.v1 import records_pb2
+from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
-from trainer.evaluate import HeldOutEvaluator
+from trainer.evaluate import HeldOutEvaluator, summary
 
 log = logging.getLogger(__name__)
 TRAIN_LOSS = Gauge("learnerfit_trainer_loss", "Training loss at the latest logged step.")
@@ -180,15 +180,15 @@ def learner_path(registry: CheckpointRegistry, version: str, base_model: str) ->
 
 def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: str = "") -> tuple[str, str]:
     """(name, what to load) of the learner to fine-tune next: `start_from` ("base" or a registered version), else the
-    newest registered checkpoint, else the base. A registry whose checkpoints grew from another base model is
-    refused: training on would mix two learners."""
+    checkpoint the learner services follow (the promoted one promoted last), else the base. A registry whose
+    checkpoints grew from another base model is refused: training on would mix two learners."""
     if start_from == "base":
         return "base", base_model
-    latest = registry.get(start_from) if start_from else registry.latest()
+    latest = registry.get(start_from) if start_from else registry.followed()
     if latest is None:
         return "base", base_model
     if latest.base_model != base_model:
-        raise FailedPrecondition(f"the registry's newest checkpoint {latest.version} was trained from "
+        raise FailedPrecondition(f"the registry's followed checkpoint {latest.version} was trained from "
                                  f"{latest.base_model!r}, not the trainer's base_model {base_model!r}: use another "
                                  "registry, or set train.base_model to match")
     return latest.version, str(registry.path_of(latest))
@@ -196,17 +196,25 @@ def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: st
 
 def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_pb2.CuratedExample],
                        settings: TrainSettings, start_from: str = "",
-                       evaluator: HeldOutEvaluator | None = None) -> records_pb2.Checkpoint:
-    """Fine-tunes the newest learner (the registry's newest checkpoint, else the base model), evaluates it on
-    held-out problems and registers it: all or nothing.
+                       evaluator: HeldOutEvaluator | None = None,
+                       promotion: records_pb2.Promotion | None = None) -> records_pb2.Checkpoint:
+    """Fine-tunes the learner (the registry's followed checkpoint, else the base model, or `start_from`), evaluates
+    it on held-out problems and registers it, with `promotion` as its state (pending while a gate decides): all or
+    nothing. Every judged held-out sample goes with the checkpoint (HELD_OUT_FILE): the evidence a promotion decision
+    compares.
 
     The one training path: `python -m trainer.sft` and the trainer service (which `learnerfit run --rounds` asks).
     """
+    evaluator = evaluator or HeldOutEvaluator(settings)
     name, start = newest_learner(registry, settings.base_model, start_from)
     log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
         out, kind, metrics = train(examples, start, Path(scratch) / "checkpoint", settings)
-        eval_results = (evaluator or HeldOutEvaluator(settings))(out)
+        samples = evaluator.judge(out)
+        eval_results = {f"avg@{settings.eval_k}": summary(samples, settings.eval_k)[f"avg@{settings.eval_k}"]} \
+            if samples else {}
+        if samples:
+            write_held_out(out, evaluator.evidence_key(), samples)
         log.info("held-out %s", eval_results)
         recipe = records_pb2.TrainingRecipe(
             start_from=name, seed=settings.seed, epochs=0.0 if settings.max_steps else settings.epochs,
@@ -214,7 +222,29 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
         return registry.register(
             out, base_model=settings.base_model, kind=kind,
             example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
-            eval_results=eval_results, training=recipe)
+            eval_results=eval_results, training=recipe, promotion=promotion)
+
+
+HELD_OUT_FILE = "held_out.json"  # in a checkpoint's folder: its judged held-out samples and how they were drawn
+
+
+def write_held_out(folder: Path, key: dict, samples: Sequence) -> None:
+    from google.protobuf.json_format import MessageToDict
+
+    (folder / HELD_OUT_FILE).write_text(json.dumps({"key": key, "samples": [MessageToDict(s) for s in samples]}))
+
+
+def read_held_out(folder: Path, key: dict) -> list | None:
+    """The samples stored with a checkpoint, if they were drawn as `key` says (else None: evaluate again)."""
+    from google.protobuf.json_format import ParseDict
+
+    path = folder / HELD_OUT_FILE
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("key") != key:
+        return None
+    return [ParseDict(s, services_pb2.HeldOutSample()) for s in stored["samples"]]
 
 
 def load_examples(path: Path) -> list[records_pb2.CuratedExample]:

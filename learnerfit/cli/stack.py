@@ -14,6 +14,7 @@ from typing import Any
 from learnerfit.cli.addresses import CALLABLE, target_flag
 from learnerfit.cli.batches import add_problem_options, export_batch, submit_request, wait_for_batch
 from learnerfit.cli.output import console, print_batch, say
+from learnerfit.domain.promotion import PromotionSettings
 from learnerfit.errors import InvalidInput
 from learnerfit.local.processes import channel
 from learnerfit.local.stack import LocalStack, stop_recorded_stack
@@ -44,6 +45,7 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     for name in ("loss_type", "eval_problems", "eval_k", "max_steps", "eval_family"):
         if getattr(args, name, None) is not None:
             train[name] = getattr(args, name)
+    promotion = {"gate": getattr(args, "gate", True)}
     config = {
         # Four problems (x N samples) per generate() call: their rows share the decode slots and
         # prompt prefix, and a call short enough lets scoring start while later problems generate.
@@ -53,7 +55,7 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "refiner": {"oracle": dict(oracle)},
         "style_aligner": {"oracle": dict(oracle), "learner": dict(learner)},  # repair continues with the learner
         # The CLI asks for training (Train) when a round is curated; the trainer never starts on its own here.
-        "trainer": {"registry_dir": registry_dir, "train_every": 0, "train": train},
+        "trainer": {"registry_dir": registry_dir, "train_every": 0, "train": train, "promotion": promotion},
         "registry": {"registry_dir": registry_dir},
     }
     if getattr(args, "engine", "transformers") == "vllm":
@@ -228,6 +230,21 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                        help="held-out problems per checkpoint eval (default: %(default)s)")
     group.add_argument("--eval-k", type=int, default=train.eval_k,
                        help="samples per held-out problem: Avg@k (default: %(default)s)")
+    group.add_argument("--no-gate", dest="gate", action="store_false",
+                       help="follow every new checkpoint at once; by default one is followed only once it measured "
+                            f"not worse than the learner on the held-out problems (by more than "
+                            f"{PromotionSettings().margin}, at {PromotionSettings().confidence:.0%} confidence; at "
+                            f"least {PromotionSettings().min_eval_samples} held-out samples when training on its own)")
+
+
+def check_gate_size(args: argparse.Namespace) -> None:
+    """Training on its own (stream), the gate needs a held-out set large enough to tell: refused before a stack
+    starts rather than by the trainer at its start."""
+    needed = PromotionSettings().min_eval_samples
+    if args.gate and args.eval_problems * args.eval_k < needed:
+        raise InvalidInput("--eval-problems", f"{args.eval_problems} x --eval-k {args.eval_k} = "
+                           f"{args.eval_problems * args.eval_k} held-out samples; the promotion gate needs at least "
+                           f"{needed} to tell a worse checkpoint from noise (or --no-gate)")
 
 
 def register(commands, common: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from learnerfit.cli.addresses import StackAddresses, add_address_options, given_addresses
 from learnerfit.cli.batches import add_problem_options, problems, submit_request
 from learnerfit.cli.output import console, say
-from learnerfit.cli.stack import add_stack_options, add_training_options, make_stack, prepare_models
+from learnerfit.cli.stack import add_stack_options, add_training_options, check_gate_size, make_stack, prepare_models
 from learnerfit.domain import topics
 from learnerfit.domain.problems import from_jsonl
 from learnerfit.errors import InvalidInput
@@ -188,6 +188,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise InvalidInput("--rate/--max-in-flight/--train-every", "rate must be >= 0, the others >= 1")
     submit_request(args)  # bad options fail here, before anything starts
     addresses = given_addresses(args, STREAM_CALLS)
+    if addresses is None:
+        check_gate_size(args)  # a running stack's trainer has its own held-out set and gate
     stack = None
     if addresses is None:
         prepare_models(args.model)

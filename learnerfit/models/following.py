@@ -1,6 +1,8 @@
 """The learner a service runs: its base model, then each checkpoint the trainer announces (or one pinned).
 
-Announcements arrive from the `checkpoints` topic (`announce`); the switch happens
+Announcements arrive from the `checkpoints` topic (`announce`): each checkpoint as registered, then again with each
+promotion decision, and the learner is the promoted one promoted last (a pending or refused checkpoint is never
+followed; learnerfit/domain/promotion.py). The switch happens
 in `current()`, asked at the start of a batch, so in-flight work finishes on the
 model it started with. `sync`, when given, first catches up with announcements
 made before the batch began. Other checkpoints named in a request (`named`) are
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from learnerfit.domain.ids import version_number
+from learnerfit.domain.promotion import followed
 from learnerfit.errors import NotFound
 from learnerfit.models.settings import LearnerSettings
 from learnerfit.v1 import records_pb2
@@ -31,18 +34,18 @@ class FollowedLearner(Generic[Model]):
                  newest: Callable[[], records_pb2.Checkpoint | None] | None = None, pin: str | None = None,
                  max_loaded: int = 2, sync: Callable[[], None] | None = None, base_model: str | None = None):
         """`load` switches the learner to a checkpoint, `load_other` loads one a request names beside it (default:
-        `load`); `lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's newest
-        checkpoint, so a restarted stack goes on from where training left off before any new announcement;
+        `load`); `lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's followed
+        checkpoint (the promoted one promoted last), so a restarted stack goes on from where training left off before any new announcement;
         `base_model` is what `base` was loaded from, so a request can still name the base once the learner moved on."""
         self.version, self.model = base_name, base
-        self._base_name, self._base_model = base_name, base_model
+        self._base_name, self._base, self._base_model = base_name, base, base_model
         self._load = load
         self._load_other = load_other or load
         self._lookup = lookup  # the registry's GetCheckpoint, for versions not announced here
         self._pin = pin
         self._sync = sync
         self._max_loaded = max_loaded
-        self._announced: dict[str, records_pb2.Checkpoint] = {}  # what the stream follows: the newest of these
+        self._announced: dict[str, records_pb2.Checkpoint] = {}  # each version's latest announcement
         self._looked_up_cache: dict[str, records_pb2.Checkpoint] = {}  # found through the registry, not followed
         self._loaded: OrderedDict[str, Model] = OrderedDict()
         self._lock = threading.Lock()
@@ -56,7 +59,8 @@ class FollowedLearner(Generic[Model]):
             self._announced[checkpoint.version] = checkpoint
 
     def current(self) -> tuple[str, Model]:
-        """(version or base name, model), after switching to the newest announced (or the pinned) checkpoint."""
+        """(version or base name, model), after switching to the followed (or the pinned) checkpoint: the promoted
+        one promoted last; the base model again when every checkpoint it followed was rolled back."""
         if self._sync is not None:
             self._sync()
         with self._lock:
@@ -65,6 +69,9 @@ class FollowedLearner(Generic[Model]):
                 log.info("learner now %s (%s)", target.version, target.uri)
                 self.model = self._load(target.uri)
                 self.version = target.version
+            elif target is None and self.version != self._base_name:
+                log.info("learner now the base model again (%s was rolled back)", self.version)
+                self.version, self.model = self._base_name, self._base
             return self.version, self.model
 
     def named(self, version: str) -> tuple[str, Model]:
@@ -88,9 +95,7 @@ class FollowedLearner(Generic[Model]):
     def _target(self) -> records_pb2.Checkpoint | None:
         if self._pin:
             return self._announced.get(self._pin) or self._looked_up(self._pin)
-        if not self._announced:
-            return None
-        return max(self._announced.values(), key=lambda c: version_number(c.version))
+        return followed(self._announced.values())
 
     def _looked_up(self, version: str) -> records_pb2.Checkpoint:
         if version in self._looked_up_cache:

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 from pydantic import Field
 
+from learnerfit.domain.promotion import followed
 from learnerfit.errors import from_status
 from learnerfit.section import Section
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
@@ -52,6 +53,13 @@ class RegistryClient:
         except grpc.RpcError as exc:
             raise _error(exc, self.target) from None
 
+    def set_promotion(self, version: str, promotion: records_pb2.Promotion) -> records_pb2.Checkpoint:
+        try:
+            return self._stub.SetPromotion(services_pb2.SetPromotionRequest(version=version, promotion=promotion),
+                                           timeout=self.timeout_s, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+
     def close(self) -> None:
         self._channel.close()
 
@@ -77,15 +85,22 @@ class RemoteRegistry:
     def path_of(self, checkpoint: records_pb2.Checkpoint) -> Path:
         return Path(checkpoint.uri)  # the volume is mounted at the same path in both pods
 
+    def followed(self) -> records_pb2.Checkpoint | None:
+        return followed(self.list())
+
+    def set_promotion(self, version: str, promotion: records_pb2.Promotion) -> records_pb2.Checkpoint:
+        return self.client.set_promotion(version, promotion)
+
     def register(self, source: Path, *, base_model: str, kind: int, example_ids=(), policy: str = "",
-                 eval_results=None, training: records_pb2.TrainingRecipe | None = None) -> records_pb2.Checkpoint:
+                 eval_results=None, training: records_pb2.TrainingRecipe | None = None,
+                 promotion: records_pb2.Promotion | None = None) -> records_pb2.Checkpoint:
         name = f"{uuid.uuid4().hex}"
         incoming = self.shared_root / "incoming" / name
         shutil.copytree(source, incoming)  # plain files on the shared volume; the index is the registry's
         try:
             return self.client.register(services_pb2.RegisterRequest(
                 source=f"incoming/{name}", base_model=base_model, kind=kind, example_ids=list(example_ids),
-                policy=policy, eval=dict(eval_results or {}), training=training))
+                policy=policy, eval=dict(eval_results or {}), training=training, promotion=promotion))
         finally:
             shutil.rmtree(incoming, ignore_errors=True)  # registered (copied into place) or refused
 
@@ -120,11 +135,12 @@ class RegistryAccess(Section):
         return self.client().get if self.target else None
 
     def newest(self) -> records_pb2.Checkpoint | None:
-        """The newest registered checkpoint, None when there is none or no registry is configured."""
+        """The checkpoint the learner follows (the promoted one promoted last), None when there is none or no
+        registry is configured."""
         if not self.target:
             return None
         client = self.client()
         try:
-            return next(reversed(list(client.list())), None)
+            return followed(client.list())
         finally:
             client.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToJson, Parse
 
 from learnerfit.domain.ids import version_number
+from learnerfit.domain.promotion import followed
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
 
@@ -33,12 +34,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     policy      TEXT NOT NULL,
     eval        TEXT NOT NULL,   -- JSON object
     created_at  REAL NOT NULL,
-    training    TEXT NOT NULL DEFAULT '{}'  -- JSON of a TrainingRecipe
+    training    TEXT NOT NULL DEFAULT '{}',  -- JSON of a TrainingRecipe
+    promotion   TEXT NOT NULL DEFAULT '{}'   -- JSON of a Promotion
 )
 """
 # Columns added after the first schema, for indexes an older release created (each added once, empty for old rows).
-_ADDED_COLUMNS = {"training": "TEXT NOT NULL DEFAULT '{}'"}
-_COLUMNS = "number, base_model, kind, example_ids, policy, eval, created_at, training"
+_ADDED_COLUMNS = {"training": "TEXT NOT NULL DEFAULT '{}'", "promotion": "TEXT NOT NULL DEFAULT '{}'"}
+_COLUMNS = "number, base_model, kind, example_ids, policy, eval, created_at, training, promotion"
 
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
@@ -105,7 +107,10 @@ class CheckpointRegistry:
 
     def register(self, source: Path, *, base_model: str, kind: int, example_ids: Sequence[str] = (),
                  policy: str = "", eval_results: Mapping[str, float] | None = None,
-                 training: records_pb2.TrainingRecipe | None = None) -> records_pb2.Checkpoint:
+                 training: records_pb2.TrainingRecipe | None = None,
+                 promotion: records_pb2.Promotion | None = None) -> records_pb2.Checkpoint:
+        """Copies `source` in as the next version; `promotion` is its state from the start (e.g. pending while the
+        trainer's gate compares it with the learner)."""
         if not self.writer:
             raise FailedPrecondition(f"registry {self.root} is open for reading only")
         source = Path(source)
@@ -124,10 +129,11 @@ class CheckpointRegistry:
             number = (db.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints").fetchone()[0]) + 1
             final = self.root / "checkpoints" / f"v{number}"
             staging.rename(final)
-            db.execute(f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute(f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (number, base_model, kind, json.dumps(list(example_ids)), policy,
                         json.dumps(dict(eval_results or {})), time.time(),
-                        MessageToJson(training or records_pb2.TrainingRecipe(), indent=None)))
+                        MessageToJson(training or records_pb2.TrainingRecipe(), indent=None),
+                        self._decided(db, promotion or records_pb2.Promotion())))
             db.execute("COMMIT")  # the checkpoint exists from here on, not before
         except BaseException:
             if db.in_transaction:
@@ -137,6 +143,48 @@ class CheckpointRegistry:
         finally:
             db.close()
         return self.get(f"v{number}")
+
+    def set_promotion(self, version: str, promotion: records_pb2.Promotion) -> records_pb2.Checkpoint:
+        """Records a promotion decision on a registered checkpoint (a promoted one gets the next sequence number, so
+        it is followed from now on). A row update: any registry instance may make it beside the writer's
+        registrations."""
+        number = version_number(version)
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute("SELECT promotion FROM checkpoints WHERE number = ?", (number,)).fetchall()
+            if not rows:
+                raise NotFound(f"no checkpoint {version} in {self.root}")
+            previous = Parse(rows[0][0], records_pb2.Promotion())
+            db.execute("UPDATE checkpoints SET promotion = ? WHERE number = ?",
+                       (self._decided(db, promotion, previous.sequence), number))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+        return self.get(version)
+
+    @staticmethod
+    def _decided(db: sqlite3.Connection, promotion: records_pb2.Promotion, sequence: int = 0) -> str:
+        """The promotion as stored: stamped with its time; a promoted one gets the next sequence number, any other
+        keeps the one it had (numbers are never reused)."""
+        decided = records_pb2.Promotion()
+        decided.CopyFrom(promotion)
+        if decided.state != records_pb2.PROMOTION_STATE_UNSPECIFIED:
+            decided.decided_at.GetCurrentTime()
+        decided.sequence = sequence
+        if decided.state == records_pb2.PROMOTION_STATE_PROMOTED:
+            stored = [Parse(row[0], records_pb2.Promotion()) for row in db.execute("SELECT promotion FROM checkpoints")]
+            decided.sequence = 1 + max((p.sequence for p in stored), default=0)
+        return MessageToJson(decided, indent=None)
+
+    def followed(self) -> records_pb2.Checkpoint | None:
+        """The checkpoint the learner services follow (learnerfit/domain/promotion.py: the promoted one promoted
+        last)."""
+        return followed(self.list())
 
     def register_incoming(self, source: str, **metadata) -> records_pb2.Checkpoint:
         """Registers `incoming/<name>` (a folder a remote trainer wrote on the shared volume), then removes it."""
@@ -184,11 +232,12 @@ class CheckpointRegistry:
         return path
 
     def _checkpoint(self, row) -> records_pb2.Checkpoint:
-        number, base_model, kind, example_ids, policy, eval_json, created_at, training = row
+        number, base_model, kind, example_ids, policy, eval_json, created_at, training, promotion = row
         checkpoint = records_pb2.Checkpoint(version=f"v{number}", base_model=base_model, kind=kind,
                                             path=f"checkpoints/v{number}", example_ids=json.loads(example_ids),
                                             policy=policy, eval=json.loads(eval_json),
                                             uri=str(self.root / "checkpoints" / f"v{number}"),
-                                            training=Parse(training, records_pb2.TrainingRecipe()))
+                                            training=Parse(training, records_pb2.TrainingRecipe()),
+                                            promotion=Parse(promotion, records_pb2.Promotion()))
         checkpoint.created_at.FromNanoseconds(int(created_at * 1e9))
         return checkpoint

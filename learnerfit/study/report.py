@@ -19,7 +19,7 @@ from typing import Any
 
 from learnerfit.domain.drift import set_rsr
 from learnerfit.domain.records import mode_name, origin_name
-from learnerfit.study.stats import (
+from learnerfit.domain.stats import (
     PairedDifference,
     accuracy_interval,
     detectable_difference,
@@ -392,7 +392,7 @@ def write_plots(study: Study, folder: Path) -> dict[str, Path]:
     ax.set_xlabel("learner perplexity (log scale; lower: closer to how the learner writes)")
     ax.set_ylabel("reward model score")
     ax.set_title("Quality against compatibility (large dots: verified correct)")
-    ax.legend(fontsize=8)
+    _legend(ax)
     save(fig, "reward_vs_ppl")
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -423,7 +423,7 @@ def write_plots(study: Study, folder: Path) -> dict[str, Path]:
     ax.set_xticks(range(1, 5), ["first", "second", "third", "last"])
     ax.set_xlabel("quarter of the solution")
     ax.set_ylabel("learner perplexity")
-    ax.legend(fontsize=8)
+    _legend(ax)
     save(fig, "segment_ppl")
 
     tokens = top_loss_tokens(study.candidates)
@@ -444,6 +444,11 @@ def write_plots(study: Study, folder: Path) -> dict[str, Path]:
     ax.set_ylabel("LaTeX per word")
     save(fig, "latex_density")
     return paths
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:  # a study with no scored candidates draws none
+        ax.legend(fontsize=8)
 
 
 # -- documents -----------------------------------------------------------------------------------------------------

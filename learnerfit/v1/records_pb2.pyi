@@ -42,6 +42,14 @@ class CheckpointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHECKPOINT_KIND_ADAPTER: _ClassVar[CheckpointKind]
     CHECKPOINT_KIND_FULL: _ClassVar[CheckpointKind]
 
+class PromotionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMOTION_STATE_UNSPECIFIED: _ClassVar[PromotionState]
+    PROMOTION_STATE_PENDING: _ClassVar[PromotionState]
+    PROMOTION_STATE_PROMOTED: _ClassVar[PromotionState]
+    PROMOTION_STATE_NOT_PROMOTED: _ClassVar[PromotionState]
+    PROMOTION_STATE_ROLLED_BACK: _ClassVar[PromotionState]
+
 class BatchState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BATCH_STATE_UNSPECIFIED: _ClassVar[BatchState]
@@ -66,6 +74,11 @@ VERDICT_CHECK_FAILED: Verdict
 CHECKPOINT_KIND_UNSPECIFIED: CheckpointKind
 CHECKPOINT_KIND_ADAPTER: CheckpointKind
 CHECKPOINT_KIND_FULL: CheckpointKind
+PROMOTION_STATE_UNSPECIFIED: PromotionState
+PROMOTION_STATE_PENDING: PromotionState
+PROMOTION_STATE_PROMOTED: PromotionState
+PROMOTION_STATE_NOT_PROMOTED: PromotionState
+PROMOTION_STATE_ROLLED_BACK: PromotionState
 BATCH_STATE_UNSPECIFIED: BatchState
 BATCH_STATE_RUNNING: BatchState
 BATCH_STATE_COMPLETE: BatchState
@@ -274,7 +287,7 @@ class CurationDecision(_message.Message):
     def __init__(self, id: _Optional[str] = ..., problem_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., policy: _Optional[str] = ..., candidates: _Optional[int] = ..., correct_candidates: _Optional[int] = ..., curated: _Optional[bool] = ..., chosen_trajectory_id: _Optional[str] = ..., reason: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at", "uri", "training")
+    __slots__ = ("version", "base_model", "kind", "path", "example_ids", "policy", "eval", "created_at", "uri", "training", "promotion")
     class EvalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +305,7 @@ class Checkpoint(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
     version: str
     base_model: str
     kind: CheckpointKind
@@ -302,7 +316,34 @@ class Checkpoint(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     uri: str
     training: TrainingRecipe
-    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ..., training: _Optional[_Union[TrainingRecipe, _Mapping]] = ...) -> None: ...
+    promotion: Promotion
+    def __init__(self, version: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[CheckpointKind, str]] = ..., path: _Optional[str] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uri: _Optional[str] = ..., training: _Optional[_Union[TrainingRecipe, _Mapping]] = ..., promotion: _Optional[_Union[Promotion, _Mapping]] = ...) -> None: ...
+
+class Promotion(_message.Message):
+    __slots__ = ("state", "reason", "decided_by", "compared_with", "accuracy", "compared_accuracy", "difference_low", "confidence", "samples", "sequence", "decided_at")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_WITH_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_LOW_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    state: PromotionState
+    reason: str
+    decided_by: str
+    compared_with: str
+    accuracy: float
+    compared_accuracy: float
+    difference_low: float
+    confidence: float
+    samples: int
+    sequence: int
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[_Union[PromotionState, str]] = ..., reason: _Optional[str] = ..., decided_by: _Optional[str] = ..., compared_with: _Optional[str] = ..., accuracy: _Optional[float] = ..., compared_accuracy: _Optional[float] = ..., difference_low: _Optional[float] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ..., sequence: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TrainingRecipe(_message.Message):
     __slots__ = ("start_from", "seed", "epochs", "max_steps", "learning_rate", "steps")

@@ -210,8 +210,16 @@ class HeldOutSample(_message.Message):
     first_correct: bool
     def __init__(self, problem_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., text: _Optional[str] = ..., answer: _Optional[str] = ..., verdict: _Optional[_Union[_records_pb2.Verdict, str]] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., first_answer: _Optional[str] = ..., first_correct: _Optional[bool] = ...) -> None: ...
 
+class SetPromotionRequest(_message.Message):
+    __slots__ = ("version", "promotion")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    promotion: _records_pb2.Promotion
+    def __init__(self, version: _Optional[str] = ..., promotion: _Optional[_Union[_records_pb2.Promotion, _Mapping]] = ...) -> None: ...
+
 class RegisterRequest(_message.Message):
-    __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval", "training")
+    __slots__ = ("source", "base_model", "kind", "example_ids", "policy", "eval", "training", "promotion")
     class EvalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +234,7 @@ class RegisterRequest(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
     source: str
     base_model: str
     kind: _records_pb2.CheckpointKind
@@ -233,7 +242,8 @@ class RegisterRequest(_message.Message):
     policy: str
     eval: _containers.ScalarMap[str, float]
     training: _records_pb2.TrainingRecipe
-    def __init__(self, source: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.CheckpointKind, str]] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., training: _Optional[_Union[_records_pb2.TrainingRecipe, _Mapping]] = ...) -> None: ...
+    promotion: _records_pb2.Promotion
+    def __init__(self, source: _Optional[str] = ..., base_model: _Optional[str] = ..., kind: _Optional[_Union[_records_pb2.CheckpointKind, str]] = ..., example_ids: _Optional[_Iterable[str]] = ..., policy: _Optional[str] = ..., eval: _Optional[_Mapping[str, float]] = ..., training: _Optional[_Union[_records_pb2.TrainingRecipe, _Mapping]] = ..., promotion: _Optional[_Union[_records_pb2.Promotion, _Mapping]] = ...) -> None: ...
 
 class ListCheckpointsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -787,6 +787,11 @@ class RegistryStub:
                 request_serializer=learnerfit_dot_v1_dot_services__pb2.RegisterRequest.SerializeToString,
                 response_deserializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
                 _registered_method=True)
+        self.SetPromotion = channel.unary_unary(
+                '/learnerfit.v1.Registry/SetPromotion',
+                request_serializer=learnerfit_dot_v1_dot_services__pb2.SetPromotionRequest.SerializeToString,
+                response_deserializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -814,6 +819,14 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPromotion(self, request, context):
+        """Records a promotion decision (the trainer's gate, or an operator's promote or roll back) and announces the
+        checkpoint on the checkpoints topic, so every learner service follows the same one. Any registry takes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -830,6 +843,11 @@ def add_RegistryServicer_to_server(servicer, server):
             'Register': grpc.unary_unary_rpc_method_handler(
                     servicer.Register,
                     request_deserializer=learnerfit_dot_v1_dot_services__pb2.RegisterRequest.FromString,
+                    response_serializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.SerializeToString,
+            ),
+            'SetPromotion': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPromotion,
+                    request_deserializer=learnerfit_dot_v1_dot_services__pb2.SetPromotionRequest.FromString,
                     response_serializer=learnerfit_dot_v1_dot_records__pb2.Checkpoint.SerializeToString,
             ),
     }
@@ -914,6 +932,33 @@ class Registry:
             target,
             '/learnerfit.v1.Registry/Register',
             learnerfit_dot_v1_dot_services__pb2.RegisterRequest.SerializeToString,
+            learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPromotion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerfit.v1.Registry/SetPromotion',
+            learnerfit_dot_v1_dot_services__pb2.SetPromotionRequest.SerializeToString,
             learnerfit_dot_v1_dot_records__pb2.Checkpoint.FromString,
             options,
             channel_credentials,

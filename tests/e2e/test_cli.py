@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.v1 import records_pb2
 
 
 def _cli(stack_dir, *args, timeout=180) -> subprocess.CompletedProcess:
@@ -110,7 +111,7 @@ def test_stream_feeds_chunks_trains_every_n_curated_and_drains_at_the_end(tiny_s
     registry = tmp_path / "registry"
     stream = _cli(tmp_path / "stack", "stream", "--model", str(tiny_solver), "--registry", str(registry),
                   "--file", str(problems), "--count", "2", "--samples", "2", "--max-new-tokens", "16",
-                  "--train-every", "4", "--report-every", "1", "--eval-problems", "2", "--eval-k", "1",
+                  "--train-every", "4", "--report-every", "1", "--eval-problems", "16", "--eval-k", "4",
                   timeout=600)
     assert stream.returncode == 0, stream.stderr[-3000:]
     last = stream.stdout.strip().splitlines()[-1]
@@ -121,3 +122,14 @@ def test_stream_feeds_chunks_trains_every_n_curated_and_drains_at_the_end(tiny_s
     assert "v1" in listed.stdout, listed.stdout + listed.stderr
     trained = [eid for checkpoint in CheckpointRegistry(registry).list() for eid in checkpoint.example_ids]
     assert len(trained) == len(set(trained)) == 6, "each curated example in exactly one checkpoint"
+    # Each checkpoint went through the promotion gate (the tiny learner is wrong on every held-out problem, before
+    # and after: not worse, so promoted).
+    decided = [(c.promotion.state, c.promotion.decided_by) for c in CheckpointRegistry(registry).list()]
+    assert decided and set(decided) == {(records_pb2.PROMOTION_STATE_PROMOTED, "gate")}, decided
+
+
+def test_stream_refuses_a_held_out_set_too_small_for_the_promotion_gate_before_starting_anything(tmp_path):
+    stream = _cli(tmp_path, "stream", "--eval-problems", "2", "--eval-k", "1", "--count", "2")
+    assert stream.returncode == 1 and "--eval-problems" in stream.stderr, stream.stderr[-2000:]
+    assert "2 held-out samples; the promotion gate needs at least 64" in stream.stderr and "--no-gate" in stream.stderr
+    assert not (tmp_path / ".learnerfit").exists()

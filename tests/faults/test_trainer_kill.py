@@ -1,5 +1,6 @@
-"""The trainer as a process, SIGKILLed while it trains and as if killed between registering and committing:
-each curated example set gives exactly one checkpoint, and no example is trained on twice."""
+"""The trainer as a process, SIGKILLed while it trains, while it decides a checkpoint's promotion, and as if killed
+between registering and committing: each curated example set gives exactly one checkpoint, no example is trained on
+twice, and a checkpoint is announced as followed only once its promotion is decided."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def _checkpoints(registry: Path) -> list[records_pb2.Checkpoint]:
 
 def test_a_killed_trainer_trains_each_example_set_once(tiny_model, tmp_path):
     registry = tmp_path / "registry"
+    # The promotion gate on, with the held-out set it needs to decide on its own (16 x 4; the tiny model is fast).
     stack = LocalStack(tmp_path / "stack", services=("trainer",), start_timeout_s=120, config={"trainer": {
         "registry_dir": str(registry), "train_every": 3,
-        "train": {"base_model": str(tiny_model), "eval_problems": 2, "eval_k": 1}}})
+        "train": {"base_model": str(tiny_model), "eval_problems": 16, "eval_k": 4, "eval_max_new_tokens": 16}}})
     stack.start()
     bus = Bus(stack.state.bootstrap_servers, client_id="trainer-kill-test")
     log = Path(stack.state.services["trainer"].log)
@@ -41,7 +43,18 @@ def test_a_killed_trainer_trains_each_example_set_once(tiny_model, tmp_path):
         stack.kill("trainer")
         assert _checkpoints(registry) == []
         stack.restart("trainer")
-        _wait_until(lambda: len(_checkpoints(registry)) == 1, 180, "the first checkpoint")
+        # Killed again mid-promotion: v1 is registered (pending) and the gate is sampling the base model to
+        # compare; nothing is announced, so no follower takes a checkpoint that was never judged.
+        _wait_until(lambda: f"held-out avg@4 of {tiny_model} " in log.read_text(), 180, "the gate's comparison")
+        stack.kill("trainer")
+        [pending] = _checkpoints(registry)
+        assert pending.promotion.state == records_pb2.PROMOTION_STATE_PENDING
+        assert read_topic(bus, topics.CHECKPOINTS, at_least=0, timeout_s=2) == []
+        stack.restart("trainer")  # decides v1 at start, then announces it
+        _wait_until(lambda: _checkpoints(registry)[0].promotion.state == records_pb2.PROMOTION_STATE_PROMOTED, 180,
+                    "v1 decided")
+        first = [records_pb2.Checkpoint.FromString(r.value) for r in read_topic(bus, topics.CHECKPOINTS, at_least=1)]
+        assert [(c.version, c.promotion.state) for c in first][-1] == ("v1", records_pb2.PROMOTION_STATE_PROMOTED)
 
         # Registered, then the commit is lost: restarted in a group with no commits (the broker refuses to rewind
         # a group for a client outside it), the trainer reads the three examples again and skips them, as the

@@ -87,3 +87,28 @@ def test_the_base_model_can_still_be_named_once_the_learner_has_moved_on():
     unknown_base.current()
     with pytest.raises(InvalidInput):  # without knowing what the base was loaded from, "base" is not a version
         unknown_base.named("base")
+
+
+def _decided(version: str, state: int, sequence: int = 0) -> records_pb2.Checkpoint:
+    checkpoint = _checkpoint(version)
+    checkpoint.promotion.state, checkpoint.promotion.sequence = state, sequence
+    return checkpoint
+
+
+def test_only_promoted_checkpoints_are_followed_the_last_promoted_first_and_a_roll_back_returns_to_the_one_before():
+    load = Loads()
+    learner = FollowedLearner("base", "base-model", load)
+    learner.announce(_decided("v1", records_pb2.PROMOTION_STATE_PENDING))
+    assert learner.current()[0] == "base"  # registered, not yet compared with the learner
+    learner.announce(_decided("v1", records_pb2.PROMOTION_STATE_PROMOTED, sequence=1))
+    learner.announce(_decided("v2", records_pb2.PROMOTION_STATE_NOT_PROMOTED))
+    assert learner.current()[0] == "v1"  # v2 is newer, but measured worse: not followed
+    learner.announce(_decided("v3", records_pb2.PROMOTION_STATE_PROMOTED, sequence=2))
+    learner.announce(_decided("v2", records_pb2.PROMOTION_STATE_PROMOTED, sequence=3))  # an operator's promote
+    assert learner.current()[0] == "v2"  # promoted last, though older than v3
+    learner.announce(_decided("v2", records_pb2.PROMOTION_STATE_ROLLED_BACK, sequence=3))
+    assert learner.current()[0] == "v3"
+    for version in ("v1", "v3"):
+        learner.announce(_decided(version, records_pb2.PROMOTION_STATE_ROLLED_BACK))
+    assert learner.current() == ("base", "base-model")  # nothing promoted is left: the base model, not reloaded
+    assert load.paths == [f"/registry/checkpoints/{v}" for v in ("v1", "v2", "v3")]

@@ -45,7 +45,8 @@ def _trainer(broker, tiny_model, tmp_path, train=None, **overrides):
 
 
 def test_curated_examples_train_register_and_announce_a_checkpoint_once_enough_arrived(broker, tiny_model, tmp_path):
-    with _trainer(broker, tiny_model, tmp_path, train_every=3) as (service, stub, bus):
+    # The promotion gate off (tests/services/test_promotion.py has it on): followed unchecked.
+    with _trainer(broker, tiny_model, tmp_path, train_every=3, promotion={"gate": False}) as (service, stub, bus):
         with pytest.raises(grpc.RpcError) as error:  # nothing arrived yet
             stub.Train(services_pb2.TrainRequest())
         assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -60,6 +61,19 @@ def test_curated_examples_train_register_and_announce_a_checkpoint_once_enough_a
     assert [c.version for c in announced] == ["v1"]
     assert sorted(announced[0].example_ids) == ["example-0", "example-1", "example-2"]
     assert set(announced[0].eval) == {"avg@1"} and announced[0].uri == str(tmp_path / "registry" / "checkpoints" / "v1")
+    assert announced[0].promotion.state == records_pb2.PROMOTION_STATE_PROMOTED
+    assert announced[0].promotion.decided_by == "unchecked" and "promotion.gate is off" in announced[0].promotion.reason
+
+
+def test_training_on_its_own_with_a_held_out_set_too_small_for_the_gate_is_refused_at_start(broker, tiny_model,
+                                                                                            tmp_path):
+    from learnerfit.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as error, _trainer(broker, tiny_model, tmp_path, train_every=3):
+        pass
+    assert error.value.field == "train.eval_problems"
+    assert "2 held-out problems x eval_k 1 = 2 samples" in str(error.value) and "min_eval_samples = 64" in str(
+        error.value)
 
 
 def test_a_train_call_waits_for_its_batch_trains_and_announces_what_it_registered(broker, tiny_model, tmp_path):

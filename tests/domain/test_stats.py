@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from learnerfit.study.stats import ranks, spearman
+from learnerfit.domain.stats import ranks, spearman
 
 
 def test_spearman_is_pearson_on_tie_averaged_ranks_and_refuses_too_few_points():
@@ -22,7 +22,7 @@ def test_spearman_is_pearson_on_tie_averaged_ranks_and_refuses_too_few_points():
 
 
 def test_a_paired_cluster_bootstrap_resamples_problems_and_holm_adjusts_the_pairs():
-    from learnerfit.study.stats import holm, paired_cluster_bootstrap
+    from learnerfit.domain.stats import holm, paired_cluster_bootstrap
 
     # 20 problems x 4 samples, one seed each: arm a right on 3 of 4 everywhere, arm b on 1 of 4.
     a = [{f"p{i}": [True, True, False, True] for i in range(20)}]
@@ -46,7 +46,7 @@ def test_a_paired_cluster_bootstrap_resamples_problems_and_holm_adjusts_the_pair
 
 
 def test_training_seeds_widen_the_interval_by_what_two_checkpoints_of_one_set_differ():
-    from learnerfit.study.stats import accuracy_interval, paired_cluster_bootstrap
+    from learnerfit.domain.stats import accuracy_interval, paired_cluster_bootstrap
 
     # Every problem answered alike within a seed, so resampling problems alone sees no spread; the two seeds of
     # arm a differ by 0.5 (one checkpoint right everywhere, one nowhere), so the seed stage must show it.
@@ -62,7 +62,7 @@ def test_training_seeds_widen_the_interval_by_what_two_checkpoints_of_one_set_di
 
 
 def test_the_detectable_difference_is_the_power_formula_and_planning_reproduces_by_hand():
-    from learnerfit.study.stats import detectable_difference, planned_se
+    from learnerfit.domain.stats import detectable_difference, planned_se
 
     # (z(1 - 0.05 / 2) + z(0.8)) x se = (1.95996 + 0.84162) x 0.05 for one pair; Bonferroni over 6 pairs: z(1-0.05/12)
     assert detectable_difference(0.05, 1) == pytest.approx(2.80158 * 0.05, abs=1e-4)

@@ -54,7 +54,7 @@ Outcomes = Sequence[Mapping[str, Sequence[bool]]]
 @dataclass(frozen=True)
 class PairedDifference:
     difference: float   # accuracy a - b, each arm's accuracy the mean over its seeds
-    low: float          # 95% percentile interval
+    low: float          # percentile interval (95% unless asked otherwise)
     high: float
     p: float            # two-sided
     se: float           # the resampled differences' standard deviation
@@ -82,19 +82,21 @@ def _resampled(arm: Outcomes, problems: Sequence[str], drawn, rng):
     return observed, np.take_along_axis(per_seed.T, seeds, axis=1).mean(1)
 
 
-def _percentiles(draws, resamples: int) -> tuple[float, float]:
+def _percentiles(draws, resamples: int, level: float = 0.95) -> tuple[float, float]:
     import numpy as np
 
-    ordered = np.sort(draws)
-    return float(ordered[int(0.025 * resamples)]), float(ordered[min(resamples - 1, int(0.975 * resamples))])
+    ordered, tail = np.sort(draws), (1 - level) / 2
+    return float(ordered[int(tail * resamples)]), float(ordered[min(resamples - 1, int((1 - tail) * resamples))])
 
 
-def paired_cluster_bootstrap(a: Outcomes, b: Outcomes, *, resamples: int = 2000, seed: int = 0) -> PairedDifference:
+def paired_cluster_bootstrap(a: Outcomes, b: Outcomes, *, resamples: int = 2000, seed: int = 0,
+                             level: float = 0.95) -> PairedDifference:
     """Accuracy a - b on the same held-out problems, resampled in two stages: whole problems with replacement (a
     problem's k samples move together, and each problem carries both arms: paired and clustered), then each arm's
     training seeds with replacement (training noise: two checkpoints of one set differ). With one seed per arm the
     second stage changes nothing and the interval holds evaluation noise only. p is two-sided: twice the smaller
-    share of resampled differences on either side of 0 (at least 1/resamples)."""
+    share of resampled differences on either side of 0 (at least 1/resamples). `level`: the interval's coverage (a
+    one-sided bound at 0.9 is the low end of the 0.8 interval)."""
     import numpy as np
 
     problems = _problems(a, b)
@@ -103,7 +105,7 @@ def paired_cluster_bootstrap(a: Outcomes, b: Outcomes, *, resamples: int = 2000,
     (observed_a, draws_a), (observed_b, draws_b) = _resampled(a, problems, drawn, rng), \
         _resampled(b, problems, drawn, rng)
     draws = draws_a - draws_b
-    low, high = _percentiles(draws, resamples)
+    low, high = _percentiles(draws, resamples, level)
     below, above = int((draws <= 0).sum()), int((draws >= 0).sum())
     p = min(1.0, max(2 * min(below, above), 1) / resamples)
     return PairedDifference(observed_a - observed_b, low, high, p, float(draws.std()))

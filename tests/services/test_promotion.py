@@ -1,0 +1,106 @@
+"""The promotion gate through real services: the trainer registers each checkpoint pending, compares it with the
+learner on its held-out problems, and only a checkpoint that is not worse is followed; the drift scorer, a real
+follower, shows which learner the stack is on. The learner is the tiny model taught to answer 1 + 1, so the
+held-out set (sixteen ways of asking 1 + 1) has a known answer: its own answer taught again helps it (measured:
+0.72 -> 0.98), a set that teaches "Final answer: 3" harms it (-> 0.08)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import grpc
+import pytest
+
+from learnerfit.domain.prompts import training_messages
+from learnerfit.registry.client import RegistryClient
+from learnerfit.registry.store import CheckpointRegistry
+from learnerfit.v1 import records_pb2, services_pb2
+from services.drift_scorer import SPEC as DRIFT_SCORER
+from services.registry import SPEC as REGISTRY
+from services.trainer import SPEC as TRAINER
+from tests.running import running
+
+PROMOTED, NOT_PROMOTED, ROLLED_BACK = (records_pb2.PROMOTION_STATE_PROMOTED, records_pb2.PROMOTION_STATE_NOT_PROMOTED,
+                                       records_pb2.PROMOTION_STATE_ROLLED_BACK)
+ASKED = ["Calculate 1 + 1.", "What is 1 + 1?", "Compute 1 + 1.", "Work out 1 + 1."]
+
+
+def _held_out(folder):
+    path = folder / "held-out.jsonl"
+    path.write_text("".join(json.dumps({"question": f"{q} (case {i})", "answer": "2"}) + "\n"
+                            for i in range(4) for q in ASKED))
+    return path
+
+
+def _set(name: str, answer: str, count: int = 8) -> services_pb2.ExampleSet:
+    examples = []
+    for i in range(count):
+        problem = records_pb2.Problem(id=f"{name}-p{i}", question=f"Calculate 1 + 1. ({name} {i})")
+        examples.append(records_pb2.CuratedExample(id=f"{name}-{i}", problem_id=problem.id, batch_id=name,
+                                                   messages=training_messages(problem, answer), policy=name))
+    return services_pb2.ExampleSet(examples=examples)
+
+
+def _learner(drift) -> str:
+    """The checkpoint the drift scorer measures under now (it catches up with announcements first)."""
+    problem = records_pb2.Problem(id="probe", question="Calculate 1 + 1.", reference_answer="2")
+    trajectory = records_pb2.Trajectory(id="probe", problem=problem, text="1 + 1 = 2\nFinal answer: 2")
+    [scored] = drift.ScoreDrift(services_pb2.ScoreDriftRequest(trajectories=[trajectory]), timeout=60).trajectories
+    return scored.scores.drift_checkpoint
+
+
+def _eventually(read, want, timeout_s: float = 30.0):
+    deadline, seen = time.monotonic() + timeout_s, read()
+    while seen != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = read()
+    return seen
+
+
+@pytest.fixture()
+def stack(broker, tiny_solver, tmp_path):
+    registry_dir = str(tmp_path / "registry")
+    # Full fine-tuning at a high rate, so a few steps on eight examples change what the tiny model answers.
+    train = {"base_model": str(tiny_solver), "eval_family": str(_held_out(tmp_path)), "eval_problems": 16,
+             "eval_k": 4, "lora": False, "learning_rate": 2e-3, "max_steps": 40, "batch_size": 4}
+    prefix = f"t{uuid.uuid4().hex[:8]}-"  # one set of topics for the three
+    with running(REGISTRY, broker, prefix=prefix, registry_dir=registry_dir) as (registry, _, _), \
+            running(TRAINER, broker, prefix=prefix, registry_dir=registry_dir, train_every=0,
+                    train=train) as (_, trainer, _), \
+            running(DRIFT_SCORER, broker, prefix=prefix, learner={"model": str(tiny_solver)},
+                    registry={"target": registry.target}) as (_, drift, _):
+        yield trainer, drift, RegistryClient(registry.target), CheckpointRegistry.reader(tmp_path / "registry")
+
+
+def test_a_harmful_checkpoint_is_registered_but_not_followed_and_an_operator_can_roll_back_and_promote(stack):
+    trainer, drift, client, registry = stack
+    assert _learner(drift) == "base"
+    harmful = trainer.Train(services_pb2.TrainRequest(given=_set("harmful", "Final answer: 3")),
+                            timeout=300).checkpoint
+    promotion = harmful.promotion
+    assert harmful.version == "v1" and promotion.state == NOT_PROMOTED, promotion
+    assert promotion.compared_with == "base" and promotion.decided_by == "gate" and promotion.samples == 64
+    assert promotion.accuracy < promotion.compared_accuracy - 0.05 and promotion.difference_low < -0.05
+    assert "may be worse than base" in promotion.reason and f"{promotion.accuracy:.3f}" in promotion.reason
+    time.sleep(1)  # v1's announcement is on the topic; the follower catches up before it measures
+    assert _learner(drift) == "base"
+
+    helpful = trainer.Train(services_pb2.TrainRequest(given=_set("helpful", "1 + 1 = 2\nFinal answer: 2")),
+                            timeout=300).checkpoint
+    assert helpful.version == "v2" and helpful.promotion.state == PROMOTED, helpful.promotion
+    assert helpful.training.start_from == "base"  # trained from the learner, not from the refused v1
+    assert helpful.promotion.compared_with == "base" and helpful.promotion.sequence == 1
+    assert [c.promotion.state for c in registry.list()] == [NOT_PROMOTED, PROMOTED]
+    assert _eventually(lambda: _learner(drift), "v2") == "v2"
+
+    # An operator, over the registry's API: roll the learner back (to the base model), then promote v1 after all.
+    client.set_promotion("v2", records_pb2.Promotion(state=ROLLED_BACK, decided_by="operator", reason="test"))
+    assert _eventually(lambda: _learner(drift), "base") == "base"
+    promoted = client.set_promotion("v1", records_pb2.Promotion(state=PROMOTED, decided_by="operator", reason="t"))
+    assert promoted.promotion.sequence == 2 and registry.followed().version == "v1"
+    assert _eventually(lambda: _learner(drift), "v1") == "v1"
+    with pytest.raises(grpc.RpcError) as error:
+        client._stub.SetPromotion(services_pb2.SetPromotionRequest(version="v1"), timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "promotion.state" in error.value.details()
