@@ -7,7 +7,8 @@ from google.protobuf.message import Message
 from learnerfit.v1 import records_pb2
 
 _PREFIXES = {records_pb2.Origin: "ORIGIN_", records_pb2.Verdict: "VERDICT_", records_pb2.OracleMode: "ORACLE_MODE_",
-             records_pb2.CheckpointKind: "CHECKPOINT_KIND_", records_pb2.BatchState: "BATCH_STATE_"}
+             records_pb2.CheckpointKind: "CHECKPOINT_KIND_", records_pb2.BatchState: "BATCH_STATE_",
+             records_pb2.PromotionState: "PROMOTION_STATE_"}
 
 
 def enum_name(enum, value: int) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToJson, Parse
 
 from learnerfit.domain.ids import version_number
-from learnerfit.domain.promotion import followed
+from learnerfit.domain.promotion import FOLLOWABLE, followed
+from learnerfit.domain.records import enum_name
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
 
@@ -156,6 +157,9 @@ class CheckpointRegistry:
             if not rows:
                 raise NotFound(f"no checkpoint {version} in {self.root}")
             previous = Parse(rows[0][0], records_pb2.Promotion())
+            if promotion.state == records_pb2.PROMOTION_STATE_ROLLED_BACK and previous.state not in FOLLOWABLE:
+                state = enum_name(records_pb2.PromotionState, previous.state).replace("_", " ")
+                raise FailedPrecondition(f"{version} is {state}: only a promoted checkpoint can be rolled back")
             db.execute("UPDATE checkpoints SET promotion = ? WHERE number = ?",
                        (self._decided(db, promotion, previous.sequence), number))
             db.execute("COMMIT")

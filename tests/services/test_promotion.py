@@ -7,6 +7,8 @@ held-out set (sixteen ways of asking 1 + 1) has a known answer: its own answer t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 
@@ -104,3 +106,20 @@ def test_a_harmful_checkpoint_is_registered_but_not_followed_and_an_operator_can
     with pytest.raises(grpc.RpcError) as error:
         client._stub.SetPromotion(services_pb2.SetPromotionRequest(version="v1"), timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "promotion.state" in error.value.details()
+
+    # The same through the CLI: the list marks the followed one; rollback without a version takes it back.
+    target = ["--registry-target", client.target]
+    listed = _cli("checkpoints", *target, "list")
+    assert "v1 *" in listed.stdout and "not promoted" not in listed.stdout  # v1 was promoted by hand since
+    assert "rolled back (operator)" in listed.stdout and "the learner services follow v1" in listed.stderr
+    rolled = _cli("checkpoints", *target, "rollback", "--reason", "collapsed online")
+    assert rolled.returncode == 0 and "v1 rolled back: the learner services follow the base model" in rolled.stderr
+    assert registry.get("v1").promotion.reason == "collapsed online"
+    assert _eventually(lambda: _learner(drift), "base") == "base"
+    again = _cli("checkpoints", *target, "rollback", "v2")
+    assert again.returncode == 1 and "only a promoted checkpoint can be rolled back" in again.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "learnerfit.cli", *args], capture_output=True, text=True,
+                          timeout=120)
