@@ -78,7 +78,7 @@ def test_a_study_on_a_running_stack_trains_one_checkpoint_per_arm_there(remote, 
     listed = _cli(tmp_path, "checkpoints", "--registry-target", targets["registry"], "list")
     assert listed.returncode == 0, listed.stderr
     for version in checkpoints.values():  # registered by the running stack's trainer, in its registry
-        assert re.search(rf"^\s*{version}\s+adapter", listed.stdout, flags=re.MULTILINE), listed.stdout
+        assert re.search(rf"^\s*{version}(?: \*)?\s+adapter", listed.stdout, flags=re.MULTILINE), listed.stdout
     # Evaluated there on the study's own held-out problem (the file's rows after the first 4, less the 1 + 1 it
     # trains on): what it trained on is not what it is scored on.
     assert state["held_out"]["problems"] == 1 and state["held_out"]["shared_with_training"] == 0

@@ -172,7 +172,8 @@ def test_learnerfit_checkpoints_asks_a_registry_service_given_only_its_address(t
         shown = cli("show", "v2", "--registry-target", service.target)
         both = cli("--registry", str(root), "--registry-target", service.target)
     assert listed.returncode == 0, listed.stderr
-    assert re.findall(r"^\s*(v\d)\s+full", listed.stdout, re.MULTILINE) == ["v1", "v2", "v3"], listed.stdout
+    assert re.findall(r"^\s*(v\d)(?: \*)?\s+full", listed.stdout, re.MULTILINE) == ["v1", "v2", "v3"], listed.stdout
+    assert "v3 *" in listed.stdout  # followed: the newest of those registered before the gate
     assert f"3 checkpoints in the registry at {service.target}" in listed.stdout + listed.stderr
     assert shown.returncode == 0 and json.loads(shown.stdout)["example_ids"] == ["e1"]
     assert both.returncode != 0 and "not both" in both.stderr
@@ -190,8 +191,7 @@ def test_learnerfit_checkpoints_lists_and_shows(tmp_path):
 
     listed = cli("list")
     assert listed.returncode == 0, listed.stderr
-    assert re.search(r"v1\s+adapter\s+\S+ \S+\s+smollm2-135m-instruct\s+1\s+utility\s+avg@4=0.250", listed.stdout), \
-        listed.stdout
+    assert re.search(r"v1 \*\s+adapter\s+\S+ \S+\s+1\s+utility\s+avg@4=0.250", listed.stdout), listed.stdout
     shown = cli("show", "v1")
     assert shown.returncode == 0 and json.loads(shown.stdout)["uri"] == str((root / "checkpoints" / "v1").resolve())
     assert json.loads(shown.stdout)["example_ids"] == ["e1"]
