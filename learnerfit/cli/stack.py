@@ -22,7 +22,7 @@ from learnerfit.models.settings import REWARD_MINILM, SMOLLM2, EngineSettings, O
 from learnerfit.models.weights import ensure_smollm2, reward_model_dir
 from learnerfit.paths import default_cache_dir, default_registry_dir
 from learnerfit.section import choices
-from learnerfit.v1 import services_pb2, services_pb2_grpc
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from trainer.config import PRESETS, TrainSettings
 from trainer.reward_model import ensure_reward_model
 
@@ -185,8 +185,8 @@ def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, sta
         say(f"round {round_number}: learner accuracy {accuracy:.3f}; nothing curated, nothing to train")
         return
     say(f"round {round_number}: the trainer service trains on {status.curated} curated examples")
-    # The trainer registers the checkpoint and announces it; the generator and drift scorer take it up
-    # at their next batch.
+    # The trainer registers the checkpoint, its promotion gate decides, and it announces it; the generator and drift
+    # scorer take it up at their next batch if it was promoted.
     request = services_pb2.TrainRequest(batch=services_pb2.HeldBatch(batch_id=batch_id, min_examples=status.curated))
     checkpoint = trainer.Train(request, timeout=args.timeout).checkpoint
     score = checkpoint.eval.get(f"avg@{args.eval_k}")
@@ -194,6 +194,10 @@ def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, sta
     held_out += f" (base model {base:.3f})" if base is not None and score is not None else ""
     console.print(f"round {round_number}: learner accuracy on its samples {accuracy:.3f}; trained "
                   f"{checkpoint.version} on {len(checkpoint.example_ids)} examples ({args.loss_type}); {held_out}",
+                  highlight=False, soft_wrap=True)
+    promoted = checkpoint.promotion.state == records_pb2.PROMOTION_STATE_PROMOTED
+    console.print(f"round {round_number}: {checkpoint.version} {'promoted' if promoted else 'not promoted'}: "
+                  f"{checkpoint.promotion.reason}" + ("" if promoted else "; the learner stays as it was"),
                   highlight=False, soft_wrap=True)
 
 
