@@ -1,5 +1,6 @@
 """Trainer: fine-tunes the learner on curated examples (TRL SFT, dft or nll), registers each checkpoint and
-announces it on `checkpoints`, which the generator and drift scorer follow."""
+announces it on `checkpoints`, which the generator and drift scorer follow once its promotion gate promoted it;
+watches the promoted learner's accuracy on its own fresh samples and rolls it back when it drops."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
 from trainer.evaluate import EVAL_TEMPERATURE, HeldOutEvaluator, summary
-from trainer.promotion import PromotionGate
+from trainer.promotion import PromotionGate, PromotionWatch
 from trainer.sft import evaluate as evaluate_learner, learner_path
 
 
@@ -108,7 +109,9 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
                                     k=k, max_new_tokens=max_new_tokens)
         return services_pb2.EvaluateResponse(version=version, samples=samples, eval=summary(samples, k))
 
-    return Parts(rpcs={"Train": train, "Evaluate": evaluate},
+    watch = PromotionWatch(registry, settings.promotion,
+                           announce=lambda checkpoint: context.bus.publish([(topics.CHECKPOINTS, checkpoint)]))
+    return Parts(rpcs={"Train": train, "Evaluate": evaluate}, fold=watch.fold,
                  stage=StageLogic(trainer, held=trainer, check=trainer.check))
 
 
@@ -117,6 +120,8 @@ SPEC = ServiceSpec(
     stage=StageSpec(consumes=[topics.CURATED], input_type=records_pb2.CuratedExample,
                     produces={records_pb2.Checkpoint: topics.CHECKPOINTS}),
     publishes=[topics.CHECKPOINTS],
+    # The promotion watch: which checkpoint is followed, and how the learner does on its own fresh samples.
+    follows={topics.CHECKPOINTS: records_pb2.Checkpoint, topics.SCORED: records_pb2.Trajectory},
 )
 
 if __name__ == "__main__":

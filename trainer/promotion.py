@@ -12,7 +12,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from learnerfit.domain.promotion import PENDING, PROMOTED, PromotionSettings, gate_decision
+from prometheus_client import Counter
+
+from learnerfit.domain.promotion import (
+    PENDING,
+    PROMOTED,
+    OnlineTally,
+    PromotionSettings,
+    followed,
+    gate_decision,
+    watch_decision,
+)
+from learnerfit.domain.records import enum_name
 from learnerfit.errors import InvalidInput
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.v1 import records_pb2, services_pb2
@@ -20,6 +31,14 @@ from trainer.evaluate import HeldOutEvaluator
 from trainer.sft import read_held_out
 
 log = logging.getLogger(__name__)
+DECISIONS = Counter("learnerfit_promotion_decisions_total", "Promotion decisions, by decision and who made it.",
+                    ["decision", "decided_by"])
+
+
+def counted(checkpoint: records_pb2.Checkpoint) -> records_pb2.Checkpoint:
+    promotion = checkpoint.promotion
+    DECISIONS.labels(enum_name(records_pb2.PromotionState, promotion.state), promotion.decided_by or "-").inc()
+    return checkpoint
 
 
 def outcomes(samples: list[services_pb2.HeldOutSample]) -> dict[str, list[bool]]:
@@ -67,7 +86,7 @@ class PromotionGate:
         decision = gate_decision(self._outcomes(checkpoint), self._outcomes(learner), name, self.settings)
         log.info("%s %s: %s", checkpoint.version, "promoted" if decision.state == PROMOTED else "not promoted",
                  decision.reason)
-        return self.registry.set_promotion(checkpoint.version, decision)
+        return counted(self.registry.set_promotion(checkpoint.version, decision))
 
     def settle(self) -> list[records_pb2.Checkpoint]:
         """Decides every checkpoint left pending (a trainer or registry that died mid-promotion), oldest first."""
@@ -81,3 +100,32 @@ class PromotionGate:
         folder = Path(self.registry.path_of(checkpoint))
         stored = read_held_out(folder, self.evaluator.evidence_key())
         return outcomes(stored if stored is not None else self.evaluator.judge(folder))
+
+
+class PromotionWatch:
+    """After promotion: folds the `checkpoints` topic (which checkpoint is followed) and the `scored` topic (the
+    learner's accuracy on its own fresh samples, per checkpoint), and rolls the followed checkpoint back when it
+    measures worse than its predecessor (learnerfit/domain/promotion.py: watch_decision). `announce` publishes the
+    decision, so every follower returns to the predecessor."""
+
+    def __init__(self, registry: CheckpointRegistry, settings: PromotionSettings, announce):
+        self.registry = registry
+        self.settings = settings
+        self.announce = announce
+        self.tally = OnlineTally()
+        self._announced: dict[str, records_pb2.Checkpoint] = {}
+        self._rolled_back: set[str] = set()
+
+    def fold(self, message) -> None:
+        if isinstance(message, records_pb2.Checkpoint):
+            self._announced[message.version] = message
+            return
+        self.tally.fold(message)
+        learner = followed(self._announced.values())
+        if learner is None or learner.version in self._rolled_back:
+            return
+        decision = watch_decision(learner, self.tally, self.settings)
+        if decision is not None:
+            self._rolled_back.add(learner.version)
+            log.warning("%s rolled back: %s", learner.version, decision.reason)
+            self.announce(counted(self.registry.set_promotion(learner.version, decision)))

@@ -28,6 +28,8 @@ from learnerfit.cli.output import console, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, check_gate_size, make_stack, prepare_models
 from learnerfit.domain import topics
 from learnerfit.domain.problems import from_jsonl
+from learnerfit.domain.promotion import followed
+from learnerfit.domain.records import enum_name
 from learnerfit.errors import InvalidInput
 from learnerfit.runtime.app import DEAD_LETTER
 from learnerfit.runtime.follow import TopicFollower
@@ -55,6 +57,7 @@ class StreamTally:
         self.curated: dict[str, str] = {}  # example id -> batch id
         self.trained: set[str] = set()
         self.dead: set[str] = set()
+        self.checkpoints: dict[str, records_pb2.Checkpoint] = {}  # each version's latest announcement
         self.lock = threading.Lock()
 
     def fold(self, message) -> None:
@@ -67,6 +70,10 @@ class StreamTally:
                 self.curated[message.id] = message.batch_id
             elif isinstance(message, records_pb2.Checkpoint):
                 self.trained.update(message.example_ids)
+                previous = self.checkpoints.get(message.version)
+                if previous is None or previous.promotion.state != message.promotion.state:
+                    self._note_decision(message)
+                self.checkpoints[message.version] = message
             elif isinstance(message, runtime_pb2.DeadLetter):
                 self.dead.add(message.id)
 
@@ -80,6 +87,21 @@ class StreamTally:
                 if example_id not in self.trained:
                     waiting.add(batch_id)
             return {b: n for b, n in curated_by_batch.items() if n and (b in waiting or seen[b] < n)}
+
+    @staticmethod
+    def _note_decision(checkpoint: records_pb2.Checkpoint) -> None:
+        """A promotion decision, said as it is announced (a not promoted or rolled back checkpoint above all)."""
+        promotion = checkpoint.promotion
+        if promotion.state in (records_pb2.PROMOTION_STATE_NOT_PROMOTED, records_pb2.PROMOTION_STATE_ROLLED_BACK):
+            state = enum_name(records_pb2.PromotionState, promotion.state).replace("_", " ")
+            say(f"{checkpoint.version} {state} ({promotion.decided_by}): {promotion.reason}")
+        elif promotion.state == records_pb2.PROMOTION_STATE_PROMOTED:
+            say(f"{checkpoint.version} promoted ({promotion.decided_by}): {promotion.reason}")
+
+    def learner(self) -> str:
+        with self.lock:
+            current = followed(self.checkpoints.values())
+            return current.version if current is not None else "base"
 
     def accuracy(self) -> str:
         with self.lock:
@@ -109,7 +131,8 @@ class Stream:
         return (f"[{elapsed:7.1f}s] problems/min {self.settled / max(elapsed, 1e-9) * 60:5.1f} · submitted "
                 f"{self.submitted} · settled {self.settled} · in flight {self.submitted - self.settled} · curated "
                 f"{len(self.tally.curated)} · trained on {len(self.tally.trained)} · dead-lettered "
-                f"{len(self.tally.dead)} · learner accuracy by checkpoint: {self.tally.accuracy()}")
+                f"{len(self.tally.dead)} · learner {self.tally.learner()} · learner accuracy by checkpoint: "
+                f"{self.tally.accuracy()}")
 
     def run(self, stop: threading.Event) -> None:
         """Feeds and follows until `stop`, the --duration, or the end of a file source; then drains."""

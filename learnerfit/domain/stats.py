@@ -1,4 +1,5 @@
-"""The few statistics a study reports: rank correlation, accuracy intervals and paired differences between arms
+"""The few statistics the study and the promotion gate use: proportions and their differences (Wilson, Newcombe),
+rank correlation, accuracy intervals and paired differences between arms
 by resampling held-out problems and training seeds (with Holm's correction over the pairs), and the power of the
 comparison: the smallest difference it resolves.
 
@@ -12,6 +13,31 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+
+Z95 = 1.959964
+
+
+def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (stays inside [0, 1] at 0 or all successes)."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(a: int, n_a: int, b: int, n_b: int, z: float = Z95) -> tuple[float, float]:
+    """Newcombe's hybrid interval for p_a - p_b from the two Wilson intervals (no normal-approximation collapse at
+    0 or 1)."""
+    p_a, p_b = a / n_a, b / n_b
+    low_a, high_a = wilson(a, n_a, z)
+    low_b, high_b = wilson(b, n_b, z)
+    delta = p_a - p_b
+    return (delta - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
+            delta + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2))
 
 
 def ranks(values: Sequence[float]) -> list[float]:

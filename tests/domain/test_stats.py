@@ -6,7 +6,20 @@ import math
 
 import pytest
 
-from learnerfit.domain.stats import ranks, spearman
+from learnerfit.domain.stats import difference_interval, ranks, spearman, wilson
+
+
+def test_wilson_intervals_match_published_values_and_stay_inside_0_1():
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)  # not the Wald interval's collapse to [0, 0]
+    assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+
+
+def test_the_difference_interval_is_newcombes_hybrid():
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 against 48/80.
+    assert difference_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    low, high = difference_interval(3, 16, 3, 16)
+    assert low < 0 < high and low == pytest.approx(-high)
 
 
 def test_spearman_is_pearson_on_tie_averaged_ranks_and_refuses_too_few_points():

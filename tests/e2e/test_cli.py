@@ -118,6 +118,7 @@ def test_stream_feeds_chunks_trains_every_n_curated_and_drains_at_the_end(tiny_s
     assert "submitted 12 · settled 12 · in flight 0" in last, last
     assert "curated 6 · trained on 6 · dead-lettered 0" in last, last
     assert "learner accuracy by checkpoint: base" in last
+    assert "v1 promoted (gate)" in stream.stderr and " · learner v" in last  # each decision said, the learner shown
     listed = _cli(tmp_path, "checkpoints", "--registry", str(registry))
     assert "v1" in listed.stdout, listed.stdout + listed.stderr
     trained = [eid for checkpoint in CheckpointRegistry(registry).list() for eid in checkpoint.example_ids]

@@ -123,3 +123,46 @@ def test_a_harmful_checkpoint_is_registered_but_not_followed_and_an_operator_can
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "learnerfit.cli", *args], capture_output=True, text=True,
                           timeout=120)
+
+
+def _sample(i: int, checkpoint: str, right: bool) -> records_pb2.Trajectory:
+    problem = records_pb2.Problem(id=f"live-{checkpoint}-{i}", question="Calculate 1 + 1.", reference_answer="2")
+    trajectory = records_pb2.Trajectory(id=f"s-{checkpoint}-{i}", problem=problem, checkpoint=checkpoint,
+                                        origin=records_pb2.ORIGIN_LEARNER_SAMPLE, text="Final answer: 2")
+    trajectory.scores.verdict = records_pb2.VERDICT_CORRECT if right else records_pb2.VERDICT_INCORRECT
+    return trajectory
+
+
+def test_a_promoted_checkpoint_whose_fresh_samples_drop_is_rolled_back_and_the_followers_return(
+        broker, tiny_solver, tmp_path):
+    """The watch, on the trainer: v1 was promoted by the gate over the base model; the learner's own samples then
+    show 0.50 under the base model and 0.11 under v1, so v1 is rolled back, announced, and a drift scorer started
+    after it follows the base model. Nothing is trained: the samples are published as the scorers would."""
+    from learnerfit.domain import topics
+
+    registry_dir = tmp_path / "registry"
+    source = tmp_path / "v1"
+    source.mkdir()
+    (source / "config.json").write_text("{}")
+    gate = records_pb2.Promotion(state=PROMOTED, decided_by="gate", compared_with="base", reason="passed the gate")
+    CheckpointRegistry(registry_dir).register(source, base_model=str(tiny_solver), kind=1, promotion=gate)
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    with running(REGISTRY, broker, prefix=prefix, registry_dir=str(registry_dir)) as (registry, _, bus), \
+            running(TRAINER, broker, prefix=prefix, registry_dir=str(registry_dir), train_every=0,
+                    train={"base_model": str(tiny_solver), "eval_problems": 0}) as _:
+        # Fewer than watch_min_samples under v1 so far: nothing is decided yet.
+        bus.publish((topics.SCORED, _sample(i, "base", i % 2 == 0)) for i in range(64))
+        bus.publish((topics.SCORED, _sample(i, "v1", i % 10 == 0)) for i in range(40))
+        time.sleep(3)
+        assert CheckpointRegistry.reader(registry_dir).get("v1").promotion.state == PROMOTED
+        bus.publish((topics.SCORED, _sample(i, "v1", i % 10 == 0)) for i in range(40, 80))
+        assert _eventually(lambda: CheckpointRegistry.reader(registry_dir).get("v1").promotion.state,
+                           ROLLED_BACK) == ROLLED_BACK
+        with running(DRIFT_SCORER, broker, prefix=prefix, learner={"model": str(tiny_solver)},
+                     registry={"target": registry.target}) as (_, drift, _):
+            assert _learner(drift) == "base"
+    rolled = CheckpointRegistry.reader(registry_dir).get("v1").promotion
+    # Decided at v1's 64th sample (watch_min_samples), 7 of them right.
+    assert rolled.decided_by == "watch" and rolled.compared_with == "base" and rolled.samples == 64
+    assert rolled.accuracy == pytest.approx(7 / 64) and rolled.compared_accuracy == pytest.approx(0.5)
+    assert "on its own fresh samples 0.109 (64) against base's 0.500 (64)" in rolled.reason
