@@ -30,6 +30,9 @@ class TrainSettings(Section):
     lora_rank: int = Field(16, ge=1, description="LoRA rank (alpha is twice it).")
     max_length: int = Field(512, ge=16, description="Longest training sequence, in tokens.")
     seed: int = Field(0, description="Training seed.")
+    replay: int = Field(0, ge=0, description="Earlier curated examples mixed into each training of held examples: "
+                                             "drawn (seeded) from those the learner being trained was trained on, "
+                                             "along its lineage; 0: the new examples only.")
     eval_problems: int = Field(16, ge=0, description="Held-out problems for Avg@k after training (0: skip).")
     eval_k: int = Field(4, ge=1, description="Samples per held-out problem (Avg@k).")
     eval_max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens per held-out sample; a sample cut "

@@ -13,9 +13,11 @@ trains nothing twice: each example set gives one checkpoint.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.registry.store import CheckpointRegistry
@@ -23,7 +25,7 @@ from learnerfit.v1 import records_pb2
 from trainer.config import TrainSettings
 from trainer.evaluate import HeldOutEvaluator
 from trainer.promotion import PromotionGate
-from trainer.sft import train_and_register
+from trainer.sft import read_examples, train_and_register
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class ContinuousTrainer:
                 examples = list(self._held.values())
             if not examples:
                 return None
-            return self._train(examples, start_from="")
+            return self._train(examples, start_from="", replay=self.replay(examples))
 
     def train_given(self, examples: Sequence[records_pb2.CuratedExample], start_from: str, *,
                     seed: int | None = None, epochs: float | None = None) -> records_pb2.Checkpoint:
@@ -120,11 +122,28 @@ class ContinuousTrainer:
         with self._training:
             return self._train(examples, start_from, settings)
 
+    def replay(self, new: Sequence[records_pb2.CuratedExample]) -> list[records_pb2.CuratedExample]:
+        """train.replay earlier examples, drawn with the training seed from what the followed learner was trained on
+        along its lineage (each checkpoint keeps its examples), none of them among the new ones."""
+        if not self.settings.replay:
+            return []
+        fresh, pool, checkpoint = {e.id for e in new}, {}, self.registry.followed()
+        while checkpoint is not None:
+            for example in read_examples(Path(self.registry.path_of(checkpoint))):
+                if example.id not in fresh:
+                    pool.setdefault(example.id, example)
+            start = checkpoint.training.start_from
+            checkpoint = self.registry.get(start) if start not in ("", "base") else None
+        chosen = random.Random(self.settings.seed + len(pool)).sample(sorted(pool), min(self.settings.replay,
+                                                                                       len(pool)))
+        return [pool[i] for i in sorted(chosen)]
+
     def _train(self, examples: Sequence[records_pb2.CuratedExample], start_from: str,
-               settings: TrainSettings | None = None) -> records_pb2.Checkpoint:
+               settings: TrainSettings | None = None,
+               replay: Sequence[records_pb2.CuratedExample] = ()) -> records_pb2.Checkpoint:
         self.gate.settle()  # what an earlier failure left pending is decided before anything trains on top of it
         checkpoint = train_and_register(self.registry, examples, settings or self.settings, start_from,
-                                        self.evaluator, promotion=self.gate.registered_as())
+                                        self.evaluator, promotion=self.gate.registered_as(), replay=replay)
         with self._changed:
             for example in examples:
                 self._held.pop(example.id, None)  # released: the runner may now commit past them

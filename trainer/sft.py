@@ -197,11 +197,13 @@ def newest_learner(registry: CheckpointRegistry, base_model: str, start_from: st
 def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_pb2.CuratedExample],
                        settings: TrainSettings, start_from: str = "",
                        evaluator: HeldOutEvaluator | None = None,
-                       promotion: records_pb2.Promotion | None = None) -> records_pb2.Checkpoint:
+                       promotion: records_pb2.Promotion | None = None,
+                       replay: Sequence[records_pb2.CuratedExample] = ()) -> records_pb2.Checkpoint:
     """Fine-tunes the learner (the registry's followed checkpoint, else the base model, or `start_from`), evaluates
     it on held-out problems and registers it, with `promotion` as its state (pending while a gate decides): all or
     nothing. Every judged held-out sample goes with the checkpoint (HELD_OUT_FILE): the evidence a promotion decision
-    compares.
+    compares; and every example it was trained on (EXAMPLES_FILE): `replay`, earlier examples mixed in, are among
+    them but not in its example ids (those list what it was the first to train on).
 
     The one training path: `python -m trainer.sft` and the trainer service (which `learnerfit run --rounds` asks).
     """
@@ -209,7 +211,8 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
     name, start = newest_learner(registry, settings.base_model, start_from)
     log.info("training on %d curated examples from %s", len(examples), name)
     with tempfile.TemporaryDirectory(prefix="learnerfit-train-") as scratch:
-        out, kind, metrics = train(examples, start, Path(scratch) / "checkpoint", settings)
+        out, kind, metrics = train([*examples, *replay], start, Path(scratch) / "checkpoint", settings)
+        write_examples(out, [*examples, *replay])
         samples = evaluator.judge(out)
         eval_results = {f"avg@{settings.eval_k}": summary(samples, settings.eval_k)[f"avg@{settings.eval_k}"]} \
             if samples else {}
@@ -218,7 +221,8 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
         log.info("held-out %s", eval_results)
         recipe = records_pb2.TrainingRecipe(
             start_from=name, seed=settings.seed, epochs=0.0 if settings.max_steps else settings.epochs,
-            max_steps=settings.max_steps, learning_rate=settings.learning_rate, steps=int(metrics["global_step"]))
+            max_steps=settings.max_steps, learning_rate=settings.learning_rate, steps=int(metrics["global_step"]),
+            replayed=len(replay))
         return registry.register(
             out, base_model=settings.base_model, kind=kind,
             example_ids=[e.id for e in examples], policy=",".join(sorted({e.policy for e in examples if e.policy})),
@@ -226,6 +230,23 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
 
 
 HELD_OUT_FILE = "held_out.json"  # in a checkpoint's folder: its judged held-out samples and how they were drawn
+EXAMPLES_FILE = "examples.jsonl"  # in a checkpoint's folder: every example it was trained on
+
+
+def write_examples(folder: Path, examples: Sequence[records_pb2.CuratedExample]) -> None:
+    from google.protobuf.json_format import MessageToJson
+
+    (folder / EXAMPLES_FILE).write_text("".join(MessageToJson(e, indent=None) + "\n" for e in examples))
+
+
+def read_examples(folder: Path) -> list[records_pb2.CuratedExample]:
+    """What a checkpoint was trained on (none for one registered before the file was kept)."""
+    from google.protobuf.json_format import Parse
+
+    path = folder / EXAMPLES_FILE
+    if not path.is_file():
+        return []
+    return [Parse(line, records_pb2.CuratedExample()) for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_held_out(folder: Path, key: dict, samples: Sequence) -> None:

@@ -346,20 +346,22 @@ class Promotion(_message.Message):
     def __init__(self, state: _Optional[_Union[PromotionState, str]] = ..., reason: _Optional[str] = ..., decided_by: _Optional[str] = ..., compared_with: _Optional[str] = ..., accuracy: _Optional[float] = ..., compared_accuracy: _Optional[float] = ..., difference_low: _Optional[float] = ..., confidence: _Optional[float] = ..., samples: _Optional[int] = ..., sequence: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TrainingRecipe(_message.Message):
-    __slots__ = ("start_from", "seed", "epochs", "max_steps", "learning_rate", "steps")
+    __slots__ = ("start_from", "seed", "epochs", "max_steps", "learning_rate", "steps", "replayed")
     START_FROM_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     start_from: str
     seed: int
     epochs: float
     max_steps: int
     learning_rate: float
     steps: int
-    def __init__(self, start_from: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., steps: _Optional[int] = ...) -> None: ...
+    replayed: int
+    def __init__(self, start_from: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., steps: _Optional[int] = ..., replayed: _Optional[int] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
     __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections", "problems_failed", "failures")

@@ -164,3 +164,22 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
     assert refused["start without examples"][0] == grpc.StatusCode.INVALID_ARGUMENT
     assert refused["unknown start"] == (grpc.StatusCode.NOT_FOUND, f"no checkpoint v9 in {registry}")
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "latest" in error.value.details()
+
+
+def test_replay_mixes_earlier_examples_of_the_learners_lineage_into_each_new_training(broker, tiny_model, tmp_path):
+    from trainer.sft import read_examples
+
+    with _trainer(broker, tiny_model, tmp_path, train_every=2, promotion={"gate": False},
+                  train={"replay": 3}) as (service, _stub, bus):
+        for first in (0, 2, 4):
+            bus.publish((topics.CURATED, _example(i)) for i in (first, first + 1))
+            read_topic(bus, topics.CHECKPOINTS, at_least=first // 2 + 1, timeout_s=120)
+    registry = service.parts.stage.held.registry
+    v1, v2, v3 = registry.list()
+    trained = {c.version: sorted(e.id for e in read_examples(registry.path_of(c))) for c in (v1, v2, v3)}
+    assert trained["v1"] == ["example-0", "example-1"] and v1.training.replayed == 0  # nothing earlier yet
+    # v2: its two new examples and both of v1's (fewer than 3 exist); v3: its two and 3 of the 4 before it.
+    assert trained["v2"] == ["example-0", "example-1", "example-2", "example-3"] and v2.training.replayed == 2
+    assert sorted(v3.example_ids) == ["example-4", "example-5"] and v3.training.replayed == 3
+    assert set(trained["v3"]) - {"example-4", "example-5"} < {f"example-{i}" for i in range(4)}
+    assert len(trained["v3"]) == 5 and v3.training.start_from == "v2"
