@@ -10,6 +10,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from learnerfit.domain import topics
+from learnerfit.domain.promotion import followed
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.store import CheckpointRegistry
@@ -34,6 +35,15 @@ class RegistrySettings(ServiceSettings):
 def build(settings: RegistrySettings, context: Context) -> Parts:
     # One writer: the trainer (local stack), or this service (a cluster, where the trainer calls Register).
     registry = CheckpointRegistry(settings.registry_dir, writer=settings.writer, index_dir=settings.index_dir)
+    # Announced again at start, the followed checkpoint and the last decided one: a registry killed between recording
+    # a decision (a roll-back too) and announcing it must not leave the learner services where they were.
+    checkpoints = registry.list()
+    decided = [c for c in checkpoints if c.promotion.HasField("decided_at")]
+    again = {c.version: c for c in (followed(checkpoints),
+                                    max(decided, key=lambda c: c.promotion.decided_at.ToNanoseconds(), default=None))
+             if c is not None}
+    if again:
+        context.bus.publish([(topics.CHECKPOINTS, c) for c in again.values()])
 
     def register(request: services_pb2.RegisterRequest):
         if not settings.writer:
