@@ -236,10 +236,12 @@ def summary_paragraph(study: Study, compared: Sequence[Comparison]) -> str:
     s = study.settings
     trained = [p for p in study.policies if p.accuracy is not None]
     seeds = s.get("seeds", 1)
+    oracle_work = sorted({source(t) for t in study.candidates if t.origin != records_pb2.ORIGIN_LEARNER_SAMPLE})
+    oracle = (f" and the Oracle ({s['oracle']}) added {', '.join(oracle_work)} solutions" if oracle_work else "")
     text = (f"This study asked which training data helps the learner {s['learner']}. On the same "
-            f"{study.problems} problems ({s['problems']}), the learner sampled {s['k']} solutions each and the Oracle "
-            f"({s['oracle']}) refined, wrote and style-aligned solutions; each arm's training set was chosen from "
-            f"those candidates by a curation policy or written by the study itself, and the learner was fine-tuned "
+            f"{study.problems} problems ({s['problems']}), the learner sampled {s['k']} solutions each{oracle}; "
+            f"each arm's training set was chosen from those candidates by a curation policy or written by the study "
+            f"itself, and the learner was fine-tuned "
             f"from the same base on each set with the same budget ({_budget(s)}), "
             f"{f'{seeds} training seeds per arm' if seeds > 1 else 'one training seed per arm'}, then scored on "
             f"{study.held_out.get('problems', s['eval_problems'])} held-out problems x {s['eval_k']} samples "
@@ -323,7 +325,10 @@ def _format_share(trained: Sequence[PolicyResult], base: float | None) -> str:
     control = next((p for p in trained if p.policy == "format_only"), None)
     if control is None or base is None:
         return ""
-    shares = [f"{p.policy} {min(1.0, max(0.0, (control.accuracy - base) / (p.accuracy - base))):.0%}"
+    if control.accuracy <= base:
+        return (f" The format-only control (the answer line alone) reached {control.accuracy:.3f}, not above the base "
+                f"model's {base:.3f}: format alone accounts for none of any arm's gain.")
+    shares = [f"{p.policy} {min(1.0, (control.accuracy - base) / (p.accuracy - base)):.0%}"
               for p in trained if p is not control and p.accuracy > base]
     return (f" The format-only control (the answer line alone) reached {control.accuracy:.3f}"
             + (f"; of each arm's gain over the base model, format alone accounts for: {', '.join(shares)}."
