@@ -4,11 +4,13 @@ Four phases, each recorded in the output folder when it finishes (study.json), s
 interrupted study resumes at the phase it was in:
 
 1. curate: one batch through the whole pipeline (learner samples and every Oracle mode
-   the policies need), its scored candidates read off the `scored` topic;
-2. select: one training set per policy over the *same* candidates (the curator service's
-   Curate call), saved as Hugging Face datasets with cards;
-3. train: the base model's held-out Avg@k, then one checkpoint per policy from the same
-   base with the same budget (the trainer service's Train call, registered with its policy);
+   the arms need), its scored candidates read off the `scored` topic;
+2. select: one training set per arm over the *same* candidates (a curation policy's through
+   the curator service's Curate call; a set the study writes itself scored by the reward and
+   drift scorers), saved as Hugging Face datasets with cards;
+3. train: the base model's held-out Avg@k, then one checkpoint per arm and training seed
+   from the same base with the same budget (the trainer service's Train call, registered
+   with its arm, seed and budget);
 4. report: HTML, Markdown and PNG plots (learnerfit/study/report.py).
 """
 
