@@ -84,9 +84,10 @@ class LearnerSettings(EngineSettings):
     base_name: str = Field("base", description="Name recorded on trajectories for the base `model`, until a "
                                                "registered checkpoint replaces it.")
     pin_checkpoint: str | None = Field(None, description="Stay on this registered version (e.g. v1) instead of "
-                                                         "following each newly announced checkpoint.")
-    resume_newest: bool = Field(True, description="At start, take up the registry's newest checkpoint (else the "
-                                                  "base model until a checkpoint is announced).")
+                                                         "following the promoted checkpoint promoted last.")
+    resume_newest: bool = Field(True, description="At start, take up the registry's followed checkpoint (the "
+                                                  "promoted one promoted last; else the base model until one is "
+                                                  "announced).")
     max_loaded_checkpoints: int = Field(2, ge=1, le=16, description="Checkpoints kept loaded at once (the current "
                                                                     "one and others named in requests).")
     lora_adapters: bool = Field(True, description="vllm: turn LoRA on, so the trainer's adapter checkpoints apply "
