@@ -34,7 +34,8 @@ MEASURES = (("mean reward", "reward"), ("mean learner ppl", "ppl"), ("RSR (Yang 
 # reward is better data; lower learner perplexity (the drift hypothesis) and lower RSR (as published) are.
 EXPECTED_SIGN = {"reward": +1, "ppl": -1, "rsr": -1}
 PLOTS = (("reward_vs_ppl", "Reward against the learner's perplexity, every scored candidate"),
-         ("accuracy", "Held-out accuracy after training, per policy (95% interval), against the base model"),
+         ("accuracy", "Held-out accuracy after training, per arm (95% interval; dots: each seed), against the base "
+                      "model"),
          ("segment_ppl", "The learner's perplexity by quarter of the solution, correct candidates"),
          ("top_loss_tokens", "The tokens that carry the most loss, correct candidates"),
          ("latex_density", "LaTeX commands and delimiters per word, correct candidates"))
@@ -257,7 +258,7 @@ def summary_paragraph(study: Study, compared: Sequence[Comparison]) -> str:
                  "out).")
     by_source = _by_source(study.candidates, correct_only=True)
     ppl = {name: _mean(_field(t.scores, "ppl") for t in ts) for name, ts in by_source.items()}
-    if ppl:
+    if len(ppl) > 1:
         cheapest, dearest = min(ppl, key=lambda n: ppl[n] or math.inf), max(ppl, key=lambda n: ppl[n] or -1)
         text += (f" All kept solutions are verified correct, yet what the learner must absorb differs by origin: its "
                  f"perplexity is {_fmt(ppl[cheapest])} on {cheapest} and {_fmt(ppl[dearest])} on {dearest}.")
