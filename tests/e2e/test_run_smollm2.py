@@ -87,4 +87,4 @@ def test_two_rounds_on_vllm_curate_real_correct_samples_and_train_through_the_se
 
     listed = subprocess.run([sys.executable, "-m", "learnerfit.cli", "checkpoints", "--registry", str(registry_dir)],
                             capture_output=True, text=True, timeout=60)
-    assert re.search(r"v1\s+adapter.*\n.*v2\s+adapter", listed.stdout), listed.stdout
+    assert re.search(r"v1\s+adapter.*\n.*v2 \*\s+adapter", listed.stdout), listed.stdout  # v2 followed

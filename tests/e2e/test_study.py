@@ -36,7 +36,10 @@ def _study(tiny_solver: Path, problems: Path, out: Path, workdir: Path) -> subpr
                "--model", str(tiny_solver), "--out", str(out), "--policies", ",".join(POLICIES),
                "--budget-steps", "4", "--eval-problems", "2", "--eval-k", "2", "--max-new-tokens", "24",
                "--seeds", str(SEEDS)]
+    # SIGINT back to its default in the child: a test run started in the background (a CI job, `make test &`)
+    # inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored, so Ctrl-C would never reach the study.
     return subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 

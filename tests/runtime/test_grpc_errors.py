@@ -30,7 +30,7 @@ def raising():
 
     server = GrpcServer("127.0.0.1", 0, workers=2, max_message_bytes=1024 * 1024)
     server.add(service_handler(REGISTRY, {"GetCheckpoint": get_checkpoint, "ListCheckpoints": lambda r: None,
-                                              "Register": lambda r: None}),
+                                              "Register": lambda r: None, "SetPromotion": lambda r: None}),
                [REGISTRY.full_name])
     server.start()
     with channel(f"127.0.0.1:{server.port}") as ch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import grpc
 import pytest
@@ -169,8 +170,10 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
 def test_replay_mixes_earlier_examples_of_the_learners_lineage_into_each_new_training(broker, tiny_model, tmp_path):
     from trainer.sft import read_examples
 
-    with _trainer(broker, tiny_model, tmp_path, train_every=2, promotion={"gate": False},
-                  train={"replay": 3}) as (service, _stub, bus):
+    # A consumer group of its own: on the broker the session shares, group "trainer" has just been rebalanced by the
+    # tests before, and Tansu can leave a new member of it without its partition for minutes.
+    with _trainer(broker, tiny_model, tmp_path, train_every=2, promotion={"gate": False}, train={"replay": 3},
+                  stage={"group": f"trainer-{uuid.uuid4().hex[:8]}"}) as (service, _stub, bus):
         for first in (0, 2, 4):
             bus.publish((topics.CURATED, _example(i)) for i in (first, first + 1))
             read_topic(bus, topics.CHECKPOINTS, at_least=first // 2 + 1, timeout_s=120)

@@ -129,7 +129,8 @@ def test_each_registered_checkpoint_loaded_fresh_is_the_model_that_was_trained(t
         [loaded] = TransformersScorer(str(folder)).score([probe["conversation"]], [probe["solution"]])
         gap = max(abs(a - b) for a, b in zip(loaded.logprobs, probe["logprobs"], strict=True))
         assert gap < 1e-4, f"{checkpoint.version} loaded from the registry differs from the trained model by {gap}"
-        assert not [p for p in folder.rglob("*") if p.suffix not in (".safetensors", ".json", ".jinja", ".txt", ".md")]
+        assert not [p for p in folder.rglob("*")
+                    if p.suffix not in (".safetensors", ".json", ".jsonl", ".jinja", ".txt", ".md")]
         probes.append(probe)
     [base] = TransformersScorer(str(tiny_model)).score([probes[0]["conversation"]], [probes[0]["solution"]])
     before = [base.logprobs] + [p["logprobs"] for p in probes[:-1]]
