@@ -65,6 +65,15 @@ def summary(samples: Sequence[services_pb2.HeldOutSample], k: int) -> dict[str, 
             "first_answer_accuracy": sum(s.first_correct for s in samples) / total}
 
 
+def outcomes(samples: Sequence[services_pb2.HeldOutSample]) -> dict[str, list[bool]]:
+    """Problem id -> whether each of its samples was right: what paired comparisons resample (a study's arms, the
+    promotion gate)."""
+    by_problem: dict[str, list[bool]] = {}
+    for sample in samples:
+        by_problem.setdefault(sample.problem_id, []).append(sample.verdict == records_pb2.VERDICT_CORRECT)
+    return by_problem
+
+
 def avg_at_k(generator: TextGenerator, problems: Sequence[records_pb2.Problem], *, k: int = 4,
              temperature: float = EVAL_TEMPERATURE, max_new_tokens: int = 64, seed: int = 0,
              checker: AnswerChecker | None = None) -> float:
@@ -101,9 +110,12 @@ class HeldOutEvaluator:
         return self._learners.load(str(model))
 
     def __call__(self, model: Path | str) -> dict[str, float]:
-        samples = self.judge(model)
-        return {f"avg@{self.settings.eval_k}": summary(samples, self.settings.eval_k)[f"avg@{self.settings.eval_k}"]
-                } if samples else {}
+        return self.scores(self.judge(model))
+
+    def scores(self, samples: Sequence[services_pb2.HeldOutSample]) -> dict[str, float]:
+        """{"avg@k": ...} of samples `judge` drew, as a checkpoint records it ({} without a held-out set)."""
+        key = f"avg@{self.settings.eval_k}"
+        return {key: summary(samples, self.settings.eval_k)[key]} if samples else {}
 
     def judge(self, model: Path | str) -> list[services_pb2.HeldOutSample]:
         """Every judged sample of `model` on the trainer's own held-out problems (none when eval_problems is 0)."""

@@ -26,8 +26,8 @@ from learnerfit.domain.promotion import (
 from learnerfit.domain.records import enum_name
 from learnerfit.errors import InvalidInput
 from learnerfit.registry.store import CheckpointRegistry
-from learnerfit.v1 import records_pb2, services_pb2
-from trainer.evaluate import HeldOutEvaluator
+from learnerfit.v1 import records_pb2
+from trainer.evaluate import HeldOutEvaluator, outcomes
 from trainer.sft import read_held_out
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,6 @@ def counted(checkpoint: records_pb2.Checkpoint) -> records_pb2.Checkpoint:
     promotion = checkpoint.promotion
     DECISIONS.labels(enum_name(records_pb2.PromotionState, promotion.state), promotion.decided_by or "-").inc()
     return checkpoint
-
-
-def outcomes(samples: list[services_pb2.HeldOutSample]) -> dict[str, list[bool]]:
-    by_problem: dict[str, list[bool]] = {}
-    for sample in samples:
-        by_problem.setdefault(sample.problem_id, []).append(sample.verdict == records_pb2.VERDICT_CORRECT)
-    return by_problem
 
 
 class PromotionGate:

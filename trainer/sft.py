@@ -26,7 +26,7 @@ from learnerfit.registry.store import PICKLE_SUFFIXES, CheckpointRegistry
 from learnerfit.section import add_flags, from_flags
 from learnerfit.v1 import records_pb2, services_pb2
 from trainer.config import TrainSettings
-from trainer.evaluate import HeldOutEvaluator, summary
+from trainer.evaluate import HeldOutEvaluator
 
 log = logging.getLogger(__name__)
 TRAIN_LOSS = Gauge("learnerfit_trainer_loss", "Training loss at the latest logged step.")
@@ -214,8 +214,7 @@ def train_and_register(registry: CheckpointRegistry, examples: Sequence[records_
         out, kind, metrics = train([*examples, *replay], start, Path(scratch) / "checkpoint", settings)
         write_examples(out, [*examples, *replay])
         samples = evaluator.judge(out)
-        eval_results = {f"avg@{settings.eval_k}": summary(samples, settings.eval_k)[f"avg@{settings.eval_k}"]} \
-            if samples else {}
+        eval_results = evaluator.scores(samples)
         if samples:
             write_held_out(out, evaluator.evidence_key(), samples)
         log.info("held-out %s", eval_results)

@@ -57,7 +57,7 @@ from learnerfit.study.report import PolicyResult, Study, write_report
 from learnerfit.study.state import StudyState
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from trainer.config import PRESETS, TrainSettings
-from trainer.evaluate import HELD_OUT_SEED
+from trainer.evaluate import HELD_OUT_SEED, outcomes
 
 DEFAULT_ARMS = ("rejection_sampling", "oracle_refined", "oracle_synthesized", "style_aligned", "utility")
 # The Oracle work each curation policy chooses from (the learner's own samples are always there); built sets need none.
@@ -346,10 +346,7 @@ class StudyRun:
 
     def outcomes(self, name: str) -> dict[str, list[bool]]:
         """One evaluation's held-out samples (eval/NAME.jsonl): problem id -> whether each sample was right."""
-        by_problem: dict[str, list[bool]] = {}
-        for sample in read_messages(self.out / "eval" / f"{name}.jsonl", services_pb2.HeldOutSample):
-            by_problem.setdefault(sample.problem_id, []).append(sample.verdict == records_pb2.VERDICT_CORRECT)
-        return by_problem
+        return outcomes(read_messages(self.out / "eval" / f"{name}.jsonl", services_pb2.HeldOutSample))
 
     def seeds(self) -> range:
         return range(self.args.seeds)
