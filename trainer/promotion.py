@@ -107,14 +107,16 @@ class PromotionWatch:
         self.announce = announce
         self.tally = OnlineTally()
         self._announced: dict[str, records_pb2.Checkpoint] = {}
+        self._learner: records_pb2.Checkpoint | None = None  # followed(_announced), kept as announcements arrive
         self._rolled_back: set[str] = set()
 
     def fold(self, message) -> None:
         if isinstance(message, records_pb2.Checkpoint):
             self._announced[message.version] = message
+            self._learner = followed(self._announced.values())
             return
-        self.tally.fold(message)
-        learner = followed(self._announced.values())
+        self.tally.fold(message)  # every scored record: the check below stays a lookup, not a scan
+        learner = self._learner
         if learner is None or learner.version in self._rolled_back:
             return
         decision = watch_decision(learner, self.tally, self.settings)

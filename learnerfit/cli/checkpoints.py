@@ -17,7 +17,7 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToDict
 
 from learnerfit.cli.output import console, say, table
-from learnerfit.domain.promotion import followed
+from learnerfit.domain.promotion import followed, state_words
 from learnerfit.domain.records import enum_name
 from learnerfit.errors import InvalidInput
 from learnerfit.local.stack import StackState
@@ -70,7 +70,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _state(promotion: records_pb2.Promotion) -> str:
     if promotion.state == records_pb2.PROMOTION_STATE_UNSPECIFIED:
         return "followed (before the gate)"
-    state = enum_name(records_pb2.PromotionState, promotion.state).replace("_", " ")
+    state = state_words(promotion.state)
     return f"{state} ({promotion.decided_by})" if promotion.decided_by else state
 
 

@@ -28,8 +28,7 @@ from learnerfit.cli.output import console, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, check_gate_size, make_stack, prepare_models
 from learnerfit.domain import topics
 from learnerfit.domain.problems import from_jsonl
-from learnerfit.domain.promotion import followed
-from learnerfit.domain.records import enum_name
+from learnerfit.domain.promotion import NOT_PROMOTED, PROMOTED, ROLLED_BACK, followed, state_words
 from learnerfit.errors import InvalidInput
 from learnerfit.runtime.app import DEAD_LETTER
 from learnerfit.runtime.follow import TopicFollower
@@ -90,13 +89,10 @@ class StreamTally:
 
     @staticmethod
     def _note_decision(checkpoint: records_pb2.Checkpoint) -> None:
-        """A promotion decision, said as it is announced (a not promoted or rolled back checkpoint above all)."""
+        """A promotion decision, said as it is announced (pending and pre-gate checkpoints say nothing)."""
         promotion = checkpoint.promotion
-        if promotion.state in (records_pb2.PROMOTION_STATE_NOT_PROMOTED, records_pb2.PROMOTION_STATE_ROLLED_BACK):
-            state = enum_name(records_pb2.PromotionState, promotion.state).replace("_", " ")
-            say(f"{checkpoint.version} {state} ({promotion.decided_by}): {promotion.reason}")
-        elif promotion.state == records_pb2.PROMOTION_STATE_PROMOTED:
-            say(f"{checkpoint.version} promoted ({promotion.decided_by}): {promotion.reason}")
+        if promotion.state in (PROMOTED, NOT_PROMOTED, ROLLED_BACK):
+            say(f"{checkpoint.version} {state_words(promotion.state)} ({promotion.decided_by}): {promotion.reason}")
 
     def learner(self) -> str:
         with self.lock:

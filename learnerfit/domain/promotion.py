@@ -18,6 +18,7 @@ from statistics import NormalDist
 from pydantic import Field
 
 from learnerfit.domain.ids import version_number
+from learnerfit.domain.records import enum_name
 from learnerfit.domain.stats import difference_interval, paired_cluster_bootstrap
 from learnerfit.section import Section
 from learnerfit.v1 import records_pb2
@@ -45,6 +46,11 @@ class PromotionSettings(Section):
                                           "than the margin at the confidence.")
     watch_min_samples: int = Field(64, ge=1, description="Fresh learner samples each of the two needs before the "
                                                          "watch compares them.")
+
+
+def state_words(state: int) -> str:
+    """PROMOTION_STATE_NOT_PROMOTED -> "not promoted", as the CLI and errors say it."""
+    return enum_name(records_pb2.PromotionState, state).replace("_", " ")
 
 
 def followed(checkpoints: Iterable[records_pb2.Checkpoint]) -> records_pb2.Checkpoint | None:

@@ -35,8 +35,9 @@ class FollowedLearner(Generic[Model]):
                  max_loaded: int = 2, sync: Callable[[], None] | None = None, base_model: str | None = None):
         """`load` switches the learner to a checkpoint, `load_other` loads one a request names beside it (default:
         `load`); `lookup` finds a version in the registry; `newest` (asked once, at start) is the registry's followed
-        checkpoint (the promoted one promoted last), so a restarted stack goes on from where training left off before any new announcement;
-        `base_model` is what `base` was loaded from, so a request can still name the base once the learner moved on."""
+        checkpoint (the promoted one promoted last), so a restarted stack goes on from where training left off before
+        any new announcement; `base_model` is what `base` was loaded from, so a request can still name the base once
+        the learner moved on."""
         self.version, self.model = base_name, base
         self._base_name, self._base, self._base_model = base_name, base, base_model
         self._load = load

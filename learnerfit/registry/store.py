@@ -21,8 +21,7 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToJson, Parse
 
 from learnerfit.domain.ids import version_number
-from learnerfit.domain.promotion import FOLLOWABLE, followed
-from learnerfit.domain.records import enum_name
+from learnerfit.domain.promotion import FOLLOWABLE, followed, state_words
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
 
@@ -158,8 +157,8 @@ class CheckpointRegistry:
                 raise NotFound(f"no checkpoint {version} in {self.root}")
             previous = Parse(rows[0][0], records_pb2.Promotion())
             if promotion.state == records_pb2.PROMOTION_STATE_ROLLED_BACK and previous.state not in FOLLOWABLE:
-                state = enum_name(records_pb2.PromotionState, previous.state).replace("_", " ")
-                raise FailedPrecondition(f"{version} is {state}: only a promoted checkpoint can be rolled back")
+                raise FailedPrecondition(f"{version} is {state_words(previous.state)}: only a promoted checkpoint can "
+                                         "be rolled back")
             db.execute("UPDATE checkpoints SET promotion = ? WHERE number = ?",
                        (self._decided(db, promotion, previous.sequence), number))
             db.execute("COMMIT")
@@ -215,7 +214,8 @@ class CheckpointRegistry:
                 after = version_number(page_token, "page_token")
             except InvalidInput:
                 raise InvalidInput("page_token", f"{page_token[:80]!r} is not a token this registry gave out") from None
-        rows = self._query(f"SELECT {_COLUMNS} FROM checkpoints WHERE number > ? ORDER BY number LIMIT ?", (after, size + 1))
+        rows = self._query(f"SELECT {_COLUMNS} FROM checkpoints WHERE number > ? ORDER BY number LIMIT ?",
+                           (after, size + 1))
         checkpoints = [self._checkpoint(row) for row in rows[:size]]
         return checkpoints, checkpoints[-1].version if len(rows) > size else ""
 
