@@ -14,8 +14,8 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from contextlib import closing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from google.protobuf.json_format import MessageToJson, Parse
@@ -123,35 +123,43 @@ class CheckpointRegistry:
                                          "safetensors")
         staging = self.root / "checkpoints" / f".staging-{uuid.uuid4().hex}"
         shutil.copytree(source, staging)
+        try:
+            # One registration at a time: version numbers never collide. The checkpoint exists from the commit on.
+            with self._immediate() as db:
+                number = (db.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints").fetchone()[0]) + 1
+                staging.rename(self.root / "checkpoints" / f"v{number}")
+                db.execute(f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (number, base_model, kind, json.dumps(list(example_ids)), policy,
+                            json.dumps(dict(eval_results or {})), time.time(),
+                            MessageToJson(training or records_pb2.TrainingRecipe(), indent=None),
+                            self._decided(db, promotion or records_pb2.Promotion())))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self.get(f"v{number}")
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue), committed when the block ends, rolled back if it
+        raises."""
         db = self._db()
         try:
-            db.execute("BEGIN IMMEDIATE")  # one registration at a time: version numbers never collide
-            number = (db.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints").fetchone()[0]) + 1
-            final = self.root / "checkpoints" / f"v{number}"
-            staging.rename(final)
-            db.execute(f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (number, base_model, kind, json.dumps(list(example_ids)), policy,
-                        json.dumps(dict(eval_results or {})), time.time(),
-                        MessageToJson(training or records_pb2.TrainingRecipe(), indent=None),
-                        self._decided(db, promotion or records_pb2.Promotion())))
-            db.execute("COMMIT")  # the checkpoint exists from here on, not before
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            shutil.rmtree(staging, ignore_errors=True)
             raise
         finally:
             db.close()
-        return self.get(f"v{number}")
 
     def set_promotion(self, version: str, promotion: records_pb2.Promotion) -> records_pb2.Checkpoint:
         """Records a promotion decision on a registered checkpoint (a promoted one gets the next sequence number, so
         it is followed from now on). A row update: any registry instance may make it beside the writer's
         registrations."""
         number = version_number(version)
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._immediate() as db:
             rows = db.execute("SELECT promotion FROM checkpoints WHERE number = ?", (number,)).fetchall()
             if not rows:
                 raise NotFound(f"no checkpoint {version} in {self.root}")
@@ -161,13 +169,6 @@ class CheckpointRegistry:
                                          "be rolled back")
             db.execute("UPDATE checkpoints SET promotion = ? WHERE number = ?",
                        (self._decided(db, promotion, previous.sequence), number))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
         return self.get(version)
 
     @staticmethod
