@@ -15,6 +15,7 @@ from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.store import CheckpointRegistry
 from learnerfit.runtime.app import run
+from learnerfit.runtime.faults import pause_point
 from learnerfit.runtime.settings import ServiceSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec
 from learnerfit.v1 import records_pb2, services_pb2
@@ -59,6 +60,7 @@ def build(settings: RegistrySettings, context: Context) -> Parts:
             raise InvalidInput("promotion.state", "say what the checkpoint becomes: pending, promoted, not promoted "
                                                   "or rolled back")
         checkpoint = registry.set_promotion(request.version, request.promotion)
+        pause_point("registry.recorded")  # a fault trial kills the registry here: recorded, not yet announced
         context.bus.publish([(topics.CHECKPOINTS, checkpoint)])  # every learner service hears it
         return checkpoint
 
