@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from learnerfit.domain.answers import extract_final_answer, extract_first_answer
+from learnerfit.domain.ids import stable_id
 from learnerfit.domain.inference import SamplingParams, TextGenerator
 from learnerfit.domain.problems import family_options, from_jsonl, from_reasoning_gym
 from learnerfit.domain.prompts import learner_conversation
@@ -70,6 +71,8 @@ def outcomes(samples: Sequence[services_pb2.HeldOutSample]) -> dict[str, list[bo
     promotion gate)."""
     by_problem: dict[str, list[bool]] = {}
     for sample in samples:
+        if not sample.problem_id:
+            raise ValueError("a held-out sample without its problem's id: a paired comparison needs them")
         by_problem.setdefault(sample.problem_id, []).append(sample.verdict == records_pb2.VERDICT_CORRECT)
     return by_problem
 
@@ -101,9 +104,15 @@ class HeldOutEvaluator:
         if not settings.eval_problems:
             return []
         if settings.eval_family.endswith(".jsonl"):  # the team's own held-out set
-            return from_jsonl(Path(settings.eval_family))[: settings.eval_problems]
-        return from_reasoning_gym(settings.eval_family, settings.eval_problems, seed=HELD_OUT_SEED,
-                                  options=family_options(settings.eval_family))
+            problems = from_jsonl(Path(settings.eval_family))[: settings.eval_problems]
+        else:
+            problems = from_reasoning_gym(settings.eval_family, settings.eval_problems, seed=HELD_OUT_SEED,
+                                          options=family_options(settings.eval_family))
+        # Each problem its own id: the gate's paired bootstrap resamples problems (with one shared id it would
+        # resample nothing and decide on the point estimate).
+        for number, problem in enumerate(problems):
+            problem.id = stable_id("held-out", str(number), problem.source, problem.question)
+        return problems
 
     def generator(self, model: Path | str) -> TextGenerator:
         """What samples `model` (the base model, or a checkpoint's folder)."""
@@ -129,7 +138,7 @@ class HeldOutEvaluator:
     def evidence_key(self) -> dict[str, object]:
         """What makes two evaluations comparable sample by sample: the same problems, k, cap and sampling."""
         s = self.settings
-        return {"eval_family": s.eval_family, "eval_problems": s.eval_problems, "eval_k": s.eval_k,
+        return {"eval_family": s.eval_family, "eval_problems": s.eval_problems, "eval_k": s.eval_k, "problem_ids": 1,
                 "eval_max_new_tokens": s.eval_max_new_tokens, "temperature": EVAL_TEMPERATURE, "seed": 0}
 
     def samples(self, model: Path | str, problems: Sequence[records_pb2.Problem], k: int = 0,
