@@ -3,7 +3,8 @@
 Each ratio is the subject's throughput over a baseline's, both measured in the same
 process on the same model (SmolLM2-135M-Instruct) and work: tokens, samples or records;
 absolute times are not compared across machines. BENCH_TORCH_THREADS (default 1) sets
-torch threads; each benchmark's module says which variables shrink it for a smoke run.
+torch threads; each benchmark's module says which variables shrink it for a smoke run. `python -m bench.increments`
+(training recipes over continuous increments, accuracy rather than throughput, about 50 minutes) runs on its own.
 """
 
 from __future__ import annotations
