@@ -81,19 +81,22 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
         batch_id, problems = prepare_batch(request, settings.intake, settings.sampling, settings.default_policy)
         reply = services_pb2.SubmitBatchResponse(batch_id=batch_id, problem_ids=[p.id for p in problems])
         with admitting:  # one admission at a time: the live-batch bound holds under concurrent submissions
-            if ledger.knows(batch_id):
+            if ledger.holds_all(batch_id, list(reply.problem_ids)):
                 reply.already_submitted = True
             else:
                 live = ledger.sizes()["live_batches"]
-                if live >= settings.max_live_batches:
+                if not ledger.knows(batch_id) and live >= settings.max_live_batches:
                     raise LimitExceeded(f"{live} batches are running, the most this gateway takes (setting "
                                         "max_live_batches); retry once some have finished")
                 try:
-                    context.bus.publish((topics.PROBLEMS, p) for p in problems)
+                    context.bus.publish(((topics.PROBLEMS, p) for p in problems),
+                                        timeout_s=context.bus.publish_timeout_s)
                 except PublishError as exc:
-                    # Nothing is recorded as accepted: the client's retry publishes again, and the
-                    # problems' stable ids let the generator drop any that did get through.
-                    raise Unavailable(f"could not publish the batch, retry: {exc}") from exc
+                    # Nothing is recorded as accepted: the client's retry publishes every problem again (a batch
+                    # is whole or not submitted), and the problems' stable ids let the generator drop any that
+                    # did get through.
+                    raise Unavailable(f"the broker did not take the batch within {context.bus.publish_timeout_s:g}"
+                                      f" s (setting bus.publish_timeout_s), retry: {exc}") from exc
                 for problem in problems:
                     ledger.apply(problem)
                 log.info("accepted batch %s with %d problems", batch_id, len(problems), extra={"batch_id": batch_id})

@@ -3,6 +3,7 @@ real broker, on topics of its own (a fresh topic prefix)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,9 @@ def running(spec: ServiceSpec, broker, *, loops: bool = True, prefix: str | None
               topic_prefix=settings.bus.topic_prefix)
     stub_type = getattr(services_pb2_grpc, f"{spec.api.name}Stub")
     with serving(spec, settings) if loops else _built(spec, settings) as service:
+        # As a client would, wait for readiness: a service that folds topics answers UNAVAILABLE until caught up.
+        if service.follower is not None and not service.follower.wait_ready(60):
+            raise TimeoutError(f"{spec.name} did not catch up with {', '.join(spec.follows)} in 60 s")
         try:
             with channel(service.target) as ch:
                 yield service, stub_type(ch), bus
@@ -40,8 +44,13 @@ def running(spec: ServiceSpec, broker, *, loops: bool = True, prefix: str | None
 
 @contextmanager
 def _built(spec: ServiceSpec, settings):
-    service = Service(spec, settings)
+    """The service without its stage and background loops; its follower runs (its state is the topics')."""
+    service, stop = Service(spec, settings), threading.Event()
+    if service.follower is not None:
+        service.follower.start(stop)
+        threading.Thread(target=service.serve_once_caught_up, args=(stop,), daemon=True).start()
     try:
         yield service
     finally:
+        stop.set()
         service.close()

@@ -141,6 +141,13 @@ class BatchLedger:
         with self._changed:
             return batch_id in self._batches
 
+    def holds_all(self, batch_id: str, problem_ids: list[str]) -> bool:
+        """Whether every one of the batch's problems has been recorded (a submission that got only part of its
+        problems onto the bus before failing is not whole, and its retry publishes them)."""
+        with self._changed:
+            batch = self._batches.get(batch_id)
+            return batch is not None and all(p in batch.expected_samples for p in problem_ids)
+
     def forgotten(self, batch_id: str) -> bool:
         with self._changed:
             return batch_id in self._forgotten

@@ -42,6 +42,8 @@ class IntakeLimits(Section):
     max_question_chars: int = Field(8000, ge=1, description="Longest question accepted, in characters.")
     max_answer_chars: int = Field(1000, ge=1, description="Longest reference answer accepted, in characters.")
     max_text_chars: int = Field(32_000, ge=1, description="Longest trajectory text (a trace) accepted, in characters.")
+    max_label_chars: int = Field(256, ge=1, description="Longest short field accepted (a problem's source and ids, a "
+                                                        "trajectory's ids, model and checkpoint), in characters.")
     max_samples_per_problem: int = Field(64, ge=1, description="Largest N (samples per problem) accepted.")
     max_new_tokens: int = Field(4096, ge=1, description="Largest max_new_tokens accepted.")
 
@@ -73,6 +75,15 @@ def validate_problem(problem: records_pb2.Problem, limits: IntakeLimits, field: 
     if len(problem.reference_answer) > limits.max_answer_chars:
         raise _limit(f"{field}.reference_answer", len(problem.reference_answer), "characters",
                      limits.max_answer_chars, "max_answer_chars")
+    _check_labels(problem, ("id", "batch_id", "source", "curation_policy"), limits, field)
+
+
+def _check_labels(message: Message, names: Sequence[str], limits: IntakeLimits, field: str) -> None:
+    """Short fields stay short: an id or a source of megabytes would fail later, inside the producer."""
+    for name in names:
+        value = getattr(message, name)
+        if len(value) > limits.max_label_chars:
+            raise _limit(f"{field}.{name}", len(value), "characters", limits.max_label_chars, "max_label_chars")
 
 
 def complete_sampling(spec: records_pb2.SamplingSpec | None, defaults: SamplingDefaults) -> records_pb2.SamplingSpec:
@@ -140,6 +151,7 @@ def validate_trajectory(trajectory: records_pb2.Trajectory, limits: IntakeLimits
         raise InvalidInput(f"{field}.problem.reference_answer", "must not be empty")
     if len(trajectory.text) > limits.max_text_chars:
         raise _limit(f"{field}.text", len(trajectory.text), "characters", limits.max_text_chars, "max_text_chars")
+    _check_labels(trajectory, ("id", "parent_id", "model", "checkpoint"), limits, field)
 
 
 def record_check(limits: IntakeLimits) -> Callable[[Message], None]:

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import grpc
 from pydantic import Field
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from learnerfit.domain.promotion import followed
-from learnerfit.errors import from_status
+from learnerfit.errors import Unavailable, from_status
 from learnerfit.section import Section
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
+
+
+REGISTER_TRIES = 5  # a registry restarting (a rollout) answers within these, about a minute of backoff
 
 
 class RegistryClient:
@@ -97,10 +101,17 @@ class RemoteRegistry:
         name = f"{uuid.uuid4().hex}"
         incoming = self.shared_root / "incoming" / name
         shutil.copytree(source, incoming)  # plain files on the shared volume; the index is the registry's
+        request = services_pb2.RegisterRequest(
+            source=f"incoming/{name}", base_model=base_model, kind=kind, example_ids=list(example_ids), policy=policy,
+            eval=dict(eval_results or {}), training=training, promotion=promotion)
         try:
-            return self.client.register(services_pb2.RegisterRequest(
-                source=f"incoming/{name}", base_model=base_model, kind=kind, example_ids=list(example_ids),
-                policy=policy, eval=dict(eval_results or {}), training=training, promotion=promotion))
+            # Register is idempotent (keyed by what is registered), so a call whose reply was lost is asked again:
+            # the registry answers with the checkpoint the first call made.
+            for attempt in Retrying(retry=retry_if_exception_type(Unavailable), stop=stop_after_attempt(REGISTER_TRIES),
+                                    wait=wait_exponential_jitter(initial=1, max=30), reraise=True):
+                with attempt:
+                    return self.client.register(request)
+            raise AssertionError("unreachable")
         finally:
             shutil.rmtree(incoming, ignore_errors=True)  # registered (copied into place) or refused
 

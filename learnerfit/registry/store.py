@@ -20,7 +20,7 @@ from pathlib import Path
 
 from google.protobuf.json_format import MessageToJson, Parse
 
-from learnerfit.domain.ids import version_number
+from learnerfit.domain.ids import stable_id, version_number
 from learnerfit.domain.promotion import FOLLOWABLE, followed, state_words
 from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.v1 import records_pb2
@@ -35,11 +35,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     eval        TEXT NOT NULL,   -- JSON object
     created_at  REAL NOT NULL,
     training    TEXT NOT NULL DEFAULT '{}',  -- JSON of a TrainingRecipe
-    promotion   TEXT NOT NULL DEFAULT '{}'   -- JSON of a Promotion
+    promotion   TEXT NOT NULL DEFAULT '{}',  -- JSON of a Promotion
+    registration TEXT NOT NULL DEFAULT ''    -- what was asked for (registration_key): a retried call finds it
 )
 """
 # Columns added after the first schema, for indexes an older release created (each added once, empty for old rows).
-_ADDED_COLUMNS = {"training": "TEXT NOT NULL DEFAULT '{}'", "promotion": "TEXT NOT NULL DEFAULT '{}'"}
+_ADDED_COLUMNS = {"training": "TEXT NOT NULL DEFAULT '{}'", "promotion": "TEXT NOT NULL DEFAULT '{}'",
+                  "registration": "TEXT NOT NULL DEFAULT ''"}
 _COLUMNS = "number, base_model, kind, example_ids, policy, eval, created_at, training, promotion"
 
 
@@ -47,6 +49,16 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # never in a registered checkpoint
+
+def registration_key(base_model: str, kind: int, example_ids: Sequence[str], policy: str,
+                     training: records_pb2.TrainingRecipe | None) -> str:
+    """What a registration stands for: its model, kind, policy, recipe and set of examples ("" for one trained on no
+    listed examples, such as an imported checkpoint: those are never taken for one another)."""
+    if not example_ids:
+        return ""
+    recipe = (training or records_pb2.TrainingRecipe()).SerializeToString(deterministic=True).hex()
+    return stable_id("registration", base_model, kind, policy, recipe, *sorted(set(example_ids)))
+
 
 class CheckpointRegistry:
     """Opened by its one writer (the trainer), which cleans up what an interrupted registration left; everyone
@@ -61,6 +73,7 @@ class CheckpointRegistry:
         self.index.parent.mkdir(parents=True, exist_ok=True)
         self._query(_SCHEMA)
         self._add_new_columns()
+        self._query("CREATE INDEX IF NOT EXISTS checkpoints_registration ON checkpoints (registration)")
         if writer:
             self._remove_leftovers()
 
@@ -110,9 +123,13 @@ class CheckpointRegistry:
                  training: records_pb2.TrainingRecipe | None = None,
                  promotion: records_pb2.Promotion | None = None) -> records_pb2.Checkpoint:
         """Copies `source` in as the next version; `promotion` is its state from the start (e.g. pending while the
-        trainer's gate compares it with the learner)."""
+        trainer's gate compares it with the learner). Asking again for a registration already made (the same
+        examples, recipe, model and policy: a retry after a lost reply) returns the checkpoint it made."""
         if not self.writer:
             raise FailedPrecondition(f"registry {self.root} is open for reading only")
+        key = registration_key(base_model, kind, example_ids, policy, training)
+        if (existing := self._registered(key)) is not None:
+            return existing
         source = Path(source)
         if not source.is_dir():
             raise InvalidInput("source", f"checkpoint source {source} is not a directory")
@@ -126,17 +143,26 @@ class CheckpointRegistry:
         try:
             # One registration at a time: version numbers never collide. The checkpoint exists from the commit on.
             with self._immediate() as db:
+                same = db.execute("SELECT number FROM checkpoints WHERE registration = ?", (key,)).fetchone() \
+                    if key else None
+                if same is not None:  # made meanwhile by a call that raced this one
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return self.get(f"v{same[0]}")
                 number = (db.execute("SELECT COALESCE(MAX(number), 0) FROM checkpoints").fetchone()[0]) + 1
                 staging.rename(self.root / "checkpoints" / f"v{number}")
-                db.execute(f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute(f"INSERT INTO checkpoints ({_COLUMNS}, registration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (number, base_model, kind, json.dumps(list(example_ids)), policy,
                             json.dumps(dict(eval_results or {})), time.time(),
                             MessageToJson(training or records_pb2.TrainingRecipe(), indent=None),
-                            self._decided(db, promotion or records_pb2.Promotion())))
+                            self._decided(db, promotion or records_pb2.Promotion()), key))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return self.get(f"v{number}")
+
+    def _registered(self, key: str) -> records_pb2.Checkpoint | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM checkpoints WHERE registration = ?", (key,)) if key else []
+        return self._checkpoint(rows[0]) if rows else None
 
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Connection]:
@@ -196,6 +222,12 @@ class CheckpointRegistry:
         folder = (self.root / source).resolve()
         if folder.parent != incoming:
             raise InvalidInput("source", f"{source!r} is not a folder directly under the registry's incoming/")
+        # Before the folder is looked at: a retry after a lost reply finds it removed by the call that registered it.
+        key = registration_key(metadata["base_model"], metadata["kind"], metadata.get("example_ids", ()),
+                               metadata.get("policy", ""), metadata.get("training"))
+        if (existing := self._registered(key)) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            return existing
         checkpoint = self.register(folder, **metadata)
         shutil.rmtree(folder, ignore_errors=True)
         return checkpoint

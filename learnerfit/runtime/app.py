@@ -71,7 +71,7 @@ class Service:
                        session_timeout_ms=settings.bus.session_timeout_ms, topic_prefix=settings.bus.topic_prefix,
                        max_record_bytes=settings.bus.max_record_bytes,
                        compression=None if settings.bus.compression == "none" else settings.bus.compression,
-                       security=settings.bus.client_security())
+                       security=settings.bus.client_security(), publish_timeout_s=settings.bus.publish_timeout_s)
         if settings.bus.create_topics and spec.topics:
             self.bus.ensure_topics([*spec.topics, DEAD_LETTER], settings.bus.topic_partitions,
                                    settings.bus.topic_replication)
@@ -80,8 +80,12 @@ class Service:
         self.parts = spec.build(settings, Context(self.bus, self.follower.caught_up if self.follower else lambda: True))
         self.server = GrpcServer(settings.grpc.host, settings.grpc.port, workers=settings.grpc.workers,
                                  max_message_bytes=settings.grpc.max_message_bytes, security=settings.grpc)
-        self.server.add(service_handler(spec.api, self.parts.rpcs), [spec.api.full_name])
-        self.server.start()
+        # A service whose answers come from folded topics is not ready, to its callers and to gRPC health (the
+        # readiness probe), until it has read them to where they ended at its start: a restarted gateway would
+        # otherwise answer NOT_FOUND for live batches and take a retried submission for a new one.
+        ready = (lambda: self.follower.wait_ready(0)) if self.follower is not None else None
+        self.server.add(service_handler(spec.api, self.parts.rpcs, ready), [spec.api.full_name])
+        self.server.start(serving=ready is None)
 
     @property
     def target(self) -> str:
@@ -91,12 +95,20 @@ class Service:
         """The service's loops: background work, the follower, the stage runner."""
         loops = list(self.parts.background)
         if self.follower is not None:
-            loops.append(self.follower.run)
+            loops += [self.follower.run, self.serve_once_caught_up]
         if self.spec.stage is not None:
             # A stage that also follows topics (the curator's decisions) starts once their state is folded.
             ready = self.follower.caught_up if self.follower is not None else None
             loops.append(_runner(self.spec, self.parts, self.bus, self.settings, ready).run)
         return loops
+
+    def serve_once_caught_up(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if self.follower.wait_ready(0.5):
+                log.info("%s caught up with %s: serving", self.spec.name, ", ".join(self.spec.follows),
+                         extra={"service": self.spec.name})
+                self.server.set_serving(True)
+                return
 
     def close(self, grace_s: float = 0.0) -> None:
         self.server.stop(grace_s)

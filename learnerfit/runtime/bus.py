@@ -19,9 +19,10 @@ from google.protobuf.message import Message
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata
 
+from learnerfit.errors import TooLarge
 from learnerfit.v1 import bus_pb2
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,24 @@ ID_HEADER = "lf-id"
 TYPE_HEADER = "lf-type"
 
 
+# What a record carries besides its key and value, at most (batch framing, headers' names, varints), so a record
+# under max_record_bytes by this margin is under the producer's own limit too.
+RECORD_OVERHEAD_BYTES = 512
+
+
 class PublishError(RuntimeError):
-    """The broker did not acknowledge an output record; the inputs must not be committed."""
+    """The broker did not acknowledge an output record; the inputs must not be committed. `transient`: waiting can
+    cure it (the broker unreachable, slow or electing a leader); False when the broker refused the record itself."""
+
+    def __init__(self, message: str, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
+
+
+def _publish_error(exc: Exception) -> PublishError:
+    # A timeout or a lost connection passes; a refused record (too large, not authorised) would be refused again.
+    transient = not isinstance(exc, MessageSizeTooLargeError) and (not isinstance(exc, KafkaError) or exc.retriable)
+    return PublishError(f"output record not acknowledged: {type(exc).__name__}: {exc}", transient)
 
 
 def record_key(message: Message) -> str:
@@ -68,12 +85,30 @@ def header(record: ConsumerRecord, name: str) -> str | None:
     return None
 
 
+class Delivery:
+    """Records on their way, confirmed as one: a confirm tried again sends only what failed and waits again on what
+    is still on its way (the producer keeps retrying those by itself), so a slow broker gets no second copies."""
+
+    def __init__(self, bus: Bus, records: Iterable[tuple[str, Message]]):
+        self.bus = bus
+        self.records = list(records)
+        self._futures: list[FutureRecordMetadata | None] = [None] * len(self.records)
+
+    def confirm(self, timeout_s: float) -> None:
+        """Sends what is not on its way, then waits up to timeout_s for all of it (PublishError past that)."""
+        for i, (topic, message) in enumerate(self.records):
+            future = self._futures[i]
+            if future is None or (future.is_done and future.failed()):
+                self._futures[i] = self.bus.send(topic, message)
+        self.bus.confirm([f for f in self._futures if f is not None], timeout_s)
+
+
 class Bus:
     """Kafka clients for one process. The producer is shared and idempotent (acks=all)."""
 
     def __init__(self, bootstrap_servers: str, client_id: str, session_timeout_ms: int = 10_000,
                  topic_prefix: str = "", max_record_bytes: int = 1_000_000, compression: str | None = "gzip",
-                 security: Mapping[str, Any] | None = None):
+                 security: Mapping[str, Any] | None = None, publish_timeout_s: float = 4.0):
         self.bootstrap_servers = bootstrap_servers
         self.security = dict(security or {})  # TLS / SASL options, passed to every client (BusSettings)
         self.client_id = client_id
@@ -83,6 +118,9 @@ class Bus:
         # here says which record and why, instead of a broker error after the fact.
         self.max_record_bytes = max_record_bytes
         self.compression = compression
+        # How long a send may block on the broker's metadata, and a caller who is waiting (a gRPC call) on its
+        # acknowledgement: an unreachable broker is reported within this, not after kafka-python's 60 s.
+        self.publish_timeout_s = publish_timeout_s
         self._producer: KafkaProducer | None = None
 
     def topic(self, name: str) -> str:
@@ -100,6 +138,7 @@ class Bus:
                 linger_ms=5,
                 compression_type=self.compression,
                 max_request_size=self.max_record_bytes,
+                max_block_ms=int(self.publish_timeout_s * 1000),
                 **self.security,
             )
         return self._producer
@@ -121,35 +160,49 @@ class Bus:
         finally:
             admin.close()
 
+    def check_size(self, message: Message) -> None:
+        """Raises TooLarge when `message` would make a record over max_record_bytes: a record the broker would
+        refuse every time, so a stage dead-letters what produced it instead of retrying."""
+        size = message.ByteSize() + len(record_key(message)) + len(record_id(message)) + RECORD_OVERHEAD_BYTES
+        if size > self.max_record_bytes:
+            raise TooLarge(type(message).__name__, f"a record of about {size} bytes, at most {self.max_record_bytes} "
+                                                   "allowed (setting bus.max_record_bytes)")
+
     def send(self, topic: str, message: Message) -> FutureRecordMetadata:
+        """Queues one record; raises TooLarge for a record over max_record_bytes, PublishError when the broker
+        cannot be reached within publish_timeout_s."""
+        self.check_size(message)
         headers = [
             (ID_HEADER, record_id(message).encode()),
             (TYPE_HEADER, message.DESCRIPTOR.full_name.encode()),
         ]
-        return self.producer.send(
-            self.topic(topic), key=record_key(message).encode(), value=message.SerializeToString(), headers=headers
-        )
+        return self.send_raw(topic, record_key(message).encode(), message.SerializeToString(), headers)
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]
                  ) -> FutureRecordMetadata:
         """Sends bytes as they are (a dead letter replayed onto its topic)."""
-        return self.producer.send(self.topic(topic), key=key, value=value, headers=list(headers))
+        try:
+            return self.producer.send(self.topic(topic), key=key, value=value, headers=list(headers))
+        except KafkaError as exc:  # no metadata within max_block_ms, or a record the producer refuses
+            raise _publish_error(exc) from exc
 
     def confirm(self, futures: Sequence[FutureRecordMetadata], timeout_s: float = 30.0) -> None:
-        """Blocks until every sent record is acknowledged by the broker, or raises PublishError."""
+        """Blocks until every sent record is acknowledged by the broker, or raises PublishError after timeout_s.
+        Records not acknowledged may still arrive later: their ids make them recognisable when a retry sends them
+        again."""
         if not futures:
             return
-        self.producer.flush(timeout=timeout_s)
-        for future in futures:
-            try:
+        try:
+            self.producer.flush(timeout=timeout_s)
+            for future in futures:
                 future.get(timeout=timeout_s)
-            except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
-                raise PublishError(f"output record not acknowledged: {exc}") from exc
+        except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
+            raise _publish_error(exc) from exc
 
-    def publish(self, outputs: Iterable[tuple[str, Message]]) -> int:
-        """Sends (topic, message) pairs and waits for their acknowledgement."""
+    def publish(self, outputs: Iterable[tuple[str, Message]], timeout_s: float = 30.0) -> int:
+        """Sends (topic, message) pairs and waits for their acknowledgement (PublishError after timeout_s)."""
         futures = [self.send(topic, message) for topic, message in outputs]
-        self.confirm(futures)
+        self.confirm(futures, timeout_s)
         return len(futures)
 
     def consumer(self, topics: Sequence[str], group_id: str, max_poll_records: int = 500,

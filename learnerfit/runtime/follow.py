@@ -33,6 +33,7 @@ class TopicFollower:
         self._rounds = 0          # poll rounds finished
         self._caught_up_at = -1   # the last round that ended with every partition at its high-water mark
         self._running = False
+        self._ready = threading.Event()  # read up to the high-water marks the topics had when it started
         self._changed = threading.Condition()
 
     def start(self, stop: threading.Event) -> threading.Thread:
@@ -51,12 +52,13 @@ class TopicFollower:
         try:
             partitions = self._partitions(reader)
             reader.assign(partitions)
+            start_ends = reader.end_offsets(partitions)
             since_ms = 0
             if self.from_now:
                 since_ms = int(time.time() * 1000)
                 # The brokers' end offsets, then the records' own times: Tansu (the local broker) reports the end of
                 # a partition whose last batch holds several records as that batch's first offset + 1.
-                for tp, offset in reader.end_offsets(partitions).items():
+                for tp, offset in start_ends.items():
                     reader.seek(tp, offset)
             else:
                 reader.seek_to_beginning(*partitions)
@@ -66,6 +68,12 @@ class TopicFollower:
                         if record.timestamp >= since_ms:
                             self._apply(self.types[tp.topic], record.value, tp)
                 caught_up = all(reader.position(tp) >= (reader.highwater(tp) or 0) for tp in partitions)
+                # Ready once past the ends taken at the start and the ends a fetch reported since (a partition's
+                # high-water mark is unknown until its first fetch: none yet is not caught up).
+                if not self._ready.is_set() and all(
+                        reader.highwater(tp) is not None and reader.position(tp) >= start_ends[tp]
+                        for tp in partitions) and caught_up:
+                    self._ready.set()
                 with self._changed:
                     self._rounds += 1
                     if caught_up:
@@ -76,6 +84,11 @@ class TopicFollower:
                 self._running = False
                 self._changed.notify_all()
             reader.close()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Whether the follower has read its topics up to where they ended when it started (the state a restarted
+        service had before it stopped, at least), waiting up to timeout_s for it."""
+        return self._ready.wait(timeout_s)
 
     def caught_up(self, timeout_s: float = 30.0) -> bool:
         """Waits until a poll round that began after this call ended caught up; False after timeout_s, or at once

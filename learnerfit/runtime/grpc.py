@@ -17,10 +17,11 @@ from contextvars import ContextVar
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from learnerfit.errors import ERRORS
+from learnerfit.errors import ERRORS, InvalidInput, Unavailable
 from learnerfit.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -137,31 +138,49 @@ def call_active() -> bool:
     return _CALL_ACTIVE.get()()
 
 
-def _streaming(function: Callable) -> Callable:
+def _parsing(request_type: type[Message], service: str, ready: Callable[[], bool] | None
+             ) -> Callable[[bytes], Message]:
+    """The request from its bytes, in the handler rather than as gRPC's deserializer: a request that does not parse
+    (a string field that is not UTF-8, say) is the caller's error, INVALID_ARGUMENT, where gRPC would answer INTERNAL.
+    A service not ready yet answers UNAVAILABLE before it looks at the request."""
+    def parse(data: bytes) -> Message:
+        if ready is not None and not ready():
+            raise Unavailable(f"{service} is starting: still reading its topics up to where they ended at its "
+                              "start; retry shortly")
+        try:
+            return request_type.FromString(data)
+        except DecodeError as exc:
+            raise InvalidInput("request", f"not a valid {request_type.DESCRIPTOR.full_name} ({exc}); text fields must "
+                                          "be UTF-8") from None
+    return parse
+
+
+def _streaming(function: Callable, parse: Callable[[bytes], Message]) -> Callable:
     def serve(request, context):
         _CALL_ACTIVE.set(context.is_active)
-        yield from function(request)
+        yield from function(parse(request))
     return serve
 
 
-def service_handler(service: ServiceDescriptor, methods: Mapping[str, Callable]) -> grpc.GenericRpcHandler:
+def service_handler(service: ServiceDescriptor, methods: Mapping[str, Callable],
+                    ready: Callable[[], bool] | None = None) -> grpc.GenericRpcHandler:
     """A handler for `service` whose methods are plain functions from request to response (or to an iterator of
-    responses, for a server-streaming method); they never see a gRPC context (a stream asks `call_active()`)."""
+    responses, for a server-streaming method); they never see a gRPC context (a stream asks `call_active()`).
+    Until `ready()` says so, every call is answered UNAVAILABLE (the service is still rebuilding its state)."""
     missing = set(service.methods_by_name) - set(methods)
     if missing:
         raise TypeError(f"{service.full_name}: no function for {', '.join(sorted(missing))}")
     handlers = {}
     for name, function in methods.items():
         method = service.methods_by_name[name]
-        request_type = message_factory.GetMessageClass(method.input_type)
+        parse = _parsing(message_factory.GetMessageClass(method.input_type), service.full_name, ready)
         response_type = message_factory.GetMessageClass(method.output_type)
         if method.server_streaming:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(function), request_deserializer=request_type.FromString,
-                response_serializer=response_type.SerializeToString)
+                _streaming(function, parse), response_serializer=response_type.SerializeToString)
         else:
             handlers[name] = grpc.unary_unary_rpc_method_handler(
-                lambda request, _context, f=function: f(request), request_deserializer=request_type.FromString,
+                lambda request, _context, f=function, p=parse: f(p(request)),
                 response_serializer=response_type.SerializeToString)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
@@ -209,7 +228,8 @@ class GrpcServer:
         self.server.add_generic_rpc_handlers((handler,))
         self._names.extend(service_names)
 
-    def start(self) -> None:
+    def start(self, serving: bool = True) -> None:
+        """Starts serving calls; health says SERVING now, or (`serving` False) once set_serving(True) is called."""
         if self.reflection:
             reflection.enable_server_reflection(
                 [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
@@ -217,7 +237,7 @@ class GrpcServer:
         self.server.start()
         if self.health_server is not None:
             self.health_server.start()
-        self.set_serving(True)
+        self.set_serving(serving)
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING

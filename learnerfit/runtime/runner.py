@@ -27,6 +27,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -35,14 +36,16 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from learnerfit.errors import InvalidInput, LimitExceeded, Unavailable
+from learnerfit.errors import InvalidInput, LimitExceeded, TooLarge, Unavailable
 from learnerfit.recent import Recent
 from learnerfit.runtime import metrics
-from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus, header
+from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus, Delivery, PublishError, header
 from learnerfit.runtime.stage import Stage
 from learnerfit.v1 import runtime_pb2
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -71,6 +74,8 @@ def is_transient(exc: BaseException) -> bool:
     while exc is not None:
         if isinstance(exc, InvalidInput):  # TooLarge included: the same record will be too large again
             return False
+        if isinstance(exc, PublishError):  # the broker unreachable passes; a record it refused stays refused
+            return exc.transient
         if isinstance(exc, (Unavailable, LimitExceeded, TimeoutError, ConnectionError)):  # capacity frees up
             return True
         if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)) and exc.code() in _TRANSIENT_GRPC:
@@ -158,7 +163,7 @@ class StageRunner:
         """One poll -> process -> publish -> commit round; returns how many input records it took."""
         records = self.poll()
         outputs, dead = self.process(records)
-        self.publish(outputs, dead)
+        self.publish(outputs, dead, records)
         self.commit(records)
         return len(records)
 
@@ -212,22 +217,41 @@ class StageRunner:
             outputs.extend(self.stage.logic.tick())
         return [(self._route(message), message) for message in outputs], dead
 
-    def publish(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[_Failure]) -> None:
-        """Sends outputs and dead letters and waits until the broker acknowledged all of them; outputs of the
-        `publish_last` types go only after the others are acknowledged."""
-        first = [(t, m) for t, m in outputs if type(m) not in self.stage.spec.publish_last]
-        last = [(t, m) for t, m in outputs if type(m) in self.stage.spec.publish_last]
-        futures = [self.bus.send(topic, message) for topic, message in first]
+    def publish(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[_Failure],
+                inputs: Sequence[ConsumerRecord] = ()) -> None:
+        """Sends outputs and dead letters and waits until the broker acknowledged all of them (the `publish_last`
+        types go once the others are). A broker that is down or slow is waited out within the retry budget; past
+        it (or at once, for a record the broker refuses) the `inputs` are dead-lettered as transient, and those
+        letters are retried until they go or the service stops: an outage never ends the process, and nothing is
+        committed that was not published. Outputs still on their way may arrive too: a replayed letter makes
+        them again with the same ids."""
+        try:
+            self._deliver(outputs, dead, "publishing outputs", self.retry.budget_s)
+        except PublishError as exc:
+            reason = f"outputs not published: {exc}"
+            already = {id(f.record) for f in dead}
+            letters = [*dead, *(_Failure(r, reason, exc.transient, 1) for r in inputs if id(r) not in already)]
+            log.error("%s; dead-lettering the %d inputs instead", reason, len(letters),
+                      extra={"stage": self.stage.name, "error": reason})
+            self._deliver([], letters, "dead-lettering inputs", None)
+
+    def _deliver(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[_Failure], what: str,
+                 budget_s: float | None) -> None:
         for failure in dead:
             record = failure.record
             log.warning("dead-lettering %s/%d/%d (%s): %s", record.topic, record.partition, record.offset,
                         "transient, retries ran out" if failure.transient else "permanent", failure.reason,
                         extra={"stage": self.stage.name, "error": failure.reason})
-            futures.append(self.bus.send(self.dead_letter_topic, self._dead_letter(failure)))
-            metrics.DEAD_LETTERS.labels(self.stage.name).inc()
-        self.bus.confirm(futures)
-        if last:
-            self.bus.confirm([self.bus.send(topic, message) for topic, message in last])
+        first = Delivery(self.bus, [*((t, m) for t, m in outputs if type(m) not in self.stage.spec.publish_last),
+                                    *((self.dead_letter_topic, self._dead_letter(f)) for f in dead)])
+        last = Delivery(self.bus, [(t, m) for t, m in outputs if type(m) in self.stage.spec.publish_last])
+
+        def attempt() -> None:
+            first.confirm(self.bus.publish_timeout_s)
+            last.confirm(self.bus.publish_timeout_s)
+
+        self._retrying(budget_s, attempt, what)
+        metrics.DEAD_LETTERS.labels(self.stage.name).inc(len(dead))
         for topic, _ in outputs:
             metrics.RECORDS_OUT.labels(self.stage.name, topic).inc()
 
@@ -376,44 +400,58 @@ class StageRunner:
         return outputs, dead
 
     def _attempt(self, batch: Sequence[_Decoded], attempts: list[int]) -> list[Message]:
-        """The stage on `batch`, with transient failures retried (exponential backoff with jitter) until the retry
-        budget is spent; a stop while waiting raises Stopping."""
+        """The stage on `batch`, with transient failures retried until the retry budget is spent. An output the
+        broker would refuse for its size fails the attempt as permanent, so only its input is dead-lettered."""
+        def once() -> list[Message]:
+            attempts[0] += 1
+            outputs = list(self.stage.logic.process([d.message for d in batch]))
+            for message in outputs:
+                self.bus.check_size(message)
+            return outputs
+        return self._retrying(self.retry.budget_s, once, f"stage {self.stage.name}")
+
+    def _retrying(self, budget_s: float | None, action: Callable[[], _T], what: str) -> _T:
+        """`action`, its transient failures retried (exponential backoff with jitter) until budget_s is spent, or
+        for as long as the service runs (None); a stop while waiting raises Stopping."""
+        stopping = (lambda _: self._stop.is_set())
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential_jitter(multiplier=self.retry.initial_s, max=self.retry.max_s,
                                          jitter=self.retry.initial_s),
-            stop=stop_after_delay(self.retry.budget_s) | (lambda _: self._stop.is_set()),
+            stop=stopping if budget_s is None else stop_after_delay(budget_s) | stopping,
             sleep=self._stop.wait,
-            before_sleep=lambda state: self._note_retry(state.outcome.exception(), state.next_action.sleep),
+            before_sleep=lambda state: self._note_retry(what, state.outcome.exception(), state.next_action.sleep),
             reraise=True,
         )
         try:
-            for attempt in retrying:
-                with attempt:
-                    attempts[0] += 1
-                    return list(self.stage.logic.process([d.message for d in batch]))
+            return retrying(action)
         except Exception:
             if self._stop.is_set():
                 raise Stopping() from None
             raise
-        raise AssertionError("unreachable")
 
-    def _note_retry(self, exc: BaseException | None, delay_s: float) -> None:
+    def _note_retry(self, what: str, exc: BaseException | None, delay_s: float) -> None:
         metrics.RETRIES.labels(self.stage.name).inc()
-        log.warning("transient failure in %s, retrying in %.1fs: %s", self.stage.name, delay_s, _reason(exc),
+        log.warning("transient failure %s, retrying in %.1fs: %s", what, delay_s, _reason(exc),
                     extra={"stage": self.stage.name})
 
     def _dead_letter(self, failure: _Failure) -> runtime_pb2.DeadLetter:
         record = failure.record
         prefix = self.bus.topic_prefix
         topic = record.topic[len(prefix):] if prefix and record.topic.startswith(prefix) else record.topic
-        return runtime_pb2.DeadLetter(
+        letter = runtime_pb2.DeadLetter(
             id=f"{topic}/{record.partition}/{record.offset}", stage=self.stage.name, reason=failure.reason[:4096],
             transient=failure.transient, source_topic=topic, source_partition=record.partition,
             source_offset=record.offset, record_id=header(record, ID_HEADER) or "",
             record_type=header(record, TYPE_HEADER) or "",
             problem_id=(record.key or b"").decode("utf-8", "replace"), value=record.value or b"",
             attempts=failure.attempts)
+        try:
+            self.bus.check_size(letter)
+        except TooLarge:  # the letter still says what failed and where; the record stays on its topic at that offset
+            letter.value = b""
+            letter.reason += " (record value left out of this letter: too large)"
+        return letter
 
     def _route(self, message: Message) -> str:
         spec, route = self.stage.spec, self.stage.logic.route

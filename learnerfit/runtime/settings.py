@@ -63,6 +63,10 @@ class BusSettings(Section):
                                                                  "partitions move after this.")
     max_record_bytes: int = Field(1_000_000, ge=1024, description="Largest record produced (keep it under the "
                                                                   "broker's message.max.bytes, about 1 MB on Kafka).")
+    publish_timeout_s: float = Field(4.0, gt=0, description="How long a send waits for the broker's metadata, and "
+                                                          "SubmitBatch for its acknowledgement, before the broker "
+                                                          "counts as unreachable (UNAVAILABLE to the caller; a "
+                                                          "stage retries within stage.retry_budget_s).")
     compression: str = Field("gzip", pattern="^(gzip|none)$", description="Producer compression: gzip or none.")
     security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
                                    description="Kafka security: PLAINTEXT, SSL (TLS, client certs), SASL_SSL, ...")

@@ -360,3 +360,25 @@ def test_a_held_input_released_in_a_rebalance_is_taken_again_when_its_partition_
         stop.set()
         thread.join(timeout=30)
         first.close()
+
+
+def test_an_output_over_the_record_size_limit_dead_letters_only_its_input(bus, fresh):
+    """The broker would refuse it every time: retrying cannot help, so it is a dead letter, not a crash-loop."""
+    source, sink, dead = fresh("problems"), fresh("trajectories"), fresh("dead")
+    bus.ensure_topics([source, sink, dead], partitions=1)
+    bus.max_record_bytes = 4096
+    bus.publish((source, _problem(i)) for i in range(3))
+
+    def solve(problems):
+        return [records_pb2.Trajectory(id=f"t-{p.id}", problem=p, text="x" * (8000 if p.id == "p1" else 10))
+                for p in problems]
+
+    runner = _runner(_stage("solve", source, sink, process=solve), bus, fresh("group"), dead)
+    try:
+        assert _run_until(runner, 3) == 3
+    finally:
+        runner.close()
+    assert sorted(header(r, ID_HEADER) for r in read_topic(bus, sink, at_least=2)) == ["t-p0", "t-p2"]
+    [letter] = dead_letters(bus, dead, at_least=1)
+    assert letter.problem_id == "p1" and not letter.transient
+    assert "at most 4096 allowed (setting bus.max_record_bytes)" in letter.reason

@@ -3,11 +3,14 @@ limit and its setting), and nothing of them reaches the topic; good ones are pub
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import grpc
 import pytest
 
 from learnerfit.domain import topics
-from learnerfit.v1 import records_pb2, services_pb2
+from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from services.gateway import SPEC
 from tests.kafka_helpers import read_topic
 from tests.running import running
@@ -60,12 +63,14 @@ TOO_LARGE = INVALID  # AIP-193: a request over a size limit is bad input, not a 
         (_request(_problem(answer="9" * 21)), TOO_LARGE,
          "problems[0].reference_answer: 21 characters, at most 20 allowed (setting intake.max_answer_chars)"),
         (_request(_problem(), _problem()), INVALID, "problems[1]: duplicates problems[0]"),
+        (_request(records_pb2.Problem(question="Calculate 1 + 2.", reference_answer="3", source="s" * 257)),
+         TOO_LARGE, "problems[0].source: 257 characters, at most 256 allowed (setting intake.max_label_chars)"),
         (services_pb2.SubmitBatchRequest(problems=[_problem()], curation_policy="best_vibes"), INVALID,
          "curation_policy: unknown policy 'best_vibes'; known: oracle_refined, oracle_synthesized, "
          "rejection_sampling, style_aligned, utility"),
     ],
     ids=["empty-batch", "empty-question", "empty-answer", "n-too-large", "temperature", "oversized-question",
-         "oversized-answer", "duplicate-problem", "unknown-policy"],
+         "oversized-answer", "oversized-source", "duplicate-problem", "unknown-policy"],
 )
 def test_bad_input_names_what_was_wrong_and_nothing_of_it_is_published(gateway, request_, code, details):
     stub, bus = gateway
@@ -81,6 +86,18 @@ def test_a_message_over_the_size_limit_is_refused_by_grpc(gateway):
         stub.SubmitBatch(_request(_problem(question="x" * 2 * 1024 * 1024)))
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert _published_only(bus, stub) == []
+
+
+def test_a_request_that_is_not_utf_8_is_invalid_argument(broker):
+    problem = b"\x1a\x02\xff\xfe" + b"\x22\x01\x33"  # question: two bytes that are not UTF-8; answer "3"
+    raw = b"\x0a" + bytes([len(problem)]) + problem
+    with running(SPEC, broker, loops=False) as (service, stub, bus), grpc.insecure_channel(service.target) as channel:
+        submit = channel.unary_unary("/learnerfit.v1.Gateway/SubmitBatch")  # bytes as they are
+        with pytest.raises(grpc.RpcError) as error:
+            submit(raw, timeout=10)
+        assert error.value.code() == INVALID
+        assert "not a valid learnerfit.v1.SubmitBatchRequest" in error.value.details()
+        assert _published_only(bus, stub) == []
 
 
 def test_a_good_batch_is_published_once_even_when_resubmitted(gateway):
@@ -125,3 +142,69 @@ def test_oracle_modes_are_checked_and_carried_to_every_problem(gateway):
     assert asked != plain  # asking for Oracle work makes it another batch
     [problem] = [p for p in _published_only(bus, stub) if p.batch_id == asked]
     assert list(problem.oracle_modes) == [records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_REPAIR]
+
+
+def test_a_submission_that_got_only_part_of_its_problems_onto_the_bus_is_completed_by_its_retry(broker):
+    """A first call that failed midway (the broker went away after two of five problems): the retry is not
+    `already_submitted`, it publishes the batch, and the batch has all five."""
+    from learnerfit.domain.batches import prepare_batch
+
+    with running(SPEC, broker) as (service, stub, bus):
+        request = _request(*(_problem(f"Calculate {i} + 3.", str(i + 3)) for i in range(5)), samples_per_problem=1)
+        settings = service.settings
+        batch_id, problems = prepare_batch(request, settings.intake, settings.sampling, settings.default_policy)
+        bus.publish((topics.PROBLEMS, p) for p in problems[:2])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the gateway has folded the two that got through
+            try:
+                if stub.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id)).problems == 2:
+                    break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.NOT_FOUND
+            time.sleep(0.1)
+        else:
+            pytest.fail("the gateway never folded the partial batch")
+        retry = stub.SubmitBatch(request)
+        assert retry.batch_id == batch_id and not retry.already_submitted
+        assert retry.status.problems == 5
+        assert stub.SubmitBatch(request).already_submitted  # now it is whole
+
+
+def test_a_restarted_gateway_answers_for_every_live_batch_as_before_or_not_at_all(broker):
+    """While it folds the topics back, it is NOT_SERVING and answers UNAVAILABLE; never NOT_FOUND for a live batch,
+    never a count from a half-read ledger."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from learnerfit.local.processes import channel
+    from learnerfit.runtime.app import serving
+    from tests.running import settings_for
+
+    prefix = f"restart-{uuid.uuid4().hex[:8]}-"
+    with running(SPEC, broker, prefix=prefix) as (_service, stub, _bus):
+        before = {}
+        for b in range(60):
+            request = _request(*(_problem(f"Calculate {b} + {i}.", str(b + i)) for i in range(1, 9)),
+                               samples_per_problem=2)
+            reply = stub.SubmitBatch(request)
+            before[reply.batch_id] = reply.status
+    seen = {"unavailable": 0, "answered": 0}
+    with serving(SPEC, settings_for(SPEC, broker, prefix)) as restarted, channel(restarted.target) as ch:
+        stub, health = services_pb2_grpc.GatewayStub(ch), health_pb2_grpc.HealthStub(ch)
+        for batch_id, status in before.items():
+            while True:
+                said = health.Check(health_pb2.HealthCheckRequest()).status
+                try:
+                    now = stub.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=10)
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc.details()
+                    assert said == health_pb2.HealthCheckResponse.NOT_SERVING  # SERVING is said only once ready
+                    seen["unavailable"] += 1
+                    time.sleep(0.01)
+                    continue
+                assert (now.problems, now.samples_expected, now.state) == \
+                    (status.problems, status.samples_expected, status.state)
+                seen["answered"] += 1
+                break
+        assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+    assert seen["answered"] == len(before)
+    print(f"restarted gateway: {seen['unavailable']} calls answered UNAVAILABLE while it caught up")

@@ -287,3 +287,30 @@ def test_a_read_only_registry_refuses_register(registry_stub):
     with pytest.raises(grpc.RpcError) as error:
         stub.Register(services_pb2.RegisterRequest(source="incoming/x", base_model="m"), timeout=10)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "read-only" in error.value.details()
+
+
+def test_register_asked_again_after_a_lost_reply_returns_the_checkpoint_it_made(broker, tmp_path):
+    """The registry committed, the reply never reached the trainer, which asks again (its incoming copy made anew,
+    or already removed): one checkpoint, the same version both times. Another recipe is another checkpoint."""
+    import shutil
+
+    shared = tmp_path / "shared"
+    with running(SPEC, broker, registry_dir=str(shared), writer=True) as (_service, stub, _):
+        recipe = records_pb2.TrainingRecipe(start_from="base", seed=1, epochs=2, steps=4, learning_rate=3e-4)
+
+        def register(name: str, training=recipe, copy: bool = True):
+            if copy:
+                shutil.copytree(_source(tmp_path / f"src-{name}"), shared / "incoming" / name)
+            return stub.Register(services_pb2.RegisterRequest(
+                source=f"incoming/{name}", base_model="m", kind=records_pb2.CHECKPOINT_KIND_ADAPTER,
+                example_ids=["e2", "e1"], policy="utility", training=training), timeout=30)
+
+        made = register("first")  # its reply is the one lost
+        again = register("first", copy=False)  # the same call again: the folder is gone, registered
+        anew = register("retry")  # the client's retry with a fresh copy
+        other = register("other", training=records_pb2.TrainingRecipe(start_from="v1", seed=1, epochs=2, steps=4,
+                                                                       learning_rate=3e-4))
+        listed = stub.ListCheckpoints(services_pb2.ListCheckpointsRequest(), timeout=10).checkpoints
+    assert (made.version, again.version, anew.version, other.version) == ("v1", "v1", "v1", "v2")
+    assert [c.version for c in listed] == ["v1", "v2"]
+    assert not list((shared / "incoming").iterdir())  # the retry's copy is removed, not left behind

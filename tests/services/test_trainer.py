@@ -25,6 +25,13 @@ def _example(i: int, batch: str = "b1") -> records_pb2.CuratedExample:
                                       messages=training_messages(problem, f"{i} + 1 = {i + 1}\nFinal answer: {i + 1}"))
 
 
+def _relabelled(example: records_pb2.CuratedExample, policy: str) -> records_pb2.CuratedExample:
+    copy = records_pb2.CuratedExample()
+    copy.CopyFrom(example)
+    copy.policy = policy
+    return copy
+
+
 def _wait_until(condition, timeout_s: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition() and time.monotonic() < deadline:
@@ -107,7 +114,9 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
                   train={"max_steps": 2, "learning_rate": 1e-2}) as (_, stub, _bus):
         first = stub.Train(_given(given, start_from="base"), timeout=120).checkpoint
         on_top = stub.Train(_given(given), timeout=120).checkpoint  # from v1
-        second = stub.Train(_given(given, start_from="base"), timeout=120).checkpoint
+        again = stub.Train(_given(given, start_from="base"), timeout=120).checkpoint  # the same set, start, recipe
+        relabelled = [_relabelled(e, "utility") for e in given]
+        second = stub.Train(_given(relabelled, start_from="base"), timeout=120).checkpoint  # the same text
         base = stub.Evaluate(services_pb2.EvaluateRequest(), timeout=120)
         of_v1 = stub.Evaluate(services_pb2.EvaluateRequest(version="v1"), timeout=120)
         refused = {}
@@ -145,7 +154,8 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
         assert sample.first_correct == (sample.first_answer == answers[sample.problem_id]) or not sample.first_answer
     assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert too_many.value.details().startswith("evaluation.samples_per_problem: 100 samples, at most 64 allowed")
-    assert [first.version, on_top.version, second.version] == ["v1", "v2", "v3"]
+    # Asked again for what v1 is (a retry after a lost reply), the registry answers v1 (Register is idempotent).
+    assert [first.version, on_top.version, again.version, second.version] == ["v1", "v2", "v1", "v3"]
     assert first.policy == "rejection_sampling" and sorted(first.example_ids) == [e.id for e in given]
 
     def probe(version: str) -> list[float]:
@@ -154,7 +164,7 @@ def test_given_examples_train_from_the_base_with_one_step_budget_and_evaluate_an
     def steps(version: str) -> int:
         return json.loads((registry / "checkpoints" / version / "train_metrics.json").read_text())["global_step"]
 
-    # Same examples, seed and start: the same model; trained on top of v1 it is another one.
+    # Same examples (under another policy's name), seed and start: the same model; trained on top of v1 another.
     assert probe("v3") == pytest.approx(probe("v1"), abs=1e-5)
     assert max(abs(a - b) for a, b in zip(probe("v2"), probe("v1"), strict=True)) > 1e-3
     assert [steps(v) for v in ("v1", "v2", "v3")] == [2, 2, 2]  # the budget, not one epoch of 3 examples (1 step)
