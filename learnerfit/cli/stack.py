@@ -237,7 +237,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-gate", dest="gate", action="store_false",
                        help="follow every new checkpoint at once; by default one is followed only once it measured "
                             f"not worse than the learner on the held-out problems (by more than "
-                            f"{PromotionSettings().margin}, at {PromotionSettings().confidence:.0%} confidence; at "
+                            f"{PromotionSettings().margin}, at {PromotionSettings().confidence:.0%}% confidence; at "
                             f"least {PromotionSettings().min_eval_samples} held-out samples when training on its own)")
 
 
