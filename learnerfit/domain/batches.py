@@ -63,7 +63,8 @@ def prepare_batch(request: services_pb2.SubmitBatchRequest, limits: IntakeLimits
                          *([f"oracle:{m}" for m in modes]))
     problems = [records_pb2.Problem(id=stable_id("problem", batch_id, content), batch_id=batch_id,
                                     question=given.question, reference_answer=given.reference_answer,
-                                    source=given.source, sampling=sampling, curation_policy=policy, oracle_modes=modes)
+                                    source=given.source, sampling=sampling, curation_policy=policy, oracle_modes=modes,
+                                    reference_solution=given.reference_solution, batch_problems=len(contents))
                 for given, content in zip(request.problems, contents, strict=True)]
     return batch_id, problems
 
@@ -74,6 +75,7 @@ class _Batch:
     submitted_at: float
     updated_at: float
     expected_samples: dict[str, int] = field(default_factory=dict)  # problem id -> N
+    size: int = 0  # problems the batch has, as its problems say (0: records from before they said)
     generated: set[str] = field(default_factory=set)
     scored: set[str] = field(default_factory=set)
     correct: set[str] = field(default_factory=set)
@@ -124,7 +126,11 @@ class _Batch:
         return expected is not None and len(self.oracle_arrived.get(problem_id, ())) >= expected
 
     def complete(self) -> bool:
-        return bool(self.expected_samples) and all(self.settled(p) for p in self.expected_samples)
+        # Every problem read first: problems come on several partitions, read in any order.
+        return len(self.expected_samples) >= max(self.size, 1) and all(self.settled(p) for p in self.expected_samples)
+
+
+EARLY_LETTERS_KEPT = 100_000
 
 
 class BatchLedger:
@@ -134,6 +140,8 @@ class BatchLedger:
         self._finished: OrderedDict[str, None] = OrderedDict()  # complete batches, oldest first
         self._forgotten = Recent(100_000)  # batches dropped past the bound: their late records are ignored
         self._problem_batch: dict[str, str] = {}  # problem id -> batch id, to place dead letters
+        # Dead letters read before their problem (the topics are read in no set order), placed when it arrives.
+        self._early_letters: OrderedDict[str, records_pb2.ProblemFailure] = OrderedDict()
         self._touched: str | None = None  # the batch the record being folded belongs to
         self._changed = threading.Condition()
 
@@ -153,9 +161,12 @@ class BatchLedger:
             return batch_id in self._forgotten
 
     def sizes(self) -> dict[str, int]:
-        """What the ledger holds, for its metrics."""
+        """What the ledger holds, for its metrics. A batch none of whose problems is on the topic (they expired,
+        while its decisions stay on their compacted topic) is not live: it can never finish."""
         with self._changed:
-            return {"live_batches": len(self._batches) - len(self._finished), "finished_batches": len(self._finished),
+            live = sum(1 for batch_id, batch in self._batches.items()
+                       if batch.expected_samples and batch_id not in self._finished)
+            return {"live_batches": live, "finished_batches": len(self._finished),
                     "problems": len(self._problem_batch)}
 
     def apply(self, message: Message) -> None:
@@ -180,7 +191,7 @@ class BatchLedger:
     def status(self, batch_id: str) -> records_pb2.BatchStatus | None:
         with self._changed:
             batch = self._batches.get(batch_id)
-            if batch is None:
+            if batch is None or not batch.expected_samples:  # unknown, or its problems expired from the topic
                 return None
             return records_pb2.BatchStatus(
                 batch_id=batch_id,
@@ -242,15 +253,23 @@ class BatchLedger:
     def _add_problem(self, problem: records_pb2.Problem) -> None:
         batch = self._batch_of(problem.batch_id, problem.curation_policy)
         batch.expected_samples[problem.id] = problem.sampling.samples_per_problem
+        batch.size = max(batch.size, problem.batch_problems)
         batch.problems[problem.id] = problem
         if problem.batch_id not in self._forgotten:
             self._problem_batch[problem.id] = problem.batch_id
+        early = self._early_letters.pop(problem.id, None)
+        if early is not None:
+            batch.failures.setdefault(problem.id, early)
 
     def _add_dead_letter(self, letter: runtime_pb2.DeadLetter) -> None:
+        failure = records_pb2.ProblemFailure(problem_id=letter.problem_id, stage=letter.stage, reason=letter.reason)
         batch_id = self._problem_batch.get(letter.problem_id)
         if batch_id is None:
-            return  # not a problem of a batch this gateway tracks (or one it has let go)
-        failure = records_pb2.ProblemFailure(problem_id=letter.problem_id, stage=letter.stage, reason=letter.reason)
+            # Its problem not read yet (or of a batch let go, or of none): kept, bounded, until the problem comes.
+            self._early_letters.setdefault(letter.problem_id, failure)
+            while len(self._early_letters) > EARLY_LETTERS_KEPT:
+                self._early_letters.popitem(last=False)
+            return
         self._batch_of(batch_id).failures.setdefault(letter.problem_id, failure)
 
     def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:

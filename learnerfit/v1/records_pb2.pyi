@@ -98,7 +98,7 @@ class SamplingSpec(_message.Message):
     def __init__(self, samples_per_problem: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy", "oracle_modes", "reference_solution")
+    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy", "oracle_modes", "reference_solution", "batch_problems")
     ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class Problem(_message.Message):
     CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
     ORACLE_MODES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_SOLUTION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     id: str
     batch_id: str
     question: str
@@ -117,7 +118,8 @@ class Problem(_message.Message):
     curation_policy: str
     oracle_modes: _containers.RepeatedScalarFieldContainer[OracleMode]
     reference_solution: str
-    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[OracleMode, str]]] = ..., reference_solution: _Optional[str] = ...) -> None: ...
+    batch_problems: int
+    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[OracleMode, str]]] = ..., reference_solution: _Optional[str] = ..., batch_problems: _Optional[int] = ...) -> None: ...
 
 class TokenLoss(_message.Message):
     __slots__ = ("token", "total_loss", "count")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from learnerfit.domain.batches import BatchLedger
 from learnerfit.domain.oracle.selection import tasks
-from learnerfit.v1 import records_pb2
+from learnerfit.v1 import records_pb2, runtime_pb2
 
 CORRECT, INCORRECT, UNPARSED = records_pb2.VERDICT_CORRECT, records_pb2.VERDICT_INCORRECT, records_pb2.VERDICT_UNPARSED
 ALL_MODES = [records_pb2.ORACLE_MODE_REFINE, records_pb2.ORACLE_MODE_SYNTHESIZE, records_pb2.ORACLE_MODE_REWRITE,
@@ -55,3 +55,59 @@ def test_the_batch_completes_only_when_every_expected_oracle_output_is_in():
     assert status.state == records_pb2.BATCH_STATE_COMPLETE
     origins = {s.origin for s in status.summaries}
     assert records_pb2.ORIGIN_ORACLE_SYNTHESIZED in origins and records_pb2.ORIGIN_LEARNER_SAMPLE in origins
+
+
+def _batch_records() -> list:
+    """A whole batch as its topics hold it: 3 problems x 2 samples, one problem curated, one decided without an
+    example, one failed at a stage (a dead letter, no decision)."""
+    problems = [records_pb2.Problem(id=f"p{i}", batch_id="b", question=f"q{i}", reference_answer="1",
+                                    batch_problems=3, sampling=records_pb2.SamplingSpec(samples_per_problem=2))
+                for i in range(3)]
+    records: list = list(problems)
+    for problem in problems[:2]:
+        for index, verdict in enumerate([CORRECT, INCORRECT]):
+            records.append(records_pb2.Trajectory(id=f"{problem.id}-s{index}", problem=problem, sample_index=index,
+                                                  origin=records_pb2.ORIGIN_LEARNER_SAMPLE,
+                                                  scores=records_pb2.Scores(verdict=verdict)))
+    records += [records_pb2.CurationDecision(id="d0", batch_id="b", problem_id="p0", curated=True),
+                records_pb2.CuratedExample(id="e0", batch_id="b", problem_id="p0"),
+                records_pb2.CurationDecision(id="d1", batch_id="b", problem_id="p1", curated=False),
+                runtime_pb2.DeadLetter(id="x", problem_id="p2", stage="reward-scorer", reason="poison")]
+    return records
+
+
+def test_the_ledger_rebuilt_in_any_read_order_is_the_same_and_never_complete_early():
+    """The gateway folds several topics and partitions, read in no set order: a dead letter may come before its
+    problem, a decision before the last problem of its batch."""
+    import random
+
+    in_order = BatchLedger()
+    for record in _batch_records():
+        in_order.apply(record)
+    expected = in_order.status("b")
+    expected.ClearField("submitted_at")
+    expected.ClearField("updated_at")
+    assert expected.state == records_pb2.BATCH_STATE_COMPLETE and expected.problems_failed == 1
+    for seed in range(200):
+        records = _batch_records()
+        random.Random(seed).shuffle(records)
+        ledger = BatchLedger()
+        for applied, record in enumerate(records, 1):
+            ledger.apply(record)
+            status = ledger.status("b")
+            if applied < len(records):
+                assert status is None or status.state == records_pb2.BATCH_STATE_RUNNING, (seed, applied)
+        status = ledger.status("b")
+        status.ClearField("submitted_at")
+        status.ClearField("updated_at")
+        assert status == expected, seed
+
+
+def test_a_batch_whose_problems_expired_is_not_live_and_not_found():
+    """Its decisions outlive its problems (a compacted topic against a 7-day retention): it can never finish, so it
+    must not hold a place under max_live_batches."""
+    ledger = BatchLedger()
+    ledger.apply(records_pb2.CurationDecision(id="d", batch_id="old", problem_id="gone", curated=False))
+    ledger.apply(_problem())
+    assert ledger.sizes()["live_batches"] == 1  # "b", whose problem is there
+    assert ledger.status("old") is None
