@@ -124,7 +124,10 @@ class StageRunner:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.retry = retry
-        self.ready = ready  # e.g. the stage's state folded from its topics; polled until True before the first poll
+        # E.g. the stage's state folded from its topics: waited for before the first poll, and again after every
+        # partition assignment before anything read is processed (another replica's newest decisions folded first).
+        self.ready = ready
+        self._catch_up_due = False
         self._stop = threading.Event()
         self._seen = Recent(dedupe_window)
         # Per partition: offsets of processed inputs the stage still holds, in offset order.
@@ -162,6 +165,7 @@ class StageRunner:
     def step(self) -> int:
         """One poll -> process -> publish -> commit round; returns how many input records it took."""
         records = self.poll()
+        self._catch_up()
         outputs, dead = self.process(records)
         self.publish(outputs, dead, records)
         self.commit(records)
@@ -186,6 +190,18 @@ class StageRunner:
         # A rebalance inside poll() may have moved a partition away: its records are the new owner's now.
         owned = consumer.assignment()
         return [r for r in records if TopicPartition(r.topic, r.partition) in owned]
+
+    def _catch_up(self) -> None:
+        """After an assignment, waits until `ready` says the stage's folded state is current (a stop meanwhile
+        raises Stopping: nothing read is processed or committed)."""
+        with self._state:
+            due, self._catch_up_due = self._catch_up_due, False
+        if not due or self.ready is None:
+            return
+        while not self.ready():
+            if self._stop.is_set():
+                raise Stopping()
+        log.info("stage %s caught up after the assignment", self.stage.name, extra={"stage": self.stage.name})
 
     def process(self, records: Sequence[ConsumerRecord]) -> tuple[list[tuple[str, Message]], list[_Failure]]:
         """Decodes, checks, drops duplicates, runs the stage; returns (outputs by topic, dead letters)."""
@@ -330,6 +346,7 @@ class StageRunner:
     def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
         with self._state:
             self._rebalancing = False
+            self._catch_up_due = True
             # Only the very next assignment counts: a partition given back at once was nobody else's meanwhile.
             given = set(partitions)
             rewind = {tp: offset for tp, offset in self._rewind.items() if tp in given}

@@ -234,3 +234,25 @@ def test_curation_can_require_the_steps_to_hold_not_only_the_final_answer():
     assert sound.trajectory_id == "sound"
     decision, none = decide(problem, [candidates[0], candidates[2]], "rejection_sampling", context=required)
     assert none is None and "whose checked steps hold at least 1.00" in decision.reason
+
+
+def test_a_utility_decision_depends_only_on_its_problems_candidates():
+    """Two replicas, or one before and after a crash, see different other problems of the batch: the decision on
+    this one must not move with them (its perplexity ceiling is its own learner samples' median)."""
+    problem = _oracle_problem("utility", modes=(records_pb2.ORACLE_MODE_SYNTHESIZE,))
+    other = records_pb2.Problem(id="p-other", batch_id="b", question="q2", reference_answer="2",
+                                curation_policy="utility", sampling=records_pb2.SamplingSpec(samples_per_problem=9))
+    mine = [_candidate(problem, "l0", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=1.0, ppl=1.2, index=0),
+            _candidate(problem, "l1", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=0.5, ppl=1.3, index=1),
+            _candidate(problem, "far", records_pb2.ORIGIN_ORACLE_SYNTHESIZED, reward=3.0, ppl=2.5)]
+    # The other problem's learner samples, far more perplexing: under a batch-wide median they lift the ceiling
+    # over "far" (1.5 x 4.0), under the problem's own (1.5 x 1.3 = 1.95) "far" stays out.
+    noisy = [_candidate(other, f"o{i}", records_pb2.ORIGIN_LEARNER_SAMPLE, reward=0.1, ppl=4.0, index=i)
+             for i in range(5)]
+    alone, after_others = Curator(CurationSettings()), Curator(CurationSettings())
+    decided_alone = alone(mine)
+    decided_after = after_others(noisy + mine)
+    assert [m for m in decided_alone if isinstance(m, records_pb2.CuratedExample)] == \
+        [m for m in decided_after if isinstance(m, records_pb2.CuratedExample)]
+    [example] = [m for m in decided_alone if isinstance(m, records_pb2.CuratedExample)]
+    assert example.trajectory_id == "l0" and "ceiling 1.95" in example.reason

@@ -96,7 +96,11 @@ def tally(stack, batch_id: str) -> dict:
     for problem_id, copies in decisions.items():
         made = examples.get(problem_id, [])
         counts["duplicated"] += len({d.id for d in copies}) - 1 + max(0, len({e.id for e in made}) - 1)
-        counts["copies"] += len(copies) - len({d.id for d in copies}) + len(made) - len({e.id for e in made})
+        # A decision is published last and folded by every curator before it decides: a second record of one is a
+        # second decision. An example may be published again by a curator killed between its example and its
+        # decision (at-least-once; the same id, recognised downstream).
+        counts["decision_copies"] += len(copies) - 1
+        counts["copies"] += len(made) - len({e.id for e in made})
         # One id, one content: the same decision however often it was published.
         counts["contradicting"] += len({(d.id, d.curated, d.chosen_trajectory_id) for d in copies}) - len(
             {d.id for d in copies})
@@ -109,7 +113,8 @@ def tally(stack, batch_id: str) -> dict:
             counts["contradicting"] += 1
     curated = sorted((e[0].messages[-2].content, e[0].messages[-1].content) for e in examples.values())
     return {"lost": counts["lost"], "duplicated": counts["duplicated"], "contradicting": counts["contradicting"],
-            "copies": counts["copies"], "decided": len(decisions), "curated": curated}
+            "decision_copies": counts["decision_copies"], "copies": counts["copies"], "decided": len(decisions),
+            "curated": curated}
 
 
 def kill_while_holding(stack, process: str, stage: str, submit_batch, jitter_s: float, tries: int = 3

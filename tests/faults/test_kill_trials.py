@@ -2,8 +2,10 @@
 SIGKILLed at a seeded moment inside the window in which it holds work, and restarted; what comes out is compared
 by id against the same problems run without a fault (tests/faults/batches.py: tally):
 * lost: a problem with no decision, or a curated decision without its example;
-* duplicated: a problem with a second distinct decision or example id (redelivered copies of one id are
-  at-least-once delivery, recognised downstream by id, and counted apart as copies);
+* duplicated: a problem with a second distinct decision or example id, or a second record of its decision (a
+  decision is published last and every curator folds the decisions before deciding, so any second record of one
+  is a second decision); a redelivered copy of an example (a curator killed between its example and its decision)
+  is at-least-once delivery, recognised downstream by id, and counted apart as copies;
 * contradicting: two records with one id but different content, an example its decision did not choose, or an
   outcome that differs from the fault-free run's (which problems are curated, with which solution).
 
@@ -36,7 +38,7 @@ def test_a_stage_killed_mid_stream_loses_nothing_and_decides_nothing_twice(stack
     got = tally(stack, batch_id)
     print(f"trial {stage}#{trial}: killed after {delay_s:.1f}s (generated {at_kill.samples_generated}, scored "
           f"{at_kill.samples_scored}, decided {at_kill.problems_decided} of {PROBLEMS}); {got}")
-    assert (got["lost"], got["duplicated"], got["contradicting"]) == (0, 0, 0), got
+    assert (got["lost"], got["duplicated"], got["contradicting"], got["decision_copies"]) == (0, 0, 0, 0), got
     assert got["decided"] == PROBLEMS
     # Same problems, same outcome as without the fault: which problems are curated, with which solution.
     assert got["curated"] == reference["curated"]

@@ -57,6 +57,7 @@ def test_replicas_of_a_scorer_and_the_curator_share_the_work_through_rebalances(
         if "curator" not in stack.processes:
             stack.restart("curator")
     for outcome in outcomes:
-        assert (outcome["lost"], outcome["duplicated"], outcome["contradicting"]) == (0, 0, 0), outcome
+        assert (outcome["lost"], outcome["duplicated"], outcome["contradicting"], outcome["decision_copies"]) == \
+            (0, 0, 0, 0), outcome
         assert outcome["decided"] == PROBLEMS and outcome["curated"] == reference["curated"]
     assert 0 < at_kill.samples_scored and at_kill.problems_decided < PROBLEMS

@@ -382,3 +382,29 @@ def test_an_output_over_the_record_size_limit_dead_letters_only_its_input(bus, f
     [letter] = dead_letters(bus, dead, at_least=1)
     assert letter.problem_id == "p1" and not letter.transient
     assert "at most 4096 allowed (setting bus.max_record_bytes)" in letter.reason
+
+
+def test_after_a_partition_assignment_the_stage_catches_up_before_it_processes_what_it_read(bus, fresh):
+    """A stateful stage (the curator) folds another replica's newest decisions before it decides anything of the
+    partitions it was given: `ready` is asked, until it says yes, between the assignment and the processing."""
+    source, sink, dead = fresh("problems"), fresh("trajectories"), fresh("dead")
+    bus.ensure_topics([source, sink, dead], partitions=1)
+    bus.publish((source, _problem(i)) for i in range(2))
+    events: list[str] = []
+    answers = iter([False, False, True])
+
+    def ready() -> bool:
+        events.append("ready")
+        return next(answers, True)
+
+    def solve(problems):
+        events.append("process")
+        return _solve(problems)
+
+    runner = StageRunner(_stage("solve", source, sink, process=solve), bus, group_id=fresh("group"),
+                         dead_letter_topic=dead, max_batch=16, max_wait_s=0.2, ready=ready)
+    try:
+        assert _run_until(runner, 2) == 2
+    finally:
+        runner.close()
+    assert events[:4] == ["ready", "ready", "ready", "process"]

@@ -4,15 +4,18 @@ A problem is complete when its N learner samples are in and every Oracle output 
 batch asked for has arrived: accepted ones as scored candidates, rejected ones from
 the `oracle-rejected` topic (counted, never candidates). The count comes from the
 same rule the Oracle services follow (learnerfit/domain/oracle/selection.py).
-The gRPC path and the stream decide with the same policy context.
+The gRPC path and the stream decide with the same policy context, and a decision depends
+only on its problem's candidates (the utility policy's perplexity reference is the
+median of the problem's own learner samples), so a replica that replays a problem, or
+a replay after a crash, decides the same.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -47,7 +50,7 @@ class CurationSettings(Section):
         "ppl", description="utility policy: the compatibility cost, the learner's perplexity (ppl) or the "
                            "rank-surprisal ratio (rsr, Yang et al. 2026), both lower-is-closer.")
     ppl_ceiling_factor: float = Field(1.5, gt=0, description="utility policy: skip candidates whose ppl exceeds this "
-                                                               "times the median ppl of the batch's learner samples.")
+                                                               "times the median ppl of the problem's own learner samples.")
     min_step_accuracy: float = Field(
         0.0, ge=0, le=1, description="Every policy: keep a correct candidate only if at least this share of its "
                                      "arithmetic steps hold (the reward scorer's exact check; 1: every step). A "
@@ -156,45 +159,50 @@ class Curator:
         self.clock = clock
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._decided = Recent(remember)
-        # Per batch: perplexities of the learner's own samples, the reference of the utility policy's ceiling.
-        self._learner_ppl: OrderedDict[str, dict[str, float]] = OrderedDict()
+        # The stage thread adds and decides; the follower thread folds decisions from the topic; the consumer's
+        # rebalance listener releases candidates: one lock over the pending problems and the decided ones.
+        self._lock = threading.RLock()
 
     # -- the stream --------------------------------------------------------------
 
     def __call__(self, trajectories: Sequence[records_pb2.Trajectory]) -> list[Output]:
-        return [output for t in trajectories for output in self._add(t)]
+        with self._lock:
+            return [output for t in trajectories for output in self._add(t)]
 
     def held_ids(self) -> set[str]:
-        return {tid for pending in self._pending.values() for tid in (*pending.candidates, *pending.rejected)}
+        with self._lock:
+            return {tid for pending in self._pending.values() for tid in (*pending.candidates, *pending.rejected)}
 
     def remember(self, decision: records_pb2.CurationDecision) -> None:
         """Folds a decision from the `decisions` topic (this replica's, an earlier run's or another replica's)."""
         key = (decision.batch_id, decision.problem_id)
-        self._decided.add(key)
-        self._pending.pop(key, None)  # decided elsewhere: its candidates are no longer held here
+        with self._lock:
+            self._decided.add(key)
+            self._pending.pop(key, None)  # decided elsewhere: its candidates are no longer held here
 
     def release(self, trajectory_ids: set[str]) -> None:
         """Forgets held candidates whose partitions moved to another replica, which reads them again."""
-        for key, pending in list(self._pending.items()):
-            for tid in trajectory_ids & (pending.candidates.keys() | pending.rejected):
-                pending.candidates.pop(tid, None)
-                pending.rejected.discard(tid)
-            if not pending.candidates and not pending.rejected:
-                del self._pending[key]
+        with self._lock:
+            for key, pending in list(self._pending.items()):
+                for tid in trajectory_ids & (pending.candidates.keys() | pending.rejected):
+                    pending.candidates.pop(tid, None)
+                    pending.rejected.discard(tid)
+                if not pending.candidates and not pending.rejected:
+                    del self._pending[key]
 
     def pending_problems(self) -> int:
-        return len(self._pending)
+        with self._lock:
+            return len(self._pending)
 
     def tick(self) -> list[Output]:
         """Decides the problems whose wait ran out, with the candidates they have."""
         now = self.clock()
-        expired = [key for key, p in self._pending.items() if now - p.first_seen >= self.settings.problem_wait_s]
-        return [m for key in expired for m in self._decide(key, timed_out=True)]
+        with self._lock:
+            expired = [key for key, p in self._pending.items() if now - p.first_seen >= self.settings.problem_wait_s]
+            return [m for key in expired for m in self._decide(key, timed_out=True)]
 
     def _add(self, trajectory: records_pb2.Trajectory) -> list[Output]:
         key = (trajectory.problem.batch_id, trajectory.problem.id)
-        if trajectory.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and trajectory.scores.HasField("ppl"):
-            self._note_learner_ppl(trajectory)
         if key in self._decided:
             return []  # a late or replayed candidate of a problem already decided
         pending = self._pending.setdefault(key, _Pending(trajectory.problem, self.clock()))
@@ -204,19 +212,12 @@ class Curator:
             pending.candidates[trajectory.id] = trajectory  # keyed by id: a duplicate replaces itself
         return self._decide(key, timed_out=False) if pending.complete() else []
 
-    def _note_learner_ppl(self, trajectory: records_pb2.Trajectory) -> None:
-        batch = self._learner_ppl.setdefault(trajectory.problem.batch_id, {})
-        batch[trajectory.id] = trajectory.scores.ppl
-        self._learner_ppl.move_to_end(trajectory.problem.batch_id)
-        while len(self._learner_ppl) > 64:  # recent batches only
-            self._learner_ppl.popitem(last=False)
-
-    def context(self, batch_id: str, learner_ppls: Sequence[float] = ()) -> PolicyContext:
-        """The policy context of a batch: the settings' weights, and the median perplexity of its learner samples
-        (those seen in the stream, else those given)."""
-        values = sorted(self._learner_ppl.get(batch_id, {}).values()) or sorted(learner_ppls)
-        median = values[len(values) // 2] if values else None
-        return self.settings.policy_context(median)
+    def context(self, candidates: Sequence[records_pb2.Trajectory]) -> PolicyContext:
+        """The policy context of one problem: the settings' weights, and the median perplexity of its own learner
+        samples among `candidates` (a reference no other problem, replica or read order can move)."""
+        values = sorted(t.scores.ppl for t in candidates
+                        if t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and t.scores.HasField("ppl"))
+        return self.settings.policy_context(values[len(values) // 2] if values else None)
 
     def _decide(self, key: tuple[str, str], *, timed_out: bool) -> list[Output]:
         pending = self._pending[key]
@@ -224,7 +225,7 @@ class Curator:
         candidates = sorted(pending.candidates.values(), key=_order)
         try:
             decision, example = decide(pending.problem, candidates, policy, timed_out=timed_out,
-                                       context=self.context(pending.problem.batch_id))
+                                       context=self.context(candidates))
         except Exception as exc:  # a policy that raises settles the problem, uncurated, with the reason
             log.exception("policy %s failed on problem %s", policy, pending.problem.id)
             decision, example = failed_decision(pending.problem, policy, candidates, exc), None
@@ -238,21 +239,19 @@ class Curator:
     def curate(self, trajectories: Sequence[records_pb2.Trajectory], policy: str = ""
                ) -> list[tuple[records_pb2.CurationDecision, records_pb2.CuratedExample | None]]:
         """Decides on the candidates given, per problem, without waiting for more (the same policy context as the
-        stream: the settings' weights and the batch's learner perplexities)."""
+        stream: the settings' weights and the problem's learner perplexities)."""
         if policy:
             check_policy(policy, "policy")
         by_problem: dict[tuple[str, str], list[records_pb2.Trajectory]] = {}
         for trajectory in trajectories:
             by_problem.setdefault((trajectory.problem.batch_id, trajectory.problem.id), []).append(trajectory)
         decided = []
-        for (batch_id, _), candidates in by_problem.items():
+        for candidates in by_problem.values():
             problem = candidates[0].problem
             if not policy and problem.curation_policy:
                 where = next(i for i, t in enumerate(trajectories) if t.problem.id == problem.id)
                 check_policy(problem.curation_policy, f"trajectories[{where}].problem.curation_policy")
-            learner_ppls = [t.scores.ppl for t in trajectories if t.problem.batch_id == batch_id
-                            and t.origin == records_pb2.ORIGIN_LEARNER_SAMPLE and t.scores.HasField("ppl")]
             decided.append(decide(problem, sorted(candidates, key=_order),
                                   policy or problem.curation_policy or DEFAULT_POLICY,
-                                  context=self.context(batch_id, learner_ppls)))
+                                  context=self.context(candidates)))
         return decided

@@ -83,8 +83,8 @@ def utility(candidates: Sequence[records_pb2.Trajectory], context: PolicyContext
     utility = reward - weight * ln(cost): the reward model's score, minus the learner's
     adaptation cost: its perplexity (nats per token, the default) or, with
     `utility_cost: rsr`, the rank-surprisal ratio. Candidates whose perplexity exceeds
-    `ppl_ceiling_factor` x the median perplexity of the learner's own samples in the
-    batch are excluded outright (the paper's failure mode: high reward, far from the
+    `ppl_ceiling_factor` x the median perplexity of the learner's own samples of the
+    problem are excluded outright (the paper's failure mode: high reward, far from the
     learner). Candidates without reward or perplexity cannot be weighed and are skipped.
     """
     cost = context.utility_cost
