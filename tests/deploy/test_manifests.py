@@ -20,6 +20,7 @@ import yaml
 
 from learnerfit.runtime.settings import setting_rows
 from learnerfit.catalog import CATALOG
+from learnerfit.generate.cluster_check import problems, site_provided
 from learnerfit.generate.manifests import k8s_name, spec_of, topic_access
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,36 @@ def test_a_schema_check_catches_a_misspelt_field():
              "spec": {"partitions": "four"}}
     schema = json.loads((SCHEMAS / "kafka.strimzi.io_kafkatopic_v1.json").read_text())
     assert list(jsonschema.Draft7Validator(schema).iter_errors(topic))
+
+
+def _site_provided(name: str) -> set[tuple[str, str]]:
+    listed = K8S / "overlays" / name / "site-provided.yaml"
+    return site_provided(listed) if listed.is_file() else set()
+
+
+def test_every_pod_spec_is_whole_as_the_api_server_sees_it_and_everything_it_names_exists(overlay):
+    """What schemas cannot see: unique names in the lists the API server keys by name, every mount backed by a
+    volume, every ConfigMap, Secret, claim and account a pod names rendered, made by an operator, or on the site's
+    list of what it creates itself."""
+    name, objects = overlay
+    assert problems(objects, _site_provided(name)) == []
+
+
+def test_the_structural_check_catches_an_index_patch_and_an_object_nobody_creates():
+    """The gpu overlay as it was: its model-cache patch replaced volumes/2, which the security patch had made the
+    config volume (two volumes named model-cache, a config mount with no volume; the API server refuses both).
+    And a Secret left off the site's list."""
+    objects = build("gpu")
+    generator = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "generator")
+    volumes = generator["spec"]["template"]["spec"]["volumes"]
+    config = next(i for i, v in enumerate(volumes) if v["name"] == "config")
+    volumes[config] = {"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}}
+    provided = _site_provided("gpu") - {("Secret", "oracle-api-key")}
+    found = problems(objects, provided)
+    assert "Deployment/generator: two volumes named 'model-cache'" in found
+    assert "Deployment/generator container generator: mounts volume 'config', which the pod does not have" in found
+    assert sum("'oracle-api-key', which neither" in line for line in found) == 2  # refiner, style aligner
+    assert len(found) == 4
 
 
 def _containers(objects: list[dict]) -> dict[str, dict]:
