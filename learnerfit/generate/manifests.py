@@ -125,7 +125,8 @@ def deployment(service: str, catalog: Catalog = CATALOG) -> dict[str, Any]:
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": {**labels(service), "learnerfit.io/model": str(pod.model).lower()}},
         "spec": {
-            "replicas": 1,
+            # A Deployment KEDA scales has no replicas here: each apply would reset its scale to 1.
+            **({} if scaled(service, catalog) else {"replicas": 1}),
             "strategy": {"type": "Recreate"} if pod.checkpoints == "rw" else {"type": "RollingUpdate"},
             "selector": {"matchLabels": {LABEL: name}},
             "template": {
@@ -223,12 +224,17 @@ def kafka_objects(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     return objects
 
 
+def scaled(service: str, catalog: Catalog = CATALOG) -> bool:
+    """Whether KEDA scales the service: the stateless model stages on their lag, the gateway on CPU."""
+    return catalog.get(service).pod.scale_on_lag or service == "gateway"
+
+
 def scaled_objects(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     """KEDA: the stateless model stages scale on their group's lag, bounded by the partitions; the gateway on CPU."""
     objects = []
     for service in catalog.names():
         pod, name = catalog.get(service).pod, k8s_name(service)
-        if not (pod.scale_on_lag or service == "gateway"):
+        if not scaled(service, catalog):
             continue
         if pod.scale_on_lag:
             triggers = [{"type": "kafka", "metadata": {

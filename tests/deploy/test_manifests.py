@@ -156,3 +156,24 @@ def test_the_dockerfiles_lint_clean_with_hadolint():
     assert len(dockerfiles) == 3
     result = subprocess.run([str(hadolint), "--no-color", *map(str, dockerfiles)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scaled_deployments_leave_their_scale_to_keda_and_gpu_pods_roll_without_waiting_for_a_second_gpu(overlay):
+    name, objects = overlay
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    scaled = {o["spec"]["scaleTargetRef"]["name"] for o in objects if o["kind"] == "ScaledObject"}
+    assert scaled and all("replicas" not in deployments[d]["spec"] for d in scaled)  # an apply would reset it
+    if name != "gpu":
+        return
+    for deployment in deployments.values():
+        spec = deployment["spec"]
+        pod = spec["template"]["spec"]
+        if "nvidia.com/gpu" not in pod["containers"][0]["resources"].get("limits", {}):
+            continue
+        assert spec["strategy"]["type"] == "Recreate" or spec["strategy"]["rollingUpdate"]["maxSurge"] == 0, \
+            deployment["metadata"]["name"]
+    for vllm in ("generator", "drift-scorer"):
+        pod = deployments[vllm]["spec"]["template"]["spec"]
+        shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+        assert shm["emptyDir"]["medium"] == "Memory"
+        assert {"name": "dshm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
