@@ -110,11 +110,21 @@ def problems(objects: list[dict], provided: set[tuple[str, str]] = frozenset()) 
                 found.append(f"{where}: {field} names {kind} {name!r}, which neither the overlay, an operator in it "
                              "nor the site's list provides")
     for obj in objects:
+        where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
         if obj.get("kind") == "ScaledObject":
             target = obj["spec"]["scaleTargetRef"]
             if (target.get("kind", "Deployment"), target.get("name")) not in present:
-                found.append(f"ScaledObject/{obj['metadata']['name']}: scales {target.get('name')!r}, which is not in "
-                             "the overlay")
+                found.append(f"{where}: scales {target.get('name')!r}, which is not in the overlay")
+            for trigger in obj["spec"].get("triggers", []):
+                auth = trigger.get("authenticationRef")
+                if auth and (auth.get("kind", "TriggerAuthentication"), auth.get("name")) not in present:
+                    found.append(f"{where}: its trigger authenticates with {auth.get('name')!r}, which is not in the "
+                                 "overlay")
+        if obj.get("kind") == "TriggerAuthentication":
+            for ref in obj["spec"].get("secretTargetRef", []):
+                if ("Secret", ref.get("name")) not in present and ("Secret", ref.get("name")) not in provided:
+                    found.append(f"{where}: {ref.get('parameter')} from Secret {ref.get('name')!r}, which neither the "
+                                 "overlay, an operator in it nor the site's list provides")
     return found
 
 

@@ -177,3 +177,20 @@ def test_scaled_deployments_leave_their_scale_to_keda_and_gpu_pods_roll_without_
         shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
         assert shm["emptyDir"]["medium"] == "Memory"
         assert {"name": "dshm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
+
+
+def test_keda_reads_lag_on_the_gpu_cluster_over_tls_as_a_user_that_may_only_describe():
+    """The gpu Kafka has no plain listener; each lag trigger goes to the TLS listener with SCRAM, as the KafkaUser
+    `keda`, which may describe the topics and groups it measures and nothing else."""
+    objects = build("gpu")
+    [kafka] = [o for o in objects if o["kind"] == "Kafka"]
+    assert [(listener["port"], listener["tls"]) for listener in kafka["spec"]["kafka"]["listeners"]] == [(9093, True)]
+    triggers = [t for o in objects if o["kind"] == "ScaledObject" for t in o["spec"]["triggers"] if t["type"] == "kafka"]
+    assert triggers and all(t["metadata"]["bootstrapServers"].endswith(":9093") and t["metadata"]["tls"] == "enable"
+                            and t["authenticationRef"]["name"] == "keda-kafka" for t in triggers)
+    [keda] = [o for o in objects if o["kind"] == "KafkaUser" and o["metadata"]["name"] == "keda"]
+    acls = keda["spec"]["authorization"]["acls"]
+    assert {op for acl in acls for op in acl["operations"]} == {"Describe"}
+    measured = {(t["metadata"]["topic"], t["metadata"]["consumerGroup"]) for t in triggers}
+    assert {a["resource"]["name"] for a in acls if a["resource"]["type"] == "topic"} == {t for t, _ in measured}
+    assert {a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"} == {g for _, g in measured}
