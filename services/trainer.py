@@ -38,6 +38,9 @@ class TrainerSettings(ServiceSettings):
     train_every: int = Field(32, ge=0, description="Train once this many curated examples are held; 0: only when a "
                                                    "Train call asks.")
     wait_s: float = Field(300.0, gt=0, description="Longest a Train call waits for the examples it names to arrive.")
+    retry_initial_s: float = Field(30.0, gt=0, description="A failed training is tried again after this, then after "
+                                                           "twice as long each time; its examples stay held.")
+    retry_max_s: float = Field(600.0, gt=0, description="Longest wait between tries of a failed training.")
     intake: IntakeLimits = IntakeLimits()  # what an Evaluate call with problems of its own may ask
     registry: RegistryAccess = Field(RegistryAccess(), description="The registry service. With a target the "
                                      "trainer registers through its Register call (the service is the index's one "
@@ -54,7 +57,8 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
     gate = PromotionGate(registry, evaluator, settings.promotion)
     if settings.train_every:
         gate.check_size()  # training on its own, it must be able to tell a worse checkpoint from noise
-    trainer = ContinuousTrainer(registry, settings.train, settings.train_every, evaluator, gate)
+    trainer = ContinuousTrainer(registry, settings.train, settings.train_every, evaluator, gate,
+                                retry_initial_s=settings.retry_initial_s, retry_max_s=settings.retry_max_s)
     # A trainer killed mid-promotion left its checkpoint pending: decided now. Then the newest record and the
     # followed one are announced again (a trainer killed between deciding and announcing must not leave the learner
     # services on an older checkpoint; an announcement they have seen is recognised by its version and state).
@@ -112,7 +116,7 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
     watch = PromotionWatch(registry, settings.promotion,
                            announce=lambda checkpoint: context.bus.publish([(topics.CHECKPOINTS, checkpoint)]))
     return Parts(rpcs={"Train": train, "Evaluate": evaluate}, fold=watch.fold,
-                 stage=StageLogic(trainer, held=trainer, check=trainer.check))
+                 stage=StageLogic(trainer, held=trainer, check=trainer.check, tick=trainer.tick))
 
 
 SPEC = ServiceSpec(

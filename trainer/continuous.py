@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from learnerfit.errors import FailedPrecondition, InvalidInput
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 class ContinuousTrainer:
     def __init__(self, registry: CheckpointRegistry, settings: TrainSettings, train_every: int,
-                 evaluator: HeldOutEvaluator, gate: PromotionGate):
+                 evaluator: HeldOutEvaluator, gate: PromotionGate, retry_initial_s: float = 30.0,
+                 retry_max_s: float = 600.0, clock: Callable[[], float] = time.monotonic):
         self.registry = registry
         self.settings = settings
         self.evaluator = evaluator
@@ -43,23 +45,47 @@ class ContinuousTrainer:
         self._trained: dict[str, str] = {eid: "" for c in registry.list() for eid in c.example_ids}
         self._changed = threading.Condition()  # guards _held and _trained; the stage and the RPC never train at once
         self._training = threading.Lock()
+        # A failed training is tried again on its own (tick), with exponential backoff, not only when more examples
+        # arrive: its examples stay held meanwhile and the commit waits for them.
+        self.retry_initial_s, self.retry_max_s, self.clock = retry_initial_s, retry_max_s, clock
+        self._failures = 0
+        self._retry_at: float | None = None
 
     def __call__(self, examples: Sequence[records_pb2.CuratedExample]) -> list[records_pb2.Checkpoint]:
         """The stage: holds the examples not trained on yet; trains once `train_every` are held. A failed training
-        keeps them held (tried again when more arrive) rather than failing the records that happened to be read."""
+        keeps them held (tried again by `tick` after a backoff, or when more arrive) rather than failing the
+        records that happened to be read."""
         with self._changed:
             for example in examples:
                 if example.id not in self._trained:
                     self._held.setdefault(example.id, example)
             self._changed.notify_all()
             due = self.train_every and len(self._held) >= self.train_every
-        if not due:
+        return self._train_held() if due else []
+
+    @property
+    def failed_in_a_row(self) -> int:
+        """Trainings that failed since the last one that succeeded."""
+        return self._failures
+
+    def tick(self) -> list[records_pb2.Checkpoint]:
+        """Tries a failed training again once its backoff has passed."""
+        if self._retry_at is None or self.clock() < self._retry_at:
             return []
+        log.info("trying the failed training again (attempt %d)", self._failures + 1)
+        return self._train_held()
+
+    def _train_held(self) -> list[records_pb2.Checkpoint]:
         try:
             checkpoint = self.train_now()
         except Exception:
-            log.exception("training on %d held examples failed; they stay held", len(self._held))
+            self._failures += 1
+            delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (self._failures - 1))
+            self._retry_at = self.clock() + delay
+            log.exception("training on %d held examples failed (%d in a row); they stay held, tried again in %.0fs",
+                          len(self._held), self._failures, delay)
             return []
+        self._failures, self._retry_at = 0, None
         return [checkpoint] if checkpoint is not None else []
 
     @staticmethod

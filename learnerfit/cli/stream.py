@@ -22,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+
 from learnerfit.cli.addresses import StackAddresses, add_address_options, given_addresses
 from learnerfit.cli.batches import add_problem_options, problems, submit_request
 from learnerfit.cli.output import console, say
@@ -165,7 +167,17 @@ class Stream:
                 say(f"drain timeout: batches {', '.join(waiting)} may hold examples no checkpoint was trained on")
                 return
             request = services_pb2.TrainRequest(batch=services_pb2.HeldBatch(batch_id=batch_id, min_examples=count))
-            reply = self.trainer.Train(request, timeout=left)
+            try:
+                reply = self.trainer.Train(request, timeout=left)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+                untrained = sum(waiting.values())
+                say(f"the last training did not finish within --drain-timeout ({self.args.drain_timeout:.0f}s): "
+                    f"up to {untrained} curated examples of {len(waiting)} batches are in no checkpoint (a running "
+                    "stack's trainer trains on them later; the local stack's broker keeps nothing once stopped: give "
+                    "--drain-timeout more time to train on them)")
+                return
             self.tally.fold(reply.checkpoint)
 
     def _done_feeding(self) -> bool:
