@@ -18,9 +18,10 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from learnerfit.domain import topics
 from learnerfit.domain.curation.policies import check_policy
 from learnerfit.domain.drift import set_rsr
 from learnerfit.domain.ids import stable_id
@@ -92,6 +93,9 @@ class _Batch:
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
     curated_problems: set[str] = field(default_factory=set)
     failures: dict[str, records_pb2.ProblemFailure] = field(default_factory=dict)  # first dead letter per problem
+    lost_problems: set[str] = field(default_factory=set)  # a Problem record dead-lettered: no sample will come
+    lost_samples: dict[str, set[str]] = field(default_factory=dict)  # problem id -> learner samples the curator
+    #                                                                   will never see (dead-lettered on the way)
 
     def oracle_expected_for(self, problem_id: str) -> int | None:
         """Oracle outputs a problem's modes call for; None until its learner samples are scored."""
@@ -113,7 +117,13 @@ class _Batch:
         return total
 
     def failed(self, problem_id: str) -> bool:
-        return problem_id in self.failures and problem_id not in self.decided
+        """Settled without a decision: nothing of the problem can reach the curator (its record, or every one of
+        its learner samples, dead-lettered on the way). With some samples through, the curator decides on them
+        once its wait runs out, and the problem is settled by that decision."""
+        if problem_id in self.decided or problem_id not in self.failures:
+            return False
+        lost = len(self.lost_samples.get(problem_id, ()))
+        return problem_id in self.lost_problems or lost >= max(self.expected_samples.get(problem_id, 1), 1)
 
     def settled(self, problem_id: str) -> bool:
         if problem_id not in self.decided:
@@ -131,6 +141,9 @@ class _Batch:
 
 
 EARLY_LETTERS_KEPT = 100_000
+# A learner sample dead-lettered from these topics, or by the curator, never reaches the curator as a candidate.
+_BEFORE_CURATION = {topics.TRAJECTORIES, topics.REWARDED}
+CURATOR_STAGE = "curator"
 
 
 class BatchLedger:
@@ -141,7 +154,7 @@ class BatchLedger:
         self._forgotten = Recent(100_000)  # batches dropped past the bound: their late records are ignored
         self._problem_batch: dict[str, str] = {}  # problem id -> batch id, to place dead letters
         # Dead letters read before their problem (the topics are read in no set order), placed when it arrives.
-        self._early_letters: OrderedDict[str, records_pb2.ProblemFailure] = OrderedDict()
+        self._early_letters: OrderedDict[str, list[runtime_pb2.DeadLetter]] = OrderedDict()
         self._touched: str | None = None  # the batch the record being folded belongs to
         self._changed = threading.Condition()
 
@@ -257,20 +270,34 @@ class BatchLedger:
         batch.problems[problem.id] = problem
         if problem.batch_id not in self._forgotten:
             self._problem_batch[problem.id] = problem.batch_id
-        early = self._early_letters.pop(problem.id, None)
-        if early is not None:
-            batch.failures.setdefault(problem.id, early)
+        for letter in self._early_letters.pop(problem.id, ()):
+            self._place_letter(batch, letter)
 
     def _add_dead_letter(self, letter: runtime_pb2.DeadLetter) -> None:
-        failure = records_pb2.ProblemFailure(problem_id=letter.problem_id, stage=letter.stage, reason=letter.reason)
         batch_id = self._problem_batch.get(letter.problem_id)
         if batch_id is None:
             # Its problem not read yet (or of a batch let go, or of none): kept, bounded, until the problem comes.
-            self._early_letters.setdefault(letter.problem_id, failure)
+            self._early_letters.setdefault(letter.problem_id, []).append(letter)
             while len(self._early_letters) > EARLY_LETTERS_KEPT:
                 self._early_letters.popitem(last=False)
             return
-        self._batch_of(batch_id).failures.setdefault(letter.problem_id, failure)
+        self._place_letter(self._batch_of(batch_id), letter)
+
+    @staticmethod
+    def _place_letter(batch: _Batch, letter: runtime_pb2.DeadLetter) -> None:
+        problem_id = letter.problem_id
+        batch.failures.setdefault(problem_id, records_pb2.ProblemFailure(problem_id=problem_id, stage=letter.stage,
+                                                                         reason=letter.reason))
+        if letter.record_type == records_pb2.Problem.DESCRIPTOR.full_name:
+            batch.lost_problems.add(problem_id)
+        elif letter.source_topic in _BEFORE_CURATION or letter.stage == CURATOR_STAGE:
+            trajectory = records_pb2.Trajectory()
+            try:
+                trajectory.ParseFromString(letter.value)
+            except DecodeError:
+                pass  # unreadable (or left out of the letter for its size): counted as a learner sample
+            if trajectory.origin in (records_pb2.ORIGIN_UNSPECIFIED, records_pb2.ORIGIN_LEARNER_SAMPLE):
+                batch.lost_samples.setdefault(problem_id, set()).add(letter.record_id or letter.id)
 
     def _add_trajectory(self, trajectory: records_pb2.Trajectory) -> None:
         batch = self._batch_of(trajectory.problem.batch_id)

@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DeadLetter(_message.Message):
-    __slots__ = ("id", "stage", "reason", "transient", "source_topic", "source_partition", "source_offset", "record_id", "record_type", "problem_id", "value", "attempts")
+    __slots__ = ("id", "stage", "reason", "transient", "source_topic", "source_partition", "source_offset", "record_id", "record_type", "problem_id", "value", "attempts", "replayed_at_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class DeadLetter(_message.Message):
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     id: str
     stage: str
     reason: str
@@ -31,4 +32,5 @@ class DeadLetter(_message.Message):
     problem_id: str
     value: bytes
     attempts: int
-    def __init__(self, id: _Optional[str] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., transient: _Optional[bool] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., record_id: _Optional[str] = ..., record_type: _Optional[str] = ..., problem_id: _Optional[str] = ..., value: _Optional[bytes] = ..., attempts: _Optional[int] = ...) -> None: ...
+    replayed_at_ms: int
+    def __init__(self, id: _Optional[str] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., transient: _Optional[bool] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., record_id: _Optional[str] = ..., record_type: _Optional[str] = ..., problem_id: _Optional[str] = ..., value: _Optional[bytes] = ..., attempts: _Optional[int] = ..., replayed_at_ms: _Optional[int] = ...) -> None: ...

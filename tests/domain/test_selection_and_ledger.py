@@ -72,7 +72,8 @@ def _batch_records() -> list:
     records += [records_pb2.CurationDecision(id="d0", batch_id="b", problem_id="p0", curated=True),
                 records_pb2.CuratedExample(id="e0", batch_id="b", problem_id="p0"),
                 records_pb2.CurationDecision(id="d1", batch_id="b", problem_id="p1", curated=False),
-                runtime_pb2.DeadLetter(id="x", problem_id="p2", stage="reward-scorer", reason="poison")]
+                runtime_pb2.DeadLetter(id="x", problem_id="p2", stage="generator", reason="poison", source_topic="problems",
+                                       record_type="learnerfit.v1.Problem", value=problems[2].SerializeToString())]
     return records
 
 
@@ -111,3 +112,36 @@ def test_a_batch_whose_problems_expired_is_not_live_and_not_found():
     ledger.apply(_problem())
     assert ledger.sizes()["live_batches"] == 1  # "b", whose problem is there
     assert ledger.status("old") is None
+
+
+def _letter(problem, index, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, stage="reward_scorer", topic="trajectories"):
+    sample = records_pb2.Trajectory(id=f"{problem.id}-{origin}-{index}", problem=problem, origin=origin,
+                                    sample_index=index)
+    return runtime_pb2.DeadLetter(id=f"{topic}/0/{index}", problem_id=problem.id, stage=stage, reason="poison",
+                                  source_topic=topic, record_type="learnerfit.v1.Trajectory", record_id=sample.id,
+                                  value=sample.SerializeToString())
+
+
+def test_a_problem_fails_only_when_nothing_of_it_can_reach_the_curator():
+    """One of its samples dead-lettered on the way: the curator still decides on the others once its wait runs
+    out, so the batch is not complete before that decision. Every sample lost: failed at once. A lost Oracle
+    output, or a sample the refiner gave up on (the curator has it), does not fail the problem."""
+    problem = _problem(modes=[], n=2)
+    ledger = BatchLedger()
+    ledger.apply(problem)
+    ledger.apply(_letter(problem, 0))
+    ledger.apply(_letter(problem, 5, origin=records_pb2.ORIGIN_ORACLE_REFINED))
+    ledger.apply(_letter(problem, 1, stage="refiner", topic="scored"))
+    ledger.apply(_sample(problem, 1, CORRECT))
+    status = ledger.status("b")
+    assert status.state == records_pb2.BATCH_STATE_RUNNING and status.problems_failed == 0
+    ledger.apply(records_pb2.CurationDecision(id="d", batch_id="b", problem_id="p", curated=False, timed_out=True))
+    assert ledger.status("b").state == records_pb2.BATCH_STATE_COMPLETE
+
+    lost = BatchLedger()
+    lost.apply(problem)
+    for index in range(2):
+        lost.apply(_letter(problem, index))
+    status = lost.status("b")
+    assert status.state == records_pb2.BATCH_STATE_COMPLETE and status.problems_failed == 1
+    assert status.failures[0].stage == "reward_scorer"
