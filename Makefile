@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv models run test docs browser manifests check-manifests k8s-check test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
+.PHONY: venv models s3rver run test docs browser manifests check-manifests k8s-check test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
 
 venv: $(STAMP)
 
@@ -39,8 +39,15 @@ run: $(STAMP) models
 # shared engine or stack starts once). Most tests wait on a broker, a service or a model process much of the time,
 # so two of them share 2 cores well: the suite took 27 min 55 s in one process on the 2-core machine.
 TEST_WORKERS ?= 2
-test: $(STAMP) check-generated lint-imports models browser
+test: $(STAMP) check-generated lint-imports models browser s3rver
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25 $(PYTEST_ARGS)
+
+# s3rver (an S3 server on the npm registry, objects as files): the storage of a local broker that keeps its data
+# across its own restart, for the broker-restart trial (learnerfit/local/s3.py).
+S3RVER := $(VENV)/node/node_modules/.bin/s3rver
+s3rver: $(S3RVER)
+$(S3RVER):
+	npm install --no-audit --no-fund --silent --prefix $(VENV)/node s3rver@3.7.1
 
 # The documentation site from docs/ (MkDocs, Material theme) into site/; --strict: a broken link fails.
 docs: $(STAMP)

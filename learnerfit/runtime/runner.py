@@ -314,7 +314,13 @@ class StageRunner:
         return set(self._consumer.assignment()) if self._consumer is not None else set()
 
     def close(self) -> None:
+        """Commits what is done and not yet committed (one bounded try: a commit refused after a broker restart or
+        a rebalance leaves those inputs to be read again, and recognised by id), then leaves the group."""
         if self._consumer is not None:
+            try:
+                self.commit([])
+            except Exception as exc:  # closing must not fail: at worst the new owner reads them again
+                log.warning("last commit not made (%s)", exc, extra={"stage": self.stage.name})
             self._consumer.close(autocommit=False)
             self._consumer = None
 

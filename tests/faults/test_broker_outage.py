@@ -16,9 +16,11 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from learnerfit.domain import topics
 from learnerfit.local.broker import TansuBroker
+from learnerfit.local.s3 import S3Server
 from learnerfit.runtime.bus import ID_HEADER, Bus, header
 from learnerfit.runtime.runner import RetryPolicy, StageRunner
 from learnerfit.runtime.stage import Stage, StageLogic, StageSpec
@@ -48,13 +50,21 @@ def frozen(broker: TansuBroker, for_s: float):
         os.kill(broker.process.pid, signal.SIGCONT)
 
 
+def _committed(broker: TansuBroker, group: str, topic: str) -> int | None:
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, group_id=group, enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, 0))
+    finally:
+        consumer.close()
+
+
 def _problem(i: int) -> records_pb2.Problem:
     return records_pb2.Problem(id=f"p{i}", batch_id="b", question=f"Calculate {i} + 1.", reference_answer=str(i + 1))
 
 
 def _solving_stage(source: str, sink: str, during_processing) -> Stage:
     def solve(problems):
-        during_processing()  # the outage starts while the stage holds these inputs
+        during_processing(problems)  # the outage starts while the stage holds these inputs
         return [records_pb2.Trajectory(id=f"t-{p.id}", problem=p, text=p.reference_answer) for p in problems]
     return Stage("solve", StageSpec(consumes=[source], input_type=records_pb2.Problem,
                                     produces={records_pb2.Trajectory: sink}), StageLogic(solve))
@@ -69,7 +79,7 @@ def _outage_trial(broker: TansuBroker, outage_s: float, budget_s: float):
     bus.publish((source, _problem(i)) for i in range(4))
     outages = []
 
-    def freeze_once():
+    def freeze_once(_problems):
         if not outages:
             outages.append(frozen(broker, outage_s))
             outages[0].__enter__()
@@ -134,3 +144,66 @@ def test_submit_batch_is_unavailable_while_the_broker_is_away_and_the_same_call_
                      for r in read_topic(bus, topics.PROBLEMS, at_least=6, timeout_s=15)]
         # Every problem of the batch is there; a copy the frozen broker took before the refusal has the same id.
         assert {p.id for p in published if p.batch_id == reply.batch_id} == set(reply.problem_ids)
+
+
+def test_a_broker_killed_mid_work_and_restarted_on_its_storage_loses_nothing(tmp_path):
+    """Tansu on S3 storage (s3rver) is SIGKILLed while a stage holds four problems, and restarted on the same port
+    and storage 3 s later: what was on the topics is still there, the stage publishes every output, nothing is
+    dead-lettered, and its consumer group's committed position survives a further restart (a new member reads
+    nothing again)."""
+    with S3Server(tmp_path / "s3") as storage:
+        broker = TansuBroker(storage=storage).start()
+        restarts: list[threading.Thread] = []
+
+        def kill_once():
+            if not restarts:
+                broker.kill()
+                restart = threading.Timer(3.0, broker.start)
+                restart.start()
+                restarts.append(restart)
+
+        processed: list[str] = []
+
+        def during_processing(problems):
+            processed.extend(p.id for p in problems)
+            kill_once()
+
+        try:
+            bus = Bus(broker.bootstrap_servers, client_id="restart-trial", session_timeout_ms=6000,
+                      publish_timeout_s=2.0)
+            bus.ensure_topics(["problems", "trajectories", "dead-letter"], partitions=1)
+            bus.publish(("problems", _problem(i)) for i in range(4))
+            stage = _solving_stage("problems", "trajectories", during_processing)
+            runner = StageRunner(stage, bus, group_id="solvers", dead_letter_topic="dead-letter", max_batch=4,
+                                 max_wait_s=0.5, retry=RetryPolicy(budget_s=60, initial_s=0.2, max_s=1.0))
+            taken, deadline = 0, time.monotonic() + 90
+            try:
+                while taken < 4 and time.monotonic() < deadline:
+                    taken += runner.step()
+                restarts[0].join()
+                # Running on, as a service does: the restarted broker forgot the group's members, so the runner
+                # rejoins, reads its inputs again (dropped as duplicates by id) and commits past them.
+                while _committed(broker, "solvers", "problems") != 4 and time.monotonic() < deadline:
+                    runner.step()
+            finally:
+                runner.close()
+            assert _committed(broker, "solvers", "problems") == 4
+            # The group's committed position is on the storage too: killed and restarted once more, a new member
+            # of the group (a restarted service) reads nothing again.
+            broker.kill()
+            broker.start()
+            again = StageRunner(stage, bus, group_id="solvers", dead_letter_topic="dead-letter", max_batch=4,
+                                max_wait_s=0.5, retry=RetryPolicy(budget_s=60, initial_s=0.2, max_s=1.0))
+            try:
+                for _ in range(10):
+                    again.step()
+            finally:
+                again.close()
+            assert taken == 4 and sorted(processed) == [f"p{i}" for i in range(4)]
+            assert {header(r, ID_HEADER) for r in read_topic(bus, "trajectories", at_least=4)} == \
+                {f"t-p{i}" for i in range(4)}
+            assert len(read_topic(bus, "problems", at_least=4)) == 4  # the records from before the kill
+            assert dead_letters(bus, "dead-letter", timeout_s=3) == []
+            bus.close()
+        finally:
+            broker.stop()
