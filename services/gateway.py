@@ -23,6 +23,7 @@ from learnerfit.domain.intake import IntakeLimits, SamplingDefaults
 from learnerfit.errors import InvalidInput, LimitExceeded, NotFound, Unavailable
 from learnerfit.runtime.app import DEAD_LETTER, run
 from learnerfit.runtime.bus import PublishError
+from learnerfit.runtime.faults import pause_point
 from learnerfit.runtime.grpc import call_active
 from learnerfit.runtime.metrics import watch_state
 from learnerfit.runtime.settings import ServiceSettings
@@ -97,6 +98,7 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
                     # did get through.
                     raise Unavailable(f"the broker did not take the batch within {context.bus.publish_timeout_s:g}"
                                       f" s (setting bus.publish_timeout_s), retry: {exc}") from exc
+                pause_point("gateway.published")  # a fault trial's moment: published, the client not answered
                 for problem in problems:
                     ledger.apply(problem)
                 log.info("accepted batch %s with %d problems", batch_id, len(problems), extra={"batch_id": batch_id})

@@ -40,6 +40,7 @@ from learnerfit.errors import InvalidInput, LimitExceeded, TooLarge, Unavailable
 from learnerfit.recent import Recent
 from learnerfit.runtime import metrics
 from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus, Delivery, PublishError, header
+from learnerfit.runtime.faults import pause_point
 from learnerfit.runtime.stage import Stage
 from learnerfit.v1 import runtime_pb2
 
@@ -167,6 +168,8 @@ class StageRunner:
         records = self.poll()
         self._catch_up()
         outputs, dead = self.process(records)
+        if records:
+            pause_point(f"{self.stage.name}.processed")  # a fault trial's moment: the inputs done, nothing published
         self.publish(outputs, dead, records)
         self.commit(records)
         return len(records)

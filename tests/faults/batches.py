@@ -3,12 +3,15 @@ topic so stages can run as replicas), and the tally of what came out, by id."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from learnerfit.domain import topics
 from learnerfit.local.processes import channel
 from learnerfit.runtime.bus import Bus
+from learnerfit.runtime.faults import PAUSE_AT, PAUSE_DIR
 from learnerfit.v1 import records_pb2, services_pb2, services_pb2_grpc
 from tests.kafka_helpers import read_topic
 
@@ -115,6 +118,39 @@ def tally(stack, batch_id: str) -> dict:
     return {"lost": counts["lost"], "duplicated": counts["duplicated"], "contradicting": counts["contradicting"],
             "decision_copies": counts["decision_copies"], "copies": counts["copies"], "decided": len(decisions),
             "curated": curated}
+
+
+# Where each stage's trial stops it: its inputs processed and nothing of them published (a stage), or the batch
+# published and the client not yet answered (the gateway). learnerfit/runtime/faults.py.
+PAUSE_POINTS = {stage: f"{stage}.processed" for stage in STAGES} | {"gateway": "gateway.published"}
+
+
+def kill_at_pause(stack, stage: str, submit_batch, pauses: Path, monkeypatch, timeout_s: float = 120) -> str:
+    """Restarts `stage` with its pause point armed, submits a batch (on a thread: the gateway may be the one that
+    stops), waits until the stage holds the batch's work there, SIGKILLs it and restarts it unarmed. The moment is
+    reached every time, however busy the machine. Returns the batch id, once the submission was answered."""
+    point = PAUSE_POINTS[stage]
+    monkeypatch.setenv(PAUSE_AT, point)
+    monkeypatch.setenv(PAUSE_DIR, str(pauses))
+    try:
+        stack.kill(stage)  # idle now: started again, armed
+        stack.restart(stage)
+    finally:
+        monkeypatch.delenv(PAUSE_AT)  # nothing started from now on is
+    answered: dict[str, str] = {}
+    submitting = threading.Thread(target=lambda: answered.update(batch=submit_batch()), daemon=True)
+    submitting.start()
+    deadline = time.monotonic() + timeout_s
+    while not (pauses / point).exists():
+        assert time.monotonic() < deadline, f"{stage} never reached {point}"
+        stack.check_alive()
+        time.sleep(0.05)
+    stack.kill(stage)
+    (pauses / point).unlink()
+    stack.restart(stage)
+    submitting.join(timeout_s)
+    assert "batch" in answered, "the submission was never answered"
+    return answered["batch"]
 
 
 def kill_while_holding(stack, process: str, stage: str, submit_batch, jitter_s: float, tries: int = 3
