@@ -52,6 +52,7 @@ def run() -> list[Ratio]:
             grpc={"port": 0, "max_message_bytes": 64 << 20},
             learner={"model": MODEL, "torch_threads": torch.get_num_threads()})
         with serving(drift_scorer.SPEC, settings) as service_under_test:
+            service_under_test.wait_ready()
             return _measure(service_under_test)
 
 

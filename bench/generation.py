@@ -67,6 +67,7 @@ def run() -> list[Ratio]:
             learner={"model": MODEL, "torch_threads": torch.get_num_threads()})
         bus = Bus(broker.bootstrap_servers, client_id="bench", session_timeout_ms=6000)
         with serving(generator.SPEC, settings) as service_under_test:
+            service_under_test.wait_ready()
             reader = _Reader(bus, topics.TRAJECTORIES)
             try:
                 # Warm-up through the same path: joins the consumer group, first allocations.

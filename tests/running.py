@@ -32,9 +32,7 @@ def running(spec: ServiceSpec, broker, *, loops: bool = True, prefix: str | None
               topic_prefix=settings.bus.topic_prefix)
     stub_type = getattr(services_pb2_grpc, f"{spec.api.name}Stub")
     with serving(spec, settings) if loops else _built(spec, settings) as service:
-        # As a client would, wait for readiness: a service that folds topics answers UNAVAILABLE until caught up.
-        if service.follower is not None and not service.follower.wait_ready(60):
-            raise TimeoutError(f"{spec.name} did not catch up with {', '.join(spec.follows)} in 60 s")
+        service.wait_ready()  # as a client would: a service that folds topics answers UNAVAILABLE until caught up
         try:
             with channel(service.target) as ch:
                 yield service, stub_type(ch), bus

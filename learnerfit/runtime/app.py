@@ -102,6 +102,13 @@ class Service:
             loops.append(_runner(self.spec, self.parts, self.bus, self.settings, ready).run)
         return loops
 
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Blocks until the service answers calls (what it folds read up to where it ended at its start), as a client
+        waits for SERVING; TimeoutError after timeout_s."""
+        if self.follower is not None and not self.follower.wait_ready(timeout_s):
+            raise TimeoutError(f"{self.spec.name} did not catch up with {', '.join(self.spec.follows)} in "
+                               f"{timeout_s:.0f}s")
+
     def serve_once_caught_up(self, stop: threading.Event) -> None:
         while not stop.is_set():
             if self.follower.wait_ready(0.5):

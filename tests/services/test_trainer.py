@@ -199,20 +199,22 @@ def test_replay_mixes_earlier_examples_of_the_learners_lineage_into_each_new_tra
 
 
 def test_a_failed_training_is_tried_again_on_its_own_after_a_backoff(broker, tiny_model, tmp_path):
-    """The base model's volume gone while the trainer trains (a remount): the training fails, its examples stay held,
-    and it is tried again after retry_initial_s, then twice that, without waiting for more examples to arrive."""
+    """The base model's weights missing when the trainer trains (a volume still being filled): the training fails,
+    its examples stay held, and it is tried again after retry_initial_s, then twice that, without waiting for more
+    examples to arrive. (The folder stays, so nothing mistakes its path for a model hub's name and goes online.)"""
     import shutil
 
-    model, away = tmp_path / "model", tmp_path / "model-away"
+    model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
+    weights, away = model / "model.safetensors", tmp_path / "model.safetensors.away"
     with _trainer(broker, model, tmp_path, train_every=2, retry_initial_s=1.0,
                   promotion={"gate": False}) as (service, _stub, bus):
         trainer = service.parts.stage.process
-        model.rename(away)
+        weights.rename(away)
         bus.publish((topics.CURATED, _example(i)) for i in range(2))
         assert _wait_until(lambda: trainer.failed_in_a_row >= 1, timeout_s=60), "the training did not fail"
         assert service.parts.stage.held.held_ids() == {"example-0", "example-1"}  # held, not committed past
-        away.rename(model)
+        away.rename(weights)
         announced = [records_pb2.Checkpoint.FromString(r.value)
                      for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=120)]
         assert _wait_until(lambda: not service.parts.stage.held.held_ids())
