@@ -88,13 +88,14 @@ settings-reference: $(STAMP)
 check-settings-reference: $(STAMP)
 	@$(PY) -m learnerfit.generate reference | diff -u docs/settings.md - && echo "settings: docs/settings.md matches the code"
 
-# The Kubernetes base (and the gpu overlay's generated patches), from the service specs.
+# The Kubernetes base (and the secured component, the dev-cpu preset), from the service specs.
 manifests: $(STAMP)
 	$(PY) -m learnerfit.generate manifests deploy/k8s/base >/dev/null
 
 check-manifests: $(STAMP)
 	@tmp=$$(mktemp -d) && $(PY) -m learnerfit.generate manifests $$tmp/base >/dev/null && \
-	diff -r -x grafana $$tmp/base deploy/k8s/base && diff $$tmp/overlays/gpu/secured.yaml deploy/k8s/overlays/gpu/secured.yaml && \
+	diff -r -x grafana $$tmp/base deploy/k8s/base && diff -r $$tmp/components deploy/k8s/components && \
+	diff $$tmp/overlays/dev-cpu/train-preset.yaml deploy/k8s/overlays/dev-cpu/train-preset.yaml && \
 	rm -rf $$tmp && echo "manifests: deploy/k8s matches the service specs"
 
 # The deployment, offline: overlays built and validated, settings and ACLs against the code, Dockerfiles linted,

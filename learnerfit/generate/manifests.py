@@ -393,20 +393,34 @@ def train_preset_patch(preset: str) -> dict[str, Any]:
             "spec": {"template": {"spec": {"containers": [{"name": name, "env": env}]}}}}
 
 
+def secured_component() -> dict[str, Any]:
+    """The security of a production overlay as one kustomize Component: the per-service patches, KEDA's access,
+    and a Kafka with only its authenticated TLS listener (the base's plain one would let any pod in the cluster
+    read every topic; a Kafka's listeners are a list without merge keys, so the whole list is given)."""
+    listener = {"name": "tls", "port": 9093, "type": "internal", "tls": True,
+                "authentication": {"type": "scram-sha-512"}}
+    return {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component", "resources": ["keda.yaml"],
+            "patches": [{"path": "secured.yaml"},
+                        {"target": {"kind": "Kafka"},
+                         "patch": yaml.safe_dump([{"op": "replace", "path": "/spec/kafka/listeners",
+                                                   "value": [listener]}], sort_keys=False)}]}
+
+
 def render_overlays(catalog: Catalog = CATALOG) -> dict[str, str]:
-    """The generated part of the overlays (relative to deploy/k8s/overlays)."""
-    overlay_header = HEADER.replace("from the service catalog", "(which writes the base and this overlay file)")
-    return {"gpu/secured.yaml": _dump(secured_patches(catalog) + keda_trigger_patches(catalog)).replace(
-                HEADER, overlay_header),
-            "gpu/keda.yaml": _dump(keda_access(catalog)).replace(HEADER, overlay_header),
+    """The generated parts beside the base (relative to deploy/k8s): the secured component, the dev-cpu preset."""
+    header = HEADER.replace("from the service catalog", "(which writes the base and this file)")
+    return {"components/secured/kustomization.yaml": _dump([secured_component()]).replace(HEADER, header),
+            "components/secured/secured.yaml": _dump(secured_patches(catalog) + keda_trigger_patches(catalog)).replace(
+                HEADER, header),
+            "components/secured/keda.yaml": _dump(keda_access(catalog)).replace(HEADER, header),
             # Training that moves SmolLM2 on a CPU: the local stack's preset, from its one home.
-            "dev-cpu/train-preset.yaml": _dump([train_preset_patch("cpu")]).replace(HEADER, overlay_header)}
+            "overlays/dev-cpu/train-preset.yaml": _dump([train_preset_patch("cpu")]).replace(HEADER, header)}
 
 
 def write(folder: Path, catalog: Catalog = CATALOG) -> list[Path]:
     """Writes the base into `folder` (deploy/k8s/base) and the overlays' generated files next to it."""
     written = []
-    overlays = {f"../overlays/{k}": v for k, v in render_overlays(catalog).items()}
+    overlays = {f"../{k}": v for k, v in render_overlays(catalog).items()}
     for relative, text in {**render(catalog), **overlays}.items():
         path = (folder / relative).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
