@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/learnerfit/v1/*.proto)
 
-.PHONY: venv models s3rver run test docs browser manifests check-manifests k8s-check test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
+.PHONY: venv models s3rver images run test docs browser manifests check-manifests k8s-check test-faults gpu-wheels protos check-protos settings-reference check-settings-reference check-generated lint-imports bench clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,17 @@ S3RVER := $(VENV)/node/node_modules/.bin/s3rver
 s3rver: $(S3RVER)
 $(S3RVER):
 	npm install --no-audit --no-fund --silent --prefix $(VENV)/node s3rver@3.7.1
+
+# The three images, built and pushed under REGISTRY with TAG, each digest printed for the site overlay's `images:`
+# (deploy/k8s/overlays/site-example). Needs a container engine with a daemon: none runs on the development machine,
+# so this has not run here; the Dockerfiles are linted in the tests (hadolint).
+REGISTRY ?= registry.example.com/learnerfit
+TAG      ?= $(shell git describe --tags --always --dirty)
+IMAGES   := learnerfit:$(TAG)-gpu=gpu learnerfit:$(TAG)-cpu=cpu learnerfit-triton:$(TAG)-gpu=triton
+images:
+	@for spec in $(IMAGES); do image=$(REGISTRY)/$${spec%%=*}; file=deploy/docker/$${spec##*=}.Dockerfile; \
+	  docker build -f $$file -t $$image . && docker push $$image && \
+	  docker inspect --format '{{index .RepoDigests 0}}' $$image || exit 1; done
 
 # The documentation site from docs/ (MkDocs, Material theme) into site/; --strict: a broken link fails.
 docs: $(STAMP)

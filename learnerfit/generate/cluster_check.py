@@ -40,12 +40,14 @@ def _duplicates(items: Iterable[dict], key: str) -> list[str]:
 
 
 def made_by_operators(objects: Iterable[dict]) -> set[tuple[str, str]]:
-    """(kind, name) of what the operators in the render create: Strimzi's user and cluster CA Secrets, and its
-    bootstrap Service."""
+    """(kind, name) of what the operators in the render create: Strimzi's user and cluster CA Secrets and its
+    bootstrap Service; cert-manager's Secret of each Certificate."""
     made: set[tuple[str, str]] = set()
     for obj in objects:
         name = obj.get("metadata", {}).get("name", "")
-        if obj.get("kind") == "KafkaUser":
+        if obj.get("kind") == "Certificate" and obj.get("apiVersion", "").startswith("cert-manager.io/"):
+            made.add(("Secret", obj["spec"]["secretName"]))
+        elif obj.get("kind") == "KafkaUser":
             made.add(("Secret", name))
         elif obj.get("kind") == "Kafka":
             made |= {("Secret", f"{name}-cluster-ca-cert"), ("Secret", f"{name}-clients-ca-cert"),
@@ -120,6 +122,15 @@ def problems(objects: list[dict], provided: set[tuple[str, str]] = frozenset()) 
                 if auth and (auth.get("kind", "TriggerAuthentication"), auth.get("name")) not in present:
                     found.append(f"{where}: its trigger authenticates with {auth.get('name')!r}, which is not in the "
                                  "overlay")
+        if obj.get("kind") == "Certificate" and obj.get("apiVersion", "").startswith("cert-manager.io/"):
+            issuer = obj["spec"]["issuerRef"]
+            if (issuer.get("kind", "Issuer"), issuer.get("name")) not in present:
+                found.append(f"{where}: issued by {issuer.get('kind', 'Issuer')} {issuer.get('name')!r}, which is not "
+                             "in the overlay")
+        if obj.get("kind") == "Issuer" and "ca" in obj.get("spec", {}):
+            secret = obj["spec"]["ca"]["secretName"]
+            if ("Secret", secret) not in present and ("Secret", secret) not in provided:
+                found.append(f"{where}: signs with Secret {secret!r}, which nothing makes")
         if obj.get("kind") == "TriggerAuthentication":
             for ref in obj["spec"].get("secretTargetRef", []):
                 if ("Secret", ref.get("name")) not in present and ("Secret", ref.get("name")) not in provided:

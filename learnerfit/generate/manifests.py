@@ -406,6 +406,39 @@ def secured_component() -> dict[str, Any]:
                                                    "value": [listener]}], sort_keys=False)}]}
 
 
+CA_ISSUER = "learnerfit-ca"
+
+
+def certificates(catalog: Catalog = CATALOG, namespace: str = "learnerfit") -> list[dict[str, Any]]:
+    """cert-manager objects that write every service's `<name>-grpc-tls` Secret (tls.crt, tls.key, ca.crt): a
+    self-signed root, a CA from it, and one Certificate per service for the names the others call it by (a Service's
+    short name, and with its namespace). Serving and client auth both: a service is a server and, with mutual TLS, a
+    client of the services it calls. Renewed by cert-manager before expiry; a service reads its certificate at start,
+    so a renewal needs a rolling restart (deploy/k8s/README.md)."""
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "selfsigned", "labels": PART_OF},
+         "spec": {"selfSigned": {}}},
+        {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": CA_ISSUER, "labels": PART_OF},
+         "spec": {"isCA": True, "commonName": CA_ISSUER, "secretName": CA_ISSUER, "duration": "43800h",
+                  "privateKey": {"algorithm": "ECDSA", "size": 256},
+                  "issuerRef": {"name": "selfsigned", "kind": "Issuer"}}},
+        {"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": CA_ISSUER, "labels": PART_OF},
+         "spec": {"ca": {"secretName": CA_ISSUER}}}]
+    for service in catalog.names():
+        name = k8s_name(service)
+        objects.append({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": f"{name}-grpc-tls", "labels": labels(service)},
+            "spec": {"secretName": f"{name}-grpc-tls", "commonName": name,
+                     "dnsNames": [name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                                  f"{name}.{namespace}.svc.cluster.local"],
+                     "duration": "2160h", "renewBefore": "360h",
+                     "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                     "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+                     "issuerRef": {"name": CA_ISSUER, "kind": "Issuer"}}})
+    return objects
+
+
 def render_overlays(catalog: Catalog = CATALOG) -> dict[str, str]:
     """The generated parts beside the base (relative to deploy/k8s): the secured component, the dev-cpu preset."""
     header = HEADER.replace("from the service catalog", "(which writes the base and this file)")
@@ -413,6 +446,11 @@ def render_overlays(catalog: Catalog = CATALOG) -> dict[str, str]:
             "components/secured/secured.yaml": _dump(secured_patches(catalog) + keda_trigger_patches(catalog)).replace(
                 HEADER, header),
             "components/secured/keda.yaml": _dump(keda_access(catalog)).replace(HEADER, header),
+            # A site that runs cert-manager: every service's certificate made and renewed for it.
+            "components/cert-manager/kustomization.yaml": _dump([{
+                "apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
+                "resources": ["certificates.yaml"]}]).replace(HEADER, header),
+            "components/cert-manager/certificates.yaml": _dump(certificates(catalog)).replace(HEADER, header),
             # Training that moves SmolLM2 on a CPU: the local stack's preset, from its one home.
             "overlays/dev-cpu/train-preset.yaml": _dump([train_preset_patch("cpu")]).replace(HEADER, header)}
 

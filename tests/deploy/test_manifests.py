@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SCHEMAS = K8S / "schemas"
 KUBERNETES_VERSION = "1.33.0"
-CUSTOM_GROUPS = ("kafka.strimzi.io", "keda.sh", "monitoring.coreos.com")
+CUSTOM_GROUPS = ("kafka.strimzi.io", "keda.sh", "monitoring.coreos.com", "cert-manager.io")
 
 
 def build(overlay: str) -> list[dict]:
@@ -38,7 +38,7 @@ def build(overlay: str) -> list[dict]:
     return [o for o in yaml.safe_load_all(built) if o]
 
 
-@pytest.fixture(scope="module", params=["dev-cpu", "gpu"])
+@pytest.fixture(scope="module", params=["dev-cpu", "gpu", "site-example"])
 def overlay(request) -> tuple[str, list[dict]]:
     return request.param, build(request.param)
 
@@ -163,7 +163,7 @@ def test_scaled_deployments_leave_their_scale_to_keda_and_gpu_pods_roll_without_
     deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
     scaled = {o["spec"]["scaleTargetRef"]["name"] for o in objects if o["kind"] == "ScaledObject"}
     assert scaled and all("replicas" not in deployments[d]["spec"] for d in scaled)  # an apply would reset it
-    if name != "gpu":
+    if name == "dev-cpu":
         return
     for deployment in deployments.values():
         spec = deployment["spec"]
@@ -177,6 +177,21 @@ def test_scaled_deployments_leave_their_scale_to_keda_and_gpu_pods_roll_without_
         shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
         assert shm["emptyDir"]["medium"] == "Memory"
         assert {"name": "dshm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
+
+
+def test_the_site_example_has_every_certificate_made_by_cert_manager_for_the_names_services_are_called_by():
+    objects = build("site-example")
+    certificates = {o["spec"]["secretName"]: o for o in objects if o["kind"] == "Certificate"}
+    mounted = {v["secret"]["secretName"] for o in objects if o["kind"] == "Deployment"
+               for v in o["spec"]["template"]["spec"]["volumes"] if v["name"] == "grpc-tls"}
+    assert len(mounted) == 9 and mounted <= set(certificates)
+    for secret in mounted:
+        name = secret.removesuffix("-grpc-tls")
+        spec = certificates[secret]["spec"]
+        assert name in spec["dnsNames"] and f"{name}.learnerfit.svc" in spec["dnsNames"]
+        assert {"server auth", "client auth"} <= set(spec["usages"])  # mutual TLS: each is a client of its callees
+    assert not any(":" not in c["image"] or c["image"].startswith("learnerfit") for o in objects
+                   if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"])
 
 
 def test_keda_reads_lag_on_the_gpu_cluster_over_tls_as_a_user_that_may_only_describe():
