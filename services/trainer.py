@@ -16,11 +16,11 @@ from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.paths import default_registry_dir
 from learnerfit.registry.client import RegistryAccess, RemoteRegistry
 from learnerfit.registry.store import CheckpointRegistry
-from learnerfit.runtime.app import run
+from learnerfit.runtime.app import DEAD_LETTER, run
 from learnerfit.runtime.settings import ServiceSettings, StageSettings
 from learnerfit.runtime.spec import Context, Parts, ServiceSpec
 from learnerfit.runtime.stage import StageLogic, StageSpec
-from learnerfit.v1 import records_pb2, services_pb2
+from learnerfit.v1 import records_pb2, runtime_pb2, services_pb2
 from trainer.config import TrainSettings
 from trainer.continuous import ContinuousTrainer
 from trainer.evaluate import EVAL_TEMPERATURE, HeldOutEvaluator, summary
@@ -41,6 +41,9 @@ class TrainerSettings(ServiceSettings):
     retry_initial_s: float = Field(30.0, gt=0, description="A failed training is tried again after this, then after "
                                                            "twice as long each time; its examples stay held.")
     retry_max_s: float = Field(600.0, gt=0, description="Longest wait between tries of a failed training.")
+    max_tries: int = Field(6, ge=1, description="Tries of a training before its examples are dead-lettered with the "
+                                                "reason and let go (`learnerfit dead-letters --replay` puts them "
+                                                "back).")
     intake: IntakeLimits = IntakeLimits()  # what an Evaluate call with problems of its own may ask
     registry: RegistryAccess = Field(RegistryAccess(), description="The registry service. With a target the "
                                      "trainer registers through its Register call (the service is the index's one "
@@ -58,7 +61,8 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
     if settings.train_every:
         gate.check_size()  # training on its own, it must be able to tell a worse checkpoint from noise
     trainer = ContinuousTrainer(registry, settings.train, settings.train_every, evaluator, gate,
-                                retry_initial_s=settings.retry_initial_s, retry_max_s=settings.retry_max_s)
+                                retry_initial_s=settings.retry_initial_s, retry_max_s=settings.retry_max_s,
+                                max_tries=settings.max_tries)
     # A trainer killed mid-promotion left its checkpoint pending: decided now. Then the newest record and the
     # followed one are announced again (a trainer killed between deciding and announcing must not leave the learner
     # services on an older checkpoint; an announcement they have seen is recognised by its version and state).
@@ -122,7 +126,7 @@ def build(settings: TrainerSettings, context: Context) -> Parts:
 SPEC = ServiceSpec(
     name="trainer", settings=TrainerSettings, api=services_pb2.DESCRIPTOR.services_by_name["Trainer"], build=build,
     stage=StageSpec(consumes=[topics.CURATED], input_type=records_pb2.CuratedExample,
-                    produces={records_pb2.Checkpoint: topics.CHECKPOINTS}),
+                    produces={records_pb2.Checkpoint: topics.CHECKPOINTS, runtime_pb2.DeadLetter: DEAD_LETTER}),
     publishes=[topics.CHECKPOINTS],
     # The promotion watch: which checkpoint is followed, and how the learner does on its own fresh samples.
     follows={topics.CHECKPOINTS: records_pb2.Checkpoint, topics.SCORED: records_pb2.Trajectory},

@@ -20,9 +20,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from google.protobuf.message import Message
+
+from learnerfit.domain import topics
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.registry.store import CheckpointRegistry
-from learnerfit.v1 import records_pb2
+from learnerfit.v1 import records_pb2, runtime_pb2
 from trainer.config import TrainSettings
 from trainer.evaluate import HeldOutEvaluator
 from trainer.promotion import PromotionGate
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 class ContinuousTrainer:
     def __init__(self, registry: CheckpointRegistry, settings: TrainSettings, train_every: int,
                  evaluator: HeldOutEvaluator, gate: PromotionGate, retry_initial_s: float = 30.0,
-                 retry_max_s: float = 600.0, clock: Callable[[], float] = time.monotonic):
+                 retry_max_s: float = 600.0, max_tries: int = 6, clock: Callable[[], float] = time.monotonic):
         self.registry = registry
         self.settings = settings
         self.evaluator = evaluator
@@ -48,10 +51,11 @@ class ContinuousTrainer:
         # A failed training is tried again on its own (tick), with exponential backoff, not only when more examples
         # arrive: its examples stay held meanwhile and the commit waits for them.
         self.retry_initial_s, self.retry_max_s, self.clock = retry_initial_s, retry_max_s, clock
+        self.max_tries = max_tries  # then its examples are dead-lettered with the reason, and let go
         self._failures = 0
         self._retry_at: float | None = None
 
-    def __call__(self, examples: Sequence[records_pb2.CuratedExample]) -> list[records_pb2.Checkpoint]:
+    def __call__(self, examples: Sequence[records_pb2.CuratedExample]) -> list[Message]:
         """The stage: holds the examples not trained on yet; trains once `train_every` are held. A failed training
         keeps them held (tried again by `tick` after a backoff, or when more arrive) rather than failing the
         records that happened to be read."""
@@ -68,18 +72,20 @@ class ContinuousTrainer:
         """Trainings that failed since the last one that succeeded."""
         return self._failures
 
-    def tick(self) -> list[records_pb2.Checkpoint]:
+    def tick(self) -> list[Message]:
         """Tries a failed training again once its backoff has passed."""
         if self._retry_at is None or self.clock() < self._retry_at:
             return []
         log.info("trying the failed training again (attempt %d)", self._failures + 1)
         return self._train_held()
 
-    def _train_held(self) -> list[records_pb2.Checkpoint]:
+    def _train_held(self) -> list[Message]:
         try:
             checkpoint = self.train_now()
-        except Exception:
+        except Exception as exc:
             self._failures += 1
+            if self._failures >= self.max_tries:
+                return self._give_up(exc)
             delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (self._failures - 1))
             self._retry_at = self.clock() + delay
             log.exception("training on %d held examples failed (%d in a row); they stay held, tried again in %.0fs",
@@ -87,6 +93,21 @@ class ContinuousTrainer:
             return []
         self._failures, self._retry_at = 0, None
         return [checkpoint] if checkpoint is not None else []
+
+    def _give_up(self, error: Exception) -> list[runtime_pb2.DeadLetter]:
+        """After max_tries: every held example becomes a dead letter with the reason (`learnerfit dead-letters`
+        lists them; --replay puts them back on `curated` once the cause is fixed), and is let go, so the commit
+        moves on and the next examples are trained on."""
+        reason = (f"training failed {self._failures} times in a row, the last: {type(error).__name__}: {error}")[:4096]
+        log.error("giving up on %d held examples: %s", len(self._held), reason)
+        with self._changed:
+            given_up, self._held = list(self._held.values()), OrderedDict()
+        self._failures, self._retry_at = 0, None
+        return [runtime_pb2.DeadLetter(
+            id=f"{topics.CURATED}/training/{example.id}", stage="trainer", reason=reason, transient=True,
+            source_topic=topics.CURATED, record_id=example.id, record_type=example.DESCRIPTOR.full_name,
+            problem_id=example.problem_id, value=example.SerializeToString(), attempts=self.max_tries)
+            for example in given_up]
 
     @staticmethod
     def check(example: records_pb2.CuratedExample) -> None:

@@ -234,6 +234,9 @@ class StageRunner:
                 self._seen.discard(self._decoded_id(failure.record))
         if self.stage.logic.tick is not None:
             outputs.extend(self.stage.logic.tick())
+        for message in outputs:  # a stage that gives up on held inputs itself: their replay is new work too
+            if isinstance(message, runtime_pb2.DeadLetter) and message.record_id:
+                self._seen.discard(message.record_id)
         return [(self._route(message), message) for message in outputs], dead
 
     def publish(self, outputs: Sequence[tuple[str, Message]], dead: Sequence[_Failure],

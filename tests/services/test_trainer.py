@@ -14,7 +14,7 @@ from learnerfit.domain import topics
 from learnerfit.domain.prompts import training_messages
 from learnerfit.v1 import records_pb2, services_pb2
 from services.trainer import SPEC
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import dead_letters as letters_on_topic, read_topic
 from tests.running import running
 
 
@@ -218,5 +218,34 @@ def test_a_failed_training_is_tried_again_on_its_own_after_a_backoff(broker, tin
         announced = [records_pb2.Checkpoint.FromString(r.value)
                      for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=120)]
         assert _wait_until(lambda: not service.parts.stage.held.held_ids())
+    assert [c.version for c in announced] == ["v1"]
+    assert sorted(announced[0].example_ids) == ["example-0", "example-1"]
+
+
+def test_a_training_that_keeps_failing_dead_letters_its_examples_which_a_replay_trains_on(broker, tiny_model,
+                                                                                            tmp_path):
+    """After max_tries the held examples become dead letters with the reason and are let go (the commit moves on);
+    once the cause is fixed, replaying them trains them, in the same process."""
+    import shutil
+
+    from learnerfit.cli.dead_letters import dead_letters, replay
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    weights, away = model / "model.safetensors", tmp_path / "model.safetensors.away"
+    with _trainer(broker, model, tmp_path, train_every=2, retry_initial_s=0.2, max_tries=2,
+                  promotion={"gate": False}) as (service, _stub, bus):
+        weights.rename(away)
+        bus.publish((topics.CURATED, _example(i)) for i in range(2))
+        letters = letters_on_topic(bus, at_least=2, timeout_s=60)
+        assert sorted(letter.record_id for letter in letters) == ["example-0", "example-1"]
+        assert all("training failed 2 times in a row" in letter.reason and letter.stage == "trainer"
+                   for letter in letters)
+        assert _wait_until(lambda: not service.parts.stage.held.held_ids())  # let go: the commit moves on
+        away.rename(weights)
+        for letter in dead_letters(bus):
+            replay(bus, letter)
+        announced = [records_pb2.Checkpoint.FromString(r.value)
+                     for r in read_topic(bus, topics.CHECKPOINTS, at_least=1, timeout_s=120)]
     assert [c.version for c in announced] == ["v1"]
     assert sorted(announced[0].example_ids) == ["example-0", "example-1"]
