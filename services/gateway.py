@@ -47,6 +47,12 @@ class GatewaySettings(ServiceSettings):
     max_live_batches: int = Field(10_000, ge=1, description="Most batches running at once; SubmitBatch is refused "
                                                             "(RESOURCE_EXHAUSTED) past it, so memory stays bounded "
                                                             "when the pipeline falls behind.")
+    keep_finished_bytes: int = Field(256 * 2**20, ge=1, description="Most memory (about: records kept whole, a fixed "
+                                                                     "cost per counted one) the finished batches "
+                                                                     "keep; the oldest are let go past it.")
+    max_live_bytes: int = Field(1024 * 2**20, ge=1, description="Most memory (about) the running batches hold; "
+                                                                 "SubmitBatch is refused (RESOURCE_EXHAUSTED) past "
+                                                                 "it, whatever their number.")
     sampling: SamplingDefaults = SamplingDefaults()
     intake: IntakeLimits = IntakeLimits()
 
@@ -61,7 +67,7 @@ class GatewaySettings(ServiceSettings):
 
 
 def build(settings: GatewaySettings, context: Context) -> Parts:
-    ledger = BatchLedger(settings.keep_finished_batches)
+    ledger = BatchLedger(settings.keep_finished_batches, settings.keep_finished_bytes)
     watch_state("gateway", ledger.sizes)
     streams = threading.BoundedSemaphore(settings.max_streams)
     admitting = threading.Lock()
@@ -85,10 +91,13 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
             if ledger.holds_all(batch_id, list(reply.problem_ids)):
                 reply.already_submitted = True
             else:
-                live = ledger.sizes()["live_batches"]
-                if not ledger.knows(batch_id) and live >= settings.max_live_batches:
-                    raise LimitExceeded(f"{live} batches are running, the most this gateway takes (setting "
-                                        "max_live_batches); retry once some have finished")
+                sizes = ledger.sizes()
+                if not ledger.knows(batch_id) and sizes["live_batches"] >= settings.max_live_batches:
+                    raise LimitExceeded(f"{sizes['live_batches']} batches are running, the most this gateway takes "
+                                        "(setting max_live_batches); retry once some have finished")
+                if not ledger.knows(batch_id) and sizes["live_bytes"] >= settings.max_live_bytes:
+                    raise LimitExceeded(f"the running batches hold about {sizes['live_bytes']} bytes, the most this "
+                                        "gateway keeps (setting max_live_bytes); retry once some have finished")
                 try:
                     context.bus.publish(((topics.PROBLEMS, p) for p in problems),
                                         timeout_s=context.bus.publish_timeout_s)

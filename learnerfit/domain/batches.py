@@ -93,6 +93,7 @@ class _Batch:
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
     curated_problems: set[str] = field(default_factory=set)
     failures: dict[str, records_pb2.ProblemFailure] = field(default_factory=dict)  # first dead letter per problem
+    bytes: int = 0  # about what the batch holds in memory (records kept whole, plus a fixed cost per counted one)
     lost_problems: set[str] = field(default_factory=set)  # a Problem record dead-lettered: no sample will come
     lost_samples: dict[str, set[str]] = field(default_factory=dict)  # problem id -> learner samples the curator
     #                                                                   will never see (dead-lettered on the way)
@@ -146,9 +147,14 @@ _BEFORE_CURATION = {topics.TRAJECTORIES, topics.REWARDED}
 CURATOR_STAGE = "curator"
 
 
+# What a record costs the ledger beyond what it keeps whole: its ids in sets and dicts, a tuple of measures.
+ENTRY_BYTES = 200
+
+
 class BatchLedger:
-    def __init__(self, keep_finished: int = 1000) -> None:
+    def __init__(self, keep_finished: int = 1000, keep_finished_bytes: int = 256 * 2**20) -> None:
         self.keep_finished = keep_finished
+        self.keep_finished_bytes = keep_finished_bytes  # finished batches are let go past either bound
         self._batches: dict[str, _Batch] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()  # complete batches, oldest first
         self._forgotten = Recent(100_000)  # batches dropped past the bound: their late records are ignored
@@ -156,6 +162,7 @@ class BatchLedger:
         # Dead letters read before their problem (the topics are read in no set order), placed when it arrives.
         self._early_letters: OrderedDict[str, list[runtime_pb2.DeadLetter]] = OrderedDict()
         self._touched: str | None = None  # the batch the record being folded belongs to
+        self._finished_bytes = 0
         self._changed = threading.Condition()
 
     def knows(self, batch_id: str) -> bool:
@@ -177,15 +184,17 @@ class BatchLedger:
         """What the ledger holds, for its metrics. A batch none of whose problems is on the topic (they expired,
         while its decisions stay on their compacted topic) is not live: it can never finish."""
         with self._changed:
-            live = sum(1 for batch_id, batch in self._batches.items()
-                       if batch.expected_samples and batch_id not in self._finished)
-            return {"live_batches": live, "finished_batches": len(self._finished),
-                    "problems": len(self._problem_batch)}
+            live = [b for batch_id, b in self._batches.items() if b.expected_samples and batch_id not in self._finished]
+            return {"live_batches": len(live), "finished_batches": len(self._finished),
+                    "problems": len(self._problem_batch), "live_bytes": sum(b.bytes for b in live),
+                    "finished_bytes": self._finished_bytes}
 
     def apply(self, message: Message) -> None:
         """Folds one record from any of the followed topics into the ledger. A learner trajectory
         counts as generated when first seen, and also as scored once it carries a verdict."""
         with self._changed:
+            cost = ENTRY_BYTES + (message.ByteSize() if isinstance(message, (records_pb2.Problem,
+                                                                            records_pb2.CuratedExample)) else 0)
             if isinstance(message, records_pb2.Problem):
                 self._add_problem(message)
             elif isinstance(message, records_pb2.Trajectory):
@@ -198,6 +207,10 @@ class BatchLedger:
                 self._add_dead_letter(message)
             else:
                 raise TypeError(f"ledger cannot fold {type(message).__name__}")
+            if self._touched is not None:
+                self._batches[self._touched].bytes += cost
+                if self._touched in self._finished:  # a late record of a finished batch
+                    self._finished_bytes += cost
             self._note_finished()
             self._changed.notify_all()
 
@@ -257,9 +270,13 @@ class BatchLedger:
         batch_id, self._touched = self._touched, None
         if batch_id is not None and batch_id not in self._finished and self._batches[batch_id].complete():
             self._finished[batch_id] = None
-        while len(self._finished) > self.keep_finished:
+            self._finished_bytes += self._batches[batch_id].bytes
+        while self._finished and (len(self._finished) > self.keep_finished
+                                  or self._finished_bytes > self.keep_finished_bytes):
             batch_id, _ = self._finished.popitem(last=False)
-            for problem_id in self._batches.pop(batch_id).expected_samples:
+            dropped = self._batches.pop(batch_id)
+            self._finished_bytes -= dropped.bytes
+            for problem_id in dropped.expected_samples:
                 self._problem_batch.pop(problem_id, None)
             self._forgotten.add(batch_id)
 

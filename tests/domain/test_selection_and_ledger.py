@@ -145,3 +145,20 @@ def test_a_problem_fails_only_when_nothing_of_it_can_reach_the_curator():
     status = lost.status("b")
     assert status.state == records_pb2.BATCH_STATE_COMPLETE and status.problems_failed == 1
     assert status.failures[0].stage == "reward_scorer"
+
+
+def test_finished_batches_are_let_go_past_a_bound_in_bytes_as_well_as_in_number():
+    """A few batches with large curated examples fill the byte bound long before the count bound."""
+    ledger = BatchLedger(keep_finished=1000, keep_finished_bytes=60_000)
+    for b in range(5):
+        problem = records_pb2.Problem(id=f"p{b}", batch_id=f"b{b}", question="q", reference_answer="1",
+                                      sampling=records_pb2.SamplingSpec(samples_per_problem=1))
+        ledger.apply(problem)
+        ledger.apply(_sample(problem, 0, CORRECT))
+        ledger.apply(records_pb2.CuratedExample(id=f"e{b}", batch_id=f"b{b}", problem_id=f"p{b}", messages=[
+            records_pb2.ChatMessage(role="assistant", content="x" * 25_000)]))
+        ledger.apply(records_pb2.CurationDecision(id=f"d{b}", batch_id=f"b{b}", problem_id=f"p{b}", curated=True))
+        assert ledger.sizes()["finished_bytes"] <= 60_000
+    sizes = ledger.sizes()
+    assert sizes["finished_batches"] == 2 and sizes["live_batches"] == 0
+    assert ledger.forgotten("b0") and ledger.forgotten("b2") and ledger.status("b4") is not None

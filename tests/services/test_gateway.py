@@ -208,3 +208,13 @@ def test_a_restarted_gateway_answers_for_every_live_batch_as_before_or_not_at_al
         assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
     assert seen["answered"] == len(before)
     print(f"restarted gateway: {seen['unavailable']} calls answered UNAVAILABLE while it caught up")
+
+
+def test_running_batches_are_bounded_in_memory_as_well_as_in_number(broker):
+    with running(SPEC, broker, loops=False, max_live_bytes=1) as (_service, stub, _bus):
+        stub.SubmitBatch(_request(_problem()))  # nothing held yet: admitted
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SubmitBatch(_request(_problem("Calculate 4 + 4.", "8")))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "(setting max_live_bytes)" in refused.value.details()
+        assert stub.SubmitBatch(_request(_problem())).already_submitted  # a retry of what it holds is answered
