@@ -21,7 +21,7 @@ from pathlib import Path
 
 from google.protobuf import json_format, message_factory, symbol_database
 from google.protobuf.message import Message
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import SettingsConfigDict, YamlConfigSettingsSource
 
 from learnerfit.cli.output import console, say, table
 from learnerfit.domain import topics
@@ -29,7 +29,7 @@ from learnerfit.errors import FailedPrecondition, InvalidInput, NotFound
 from learnerfit.local.stack import StackState
 from learnerfit.runtime.app import DEAD_LETTER
 from learnerfit.runtime.bus import ID_HEADER, TYPE_HEADER, Bus
-from learnerfit.runtime.settings import CONFIG_FILE_ENV, ENV_PREFIX, ServiceSettings
+from learnerfit.runtime.settings import ENV_PREFIX, BusSettings, ServiceSettings
 from learnerfit.v1 import records_pb2, runtime_pb2
 
 
@@ -81,19 +81,27 @@ def replay(bus: Bus, letter: runtime_pb2.DeadLetter, value: bytes | None = None,
     bus.publish([(DEAD_LETTER, marked)])
 
 
-class _BusOnly(ServiceSettings):
-    """The `bus` section of a service's settings (its config file and LEARNERFIT_BUS__*), the rest ignored."""
+def _bus_settings(config: Path | None) -> BusSettings:
+    """The `bus` section as a service would read it: `config` (a service's settings file: its other sections are
+    not this command's), then LEARNERFIT_BUS__* over it."""
+    class BusOnly(ServiceSettings):
+        model_config = SettingsConfigDict(**{**ServiceSettings.model_config, "extra": "ignore"})
 
-    model_config = SettingsConfigDict(**{**ServiceSettings.model_config, "extra": "ignore"})
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                       file_secret_settings):
+            files = [YamlConfigSettingsSource(settings_cls, yaml_file=config)] if config else []
+            return init_settings, env_settings, *files
+
+    return BusOnly().bus
 
 
 def _bus(args: argparse.Namespace) -> Bus:
-    if args.bus_config:
-        if not Path(args.bus_config).is_file():
-            raise InvalidInput("--bus-config", f"{args.bus_config}: no such file")
-        os.environ[CONFIG_FILE_ENV] = str(args.bus_config)  # the same layering a service's settings have
-    if args.bus_config or any(name.startswith(f"{ENV_PREFIX}BUS__") for name in os.environ):
-        bus = _BusOnly().bus
+    config = Path(args.bus_config) if args.bus_config else None
+    if config is not None and not config.is_file():
+        raise InvalidInput("--bus-config", f"{config}: no such file")
+    if config is not None or any(name.startswith(f"{ENV_PREFIX}BUS__") for name in os.environ):
+        bus = _bus_settings(config)
         return Bus(args.bootstrap_servers or bus.bootstrap_servers, client_id="learnerfit-cli",
                    topic_prefix=bus.topic_prefix, max_record_bytes=bus.max_record_bytes,
                    security=bus.client_security(), publish_timeout_s=bus.publish_timeout_s)

@@ -119,6 +119,13 @@ class LocalStack:
         process.kill()
         process.wait()
 
+    def terminate(self, name: str, grace_s: float = 30.0) -> None:
+        """SIGTERM to one service, as a rollout stops a pod: it finishes in-flight work and leaves its group (SIGKILL
+        after grace_s). It no longer counts as running until restart()."""
+        process = self.processes.pop(name)
+        stop_processes([process.pid], grace_s=grace_s)
+        process.wait()
+
     def restart(self, name: str) -> None:
         """Starts a killed service again on the same ports and waits until it serves."""
         old = self.state.services[name]

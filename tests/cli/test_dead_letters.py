@@ -4,6 +4,7 @@ accident."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -46,5 +47,6 @@ def test_a_replayed_letter_is_marked_and_replaying_it_again_is_refused_unless_as
         assert "problems/0/7" in listed and time.strftime("%Y-%m-%d", time.gmtime()) in listed  # replayed: when
         assert main([*command, "--replay", "problems/0/7", "--again"]) == 0
         assert len(read_topic(bus, topics.PROBLEMS, at_least=2)) == 2
+        assert "LEARNERFIT_CONFIG" not in os.environ  # the file was read, not put in the process's environment
     finally:
         bus.close()

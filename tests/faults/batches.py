@@ -42,12 +42,12 @@ def problems(tag: str) -> list[records_pb2.Problem]:
             for i in range(PROBLEMS)]
 
 
-def submit(stack, tag: str) -> str:
+def submit(stack, tag: str, policy: str = "") -> str:
     gateway = services_pb2_grpc.GatewayStub(channel(stack.state.gateway))
     request = services_pb2.SubmitBatchRequest(
         problems=problems(tag), sampling=records_pb2.SamplingSpec(samples_per_problem=SAMPLES, max_new_tokens=16,
                                                                    seed=3),
-        oracle_modes=[records_pb2.ORACLE_MODE_REFINE])
+        oracle_modes=[records_pb2.ORACLE_MODE_REFINE], curation_policy=policy)
     deadline = time.monotonic() + 60
     while True:  # the gateway itself may be the one down: a client retries UNAVAILABLE
         try:

@@ -61,3 +61,27 @@ def test_replicas_of_a_scorer_and_the_curator_share_the_work_through_rebalances(
             (0, 0, 0, 0), outcome
         assert outcome["decided"] == PROBLEMS and outcome["curated"] == reference["curated"]
     assert 0 < at_kill.samples_scored and at_kill.problems_decided < PROBLEMS
+
+
+def test_a_curator_rolling_update_mid_batch_with_the_utility_policy_decides_each_problem_once(stack):
+    """A rollout: the new curator starts while the old one holds a batch's candidates (the partitions move to it
+    mid-batch), then the old one is stopped as Kubernetes stops a pod (SIGTERM). With the utility policy, whose
+    choice once depended on which candidates of the batch a process had seen, every problem is decided once, as
+    without the rollout."""
+    reference_batch = submit(stack, "rolling-reference", policy="utility")
+    wait_complete(stack, reference_batch)
+    reference = tally(stack, reference_batch)
+    new = ""
+    try:
+        batch = submit(stack, "rolling", policy="utility")
+        new = stack.add_replica("curator")  # overlapping: both in the group, partitions moving
+        stack.terminate("curator")
+        wait_complete(stack, batch)
+        outcome = tally(stack, batch)
+    finally:
+        if new:
+            stack.kill(new)
+        stack.restart("curator")
+    assert (outcome["lost"], outcome["duplicated"], outcome["contradicting"], outcome["decision_copies"]) == \
+        (0, 0, 0, 0), outcome
+    assert outcome["decided"] == PROBLEMS and outcome["curated"] == reference["curated"]

@@ -207,8 +207,9 @@ def test_a_failed_training_is_tried_again_on_its_own_after_a_backoff(broker, tin
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
     weights, away = model / "model.safetensors", tmp_path / "model.safetensors.away"
-    with _trainer(broker, model, tmp_path, train_every=2, retry_initial_s=1.0,
-                  promotion={"gate": False}) as (service, _stub, bus):
+    # A consumer group of its own: a group an earlier test of this module left takes a session to hand over (Tansu).
+    with _trainer(broker, model, tmp_path, train_every=2, retry_initial_s=1.0, promotion={"gate": False},
+                  stage={"group": f"trainer-{uuid.uuid4().hex[:8]}"}) as (service, _stub, bus):
         trainer = service.parts.stage.process
         weights.rename(away)
         bus.publish((topics.CURATED, _example(i)) for i in range(2))
@@ -233,8 +234,8 @@ def test_a_training_that_keeps_failing_dead_letters_its_examples_which_a_replay_
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
     weights, away = model / "model.safetensors", tmp_path / "model.safetensors.away"
-    with _trainer(broker, model, tmp_path, train_every=2, retry_initial_s=0.2, max_tries=2,
-                  promotion={"gate": False}) as (service, _stub, bus):
+    with _trainer(broker, model, tmp_path, train_every=2, retry_initial_s=0.2, max_tries=2, promotion={"gate": False},
+                  stage={"group": f"trainer-{uuid.uuid4().hex[:8]}"}) as (service, _stub, bus):
         weights.rename(away)
         bus.publish((topics.CURATED, _example(i)) for i in range(2))
         letters = letters_on_topic(bus, at_least=2, timeout_s=60)
