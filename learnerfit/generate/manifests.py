@@ -284,7 +284,7 @@ def kustomization(catalog: Catalog = CATALOG) -> dict[str, Any]:
 
 def secured_patches(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
     """The gpu overlay's security, per Deployment: Kafka over TLS with the service's KafkaUser (SCRAM-SHA-512, its
-    password from the Secret the User Operator writes), gRPC over mutual TLS with the service's certificate (Secret
+    password a file from the Secret the User Operator writes), gRPC over mutual TLS with the service's certificate (Secret
     <name>-grpc-tls: tls.crt, tls.key, ca.crt, as cert-manager writes them), reflection off; the gateway asks for the
     bearer token in Secret gateway-token."""
     patches = []
@@ -294,8 +294,8 @@ def secured_patches(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
                {"name": "LEARNERFIT_BUS__SECURITY_PROTOCOL", "value": "SASL_SSL"},
                {"name": "LEARNERFIT_BUS__SASL_MECHANISM", "value": "SCRAM-SHA-512"},
                {"name": "LEARNERFIT_BUS__SASL_USERNAME", "value": name},
-               {"name": "LEARNERFIT_BUS__SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name,
-                                                                                         "key": "password"}}},
+               # The password as a file (the KafkaUser's Secret mounted), never in the environment.
+               {"name": "LEARNERFIT_BUS__SASL_PASSWORD_FILE", "value": "/etc/learnerfit/kafka-user/password"},
                {"name": "LEARNERFIT_BUS__SSL_CAFILE", "value": "/etc/learnerfit/kafka-ca/ca.crt"},
                {"name": "LEARNERFIT_GRPC__TLS_CERT_FILE", "value": "/etc/learnerfit/tls/tls.crt"},
                {"name": "LEARNERFIT_GRPC__TLS_KEY_FILE", "value": "/etc/learnerfit/tls/tls.key"},
@@ -305,9 +305,12 @@ def secured_patches(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
             env += [{"name": f"LEARNERFIT_{callee.upper()}__{key.upper()}", "value": f"/etc/learnerfit/tls/{file}"}
                     for key, file in (("ca_file", "ca.crt"), ("cert_file", "tls.crt"), ("key_file", "tls.key"))]
         mounts = [{"name": "grpc-tls", "mountPath": "/etc/learnerfit/tls", "readOnly": True},
-                  {"name": "kafka-ca", "mountPath": "/etc/learnerfit/kafka-ca", "readOnly": True}]
+                  {"name": "kafka-ca", "mountPath": "/etc/learnerfit/kafka-ca", "readOnly": True},
+                  {"name": "kafka-user", "mountPath": "/etc/learnerfit/kafka-user", "readOnly": True}]
         volumes = [{"name": "grpc-tls", "secret": {"secretName": f"{name}-grpc-tls"}},
-                   {"name": "kafka-ca", "secret": {"secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert"}}]
+                   {"name": "kafka-ca", "secret": {"secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert"}},
+                   {"name": "kafka-user", "secret": {"secretName": name, "items": [{"key": "password",
+                                                                                    "path": "password"}]}}]
         if service == "gateway":
             env.append({"name": "LEARNERFIT_GRPC__AUTH_TOKEN_FILE", "value": "/etc/learnerfit/token/token"})
             mounts.append({"name": "token", "mountPath": "/etc/learnerfit/token", "readOnly": True})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | No
     if engine.backend == "openai" and isinstance(engine, OracleSettings):
         from learnerfit.models.openai_backend import OpenAIChatGenerator
 
-        return OpenAIChatGenerator(engine.endpoint, model, api_key=os.environ.get(engine.api_key_env),
+        return OpenAIChatGenerator(engine.endpoint, model, api_key=engine.api_key(),
                                    timeout_s=engine.request_timeout_s, max_concurrency=engine.max_concurrency,
                                    max_retries=engine.max_retries, max_retry_after_s=engine.max_retry_after_s,
                                    continues_prefix=engine.continues_prefix)

@@ -6,6 +6,8 @@ name means one thing everywhere: LEARNERFIT_LEARNER__MODEL is always the learner
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -111,6 +113,15 @@ class OracleSettings(EngineSettings):
     seed: int = Field(0, description="Oracle sampling seed.")
     endpoint: str = Field("http://127.0.0.1:8000/v1", description="openai: base URL of the chat completions API.")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
+    api_key_file: Path | None = Field(None, description="openai: file holding the API key (a mounted Secret, so "
+                                                        "the key is in no environment); read at start, over "
+                                                        "api_key_env.")
+
+    def api_key(self) -> str | None:
+        """The key from api_key_file, else from the api_key_env variable (None: no key sent)."""
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text(encoding="utf-8").strip()
+        return os.environ.get(self.api_key_env)
     request_timeout_s: float = Field(120.0, gt=0, description="openai: time limit of one HTTP request.")
     max_concurrency: int = Field(8, ge=1, le=1024, description="openai: most requests in flight at once.")
     max_retries: int = Field(5, ge=0, le=20, description="openai: retries on 429/5xx/connection errors.")

@@ -76,6 +76,9 @@ class BusSettings(Section):
     sasl_username: str = Field("", description="SASL user (Strimzi: the KafkaUser's name).")
     sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (from the KafkaUser's Secret; never "
                                                                 "logged or printed).")
+    sasl_password_file: Path | None = Field(None, description="File holding the SASL password (the KafkaUser's "
+                                                              "Secret mounted, so it is in no environment); read at "
+                                                              "start, over sasl_password.")
     ssl_cafile: Path | None = Field(None, description="CA (PEM) of the brokers' certificates (Strimzi: the cluster "
                                                       "CA).")
     ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for TLS client authentication.")
@@ -87,8 +90,10 @@ class BusSettings(Section):
         if self.security_protocol != "PLAINTEXT":
             options["security_protocol"] = self.security_protocol
         if self.security_protocol.startswith("SASL"):
+            password = self.sasl_password_file.read_text(encoding="utf-8").strip() if self.sasl_password_file \
+                else self.sasl_password.get_secret_value()
             options |= {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.sasl_username,
-                        "sasl_plain_password": self.sasl_password.get_secret_value()}
+                        "sasl_plain_password": password}
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             if getattr(self, name) is not None:
                 options[name] = str(getattr(self, name))

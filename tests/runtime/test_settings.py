@@ -55,3 +55,19 @@ def test_help_lists_the_api_the_topics_and_every_setting_with_its_default():
     assert "consumes: problems" in out.stdout and "produces: trajectories" in out.stdout
     assert "follows (from the beginning): checkpoints" in out.stdout
     assert "LEARNERFIT_LEARNER__MODEL" in out.stdout and "'smollm2-135m-instruct'" in out.stdout
+
+
+def test_secrets_can_come_from_mounted_files_instead_of_the_environment(tmp_path, monkeypatch):
+    """The gpu overlay mounts the KafkaUser's password and the Oracle's key as files: a file wins over the
+    environment variable, and a value read from one carries no trailing newline."""
+    from learnerfit.models.settings import OracleSettings
+    from learnerfit.runtime.settings import BusSettings
+
+    (tmp_path / "password").write_text("s3cret\n")
+    (tmp_path / "api-key").write_text("sk-from-file\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    bus = BusSettings(security_protocol="SASL_SSL", sasl_username="curator", sasl_password="ignored",
+                      sasl_password_file=tmp_path / "password")
+    assert bus.client_security()["sasl_plain_password"] == "s3cret"
+    assert OracleSettings(api_key_file=tmp_path / "api-key").api_key() == "sk-from-file"
+    assert OracleSettings().api_key() == "sk-from-env"
