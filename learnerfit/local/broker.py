@@ -9,12 +9,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from learnerfit.local.processes import free_port, stop_process
+from learnerfit.local.processes import free_port, stop_process, wait_listening
 from learnerfit.local.s3 import S3Server
 
 
@@ -52,17 +50,12 @@ class TansuBroker:
         env = {**os.environ, **(self.storage.environment() if self.storage is not None else {})}
         with open(self.log_path or os.devnull, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Tansu exited with code {self.process.returncode} (port {self.port} taken?)")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"Tansu did not listen on {self.bootstrap_servers} within {timeout_s}s")
+        try:
+            wait_listening(self.process, self.port, timeout_s, f"Tansu (port {self.port} taken?)")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         stop_process(self.process, sig=STOP_SIGNAL)

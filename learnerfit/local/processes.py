@@ -48,6 +48,21 @@ def stop_process(process: subprocess.Popen | None, grace_s: float = 5.0, sig: in
         process.wait()
 
 
+def wait_listening(process: subprocess.Popen, port: int, timeout_s: float, what: str) -> None:
+    """Until `process` accepts connections on 127.0.0.1:`port`; raises RuntimeError if it exits first (`what` names
+    it, with any hint), TimeoutError after timeout_s (the caller stops it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s}s")
+
+
 def channel(target: str, max_message_bytes: int = 16 * 1024 * 1024) -> grpc.Channel:
     return grpc.insecure_channel(
         target,

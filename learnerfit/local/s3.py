@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from learnerfit.local.processes import free_port, stop_process
+from learnerfit.local.processes import free_port, stop_process, wait_listening
 
 S3RVER = Path(sys.prefix) / "node" / "node_modules" / ".bin" / "s3rver"  # where `make s3rver` puts it
 KEY = "S3RVER"  # s3rver's fixed access key and secret
@@ -56,17 +54,12 @@ class S3Server:
                    "--configure-bucket", self.bucket]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"s3rver exited with code {self.process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"s3rver did not listen on 127.0.0.1:{self.port} within {timeout_s}s")
+        try:
+            wait_listening(self.process, self.port, timeout_s, "s3rver")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         stop_process(self.process)
