@@ -222,12 +222,8 @@ class CheckpointRegistry:
         folder = (self.root / source).resolve()
         if folder.parent != incoming:
             raise InvalidInput("source", f"{source!r} is not a folder directly under the registry's incoming/")
-        # Before the folder is looked at: a retry after a lost reply finds it removed by the call that registered it.
-        key = registration_key(metadata["base_model"], metadata["kind"], metadata.get("example_ids", ()),
-                               metadata.get("policy", ""), metadata.get("training"))
-        if (existing := self._registered(key)) is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-            return existing
+        # register() answers a registration already made before it looks at the folder: a retry after a lost reply
+        # finds the folder removed by the call that registered it.
         checkpoint = self.register(folder, **metadata)
         shutil.rmtree(folder, ignore_errors=True)
         return checkpoint
