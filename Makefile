@@ -70,11 +70,14 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@chromium --version
 
-# The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 3 in all), each
-# printing what it found; the totals are in docs/reliability.md.
+# The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 3 in all), then every
+# other fault (broker outage and restart, replicas, rolling update, registry, trainer, gateway mid-rebuild)
+# FAULT_REPEATS times (pytest-repeat), each printing what it found; the totals are in docs/reliability.md.
 FAULT_TRIALS_PER_STAGE ?= 20
-test-faults: $(STAMP) models
-	FAULT_TRIALS_PER_STAGE=$(FAULT_TRIALS_PER_STAGE) $(PY) -m pytest -q -s tests/faults $(PYTEST_ARGS)
+FAULT_REPEATS ?= $(FAULT_TRIALS_PER_STAGE)
+test-faults: $(STAMP) models s3rver
+	FAULT_TRIALS_PER_STAGE=$(FAULT_TRIALS_PER_STAGE) $(PY) -m pytest -q -s -rA tests/faults/test_kill_trials.py $(PYTEST_ARGS)
+	$(PY) -m pytest -q -s -rA --count $(FAULT_REPEATS) tests/faults --deselect tests/faults/test_kill_trials.py $(PYTEST_ARGS)
 
 # Wheels the GPU machine's image lacks for tests/gpu/check_gpu.py (Python 3.12, no network there): carried in .whl.
 # transformers and peft travel too, at constraints.txt's versions: the code runs on the one version every image has.

@@ -126,12 +126,13 @@ class LocalStack:
         stop_processes([process.pid], grace_s=grace_s)
         process.wait()
 
-    def restart(self, name: str) -> None:
-        """Starts a killed service again on the same ports and waits until it serves."""
+    def restart(self, name: str, wait: bool = True) -> None:
+        """Starts a killed service again on the same ports and (unless not `wait`) waits until it serves."""
         old = self.state.services[name]
         ports = {n: int(s.grpc_target.rsplit(":", 1)[1]) for n, s in self.state.services.items()}
         self.state.services[name] = self._spawn(name, Path(old.log).parent, ports, old.metrics_port)
-        self._wait_serving(name)
+        if wait:
+            self._wait_serving(name)
         self.state.save(self.directory)
 
     def add_replica(self, service: str) -> str:

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 from kafka import TopicPartition
 
 from learnerfit.runtime.bus import Bus
+from learnerfit.runtime.faults import pause_point
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,13 @@ class TopicFollower:
             else:
                 reader.seek_to_beginning(*partitions)
             while not stop.is_set():
-                for tp, records in reader.poll(timeout_ms=200).items():
+                polled = reader.poll(timeout_ms=200)
+                for tp, records in polled.items():
                     for record in records:
                         if record.timestamp >= since_ms:
                             self._apply(self.types[tp.topic], record.value, tp)
+                if polled and not self._ready.is_set():
+                    pause_point("follow.rebuilding")  # a fault trial's moment: part of the state folded back
                 caught_up = all(reader.position(tp) >= (reader.highwater(tp) or 0) for tp in partitions)
                 # Ready once past the ends taken at the start and the ends a fetch reported since (a partition's
                 # high-water mark is unknown until its first fetch: none yet is not caught up).
