@@ -11,8 +11,8 @@ from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajec
 from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.refine import Refiner
 from learnerfit.domain.oracle.selection import rejected_route
-from learnerfit.domain.oracle.writer import OracleWriter
-from learnerfit.models.factory import make_oracle
+from learnerfit.domain.oracle.spend import SPEND_TOPICS
+from learnerfit.models.factory import make_oracle_writer
 from learnerfit.models.settings import OracleSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.metrics import oracle_outcomes
@@ -36,14 +36,15 @@ class RefinerSettings(ServiceSettings):
 
 def build(settings: RefinerSettings, context: Context) -> Parts:
     checker = settings.answers.checker()
-    refiner = Refiner(OracleWriter(make_oracle(settings.oracle, settings.cache_dir), checker,
-                                   settings.guardrails.min_overlap, outcomes=oracle_outcomes(SPEC.name)))
+    writer = make_oracle_writer(settings.oracle, checker, settings.guardrails.min_overlap, settings.cache_dir,
+                                oracle_outcomes(SPEC.name))
+    refiner = Refiner(writer)
 
     def refine(request: services_pb2.RefineRequest) -> services_pb2.RefineResponse:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.RefineResponse(trajectories=refiner.refine(request.trajectories, request.mode))
 
-    return Parts(rpcs={"Refine": refine}, on_stop=checker.close,
+    return Parts(rpcs={"Refine": refine}, on_stop=checker.close, fold=writer.spend.fold,
                  stage=StageLogic(refiner, route=rejected_route, check=record_check(settings.intake)))
 
 
@@ -51,6 +52,7 @@ SPEC = ServiceSpec(
     name="refiner", settings=RefinerSettings, api=services_pb2.DESCRIPTOR.services_by_name["Refiner"], build=build,
     stage=StageSpec(consumes=[topics.SCORED], input_type=records_pb2.Trajectory,
                     produces={records_pb2.Trajectory: topics.TRAJECTORIES}, also_produces=[topics.ORACLE_REJECTED]),
+    follows=SPEND_TOPICS,  # what every Oracle output of a batch spent, whoever wrote it: its budget, no paying twice
 )
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from learnerfit.domain.intake import IntakeLimits, record_check, validate_trajec
 from learnerfit.domain.oracle.align import StyleAligner
 from learnerfit.domain.oracle.guardrails import GuardrailSettings
 from learnerfit.domain.oracle.selection import rejected_route
-from learnerfit.domain.oracle.writer import OracleWriter
-from learnerfit.models.factory import make_oracle, make_text_generator
+from learnerfit.domain.oracle.spend import SPEND_TOPICS
+from learnerfit.models.factory import make_oracle_writer, make_text_generator
 from learnerfit.models.settings import LearnerSettings, OracleSettings
 from learnerfit.runtime.app import run
 from learnerfit.runtime.metrics import oracle_outcomes
@@ -42,8 +42,8 @@ class StyleAlignerSettings(ServiceSettings):
 
 def build(settings: StyleAlignerSettings, context: Context) -> Parts:
     checker = settings.answers.checker()
-    writer = OracleWriter(make_oracle(settings.oracle, settings.cache_dir), checker, settings.guardrails.min_overlap,
-                          outcomes=oracle_outcomes(SPEC.name))
+    writer = make_oracle_writer(settings.oracle, checker, settings.guardrails.min_overlap, settings.cache_dir,
+                                oracle_outcomes(SPEC.name))
     # repair: the learner continues the repaired prefix greedily, its most likely way to finish.
     learner = make_text_generator(settings.learner, settings.cache_dir)
     aligner = StyleAligner(writer, learner, SamplingParams(n=1, temperature=0.0,
@@ -54,7 +54,7 @@ def build(settings: StyleAlignerSettings, context: Context) -> Parts:
         validate_trajectories(request.trajectories, settings.intake)
         return services_pb2.AlignResponse(trajectories=aligner.align(request.trajectories, request.mode))
 
-    return Parts(rpcs={"Align": align}, on_stop=checker.close,
+    return Parts(rpcs={"Align": align}, on_stop=checker.close, fold=writer.spend.fold,
                  stage=StageLogic(aligner, route=rejected_route, check=record_check(settings.intake)))
 
 
@@ -63,6 +63,7 @@ SPEC = ServiceSpec(
     api=services_pb2.DESCRIPTOR.services_by_name["StyleAligner"], build=build,
     stage=StageSpec(consumes=[topics.SCORED], input_type=records_pb2.Trajectory,
                     produces={records_pb2.Trajectory: topics.TRAJECTORIES}, also_produces=[topics.ORACLE_REJECTED]),
+    follows=SPEND_TOPICS,  # what every Oracle output of a batch spent, whoever wrote it: its budget, no paying twice
 )
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ class FakeOracle:
         self.headers: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.delay_s = 0.0
+        # the reply's `usage` for a request body (None: the server reports none, as some do)
+        self.usage: Callable[[dict], dict] | None = lambda body: {"prompt_tokens": 10,
+                                                                  "completion_tokens": 6 * body["n"]}
         self.gate = 0  # when set, each request is held until this many are in flight together (or 10 s pass)
         self.lock = threading.Condition()
         oracle = self
@@ -67,11 +70,11 @@ class FakeOracle:
 
     def completion(self, body: dict) -> dict:
         replies = [self.responder(body, i) for i in range(body["n"])]
-        return {
-            "choices": [{"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
-                        for i, (content, finish) in enumerate(replies)],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 6 * body["n"]},
-        }
+        reply = {"choices": [{"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+                             for i, (content, finish) in enumerate(replies)]}
+        if self.usage is not None:
+            reply["usage"] = self.usage(body)
+        return reply
 
     def close(self) -> None:
         self.server.shutdown()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from learnerfit.cli.output import example_record, follow_batch, say, status_record
+from learnerfit.domain.batches import check_budget
 from learnerfit.domain.ids import check_name
 from learnerfit.domain.intake import IntakeLimits, SamplingDefaults, validate_sampling
 from learnerfit.domain.oracle.selection import MODES_BY_NAME
@@ -28,8 +29,10 @@ def submit_request(args: argparse.Namespace, seed_offset: int = 0) -> services_p
     sampling = records_pb2.SamplingSpec(samples_per_problem=args.samples, max_new_tokens=args.max_new_tokens,
                                         temperature=args.temperature, seed=args.seed)
     validate_sampling(sampling, IntakeLimits(), "sampling")  # bad options fail before a stack starts
+    budget = records_pb2.OracleBudget(max_cost_usd=args.oracle_budget_usd, max_tokens=args.oracle_budget_tokens)
+    check_budget(budget, bool(args.oracle))  # before a stack starts
     return services_pb2.SubmitBatchRequest(problems=problems(args, seed_offset), curation_policy=args.policy,
-                                           oracle_modes=args.oracle, sampling=sampling)
+                                           oracle_modes=args.oracle, sampling=sampling, oracle_budget=budget)
 
 
 def oracle_modes(value: str) -> list[int]:
@@ -125,6 +128,13 @@ def add_problem_options(parser: argparse.ArgumentParser) -> None:
                           help="Oracle work on top of the learner's samples, comma-separated: refine, synthesize, "
                                "rewrite, repair, or all (default: none). The Oracle is the rule-based teacher unless "
                                "--oracle-endpoint or --oracle-model names a model")
+    sampling.add_argument("--oracle-budget-usd", type=float, metavar="USD",
+                          help="most the batch's Oracle work may cost (needs the model's price: --oracle-price, or "
+                               "the setting oracle.prices); once spent, no more Oracle requests are made and the "
+                               "batch is decided on what it has (stream: the whole stream's; default: no cap)")
+    sampling.add_argument("--oracle-budget-tokens", type=int, metavar="TOKENS",
+                          help="most prompt + completion tokens the batch's Oracle work may take (stream: the whole "
+                               "stream's; default: no cap)")
 
 
 def add_gateway_option(parser: argparse.ArgumentParser) -> None:

@@ -55,6 +55,45 @@ def scores_table(status: records_pb2.BatchStatus) -> Table:
                    cell(s, "mean_overlap", 2)) for s in status.summaries])
 
 
+def spend_table(status: records_pb2.BatchStatus) -> Table:
+    """What the batch's Oracle outputs took, by origin, mode and model; what each curated example cost (all the
+    origin's spend, rejected outputs included, over the examples it gave), and what the rejected outputs cost."""
+    def usd(value: float | None) -> str:
+        return "-" if value is None else f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+
+    rows = []
+    for s in status.oracle_spend:
+        cost = s.cost_usd if s.HasField("cost_usd") else None
+        rows.append((origin_name(s.origin), mode_name(s.oracle_mode) if s.oracle_mode else "-", s.model,
+                     s.outputs, s.rejected, s.curated, s.prompt_tokens, s.completion_tokens,
+                     f"{(s.prompt_tokens + s.completion_tokens) / s.curated:.0f}" if s.curated else "-",
+                     usd(cost), usd(cost / s.curated) if cost is not None and s.curated else "-",
+                     usd(s.rejected_cost_usd if s.HasField("rejected_cost_usd") else 0.0 if cost is not None
+                         else None), s.refused or "-"))
+    return table(("origin", "mode", "oracle model", "outputs", "rejected", "curated", "prompt tok", "completion tok",
+                  "tok/curated", "cost", "cost/curated", "rejected cost", "not asked (budget)"), rows)
+
+
+def spend_line(status: records_pb2.BatchStatus) -> str:
+    spend = status.oracle_spend
+    tokens = sum(s.prompt_tokens + s.completion_tokens for s in spend)
+    priced = [s.cost_usd for s in spend if s.HasField("cost_usd")]
+    line = f"oracle spend: {tokens} tokens" + (f", ${sum(priced):.6f}" if priced else
+                                               " (no price set: --oracle-price or the setting oracle.prices)")
+    counted = sum(s.counted for s in spend)
+    if counted:
+        line += f"; {counted} outputs' tokens counted here (the endpoint reported no usage)"
+    budget = status.oracle_budget
+    caps = ([f"${budget.max_cost_usd:g}"] if budget.HasField("max_cost_usd") else []) + (
+        [f"{budget.max_tokens} tokens"] if budget.HasField("max_tokens") else [])
+    if caps:
+        line += f"; budget {' and '.join(caps)}"
+    if status.oracle_budget_exhausted:
+        line += (f": exhausted, {sum(s.refused for s in spend)} Oracle outputs not asked for (their problems "
+                 "decided on what they had)")
+    return line
+
+
 def print_batch(status: records_pb2.BatchStatus, elapsed: float) -> None:
     console.print(summary_table(status, elapsed))
     console.print(scores_table(status))
@@ -63,6 +102,9 @@ def print_batch(status: records_pb2.BatchStatus, elapsed: float) -> None:
         console.print(f"oracle outputs: {status.oracle_scored} accepted and scored, {status.oracle_rejected} rejected "
                       f"by guardrails ({reasons or 'none'}; each with its reason on topic oracle-rejected), of "
                       f"{status.oracle_expected}", highlight=False)
+    if status.oracle_spend:
+        console.print(spend_table(status))
+        console.print(spend_line(status), highlight=False)
     if status.problems_failed:
         console.print(f"{status.problems_failed} problems failed (a stage dead-lettered a record; "
                       "`learnerfit dead-letters` lists them, `--replay ID` puts one back):", highlight=False)

@@ -36,6 +36,8 @@ def stack_config(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if args.oracle_endpoint:
         oracle = {"backend": "openai", "endpoint": args.oracle_endpoint}
         oracle |= {"model": args.oracle_model} if args.oracle_model else {}
+        if args.oracle_price:
+            oracle["prices"] = {args.oracle_model or OracleSettings().model: args.oracle_price}
     elif args.oracle_model:
         oracle = {"backend": "transformers", "model": args.oracle_model}
     else:
@@ -201,6 +203,17 @@ def run_round(args: argparse.Namespace, round_number: int, gateway, trainer, sta
                   highlight=False, soft_wrap=True)
 
 
+def oracle_price(value: str) -> dict[str, float]:
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (2, 3) or any(not 0 <= n < float("inf") for n in numbers):
+        raise argparse.ArgumentTypeError(f"{value!r}: give IN,OUT or IN,OUT,CACHED, USD per million tokens, >= 0")
+    names = ("input_per_million", "output_per_million", "cached_input_per_million")
+    return dict(zip(names, numbers))
+
+
 def add_stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=SMOLLM2,
                         help="learner: 'smollm2-135m-instruct', a local model directory or a Hugging Face id")
@@ -209,6 +222,10 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
                              "OPENAI_API_KEY); default: the rule-based teacher, offline")
     parser.add_argument("--oracle-model", help="Oracle model name at --oracle-endpoint, or a local model run in "
                                                "process (e.g. smollm2-135m-instruct, a weak LLM stand-in)")
+    parser.add_argument("--oracle-price", type=oracle_price, metavar="IN,OUT[,CACHED]",
+                        help="what the --oracle-endpoint model costs, USD per million prompt, completion (and cached "
+                             "prompt) tokens, e.g. 0.15,0.60,0.075: cost is then shown per origin and curated "
+                             "example, and --oracle-budget-usd can cap it (default: no price, tokens only)")
     parser.add_argument("--teacher-register", choices=choices(OracleSettings, "teacher_register"),
                         default=OracleSettings().teacher_register,
                         help="the rule-based teacher's register: how far its text is from the learner's style, "

@@ -26,6 +26,7 @@ import grpc
 
 from learnerfit.cli.addresses import StackAddresses, add_address_options, given_addresses
 from learnerfit.cli.batches import add_problem_options, problems, submit_request
+from learnerfit.domain.oracle.spend import StreamBudget, has_budget
 from learnerfit.cli.output import console, say
 from learnerfit.cli.stack import add_stack_options, add_training_options, check_gate_size, make_stack, prepare_models
 from learnerfit.domain import topics
@@ -124,6 +125,9 @@ class Stream:
         self._source = chunks(args)
         self._next_submit = self.started
         self._exhausted = False
+        # --oracle-budget-* cap the whole stream: each batch gets what is left of it
+        cap = submit_request(args).oracle_budget
+        self.budget = StreamBudget(cap) if has_budget(cap) else None
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -131,7 +135,13 @@ class Stream:
                 f"{self.submitted} · settled {self.settled} · in flight {self.submitted - self.settled} · curated "
                 f"{len(self.tally.curated)} · trained on {len(self.tally.trained)} · dead-lettered "
                 f"{len(self.tally.dead)} · learner {self.tally.learner()} · learner accuracy by checkpoint: "
-                f"{self.tally.accuracy()}")
+                f"{self.tally.accuracy()}" + (self._spend() if self.budget is not None else ""))
+
+    def _spend(self) -> str:
+        tokens, cost = self.budget.spent()
+        cap = self.budget.cap
+        return (f" · oracle spend {tokens}" + (f"/{cap.max_tokens}" if cap.HasField("max_tokens") else "")
+                + " tokens" + (f", ${cost:.6f}/${cap.max_cost_usd:g}" if cap.HasField("max_cost_usd") else ""))
 
     def run(self, stop: threading.Event) -> None:
         """Feeds and follows until `stop`, the --duration, or the end of a file source; then drains."""
@@ -195,10 +205,14 @@ class Stream:
         request = submit_request(self.args)
         del request.problems[:]
         request.problems.extend(chunk)
+        if self.budget is not None:
+            request.oracle_budget.CopyFrom(self.budget.next_batch())
         reply = self.gateway.SubmitBatch(request, timeout=60)
         if not reply.already_submitted:
             self.in_flight[reply.batch_id] = len(chunk)
             self.submitted += len(chunk)
+            if self.budget is not None:
+                self.budget.submitted(reply.batch_id, request.oracle_budget)
         if self.args.rate:
             self._next_submit = time.monotonic() + len(chunk) / self.args.rate * 60
 
@@ -206,6 +220,8 @@ class Stream:
         self.check_alive()
         for batch_id in list(self.in_flight):
             status = self.gateway.GetBatch(services_pb2.GetBatchRequest(batch_id=batch_id), timeout=30)
+            if self.budget is not None:
+                self.budget.update(status)
             if status.state == records_pb2.BATCH_STATE_COMPLETE:
                 self.settled += self.in_flight.pop(batch_id)
                 self.curated_by_batch[batch_id] = status.curated

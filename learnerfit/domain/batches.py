@@ -33,6 +33,7 @@ from learnerfit.domain.intake import (
     validate_sampling,
 )
 from learnerfit.domain.oracle.selection import MODE_NAMES, expected_outputs, is_rejected
+from learnerfit.domain.oracle.spend import BUDGET_EXHAUSTED, has_budget
 from learnerfit.errors import InvalidInput
 from learnerfit.recent import Recent
 from learnerfit.v1 import records_pb2, runtime_pb2, services_pb2
@@ -53,6 +54,8 @@ def prepare_batch(request: services_pb2.SubmitBatchRequest, limits: IntakeLimits
         if mode in modes[:i]:
             raise InvalidInput(f"oracle_modes[{i}]", f"{MODE_NAMES[mode]} given twice")
     modes.sort()
+    budget = request.oracle_budget
+    check_budget(budget, bool(modes))
     contents = [stable_id("content", p.question, p.reference_answer, p.source) for p in request.problems]
     first_index: dict[str, int] = {}
     for i, content in enumerate(contents):
@@ -61,13 +64,27 @@ def prepare_batch(request: services_pb2.SubmitBatchRequest, limits: IntakeLimits
         first_index[content] = i
     # Same problems, sampling and policy -> same batch: a retried submission is recognised.
     batch_id = stable_id("batch", *contents, sampling.SerializeToString(deterministic=True).hex(), policy,
-                         *([f"oracle:{m}" for m in modes]))
+                         *([f"oracle:{m}" for m in modes]),
+                         *([f"budget:{budget.SerializeToString(deterministic=True).hex()}"] if has_budget(budget) else []))
     problems = [records_pb2.Problem(id=stable_id("problem", batch_id, content), batch_id=batch_id,
                                     question=given.question, reference_answer=given.reference_answer,
                                     source=given.source, sampling=sampling, curation_policy=policy, oracle_modes=modes,
-                                    reference_solution=given.reference_solution, batch_problems=len(contents))
+                                    reference_solution=given.reference_solution, batch_problems=len(contents),
+                                    oracle_budget=budget)
                 for given, content in zip(request.problems, contents, strict=True)]
     return batch_id, problems
+
+
+def check_budget(budget: records_pb2.OracleBudget, asks_oracle: bool) -> None:
+    if not has_budget(budget):
+        return
+    if not asks_oracle:
+        raise InvalidInput("oracle_budget", "the batch asks for no Oracle work (oracle_modes): a budget would cap "
+                                            "nothing")
+    if budget.HasField("max_cost_usd") and not (0 <= budget.max_cost_usd < float("inf")):
+        raise InvalidInput("oracle_budget.max_cost_usd", f"must be a finite number >= 0, got {budget.max_cost_usd}")
+    if budget.HasField("max_tokens") and budget.max_tokens < 0:
+        raise InvalidInput("oracle_budget.max_tokens", f"must be >= 0, got {budget.max_tokens}")
 
 
 @dataclass
@@ -88,6 +105,7 @@ class _Batch:
     oracle_scored: set[str] = field(default_factory=set)
     oracle_rejected: dict[str, str] = field(default_factory=dict)  # trajectory id -> guardrail
     oracle_arrived: dict[str, set[str]] = field(default_factory=dict)  # problem id -> Oracle outputs, either kind
+    oracle_usage: dict[str, tuple] = field(default_factory=dict)  # Oracle output id -> (group, usage, guardrail)
     decided: dict[str, bool] = field(default_factory=dict)  # problem id -> curated?
     timed_out: set[str] = field(default_factory=set)  # problems decided without every candidate
     curated: OrderedDict[str, records_pb2.CuratedExample] = field(default_factory=OrderedDict)
@@ -240,6 +258,9 @@ class BatchLedger:
                 updated_at=_timestamp(batch.updated_at),
                 problems_failed=sum(batch.failed(p) for p in batch.expected_samples),
                 failures=[f for p, f in batch.failures.items() if batch.failed(p)],
+                oracle_spend=_spend(batch.oracle_usage, batch.curated.values()),
+                oracle_budget_exhausted=BUDGET_EXHAUSTED in batch.oracle_rejected.values(),
+                oracle_budget=next(iter(batch.problems.values())).oracle_budget,
             )
 
     def curated_from(self, batch_id: str, start: int) -> tuple[list[records_pb2.CuratedExample], bool]:
@@ -328,6 +349,8 @@ class BatchLedger:
                 trajectory.style.overlap_with_parent if trajectory.style.HasField("overlap_with_parent") else None,
                 scores.mean_token_rank if scores.HasField("mean_token_rank") else None)
         if trajectory.origin != records_pb2.ORIGIN_LEARNER_SAMPLE:
+            batch.oracle_usage[trajectory.id] = ((trajectory.origin, trajectory.oracle_mode, trajectory.model),
+                                                 trajectory.oracle_usage, trajectory.rejection.guardrail)
             if is_rejected(trajectory):
                 batch.oracle_rejected[trajectory.id] = trajectory.rejection.guardrail
             elif scores.verdict != records_pb2.VERDICT_UNSPECIFIED:
@@ -357,6 +380,35 @@ class BatchLedger:
         batch = self._batch_of(example.batch_id)
         batch.curated.setdefault(example.id, example)
         batch.curated_problems.add(example.problem_id)
+
+
+def _spend(usages: dict[str, tuple], curated) -> list[records_pb2.OracleSpend]:
+    """The batch's Oracle spend by origin, mode and model: tokens and cost of its outputs (what the rejected ones
+    cost apart), how many were curated, and how many were never asked for (the budget had run out)."""
+    groups: dict[tuple, records_pb2.OracleSpend] = {}
+
+    def group(key: tuple) -> records_pb2.OracleSpend:
+        return groups.setdefault(key, records_pb2.OracleSpend(origin=key[0], oracle_mode=key[1], model=key[2]))
+
+    for key, usage, guardrail in usages.values():
+        spend = group(key)
+        if guardrail == BUDGET_EXHAUSTED:
+            spend.refused += 1
+            continue
+        spend.outputs += 1
+        spend.rejected += bool(guardrail)
+        spend.prompt_tokens += usage.prompt_tokens
+        spend.completion_tokens += usage.completion_tokens
+        spend.cached_tokens += usage.cached_tokens
+        spend.counted += usage.source in (records_pb2.USAGE_SOURCE_COUNTED, records_pb2.USAGE_SOURCE_ESTIMATED)
+        if usage.HasField("cost_usd"):
+            spend.cost_usd += usage.cost_usd
+            if guardrail:
+                spend.rejected_cost_usd += usage.cost_usd
+    for example in curated:
+        if example.trajectory_id in usages:
+            group(usages[example.trajectory_id][0]).curated += 1
+    return [groups[key] for key in sorted(groups)]
 
 
 def _summaries(measures) -> list[records_pb2.ScoreSummary]:

@@ -38,10 +38,28 @@ def check_greedy(n: int, temperature: float, n_field: str, temperature_field: st
 
 
 @dataclass(frozen=True)
+class TokenUsage:
+    """What a request took from an endpoint, as it reported (`counted` False) or as counted here."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prompt cache
+    counted: bool = False  # counted here (tokenizer or estimate): the endpoint reported no usage
+    estimated: bool = False  # counted without the model's tokenizer: about 4 characters a token
+    requests: int = 1
+
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                          self.cached_tokens + other.cached_tokens, self.counted or other.counted,
+                          self.estimated or other.estimated, self.requests + other.requests)
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     token_count: int  # tokens the engine generated, the end-of-sequence token included when it ended on one
     truncated: bool  # stopped at max_new_tokens rather than at end-of-sequence
+    usage: TokenUsage | None = None  # this completion's share of its request's usage, where the endpoint said
 
 
 class TextGenerator(Protocol):

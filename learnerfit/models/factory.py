@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from learnerfit.domain.inference import LogProbScorer, RewardModel, TextGenerator
+from learnerfit.domain.answers import AnswerCheck
 from learnerfit.domain.oracle.tasks import Oracle
+from learnerfit.domain.oracle.writer import OracleWriter, OutcomeSink
 from learnerfit.errors import FailedPrecondition, InvalidInput
 from learnerfit.models.settings import EngineSettings, OracleSettings, RewardSettings
 from learnerfit.models.weights import merged_weights
@@ -43,8 +45,17 @@ def make_oracle(settings: OracleSettings, cache_dir: Path) -> Oracle:
 
         return RuleTeacher(settings.teacher_register)
     from learnerfit.domain.oracle.prompted import PromptedOracle
+    from learnerfit.models.tokens import token_counter
 
-    return PromptedOracle(make_text_generator(settings, cache_dir), settings.sampling())
+    return PromptedOracle(make_text_generator(settings, cache_dir), settings.sampling(),
+                          token_counter(settings, cache_dir))
+
+
+def make_oracle_writer(settings: OracleSettings, checker: AnswerCheck, min_overlap: float, cache_dir: Path,
+                       outcomes: OutcomeSink) -> OracleWriter:
+    """The Oracle behind an Oracle service, with what it costs (the model's price, where one is set)."""
+    return OracleWriter(make_oracle(settings, cache_dir), checker, min_overlap, outcomes=outcomes,
+                        price=settings.price())
 
 
 def make_logprob_scorer(engine: EngineSettings, cache_dir: Path, model: str | None = None) -> LogProbScorer:

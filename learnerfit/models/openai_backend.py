@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from learnerfit.domain.inference import Completion, Conversation, SamplingParams
+from learnerfit.domain.inference import Completion, Conversation, SamplingParams, TokenUsage
 from learnerfit.errors import Unavailable
 from learnerfit.models.timing import model_time
 
@@ -94,13 +94,13 @@ class OpenAIChatGenerator:
         choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
         if len(choices) != body["n"]:
             raise OracleRequestError(f"{self.url}: asked for n={body['n']} choices, got {len(choices)}")
-        usage = response.get("usage") or {}
-        per_choice = (usage.get("completion_tokens") or 0) // max(len(choices), 1)
+        usages = split_usage(response.get("usage"), len(choices))
         return [
             # With a prefix the server returns only what follows it: the text is the whole reply.
-            Completion(text=prefix + ((c.get("message") or {}).get("content") or ""), token_count=per_choice,
-                       truncated=c.get("finish_reason") == "length")
-            for c in choices
+            Completion(text=prefix + ((c.get("message") or {}).get("content") or ""),
+                       token_count=usage.completion_tokens if usage else 0,
+                       truncated=c.get("finish_reason") == "length", usage=usage)
+            for c, usage in zip(choices, usages, strict=True)
         ]
 
     def _post(self, body: dict) -> dict:
@@ -132,6 +132,21 @@ class OpenAIChatGenerator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def split_usage(usage: Mapping | None, choices: int) -> list[TokenUsage | None]:
+    """A reply's `usage` shared out over its choices so that the shares add up to what the request took (the
+    prompt is sent once for all n); None for each where the server reported none (counted by the caller then)."""
+    if not isinstance(usage, Mapping) or "prompt_tokens" not in usage and "completion_tokens" not in usage:
+        return [None] * choices
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    columns = [_shares(int(usage.get(key) or 0), choices) for key in ("prompt_tokens", "completion_tokens")]
+    return [TokenUsage(prompt, completion, cache, requests=int(i == 0))
+            for i, (prompt, completion, cache) in enumerate(zip(*columns, _shares(int(cached), choices)))]
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)] if parts else []
 
 
 def _error_message(exc: urllib.error.HTTPError) -> str:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from learnerfit.domain.inference import SamplingParams
+from learnerfit.domain.oracle.spend import Price
 from learnerfit.section import Section
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -129,6 +130,18 @@ class OracleSettings(EngineSettings):
                                                               "retry-after-ms) may ask for between retries.")
     continues_prefix: bool = Field(False, description="openai: the endpoint continues a final assistant message "
                                                       "(`vllm serve`: continue_final_message); hosted APIs do not.")
+    prices: dict[str, Price] = Field(default_factory=dict, description=(
+        "What each Oracle model costs, by model name: {input_per_million, output_per_million, "
+        "cached_input_per_million} in USD per million tokens. None by default: cost is shown only where a price "
+        "is given, and a batch's cost budget needs the Oracle model's."))
+    tokenizer: str | None = Field(None, description=(
+        "Counts tokens where the endpoint reports no usage: a local tokenizer folder or model name. Unset: the "
+        "Oracle model's own on the transformers and vllm back ends; for openai, about 4 characters a token, each "
+        "output marked estimated."))
+
+    def price(self) -> Price | None:
+        """The price of this Oracle's model, where one is given."""
+        return self.prices.get(self.model)
 
     def sampling(self) -> SamplingParams:
         """One Oracle output per request, as these settings say."""

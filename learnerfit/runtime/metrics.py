@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -26,16 +26,28 @@ GRPC_CALLS = Counter("learnerfit_grpc_calls_total", "gRPC calls served.", ["meth
 ORACLE_OUTPUTS = Counter("learnerfit_oracle_outputs_total", "Oracle outputs accepted.", ["service", "origin"])
 ORACLE_REJECTIONS = Counter("learnerfit_oracle_rejections_total", "Oracle outputs a guardrail rejected.",
                             ["service", "origin", "reason"])
+ORACLE_TOKENS = Counter("learnerfit_oracle_tokens_total", "Tokens Oracle outputs took, by model, mode, outcome "
+                        "(accepted, or the guardrail that rejected it) and kind (prompt, completion, cached: of "
+                        "prompt, served from the provider's cache).", ["service", "model", "mode", "outcome", "kind"])
+ORACLE_COST = Counter("learnerfit_oracle_cost_usd_total", "What Oracle outputs cost, in USD (models with a price: "
+                      "setting oracle.prices).", ["service", "model", "mode", "outcome"])
 GRPC_LATENCY = Histogram("learnerfit_grpc_call_seconds", "gRPC call latency.", ["method"])
 
 
-def oracle_outcomes(service: str) -> Callable[[str, str | None], None]:
-    """Counts each Oracle output of `service` by its origin, and each rejection by its guardrail."""
-    def count(origin: str, rejected_by: str | None) -> None:
+def oracle_outcomes(service: str) -> Callable[..., None]:
+    """Counts each Oracle output of `service` by its origin, each rejection by its guardrail, and what each took
+    (tokens by kind; cost where the model has a price) by model, mode and outcome."""
+    def count(origin: str, rejected_by: str | None, *, model: str = "", mode: str = "",
+              tokens: Mapping[str, int] | None = None, cost_usd: float | None = None) -> None:
         if rejected_by is None:
             ORACLE_OUTPUTS.labels(service, origin).inc()
         else:
             ORACLE_REJECTIONS.labels(service, origin, rejected_by).inc()
+        outcome = rejected_by or "accepted"
+        for kind, value in (tokens or {}).items():
+            ORACLE_TOKENS.labels(service, model, mode, outcome, kind).inc(value)
+        if cost_usd is not None:
+            ORACLE_COST.labels(service, model, mode, outcome).inc(cost_usd)
 
     return count
 

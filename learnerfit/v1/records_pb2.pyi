@@ -20,6 +20,14 @@ class Origin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORIGIN_STYLE_ALIGNED: _ClassVar[Origin]
     ORIGIN_REFERENCE: _ClassVar[Origin]
 
+class UsageSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_SOURCE_UNSPECIFIED: _ClassVar[UsageSource]
+    USAGE_SOURCE_REPORTED: _ClassVar[UsageSource]
+    USAGE_SOURCE_COUNTED: _ClassVar[UsageSource]
+    USAGE_SOURCE_ESTIMATED: _ClassVar[UsageSource]
+    USAGE_SOURCE_NONE: _ClassVar[UsageSource]
+
 class OracleMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ORACLE_MODE_UNSPECIFIED: _ClassVar[OracleMode]
@@ -61,6 +69,11 @@ ORIGIN_ORACLE_REFINED: Origin
 ORIGIN_ORACLE_SYNTHESIZED: Origin
 ORIGIN_STYLE_ALIGNED: Origin
 ORIGIN_REFERENCE: Origin
+USAGE_SOURCE_UNSPECIFIED: UsageSource
+USAGE_SOURCE_REPORTED: UsageSource
+USAGE_SOURCE_COUNTED: UsageSource
+USAGE_SOURCE_ESTIMATED: UsageSource
+USAGE_SOURCE_NONE: UsageSource
 ORACLE_MODE_UNSPECIFIED: OracleMode
 ORACLE_MODE_REFINE: OracleMode
 ORACLE_MODE_SYNTHESIZE: OracleMode
@@ -98,7 +111,7 @@ class SamplingSpec(_message.Message):
     def __init__(self, samples_per_problem: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy", "oracle_modes", "reference_solution", "batch_problems")
+    __slots__ = ("id", "batch_id", "question", "reference_answer", "source", "sampling", "curation_policy", "oracle_modes", "reference_solution", "batch_problems", "oracle_budget")
     ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +122,7 @@ class Problem(_message.Message):
     ORACLE_MODES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_SOLUTION_FIELD_NUMBER: _ClassVar[int]
     BATCH_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_BUDGET_FIELD_NUMBER: _ClassVar[int]
     id: str
     batch_id: str
     question: str
@@ -119,7 +133,32 @@ class Problem(_message.Message):
     oracle_modes: _containers.RepeatedScalarFieldContainer[OracleMode]
     reference_solution: str
     batch_problems: int
-    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[OracleMode, str]]] = ..., reference_solution: _Optional[str] = ..., batch_problems: _Optional[int] = ...) -> None: ...
+    oracle_budget: OracleBudget
+    def __init__(self, id: _Optional[str] = ..., batch_id: _Optional[str] = ..., question: _Optional[str] = ..., reference_answer: _Optional[str] = ..., source: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[OracleMode, str]]] = ..., reference_solution: _Optional[str] = ..., batch_problems: _Optional[int] = ..., oracle_budget: _Optional[_Union[OracleBudget, _Mapping]] = ...) -> None: ...
+
+class OracleBudget(_message.Message):
+    __slots__ = ("max_cost_usd", "max_tokens")
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    max_cost_usd: float
+    max_tokens: int
+    def __init__(self, max_cost_usd: _Optional[float] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+
+class OracleUsage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "cached_tokens", "source", "cost_usd", "requests")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    source: UsageSource
+    cost_usd: float
+    requests: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., source: _Optional[_Union[UsageSource, str]] = ..., cost_usd: _Optional[float] = ..., requests: _Optional[int] = ...) -> None: ...
 
 class TokenLoss(_message.Message):
     __slots__ = ("token", "total_loss", "count")
@@ -162,7 +201,7 @@ class Scores(_message.Message):
     def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., verdict_detail: _Optional[str] = ..., reward: _Optional[float] = ..., reward_model: _Optional[str] = ..., ppl: _Optional[float] = ..., segment_ppl: _Optional[_Iterable[float]] = ..., top_loss_tokens: _Optional[_Iterable[_Union[TokenLoss, _Mapping]]] = ..., token_count: _Optional[int] = ..., drift_checkpoint: _Optional[str] = ..., mean_token_rank: _Optional[float] = ..., rsr: _Optional[float] = ..., step_accuracy: _Optional[float] = ..., steps_checked: _Optional[int] = ...) -> None: ...
 
 class Trajectory(_message.Message):
-    __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata", "style", "oracle_mode", "prompt_ids", "rejection")
+    __slots__ = ("id", "problem", "origin", "parent_id", "model", "checkpoint", "text", "steps", "final_answer", "scores", "sample_index", "completion_tokens", "truncated", "metadata", "style", "oracle_mode", "prompt_ids", "rejection", "oracle_usage")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +227,7 @@ class Trajectory(_message.Message):
     ORACLE_MODE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_IDS_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_USAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     problem: Problem
     origin: Origin
@@ -206,7 +246,8 @@ class Trajectory(_message.Message):
     oracle_mode: OracleMode
     prompt_ids: _containers.RepeatedScalarFieldContainer[str]
     rejection: Rejection
-    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., origin: _Optional[_Union[Origin, str]] = ..., parent_id: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ..., text: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., final_answer: _Optional[str] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., sample_index: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., style: _Optional[_Union[StyleMeasures, _Mapping]] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ..., prompt_ids: _Optional[_Iterable[str]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+    oracle_usage: OracleUsage
+    def __init__(self, id: _Optional[str] = ..., problem: _Optional[_Union[Problem, _Mapping]] = ..., origin: _Optional[_Union[Origin, str]] = ..., parent_id: _Optional[str] = ..., model: _Optional[str] = ..., checkpoint: _Optional[str] = ..., text: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., final_answer: _Optional[str] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., sample_index: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., style: _Optional[_Union[StyleMeasures, _Mapping]] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ..., prompt_ids: _Optional[_Iterable[str]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., oracle_usage: _Optional[_Union[OracleUsage, _Mapping]] = ...) -> None: ...
 
 class StyleMeasures(_message.Message):
     __slots__ = ("latex_density", "mean_step_words", "steps", "overlap_with_parent")
@@ -366,7 +407,7 @@ class TrainingRecipe(_message.Message):
     def __init__(self, start_from: _Optional[str] = ..., seed: _Optional[int] = ..., epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., steps: _Optional[int] = ..., replayed: _Optional[int] = ...) -> None: ...
 
 class BatchStatus(_message.Message):
-    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections", "problems_failed", "failures")
+    __slots__ = ("batch_id", "state", "problems", "samples_expected", "samples_scored", "samples_correct", "samples_unparsed", "problems_decided", "curated", "curation_policy", "submitted_at", "updated_at", "samples_generated", "summaries", "oracle_expected", "oracle_scored", "oracle_rejected", "oracle_rejections", "problems_failed", "failures", "oracle_spend", "oracle_budget_exhausted", "oracle_budget")
     class OracleRejectionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -394,6 +435,9 @@ class BatchStatus(_message.Message):
     ORACLE_REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_SPEND_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_BUDGET_EXHAUSTED_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_BUDGET_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     state: BatchState
     problems: int
@@ -414,7 +458,40 @@ class BatchStatus(_message.Message):
     oracle_rejections: _containers.ScalarMap[str, int]
     problems_failed: int
     failures: _containers.RepeatedCompositeFieldContainer[ProblemFailure]
-    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ..., oracle_expected: _Optional[int] = ..., oracle_scored: _Optional[int] = ..., oracle_rejected: _Optional[int] = ..., oracle_rejections: _Optional[_Mapping[str, int]] = ..., problems_failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[ProblemFailure, _Mapping]]] = ...) -> None: ...
+    oracle_spend: _containers.RepeatedCompositeFieldContainer[OracleSpend]
+    oracle_budget_exhausted: bool
+    oracle_budget: OracleBudget
+    def __init__(self, batch_id: _Optional[str] = ..., state: _Optional[_Union[BatchState, str]] = ..., problems: _Optional[int] = ..., samples_expected: _Optional[int] = ..., samples_scored: _Optional[int] = ..., samples_correct: _Optional[int] = ..., samples_unparsed: _Optional[int] = ..., problems_decided: _Optional[int] = ..., curated: _Optional[int] = ..., curation_policy: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., samples_generated: _Optional[int] = ..., summaries: _Optional[_Iterable[_Union[ScoreSummary, _Mapping]]] = ..., oracle_expected: _Optional[int] = ..., oracle_scored: _Optional[int] = ..., oracle_rejected: _Optional[int] = ..., oracle_rejections: _Optional[_Mapping[str, int]] = ..., problems_failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[ProblemFailure, _Mapping]]] = ..., oracle_spend: _Optional[_Iterable[_Union[OracleSpend, _Mapping]]] = ..., oracle_budget_exhausted: _Optional[bool] = ..., oracle_budget: _Optional[_Union[OracleBudget, _Mapping]] = ...) -> None: ...
+
+class OracleSpend(_message.Message):
+    __slots__ = ("origin", "oracle_mode", "model", "outputs", "rejected", "curated", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "rejected_cost_usd", "counted", "refused")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_MODE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    CURATED_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    COUNTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    oracle_mode: OracleMode
+    model: str
+    outputs: int
+    rejected: int
+    curated: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    rejected_cost_usd: float
+    counted: int
+    refused: int
+    def __init__(self, origin: _Optional[_Union[Origin, str]] = ..., oracle_mode: _Optional[_Union[OracleMode, str]] = ..., model: _Optional[str] = ..., outputs: _Optional[int] = ..., rejected: _Optional[int] = ..., curated: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., rejected_cost_usd: _Optional[float] = ..., counted: _Optional[int] = ..., refused: _Optional[int] = ...) -> None: ...
 
 class ProblemFailure(_message.Message):
     __slots__ = ("problem_id", "stage", "reason")

@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmitBatchRequest(_message.Message):
-    __slots__ = ("problems", "sampling", "curation_policy", "oracle_modes")
+    __slots__ = ("problems", "sampling", "curation_policy", "oracle_modes", "oracle_budget")
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     CURATION_POLICY_FIELD_NUMBER: _ClassVar[int]
     ORACLE_MODES_FIELD_NUMBER: _ClassVar[int]
+    ORACLE_BUDGET_FIELD_NUMBER: _ClassVar[int]
     problems: _containers.RepeatedCompositeFieldContainer[_records_pb2.Problem]
     sampling: _records_pb2.SamplingSpec
     curation_policy: str
     oracle_modes: _containers.RepeatedScalarFieldContainer[_records_pb2.OracleMode]
-    def __init__(self, problems: _Optional[_Iterable[_Union[_records_pb2.Problem, _Mapping]]] = ..., sampling: _Optional[_Union[_records_pb2.SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[_records_pb2.OracleMode, str]]] = ...) -> None: ...
+    oracle_budget: _records_pb2.OracleBudget
+    def __init__(self, problems: _Optional[_Iterable[_Union[_records_pb2.Problem, _Mapping]]] = ..., sampling: _Optional[_Union[_records_pb2.SamplingSpec, _Mapping]] = ..., curation_policy: _Optional[str] = ..., oracle_modes: _Optional[_Iterable[_Union[_records_pb2.OracleMode, str]]] = ..., oracle_budget: _Optional[_Union[_records_pb2.OracleBudget, _Mapping]] = ...) -> None: ...
 
 class SubmitBatchResponse(_message.Message):
     __slots__ = ("batch_id", "problem_ids", "already_submitted", "status")

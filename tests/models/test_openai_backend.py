@@ -11,7 +11,7 @@ import time
 import pytest
 
 from learnerfit.domain.inference import SamplingParams
-from learnerfit.models.openai_backend import OpenAIChatGenerator, OracleRequestError, retry_after_s
+from learnerfit.models.openai_backend import OpenAIChatGenerator, OracleRequestError, retry_after_s, split_usage
 from tests.fake_oracle import FakeOracle
 
 
@@ -123,3 +123,12 @@ def test_a_servers_long_retry_after_is_capped(oracle):
     started = time.monotonic()
     [[completion]] = client.generate([_conversation("q")], SamplingParams())
     assert completion.text == "answer 0 to q" and time.monotonic() - started < 5  # waited 0.2 s, not an hour
+
+
+def test_a_replys_usage_shared_over_its_choices_adds_up_to_what_the_request_took():
+    shares = split_usage({"prompt_tokens": 101, "completion_tokens": 7,
+                          "prompt_tokens_details": {"cached_tokens": 5}}, 3)
+    assert [s.prompt_tokens for s in shares] == [34, 34, 33]
+    assert sum(s.completion_tokens for s in shares) == 7 and sum(s.cached_tokens for s in shares) == 5
+    assert [s.requests for s in shares] == [1, 0, 0] and not any(s.counted for s in shares)
+    assert split_usage(None, 2) == [None, None] and split_usage({}, 1) == [None]

@@ -105,3 +105,21 @@ def test_a_request_the_server_refuses_fails_with_its_message(vllm_server):
         assert error.value.status == 404
     finally:
         client.close()
+
+
+@pytest.mark.slow
+def test_the_servers_usage_is_read_and_is_what_the_models_tokenizer_counts(oracle):
+    """Where an endpoint reports no usage the Oracle services count with the model's tokenizer: against a real
+    server that reports it, the two agree."""
+    from learnerfit.models.settings import SMOLLM2, OracleSettings
+    from learnerfit.models.tokens import token_counter
+    from learnerfit.paths import default_cache_dir
+
+    [[reply]] = oracle.generate([QUESTION], SamplingParams(n=1, temperature=0.0, max_new_tokens=48, seed=0))
+    assert reply.usage is not None and not reply.usage.counted and reply.usage.requests == 1
+    counted = token_counter(OracleSettings(backend="openai", tokenizer=SMOLLM2), default_cache_dir())(
+        QUESTION, reply.text, 0)
+    assert counted.counted and not counted.estimated
+    assert reply.usage.prompt_tokens == counted.prompt_tokens > 10
+    # The server's count includes the end-of-sequence token it stopped on; the text's tokens do not.
+    assert counted.completion_tokens in (reply.usage.completion_tokens - 1, reply.usage.completion_tokens)

@@ -53,8 +53,9 @@ class StyleAligner:
             key = (t.problem.batch_id, t.problem.id)
             if REPAIR in tasks(t) and key not in self._repaired:
                 chosen.setdefault(key, t)
-        outputs = self.writer.write([self.rewrite_draft(t, card) for t in rewrites]
-                                    + self.repair_drafts(list(chosen.values()), card))
+        repairs = [t for t in chosen.values() if not self.writer.already_written(self.repair_draft(t, card))]
+        outputs = self.writer.write(self.writer.unwritten([self.rewrite_draft(t, card) for t in rewrites])
+                                    + self.repair_drafts(repairs, card))
         for key in chosen:  # marked only once the repair exists: a failed call is retried, not skipped
             self._repaired.add(key)
         return outputs
@@ -76,27 +77,31 @@ class StyleAligner:
         return Draft(OracleTask(REWRITE, trajectory.problem, trace=trajectory.text, style_card=card),
                      records_pb2.ORIGIN_STYLE_ALIGNED, parent=trajectory, keeps_parent=True)
 
+    def repair_draft(self, trajectory: records_pb2.Trajectory, card: StyleCard) -> Draft:
+        return Draft(OracleTask(REPAIR, trajectory.problem, trace=trajectory.text, style_card=card),
+                     records_pb2.ORIGIN_STYLE_ALIGNED, parent=trajectory, keeps_parent=True)
+
     def repair_drafts(self, trajectories: Sequence[records_pb2.Trajectory], card: StyleCard) -> list[Draft]:
-        if not trajectories:
-            return []
-        repair_tasks = [OracleTask(REPAIR, t.problem, trace=t.text, style_card=card) for t in trajectories]
-        fixes = self.writer.oracle.fix_first_wrong_step(repair_tasks)
+        drafts = [self.repair_draft(t, card) for t in trajectories]
+        # The Oracle's part is asked for here, before the writer: a batch past its budget is refused here too.
+        asked = [i for i, draft in enumerate(drafts) if not self.writer.refuse_over_budget(draft)]
+        fixes = dict(zip(asked, self.writer.oracle.fix_first_wrong_step([drafts[i].task for i in asked]),
+                         strict=True)) if asked else {}
         steps = [split_steps(t.text) for t in trajectories]
-        todo = [i for i, fix in enumerate(fixes) if fix.step is not None]
+        todo = [i for i, fix in fixes.items() if fix.step is not None]
         prefixes = {i: "\n".join([*steps[i][: fixes[i].step - 1], fixes[i].line]) + "\n" for i in todo}
         continued = self.learner.generate([learner_conversation(trajectories[i].problem) for i in todo],
                                           self.learner_params, prefixes=[prefixes[i] for i in todo]) if todo else []
         finished = {i: samples[0] for i, samples in zip(todo, continued, strict=True)}
-        drafts = []
-        for i, (task, trajectory, fix) in enumerate(zip(repair_tasks, trajectories, fixes, strict=True)):
-            notes = {"repair.located": fix.located[:200], "repair.continued_by": self.learner.model_name}
-            draft = Draft(task, records_pb2.ORIGIN_STYLE_ALIGNED, parent=trajectory, keeps_parent=True, notes=notes)
+        for i, fix in fixes.items():
+            draft = drafts[i]
+            draft.usage = fix.usage  # the Oracle's two requests; the learner's continuation is not Oracle spend
+            draft.notes |= {"repair.located": fix.located[:200], "repair.continued_by": self.learner.model_name}
             if i in finished:
-                notes["repair.step"] = str(fix.step)
+                draft.notes["repair.step"] = str(fix.step)
                 draft.completion = finished[i]
             else:
                 draft.completion = Completion("", 0, False)
                 draft.rejection = rejection("no_wrong_step",
                                             f"the Oracle named no step of the {len(steps[i])} as wrong")
-            drafts.append(draft)
         return drafts

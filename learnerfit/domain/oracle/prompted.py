@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
-from learnerfit.domain.inference import Conversation, SamplingParams, TextGenerator
+from learnerfit.domain.inference import Completion, Conversation, SamplingParams, TextGenerator
 from learnerfit.domain.oracle.prompts import template
 from learnerfit.domain.oracle.selection import REFINE, REPAIR, REWRITE, SYNTHESIZE
+from learnerfit.domain.oracle.spend import TokenCounter, estimate_tokens
 from learnerfit.domain.oracle.tasks import OracleReply, OracleTask, StepFix
 from learnerfit.domain.records import split_steps
 from learnerfit.domain.style import StyleCard
@@ -32,9 +34,10 @@ def first_wrong_step(reply: str, steps: int) -> int | None:
 
 
 class PromptedOracle:
-    def __init__(self, generator: TextGenerator, params: SamplingParams):
+    def __init__(self, generator: TextGenerator, params: SamplingParams, count_tokens: TokenCounter = estimate_tokens):
         self.generator = generator
         self.params = params
+        self.count_tokens = count_tokens  # where the engine reports no usage
         self.model_name = generator.model_name
 
     def prompt_ids(self, mode: int) -> list[str]:
@@ -67,13 +70,18 @@ class PromptedOracle:
             fix.render(question=tasks[i].problem.question, prefix="\n".join(steps[i][: wrong[i] - 1]) or "(none yet)",
                        wrong_step=steps[i][wrong[i] - 1], style_card=_card(tasks[i]))
             for i in todo]), strict=True))
-        return [StepFix(wrong[i], _one_line(fixes[i].text) if i in fixes else "", named[i].text.strip())
+        return [StepFix(wrong[i], _one_line(fixes[i].text) if i in fixes else "", named[i].text.strip(),
+                        named[i].usage + fixes[i].usage if i in fixes else named[i].usage)
                 for i in range(len(tasks))]
 
-    def _complete(self, conversations: Sequence[Conversation]):
+    def _complete(self, conversations: Sequence[Conversation]) -> list[Completion]:
+        """One completion per conversation, each with its usage (counted here where the engine said none)."""
         if not conversations:
             return []
-        return [samples[0] for samples in self.generator.generate(conversations, self.params)]
+        completions = [samples[0] for samples in self.generator.generate(conversations, self.params)]
+        return [c if c.usage is not None else
+                replace(c, usage=self.count_tokens(conversation, c.text, c.token_count))
+                for conversation, c in zip(conversations, completions, strict=True)]
 
 
 def _card(task: OracleTask) -> str:

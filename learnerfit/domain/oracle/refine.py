@@ -38,7 +38,7 @@ class Refiner:
         return drafts
 
     def __call__(self, trajectories: Sequence[records_pb2.Trajectory]) -> list[records_pb2.Trajectory]:
-        return self.writer.write([d for t in trajectories for d in self.stream_drafts(t)])
+        return self.writer.write(self.writer.unwritten([d for t in trajectories for d in self.stream_drafts(t)]))
 
     def refine(self, trajectories: Sequence[records_pb2.Trajectory], mode: int) -> list[records_pb2.Trajectory]:
         """The gRPC path: one mode for every given trajectory (synthesize uses only its problem)."""

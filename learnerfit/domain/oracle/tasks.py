@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from learnerfit.domain.inference import Completion
+from learnerfit.domain.inference import Completion, TokenUsage
 from learnerfit.domain.style import StyleCard
 from learnerfit.v1 import records_pb2
 
@@ -43,6 +43,7 @@ class StepFix:
     step: int | None
     line: str
     located: str
+    usage: TokenUsage | None = None  # the requests it took (None: no model asked, the rule-based teacher)
 
 
 class Oracle(Protocol):

@@ -1,5 +1,5 @@
-"""One Oracle call path for both Oracle services: task -> Oracle -> guardrails -> a verified, lineage-stamped
-trajectory."""
+"""One Oracle call path for both Oracle services: task -> budget -> Oracle -> guardrails -> a verified,
+lineage-stamped trajectory that records what it cost (spend.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from learnerfit.domain.answers import AnswerCheck, extract_final_answer
-from learnerfit.domain.inference import Completion
+from learnerfit.domain.inference import Completion, TokenUsage
 from learnerfit.domain.oracle.guardrails import rejection, text_rejection
-from learnerfit.domain.oracle.lineage import derived_trajectory
+from learnerfit.domain.oracle.lineage import derived_trajectory, output_id
+from learnerfit.domain.oracle.spend import BUDGET_EXHAUSTED, Price, SpendLedger, usage_record
 from learnerfit.domain.oracle.tasks import Oracle, OracleTask
-from learnerfit.domain.records import origin_name
+from learnerfit.domain.records import mode_name, origin_name
 from learnerfit.v1 import records_pb2
 
-# Told of each output: its origin's name, and the guardrail that rejected it (None: accepted). A service counts them.
-OutcomeSink = Callable[[str, "str | None"], None]
+# Told of each output: its origin's name, the guardrail that rejected it (None: accepted), and as keywords its
+# model, mode, tokens by kind and cost (None: no price). A service counts them (metrics).
+OutcomeSink = Callable[..., None]
 
 
 @dataclass
@@ -31,22 +33,50 @@ class Draft:
     completion: Completion | None = None
     # Set when an earlier step already failed (repair: no wrong step named); the output is rejected with it.
     rejection: records_pb2.Rejection | None = None
+    # What the Oracle requests for it took, where they were made before the writer (repair's step fix).
+    usage: TokenUsage | None = None
 
 
 class OracleWriter:
     def __init__(self, oracle: Oracle, checker: AnswerCheck, min_overlap: float,
-                 outcomes: OutcomeSink = lambda origin, rejected_by: None):
+                 outcomes: OutcomeSink = lambda origin, rejected_by, **spent: None, price: Price | None = None,
+                 spend: SpendLedger | None = None):
         self.outcomes = outcomes
         self.oracle = oracle
         self.checker = checker
         self.min_overlap = min_overlap
+        self.price = price
+        self.spend = spend or SpendLedger(oracle.model_name, priced=price is not None)
+
+    def output_id(self, draft: Draft) -> str:
+        return output_id(draft.task.problem, draft.origin, self.oracle.model_name,
+                         self.oracle.prompt_ids(draft.task.mode), draft.parent)
+
+    def already_written(self, draft: Draft) -> bool:
+        """The output is on the topics already (an input replayed after its outputs were published): asking again
+        would pay for it twice."""
+        return self.spend.published(draft.task.problem.batch_id, self.output_id(draft))
+
+    def unwritten(self, drafts: Sequence[Draft]) -> list[Draft]:
+        """The stream's drafts whose outputs are not on the topics yet (an input replayed after a crash that came
+        after its outputs were published: asking again would pay for them twice)."""
+        return [d for d in drafts if not self.already_written(d)]
+
+    def refuse_over_budget(self, draft: Draft) -> bool:
+        """Rejects the draft, unasked, when its batch has spent its Oracle budget."""
+        reason = self.spend.refusal(draft.task.problem)
+        if reason is not None:
+            draft.completion, draft.rejection = Completion("", 0, False), rejection(BUDGET_EXHAUSTED, reason)
+        return reason is not None
+
 
     def write(self, drafts: Sequence[Draft]) -> list[records_pb2.Trajectory]:
         """Accepted and rejected outputs alike; a rejected one carries its `rejection`."""
-        pending = [i for i, d in enumerate(drafts) if d.completion is None]
+        pending = [i for i, d in enumerate(drafts)
+                   if d.completion is None and not self.refuse_over_budget(d)]
         replies = self.oracle.write([drafts[i].task for i in pending]) if pending else []
         for i, reply in zip(pending, replies, strict=True):
-            drafts[i].completion = reply.completion
+            drafts[i].completion, drafts[i].usage = reply.completion, reply.completion.usage
             if reply.unable is not None:
                 drafts[i].rejection = rejection("oracle_unable", reply.unable)
         outputs, reasons, to_verify = [], [], []
@@ -55,7 +85,8 @@ class OracleWriter:
             outputs.append(derived_trajectory(
                 task.problem, draft.origin, task.mode, self.oracle.model_name, completion.text,
                 self.oracle.prompt_ids(task.mode), parent=draft.parent, completion_tokens=completion.token_count,
-                notes=draft.notes))
+                notes=draft.notes, usage=usage_record(draft.usage, self.price)))
+            self.spend.note(outputs[-1])  # paid for: counted against the batch's budget from now on
             reason = draft.rejection or text_rejection(completion, draft.parent.text if draft.parent else None,
                                                        self.min_overlap, draft.keeps_parent)
             reasons.append(reason)
@@ -74,5 +105,10 @@ class OracleWriter:
         for output, reason in zip(outputs, reasons, strict=True):
             if reason is not None:
                 output.rejection.CopyFrom(reason)
-            self.outcomes(origin_name(output.origin), reason.guardrail if reason is not None else None)
+            usage = output.oracle_usage
+            self.outcomes(origin_name(output.origin), reason.guardrail if reason is not None else None,
+                          model=output.model, mode=mode_name(output.oracle_mode),
+                          tokens={"prompt": usage.prompt_tokens, "completion": usage.completion_tokens,
+                                  "cached": usage.cached_tokens},
+                          cost_usd=usage.cost_usd if usage.HasField("cost_usd") else None)
         return outputs
