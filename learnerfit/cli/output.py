@@ -56,22 +56,24 @@ def scores_table(status: records_pb2.BatchStatus) -> Table:
 
 
 def spend_table(status: records_pb2.BatchStatus) -> Table:
-    """What the batch's Oracle outputs took, by origin, mode and model; what each curated example cost (all the
-    origin's spend, rejected outputs included, over the examples it gave), and what the rejected outputs cost."""
+    """What the batch's Oracle outputs took, by origin, mode and model: outputs written, rejected and curated; what
+    each accepted and each curated example cost (all the origin's spend, rejected outputs included, over the
+    examples it gave); what the rejected outputs cost; outputs not asked for once the budget ran out."""
     def usd(value: float | None) -> str:
         return "-" if value is None else f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
     rows = []
     for s in status.oracle_spend:
         cost = s.cost_usd if s.HasField("cost_usd") else None
+        accepted = s.outputs - s.rejected
         rows.append((origin_name(s.origin), mode_name(s.oracle_mode) if s.oracle_mode else "-", s.model,
-                     s.outputs, s.rejected, s.curated, s.prompt_tokens, s.completion_tokens,
-                     f"{(s.prompt_tokens + s.completion_tokens) / s.curated:.0f}" if s.curated else "-",
-                     usd(cost), usd(cost / s.curated) if cost is not None and s.curated else "-",
+                     s.outputs, s.rejected, s.curated, f"{s.prompt_tokens}/{s.completion_tokens}", usd(cost),
+                     usd(cost / accepted) if cost is not None and accepted else "-",
+                     usd(cost / s.curated) if cost is not None and s.curated else "-",
                      usd(s.rejected_cost_usd if s.HasField("rejected_cost_usd") else 0.0 if cost is not None
                          else None), s.refused or "-"))
-    return table(("origin", "mode", "oracle model", "outputs", "rejected", "curated", "prompt tok", "completion tok",
-                  "tok/curated", "cost", "cost/curated", "rejected cost", "not asked (budget)"), rows)
+    return table(("origin", "mode", "model", "out", "rej", "cur", "tokens in/out", "cost", "per accepted",
+                  "per curated", "rejected cost", "not asked"), rows)
 
 
 def spend_line(status: records_pb2.BatchStatus) -> str:
@@ -91,7 +93,8 @@ def spend_line(status: records_pb2.BatchStatus) -> str:
     if status.oracle_budget_exhausted:
         line += (f": exhausted, {sum(s.refused for s in spend)} Oracle outputs not asked for (their problems "
                  "decided on what they had)")
-    return line
+    return line + ("; per accepted/curated: an origin's whole spend, its rejected outputs' included, over its "
+                   "accepted or curated examples" if priced else "")
 
 
 def print_batch(status: records_pb2.BatchStatus, elapsed: float) -> None:

@@ -89,11 +89,12 @@ def test_where_the_endpoint_reports_none_the_tokenizer_given_counts_them(oracle,
 
 
 def test_a_budget_reached_mid_batch_stops_oracle_requests_and_the_rest_are_refused_by_name(oracle, broker):
-    """6 outputs wanted, 16 tokens each (the stand-in's usage), a cap of 40 tokens: asked while the batch had spent
-    0, 16 and 32 tokens; the other 3 never asked, rejected as budget_exhausted, so the batch still completes."""
+    """6 outputs wanted, 16 tokens each (the stand-in's usage), a cap of 40 tokens, all 6 inputs in one micro-batch:
+    asked one at a time as the budget's rest covers, while the batch had spent 0, 16 and 32 tokens; the other 3
+    never asked, rejected as budget_exhausted, so the batch still completes."""
     budget = records_pb2.OracleBudget(max_tokens=40)
     samples = [_sample(i, 1, "b-budget", budget) for i in range(6)]
-    with running(SPEC, broker, oracle=_settings(oracle), stage={"max_batch": 1, "max_wait_s": 0.2}) as (_, _s, bus):
+    with running(SPEC, broker, oracle=_settings(oracle), stage={"max_batch": 8, "max_wait_s": 2}) as (_, _s, bus):
         bus.publish((topics.SCORED, s) for s in samples)
         answered = [records_pb2.Trajectory.FromString(r.value)
                     for r in read_topic(bus, topics.TRAJECTORIES, at_least=3, timeout_s=60)]

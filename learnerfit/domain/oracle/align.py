@@ -83,10 +83,8 @@ class StyleAligner:
 
     def repair_drafts(self, trajectories: Sequence[records_pb2.Trajectory], card: StyleCard) -> list[Draft]:
         drafts = [self.repair_draft(t, card) for t in trajectories]
-        # The Oracle's part is asked for here, before the writer: a batch past its budget is refused here too.
-        asked = [i for i, draft in enumerate(drafts) if not self.writer.refuse_over_budget(draft)]
-        fixes = dict(zip(asked, self.writer.oracle.fix_first_wrong_step([drafts[i].task for i in asked]),
-                         strict=True)) if asked else {}
+        # The Oracle's part is asked for here, before the writer, within each batch's budget.
+        fixes = self.writer.ask(drafts, self.writer.oracle.fix_first_wrong_step, lambda fix: fix.usage)
         steps = [split_steps(t.text) for t in trajectories]
         todo = [i for i, fix in fixes.items() if fix.step is not None]
         prefixes = {i: "\n".join([*steps[i][: fixes[i].step - 1], fixes[i].line]) + "\n" for i in todo}

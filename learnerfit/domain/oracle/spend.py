@@ -10,9 +10,10 @@ the Oracle outputs on the topics into a SpendLedger, so all of them see what the
 has spent, however the work was shared; each adds what it wrote itself before the
 topics show it. Before a request is made for a batch that has spent its budget, the
 output is rejected as `budget_exhausted` instead: the batch completes, its problems
-decided on what they have. A request already in flight when the budget ran out is
-answered and counted, so a batch can pass its cap by at most what one Oracle replica
-had in flight (stage.max_batch outputs).
+decided on what they have. Requests for a batch with a budget go out in rounds, as many at once as what is left
+of it covers at what its outputs took so far (one, before any is answered), so a batch
+passes its cap by about one output's cost per Oracle replica (what a replica had in
+flight when another one spent the rest, which it learns from the topics).
 
 The ledger also answers "was this output already written?": an Oracle service replaying
 inputs after a crash (its outputs published, its commit lost) skips outputs the topics
@@ -102,6 +103,30 @@ class SpendLedger:
     def note(self, output: records_pb2.Trajectory) -> None:
         """An output this process wrote (paid for), before the topics show it."""
         self._add(output, published=False)
+
+    def charge(self, batch_id: str, output_id: str, usage: records_pb2.OracleUsage) -> None:
+        """What an output's Oracle request took, as soon as it is answered (the output is noted later)."""
+        with self._lock:
+            self._spent.setdefault(batch_id, {})[output_id] = (usage.prompt_tokens + usage.completion_tokens,
+                                                               usage.cost_usd)
+
+    def affordable(self, problem: records_pb2.Problem) -> float:
+        """How many more outputs the batch's budget covers at what its outputs took so far (at least one while it
+        is not spent; one before any has been answered): how many to ask for at once."""
+        budget = problem.oracle_budget
+        if not has_budget(budget):
+            return math.inf
+        with self._lock:
+            paid = [spent for spent in self._spent.get(problem.batch_id, {}).values() if spent[0] > 0]
+        if not paid:
+            return 1
+        tokens, cost = sum(t for t, _ in paid), sum(c for _, c in paid)
+        rooms = []
+        if budget.HasField("max_tokens"):
+            rooms.append((budget.max_tokens - tokens) / (tokens / len(paid)))
+        if budget.HasField("max_cost_usd") and cost > 0:
+            rooms.append((budget.max_cost_usd - cost) / (cost / len(paid)))
+        return max(1, math.floor(min(rooms))) if rooms else math.inf
 
     def published(self, batch_id: str, output_id: str) -> bool:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from learnerfit.domain.answers import AnswerCheck, extract_final_answer
 from learnerfit.domain.inference import Completion, TokenUsage
@@ -14,6 +15,8 @@ from learnerfit.domain.oracle.spend import BUDGET_EXHAUSTED, Price, SpendLedger,
 from learnerfit.domain.oracle.tasks import Oracle, OracleTask
 from learnerfit.domain.records import mode_name, origin_name
 from learnerfit.v1 import records_pb2
+
+Reply = TypeVar("Reply")  # what the Oracle answers a task: a written solution, or a located step (repair)
 
 # Told of each output: its origin's name, the guardrail that rejected it (None: accepted), and as keywords its
 # model, mode, tokens by kind and cost (None: no price). A service counts them (metrics).
@@ -69,16 +72,37 @@ class OracleWriter:
             draft.completion, draft.rejection = Completion("", 0, False), rejection(BUDGET_EXHAUSTED, reason)
         return reason is not None
 
+    def ask(self, drafts: Sequence[Draft], call: Callable[[list[OracleTask]], list[Reply]],
+            usage_of: Callable[[Reply], TokenUsage | None]) -> dict[int, Reply]:
+        """Asks the Oracle (`call`) for the drafts' tasks in rounds, each batch's drafts as many at once as its budget
+        covers (all of them without one), each checked against it just before it is asked: refused unasked once the
+        batch has spent it. Returns the replies by draft index; what each took is charged as soon as it comes."""
+        replies: dict[int, Reply] = {}
+        waiting = list(range(len(drafts)))
+        while waiting:
+            now, later, room = [], [], {}
+            for i in waiting:
+                if self.refuse_over_budget(drafts[i]):
+                    continue
+                problem = drafts[i].task.problem
+                room.setdefault(problem.batch_id, self.spend.affordable(problem))
+                (now if room[problem.batch_id] > 0 else later).append(i)
+                room[problem.batch_id] -= 1
+            for i, reply in zip(now, call([drafts[i].task for i in now]) if now else [], strict=True):
+                replies[i] = reply
+                self.spend.charge(drafts[i].task.problem.batch_id, self.output_id(drafts[i]),
+                                  usage_record(usage_of(reply), self.price))
+            waiting = later
+        return replies
 
     def write(self, drafts: Sequence[Draft]) -> list[records_pb2.Trajectory]:
         """Accepted and rejected outputs alike; a rejected one carries its `rejection`."""
-        pending = [i for i, d in enumerate(drafts)
-                   if d.completion is None and not self.refuse_over_budget(d)]
-        replies = self.oracle.write([drafts[i].task for i in pending]) if pending else []
-        for i, reply in zip(pending, replies, strict=True):
-            drafts[i].completion, drafts[i].usage = reply.completion, reply.completion.usage
+        pending = [d for d in drafts if d.completion is None]
+        for draft, reply in ((pending[k], r) for k, r in self.ask(pending, self.oracle.write,
+                                                                   lambda r: r.completion.usage).items()):
+            draft.completion, draft.usage = reply.completion, reply.completion.usage
             if reply.unable is not None:
-                drafts[i].rejection = rejection("oracle_unable", reply.unable)
+                draft.rejection = rejection("oracle_unable", reply.unable)
         outputs, reasons, to_verify = [], [], []
         for i, draft in enumerate(drafts):
             completion, task = draft.completion, draft.task
