@@ -171,6 +171,8 @@ class StageRunner:
         if records:
             pause_point(f"{self.stage.name}.processed")  # a fault trial's moment: the inputs done, nothing published
         self.publish(outputs, dead, records)
+        if records:
+            pause_point(f"{self.stage.name}.published")  # a fault trial's moment: outputs on the topics, not committed
         self.commit(records)
         return len(records)
 
