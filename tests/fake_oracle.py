@@ -22,6 +22,7 @@ class FakeOracle:
                                                         "length" if i == 1 else "stop"))
         self.script: list[tuple[int, dict, dict, float]] = []
         self.requests: list[dict] = []
+        self.arrivals: list[float] = []  # when each request came in (time.monotonic())
         self.headers: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.delay_s = 0.0
@@ -37,6 +38,7 @@ class FakeOracle:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with oracle.lock:
                     oracle.requests.append(body)
+                    oracle.arrivals.append(time.monotonic())
                     oracle.headers.append(dict(self.headers))
                     oracle.in_flight += 1
                     oracle.max_in_flight = max(oracle.max_in_flight, oracle.in_flight)

@@ -21,6 +21,7 @@ import yaml
 from learnerfit.catalog import CATALOG, Catalog
 from learnerfit.domain import topics
 from learnerfit.runtime.app import DEAD_LETTER
+from learnerfit.runtime.ratelimit import RATE_LEASES
 from trainer.config import PRESETS
 
 GRPC_PORT, HEALTH_PORT, METRICS_PORT = 50051, 50052, 9090
@@ -45,6 +46,8 @@ CLUSTER: dict[str, dict[str, Any]] = {
 PARTITIONS = 4
 COMPACTED = {topics.CHECKPOINTS, topics.DECISIONS}
 RETENTION_MS = 7 * 24 * 3600 * 1000
+# Rate-limit leases matter for a window (a minute) and are read from three windows back: an hour is plenty.
+SHORT_LIVED = {RATE_LEASES: 3600 * 1000}
 
 
 def k8s_name(service: str) -> str:
@@ -75,7 +78,7 @@ def settings_document(service: str, catalog: Catalog = CATALOG) -> dict[str, Any
 def topic_access(service: str, catalog: Catalog = CATALOG) -> dict[str, set[str]]:
     """Topics the service reads (its stage and what it folds) and writes (its outputs and dead letters)."""
     spec = spec_of(service, catalog)
-    reads, writes = set(spec.follows), set(spec.publishes)
+    reads, writes = set(spec.follows) | set(spec.shares), set(spec.publishes) | set(spec.shares)
     if spec.stage is not None:
         reads |= set(spec.stage.consumes)
         writes |= set(spec.stage.produces.values()) | set(spec.stage.also_produces) | {DEAD_LETTER}
@@ -216,7 +219,7 @@ def kafka_objects(catalog: Catalog = CATALOG) -> list[dict[str, Any]]:
              "kafkaExporter": {"topicRegex": ".*", "groupRegex": ".*"}}},
     ]
     for topic in all_topics(catalog):
-        config = {"min.insync.replicas": 2, "retention.ms": RETENTION_MS,
+        config = {"min.insync.replicas": 2, "retention.ms": SHORT_LIVED.get(topic, RETENTION_MS),
                   "cleanup.policy": "compact" if topic in COMPACTED else "delete"}
         objects.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
                         "metadata": {"name": topic, "labels": cluster_labels},

@@ -16,8 +16,10 @@ from learnerfit.models.settings import EngineSettings, OracleSettings, RewardSet
 from learnerfit.models.weights import merged_weights
 
 
-def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | None = None) -> TextGenerator:
-    """A generator for `model` (default: the section's model), e.g. another learner checkpoint."""
+def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | None = None,
+                        admit: Callable[[int, int], None] | None = None) -> TextGenerator:
+    """A generator for `model` (default: the section's model), e.g. another learner checkpoint. `admit`: a rate
+    limit the openai back end waits on before each request."""
     model = model or engine.model
     if engine.backend == "transformers":
         from learnerfit.models.transformers_backend import TransformersGenerator
@@ -34,11 +36,11 @@ def make_text_generator(engine: EngineSettings, cache_dir: Path, model: str | No
         return OpenAIChatGenerator(engine.endpoint, model, api_key=engine.api_key(),
                                    timeout_s=engine.request_timeout_s, max_concurrency=engine.max_concurrency,
                                    max_retries=engine.max_retries, max_retry_after_s=engine.max_retry_after_s,
-                                   continues_prefix=engine.continues_prefix)
+                                   continues_prefix=engine.continues_prefix, admit=admit)
     raise ValueError(f"unknown back end {engine.backend!r}")
 
 
-def make_oracle(settings: OracleSettings, cache_dir: Path) -> Oracle:
+def make_oracle(settings: OracleSettings, cache_dir: Path, admit: Callable[[int, int], None] | None = None) -> Oracle:
     """The Oracle an Oracle service asks by task: the rule-based teacher, or an LLM prompted per task."""
     if settings.backend == "teacher":
         from learnerfit.domain.oracle.teacher import RuleTeacher
@@ -47,14 +49,15 @@ def make_oracle(settings: OracleSettings, cache_dir: Path) -> Oracle:
     from learnerfit.domain.oracle.prompted import PromptedOracle
     from learnerfit.models.tokens import token_counter
 
-    return PromptedOracle(make_text_generator(settings, cache_dir), settings.sampling(),
+    return PromptedOracle(make_text_generator(settings, cache_dir, admit=admit), settings.sampling(),
                           token_counter(settings, cache_dir))
 
 
 def make_oracle_writer(settings: OracleSettings, checker: AnswerCheck, min_overlap: float, cache_dir: Path,
-                       outcomes: OutcomeSink) -> OracleWriter:
-    """The Oracle behind an Oracle service, with what it costs (the model's price, where one is set)."""
-    return OracleWriter(make_oracle(settings, cache_dir), checker, min_overlap, outcomes=outcomes,
+                       outcomes: OutcomeSink, admit: Callable[[int, int], None] | None = None) -> OracleWriter:
+    """The Oracle behind an Oracle service, with what it costs (the model's price, where one is set) and the rate
+    limit it waits on (`admit`, shared by the service's replicas)."""
+    return OracleWriter(make_oracle(settings, cache_dir, admit), checker, min_overlap, outcomes=outcomes,
                         price=settings.price())
 
 

@@ -21,10 +21,11 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, TokenUsage
+from learnerfit.domain.oracle.spend import CHARS_PER_TOKEN
 from learnerfit.errors import Unavailable
 from learnerfit.models.timing import model_time
 
@@ -49,8 +50,10 @@ class OracleUnavailable(OracleRequestError, Unavailable):
 class OpenAIChatGenerator:
     def __init__(self, endpoint: str, model: str, *, api_key: str | None = None, timeout_s: float = 120.0,
                  max_concurrency: int = 8, max_retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-                 max_retry_after_s: float = 120.0, continues_prefix: bool = False):
+                 max_retry_after_s: float = 120.0, continues_prefix: bool = False,
+                 admit: Callable[[int, int], None] | None = None):
         self.url = endpoint.rstrip("/") + "/chat/completions"
+        self.admit = admit  # a rate limit shared by the service's replicas: waits for room before each request
         self.model_name = model
         self.api_key = api_key
         self.timeout_s = timeout_s
@@ -108,8 +111,13 @@ class OpenAIChatGenerator:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        # As a provider counts a request against its tokens-per-minute: the prompt, plus the most the reply may take.
+        tokens = (sum(len(m["content"]) for m in body["messages"]) // CHARS_PER_TOKEN
+                  + body["max_completion_tokens"] * body["n"])
         for attempt in range(self.max_retries + 1):
             retry_after = None
+            if self.admit is not None:
+                self.admit(1, tokens)
             try:
                 request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:

@@ -38,13 +38,15 @@ class ServiceSpec:
     follows: Mapping[str, type[Message]] = field(default_factory=dict)
     # Topics the service publishes to from its RPCs (e.g. the gateway's problems).
     publishes: Sequence[str] = ()
+    # Topics its replicas write and read to agree among themselves (a shared rate limit's leases).
+    shares: Sequence[str] = ()
 
     @property
     def topics(self) -> list[str]:
         """Every topic the service touches, read off its declaration."""
         stage = self.stage
         names = [*stage.consumes, *stage.writes] if stage else []
-        return list(dict.fromkeys([*names, *self.follows, *self.publishes]))
+        return list(dict.fromkeys([*names, *self.follows, *self.publishes, *self.shares]))
 
 
 @dataclass

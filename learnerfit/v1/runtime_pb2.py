@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from learnerfit.v1 import bus_pb2 as learnerfit_dot_v1_dot_bus__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnerfit/v1/runtime.proto\x12\rlearnerfit.v1\x1a\x17learnerfit/v1/bus.proto\"\x9c\x02\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\ttransient\x18\x04 \x01(\x08\x12\x14\n\x0csource_topic\x18\x05 \x01(\t\x12\x18\n\x10source_partition\x18\x06 \x01(\x05\x12\x15\n\rsource_offset\x18\x07 \x01(\x03\x12\x11\n\trecord_id\x18\x08 \x01(\t\x12\x13\n\x0brecord_type\x18\t \x01(\t\x12\x12\n\nproblem_id\x18\n \x01(\t\x12\r\n\x05value\x18\x0b \x01(\x0c\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x16\n\x0ereplayed_at_ms\x18\r \x01(\x03:\x14\x92\x82\x19\x10\n\x02id\x12\nproblem_idb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnerfit/v1/runtime.proto\x12\rlearnerfit.v1\x1a\x17learnerfit/v1/bus.proto\"\x9c\x02\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\ttransient\x18\x04 \x01(\x08\x12\x14\n\x0csource_topic\x18\x05 \x01(\t\x12\x18\n\x10source_partition\x18\x06 \x01(\x05\x12\x15\n\rsource_offset\x18\x07 \x01(\x03\x12\x11\n\trecord_id\x18\x08 \x01(\t\x12\x13\n\x0brecord_type\x18\t \x01(\t\x12\x12\n\nproblem_id\x18\n \x01(\t\x12\r\n\x05value\x18\x0b \x01(\x0c\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\x05\x12\x16\n\x0ereplayed_at_ms\x18\r \x01(\x03:\x14\x92\x82\x19\x10\n\x02id\x12\nproblem_id\"h\n\tRateLease\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x05\x12\x0e\n\x06tokens\x18\x04 \x01(\x03\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x03:\x0f\x92\x82\x19\x0b\n\x02id\x12\x05limitb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DEADLETTER']._loaded_options = None
   _globals['_DEADLETTER']._serialized_options = b'\222\202\031\020\n\002id\022\nproblem_id'
+  _globals['_RATELEASE']._loaded_options = None
+  _globals['_RATELEASE']._serialized_options = b'\222\202\031\013\n\002id\022\005limit'
   _globals['_DEADLETTER']._serialized_start=72
   _globals['_DEADLETTER']._serialized_end=356
+  _globals['_RATELEASE']._serialized_start=358
+  _globals['_RATELEASE']._serialized_end=462
 # @@protoc_insertion_point(module_scope)

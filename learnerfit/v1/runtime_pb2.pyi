@@ -34,3 +34,17 @@ class DeadLetter(_message.Message):
     attempts: int
     replayed_at_ms: int
     def __init__(self, id: _Optional[str] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., transient: _Optional[bool] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., record_id: _Optional[str] = ..., record_type: _Optional[str] = ..., problem_id: _Optional[str] = ..., value: _Optional[bytes] = ..., attempts: _Optional[int] = ..., replayed_at_ms: _Optional[int] = ...) -> None: ...
+
+class RateLease(_message.Message):
+    __slots__ = ("id", "limit", "requests", "tokens", "at_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    limit: str
+    requests: int
+    tokens: int
+    at_ms: int
+    def __init__(self, id: _Optional[str] = ..., limit: _Optional[str] = ..., requests: _Optional[int] = ..., tokens: _Optional[int] = ..., at_ms: _Optional[int] = ...) -> None: ...
