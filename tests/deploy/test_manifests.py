@@ -209,3 +209,33 @@ def test_keda_reads_lag_on_the_gpu_cluster_over_tls_as_a_user_that_may_only_desc
     measured = {(t["metadata"]["topic"], t["metadata"]["consumerGroup"]) for t in triggers}
     assert {a["resource"]["name"] for a in acls if a["resource"]["type"] == "topic"} == {t for t, _ in measured}
     assert {a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"} == {g for _, g in measured}
+
+
+def test_every_metric_the_dashboard_queries_is_one_a_service_exports_with_those_labels():
+    """A panel over a metric no service exports (or a label it lacks) stays empty without an error: checked here
+    against the metrics the service modules register, by name and by the labels each query groups by."""
+    import importlib
+    import re
+
+    from prometheus_client import REGISTRY
+
+    for source in [*ROOT.glob("learnerfit/**/*.py"), *ROOT.glob("services/*.py"), *ROOT.glob("trainer/*.py")]:
+        if "prometheus_client" in source.read_text():  # where metrics are declared
+            importlib.import_module(".".join(source.relative_to(ROOT).with_suffix("").parts))
+    exported: dict[str, set[str]] = {}
+    for family in REGISTRY.collect():
+        for name in {family.name, f"{family.name}_total", f"{family.name}_bucket"}:
+            exported[name] = set()
+    for collector in list(REGISTRY._collector_to_names):  # the label names each metric was declared with
+        for name in REGISTRY._collector_to_names[collector]:
+            exported[name] = set(getattr(collector, "_labelnames", ())) | {"le"}
+    dashboard = json.loads((ROOT / "deploy/k8s/base/grafana/learnerfit.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for metric in re.findall(r"\b(learnerfit_[a-z_]+)", expr):
+                assert metric in exported, f"panel {panel['title']!r} queries {metric}, which no service exports"
+                for labels in re.findall(r"by \(([^)]*)\)", expr):
+                    wanted = {label.strip() for label in labels.split(",")} - {"pod", "instance", "job"}
+                    assert wanted <= exported[metric], \
+                        f"panel {panel['title']!r}: {metric} has no {wanted - exported[metric]}"
