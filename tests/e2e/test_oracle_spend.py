@@ -18,12 +18,13 @@ PRICE = (2.0, 8.0)  # USD per million prompt and completion tokens
 def _oracle_reply(body, _index):
     """A right answer to every task (the tiny learner is right on 1 + 1 only, so repair is asked for too)."""
     system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-    a, b = (int(n) for n in re.search(r"Calculate (\d+) \+ (\d+)\.", user).groups())
+    a, sign, b = re.search(r"Calculate (\d+) ([+-]) (\d+)\.", user).groups()
+    equation = f"{a} {sign} {b} = {int(a) + int(b) if sign == '+' else int(a) - int(b)}"
     if system.startswith("You check solutions line by line"):  # repair: which step is wrong
         return "1", "stop"
     if system.startswith("You correct one line"):  # repair: that step, corrected
-        return f"{a} + {b} = {a + b}", "stop"
-    return f"{a} + {b} = {a + b}\nFinal answer: {a + b}", "stop"
+        return equation, "stop"
+    return f"{equation}\nFinal answer: {equation.rsplit(' ', 1)[1]}", "stop"
 
 
 def test_a_run_on_a_priced_oracle_prints_its_spend_and_a_token_budget_ends_oracle_work_cleanly(tiny_solver, tmp_path):
