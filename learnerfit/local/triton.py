@@ -10,9 +10,7 @@ Production runs NVIDIA's Triton image with the same model repository layout
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import site
 import subprocess
 import sys
 import sysconfig
@@ -21,10 +19,6 @@ from pathlib import Path
 
 from learnerfit.local.processes import free_port, stop_process
 
-MODEL_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "triton" / "reward_model"
-TRITON_MODEL = "reward_model"
-
-
 def triton_home() -> Path:
     """Where nvidia-pytriton was installed (LEARNERFIT_TRITON_HOME, default <venv>/triton)."""
     home = Path(os.environ.get("LEARNERFIT_TRITON_HOME", Path(sys.prefix) / "triton"))
@@ -32,23 +26,6 @@ def triton_home() -> Path:
         raise RuntimeError(f"no tritonserver under {home}: run `make venv` (installs nvidia-pytriton there) or set "
                            "LEARNERFIT_TRITON_HOME")
     return home
-
-
-def write_model_repository(repo: Path, weights: Path, *, torch_threads: int = 1, gpu: bool = False,
-                           max_batch_size: int | None = None) -> Path:
-    """A model repository with the reward model pointing at `weights`; this environment's packages on its path.
-    `gpu` takes the GPU configuration (config.gpu.pbtxt); `max_batch_size` overrides the configuration's."""
-    model_dir = repo / TRITON_MODEL
-    shutil.copytree(MODEL_TEMPLATE, model_dir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "config*.pbtxt"))
-    config = (MODEL_TEMPLATE / ("config.gpu.pbtxt" if gpu else "config.pbtxt")).read_text()
-    if max_batch_size is not None:
-        config = re.sub(r"(?m)^max_batch_size: \d+$", f"max_batch_size: {max_batch_size}", config)
-    config = (config.replace("@WEIGHTS@", str(Path(weights).resolve()))
-              .replace("@PYTHON_PATH@", ":".join(site.getsitepackages()))
-              .replace("@TORCH_THREADS@", str(torch_threads)))
-    (model_dir / "config.pbtxt").write_text(config)
-    return repo
 
 
 class TritonServer:

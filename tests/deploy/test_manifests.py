@@ -239,3 +239,23 @@ def test_every_metric_the_dashboard_queries_is_one_a_service_exports_with_those_
                     wanted = {label.strip() for label in labels.split(",")} - {"pod", "instance", "job"}
                     assert wanted <= exported[metric], \
                         f"panel {panel['title']!r}: {metric} has no {wanted - exported[metric]}"
+
+
+def test_every_gpu_pod_that_loads_the_learner_runs_the_gpu_learner_on_a_gpu_of_its_own(overlay):
+    """The style aligner's repairs are finished by the learner: on the gpu overlay it is the generator's learner (the
+    same model on vLLM), with a GPU, /dev/shm and a rollout that does not wait for a second GPU."""
+    name, objects = overlay
+    if name == "dev-cpu":
+        return
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+
+    def learner(deployment):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        return (env.get("LEARNERFIT_LEARNER__MODEL"), env.get("LEARNERFIT_LEARNER__BACKEND"),
+                container["resources"]["limits"].get("nvidia.com/gpu"),
+                any(m["mountPath"] == "/dev/shm" for m in container["volumeMounts"]))
+
+    generator = learner(deployments["generator"])
+    assert generator[1:] == ("vllm", 1, True)
+    assert learner(deployments["style-aligner"]) == generator

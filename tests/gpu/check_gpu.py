@@ -133,7 +133,8 @@ def training(model: str) -> None:
 
 def triton_on_gpu() -> None:
     """Skipped (and said so) when no tritonserver or no built reward model is on the machine."""
-    from learnerfit.local.triton import TritonServer, triton_home, write_model_repository
+    from learnerfit.local.triton import TritonServer, triton_home
+    from learnerfit.models.triton_repository import write_model_repository
     from learnerfit.models.reward import TransformersRewardModel
     from learnerfit.models.triton_backend import TritonRewardModel
     from learnerfit.models.weights import reward_model_dir

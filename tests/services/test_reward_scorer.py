@@ -7,7 +7,8 @@ import json
 import grpc
 import pytest
 
-from learnerfit.local.triton import TritonServer, write_model_repository
+from learnerfit.local.triton import TritonServer
+from learnerfit.models.triton_repository import write_model_repository
 from learnerfit.models.reward import TransformersRewardModel
 from learnerfit.models.settings import REWARD_MINILM
 from learnerfit.models.triton_backend import TritonRewardModel
