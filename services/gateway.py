@@ -50,6 +50,9 @@ class GatewaySettings(ServiceSettings):
     keep_finished_bytes: int = Field(256 * 2**20, ge=1, description="Most memory (about: records kept whole, a fixed "
                                                                      "cost per counted one) the finished batches "
                                                                      "keep; the oldest are let go past it.")
+    orphan_after_s: float = Field(600.0, gt=0, description="A batch none of whose problems is on the topic (they "
+                                  "expired; its decisions stay on their compacted topic) is forgotten this long "
+                                  "after its last record; those found at start, once the topics are read back.")
     max_live_bytes: int = Field(1024 * 2**20, ge=1, description="Most memory (about) the running batches hold; "
                                                                  "SubmitBatch is refused (RESOURCE_EXHAUSTED) past "
                                                                  "it, whatever their number.")
@@ -132,8 +135,22 @@ def build(settings: GatewaySettings, context: Context) -> Parts:
         finally:
             streams.release()
 
+    def drop_orphans(stop: threading.Event) -> None:
+        """Batches whose problems expired can never finish: forgotten, so they hold no memory. At start, once the
+        topics are read back (before, a problem may just not be read yet); then those quiet for orphan_after_s."""
+        while not context.caught_up():
+            if stop.wait(0.2):
+                return
+        older_than_s = 0.0
+        while not stop.is_set():
+            dropped = ledger.drop_orphans(older_than_s)
+            if dropped:
+                log.info("forgot %d batches none of whose problems is on the topic (expired)", dropped)
+            older_than_s = settings.orphan_after_s
+            stop.wait(min(60.0, settings.orphan_after_s))
+
     return Parts(rpcs={"SubmitBatch": submit, "GetBatch": lambda request: status(request.batch_id),
-                       "StreamResults": stream_results}, fold=ledger.apply)
+                       "StreamResults": stream_results}, fold=ledger.apply, background=[drop_orphans])
 
 
 SPEC = ServiceSpec(

@@ -205,7 +205,22 @@ class BatchLedger:
             live = [b for batch_id, b in self._batches.items() if b.expected_samples and batch_id not in self._finished]
             return {"live_batches": len(live), "finished_batches": len(self._finished),
                     "problems": len(self._problem_batch), "live_bytes": sum(b.bytes for b in live),
-                    "finished_bytes": self._finished_bytes}
+                    "finished_bytes": self._finished_bytes,
+                    "orphan_batches": sum(not b.expected_samples for b in self._batches.values())}
+
+    def drop_orphans(self, older_than_s: float = 0.0) -> int:
+        """Forgets batches none of whose problems has been read, untouched for older_than_s: their problems expired
+        from the topic while their decisions stay on the compacted one, so they can never finish (their later
+        records are ignored). Only once the topics are read to where they ended at start: before, a problem may
+        just not be read yet. Returns how many were dropped."""
+        with self._changed:
+            cutoff = time.time() - older_than_s
+            orphans = [batch_id for batch_id, b in self._batches.items()
+                       if not b.expected_samples and b.updated_at <= cutoff]
+            for batch_id in orphans:
+                del self._batches[batch_id]
+                self._forgotten.add(batch_id)
+            return len(orphans)
 
     def apply(self, message: Message) -> None:
         """Folds one record from any of the followed topics into the ledger. A learner trajectory

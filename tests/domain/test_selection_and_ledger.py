@@ -112,6 +112,13 @@ def test_a_batch_whose_problems_expired_is_not_live_and_not_found():
     ledger.apply(_problem())
     assert ledger.sizes()["live_batches"] == 1  # "b", whose problem is there
     assert ledger.status("old") is None
+    # It still holds memory until it is dropped (the gateway does, once its topics are read back): then its later
+    # records are ignored, and the batch with problems is kept.
+    assert ledger.sizes()["orphan_batches"] == 1
+    assert ledger.drop_orphans(older_than_s=3600) == 0 and ledger.drop_orphans() == 1
+    ledger.apply(records_pb2.CurationDecision(id="d2", batch_id="old", problem_id="gone2", curated=False))
+    assert ledger.sizes()["orphan_batches"] == 0 and ledger.forgotten("old")
+    assert ledger.status("b") is not None
 
 
 def _letter(problem, index, origin=records_pb2.ORIGIN_LEARNER_SAMPLE, stage="reward_scorer", topic="trajectories"):

@@ -218,3 +218,32 @@ def test_running_batches_are_bounded_in_memory_as_well_as_in_number(broker):
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "(setting max_live_bytes)" in refused.value.details()
         assert stub.SubmitBatch(_request(_problem())).already_submitted  # a retry of what it holds is answered
+
+
+def test_batches_whose_problems_expired_are_forgotten_once_the_topics_are_read_back(broker):
+    """Decisions of a batch whose problems are gone from the topic (the decisions topic is compacted, problems
+    expire): a restarted gateway reads them, and forgets the batch once it has read its topics back, so it holds
+    no memory; a batch with its problems is kept."""
+    from prometheus_client import REGISTRY
+
+    from learnerfit.runtime.bus import Bus
+
+    prefix = f"orphans-{uuid.uuid4().hex[:8]}-"
+    bus = Bus(broker.bootstrap_servers, client_id="orphans", topic_prefix=prefix)
+    bus.ensure_topics([topics.PROBLEMS, topics.DECISIONS], 1)
+    bus.publish((topics.DECISIONS, records_pb2.CurationDecision(id=f"d{i}", batch_id=f"expired-{i}",
+                                                                problem_id=f"gone-{i}")) for i in range(5))
+    bus.close()
+    with running(SPEC, broker, prefix=prefix) as (service, stub, _bus):
+        live = stub.SubmitBatch(_request(_problem())).batch_id
+        ledger = service.parts.fold.__self__  # the gateway's BatchLedger, which its follower folds into
+        deadline = time.monotonic() + 30
+        while not all(ledger.forgotten(f"expired-{i}") for i in range(5)):
+            assert time.monotonic() < deadline, "the expired batches were never forgotten"
+            time.sleep(0.1)
+        assert REGISTRY.get_sample_value("learnerfit_state_entries",
+                                         {"service": "gateway", "what": "orphan_batches"}) == 0
+        assert stub.GetBatch(services_pb2.GetBatchRequest(batch_id=live)).problems == 1
+        with pytest.raises(grpc.RpcError) as gone:
+            stub.GetBatch(services_pb2.GetBatchRequest(batch_id="expired-0"))
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
