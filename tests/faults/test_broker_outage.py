@@ -207,3 +207,39 @@ def test_a_broker_killed_mid_work_and_restarted_on_its_storage_loses_nothing(tmp
             bus.close()
         finally:
             broker.stop()
+
+
+def test_with_the_whole_stack_a_batch_refused_while_the_broker_is_away_is_taken_and_completes_once_it_is_back(
+        stack, reference):
+    """The shared tiny stack's broker frozen: SubmitBatch answers UNAVAILABLE within the client's 5 s; thawed, the
+    same call is taken, every service rides the outage out (none exits), and the batch comes out as the fault-free
+    run's: nothing lost, nothing decided twice."""
+    from learnerfit.local.processes import channel
+    from learnerfit.v1 import services_pb2_grpc
+    from tests.faults.batches import PROBLEMS, SAMPLES, problems, tally, wait_complete
+
+    request = services_pb2.SubmitBatchRequest(
+        problems=problems(f"outage-{time.time_ns()}"),
+        sampling=records_pb2.SamplingSpec(samples_per_problem=SAMPLES, max_new_tokens=16, seed=3),
+        oracle_modes=[records_pb2.ORACLE_MODE_REFINE])
+    with channel(stack.state.gateway) as ch:
+        gateway = services_pb2_grpc.GatewayStub(ch)
+        with frozen(stack.broker, for_s=20):
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as refused:
+                gateway.SubmitBatch(request, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+            assert time.monotonic() - started < 5
+        reply, deadline = None, time.monotonic() + 60
+        while reply is None:
+            try:
+                reply = gateway.SubmitBatch(request, timeout=10)
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline, exc.details()
+                time.sleep(1)
+    assert reply.status.problems == PROBLEMS
+    wait_complete(stack, reply.batch_id)
+    stack.check_alive()
+    got = tally(stack, reply.batch_id)
+    assert (got["lost"], got["duplicated"], got["contradicting"], got["decision_copies"]) == (0, 0, 0, 0), got
+    assert got["decided"] == PROBLEMS and got["curated"] == reference["curated"]
