@@ -501,6 +501,36 @@ def paired_rows(compared: Sequence[Comparison]) -> list[dict[str, str]]:
             for c in compared]
 
 
+def spend_rows(study: Study) -> list[dict[str, str]]:
+    """What the Oracle's accepted outputs took, by source (tokens; cost where the model has a price), and for each
+    arm what the Oracle-written examples of its training set cost: the price of that arm's data."""
+    usage = {t.id: (source(t), t.oracle_usage) for t in study.candidates
+             if t.origin != records_pb2.ORIGIN_LEARNER_SAMPLE}
+
+    def row(name: str, ids: Sequence[str]) -> dict[str, str] | None:
+        used = [usage[i][1] for i in ids if i in usage]
+        if not used:
+            return None
+        priced = [u.cost_usd for u in used if u.HasField("cost_usd")]
+        return {"what": name, "Oracle outputs": str(len(used)),
+                "prompt tokens": str(sum(u.prompt_tokens for u in used)),
+                "completion tokens": str(sum(u.completion_tokens for u in used)),
+                "cost (USD)": f"{sum(priced):.6f}" if priced else "no price set",
+                "tokens counted here": str(sum(u.source in (records_pb2.USAGE_SOURCE_COUNTED,
+                                                            records_pb2.USAGE_SOURCE_ESTIMATED) for u in used))}
+
+    by_source: dict[str, list[str]] = {}
+    for trajectory_id, (name, _) in usage.items():
+        by_source.setdefault(name, []).append(trajectory_id)
+    rows = [row(f"accepted {name} outputs", ids) for name, ids in sorted(by_source.items())]
+    rows += [row(f"arm {p.policy}: its training set", [e.trajectory_id for e in p.examples]) for p in study.policies]
+    return [r for r in rows if r is not None]
+
+
+SPEND_NOTE = ("Accepted Oracle outputs only: what the rejected ones cost is in each batch's GetBatch (oracle_spend). "
+              "The rule-based teacher asks no model and costs nothing.")
+
+
 def settings_rows(study: Study) -> list[dict[str, str]]:
     rows = [{"setting": k, "value": str(v)} for k, v in sorted(study.settings.items())]
     rows += [{"setting": f"time: {k}", "value": f"{v:.0f} s"} for k, v in study.timings.items()]
@@ -534,6 +564,9 @@ def write_report(study: Study, folder: Path) -> dict[str, Path]:
     md += [f"![{title}](plots/{name}.png)\n" for name, title in PLOTS]
     md += ["\n## Tokens carrying the most loss\n"]
     md += [f"* {name}: " + ", ".join(f"`{t!r}` {v:.1f}" for t, v in pairs) + "\n" for name, pairs in tokens.items()]
+    spend = spend_rows(study)
+    if spend:
+        md += ["\n## What the Oracle's data cost\n", _markdown_table(spend), f"\n{SPEND_NOTE}\n"]
     md += ["\n## Checkpoints\n", _markdown_table(checkpoint_rows(study)),
            "\n## Settings (to repeat the study)\n", _markdown_table(settings_rows(study))]
     (folder / "summary.md").write_text("".join(md), encoding="utf-8")
@@ -564,6 +597,8 @@ figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} .caveat {{ color: #555;
 <p class="caveat">{html.escape(CAVEAT)}</p>
 <h2>Plots</h2>
 {figures}
+{f'<h2>What the Oracle&#39;s data cost</h2>{_html_table(spend, "spend")}<p class="caveat">'
+ f'{html.escape(SPEND_NOTE)}</p>' if spend else ""}
 <h2>Checkpoints</h2>
 {_html_table(checkpoint_rows(study), "checkpoints")}
 <h2>Settings</h2>

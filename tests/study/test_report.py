@@ -56,3 +56,19 @@ def test_the_report_resolves_what_is_far_apart_and_states_the_power_it_had(tmp_p
     # One checkpoint per seed in the arms table, each seed's accuracy shown.
     assert "| teacher_bare | 8 of 8 |" in summary and "v3, v4" in summary
     assert " / ".join(f"{a:.3f}" for a in study.policies[1].per_seed) in summary
+
+
+def test_the_report_says_what_the_oracle_data_of_each_arm_cost(tmp_path):
+    study = _study(tmp_path)
+    priced = records_pb2.OracleUsage(prompt_tokens=100, completion_tokens=20, cost_usd=0.0002,
+                                     source=records_pb2.USAGE_SOURCE_REPORTED)
+    study.candidates = [records_pb2.Trajectory(id=f"t{i}", origin=records_pb2.ORIGIN_ORACLE_SYNTHESIZED,
+                                               oracle_usage=priced) for i in range(8)]
+    study.candidates.append(records_pb2.Trajectory(id="learner", origin=records_pb2.ORIGIN_LEARNER_SAMPLE))
+    for i, example in enumerate(study.policies[0].examples):
+        example.trajectory_id = f"t{i}" if i < 3 else "learner"  # 3 of format_only's 8 examples are the Oracle's
+    summary = write_report(study, tmp_path)["markdown"].read_text()
+    assert "## What the Oracle's data cost" in summary
+    assert "| accepted oracle_synthesized outputs | 8 | 800 | 160 | 0.001600 | 0 |" in summary
+    assert "| arm format_only: its training set | 3 | 300 | 60 | 0.000600 | 0 |" in summary
+    assert "arm teacher_bare" not in summary  # no Oracle-written example in its set
