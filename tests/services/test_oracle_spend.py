@@ -138,3 +138,12 @@ def test_a_refiner_that_lost_its_commits_does_not_pay_again_for_outputs_already_
         bus.publish([(topics.SCORED, _sample(9, 2, "b-replay"))])  # one new input: it is asked for
         again = read_topic(bus, topics.TRAJECTORIES, at_least=5, timeout_s=60, settle_s=2)
     assert len(oracle.requests) == asked + 1 and len(again) == 5
+
+
+def test_an_output_asked_for_again_is_given_as_it_was_not_bought_twice(oracle, broker):
+    """What a stage retrying a batch whose publish failed does, or a client repeating a call: the Oracle is asked
+    once, and the same output, with what it cost, comes back."""
+    trace = _sample(6, 3, "b-again")
+    with running(SPEC, broker, loops=False, oracle=_settings(oracle)) as (_, stub, _):
+        first, again = _refine(stub, trace), _refine(stub, trace)
+    assert len(oracle.requests) == 1 and first == again and first.oracle_usage.prompt_tokens == 10

@@ -3,6 +3,8 @@ lineage-stamped trajectory that records what it cost (spend.py)."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -16,7 +18,8 @@ from learnerfit.domain.oracle.tasks import Oracle, OracleTask
 from learnerfit.domain.records import mode_name, origin_name
 from learnerfit.v1 import records_pb2
 
-Reply = TypeVar("Reply")  # what the Oracle answers a task: a written solution, or a located step (repair)
+Reply = TypeVar("Reply")
+KEEP_WRITTEN = 4096  # outputs an Oracle service keeps to give again rather than pay for twice  # what the Oracle answers a task: a written solution, or a located step (repair)
 
 # Told of each output: its origin's name, the guardrail that rejected it (None: accepted), and as keywords its
 # model, mode, tokens by kind and cost (None: no price). A service counts them (metrics).
@@ -50,6 +53,10 @@ class OracleWriter:
         self.min_overlap = min_overlap
         self.price = price
         self.spend = spend or SpendLedger(oracle.model_name, priced=price is not None)
+        # Outputs written lately, by id: a batch asked again (its publish failed and the stage retries it, or the
+        # same RPC) gets what was paid for, not a second request. Bounded: the newest KEEP_WRITTEN.
+        self._written: OrderedDict[str, records_pb2.Trajectory] = OrderedDict()
+        self._lock = threading.Lock()
 
     def output_id(self, draft: Draft) -> str:
         return output_id(draft.task.problem, draft.origin, self.oracle.model_name,
@@ -78,7 +85,7 @@ class OracleWriter:
         covers (all of them without one), each checked against it just before it is asked: refused unasked once the
         batch has spent it. Returns the replies by draft index; what each took is charged as soon as it comes."""
         replies: dict[int, Reply] = {}
-        waiting = list(range(len(drafts)))
+        waiting = [i for i, draft in enumerate(drafts) if self._recalled(draft) is None]  # paid for already
         while waiting:
             now, later, room = [], [], {}
             for i in waiting:
@@ -96,7 +103,31 @@ class OracleWriter:
         return replies
 
     def write(self, drafts: Sequence[Draft]) -> list[records_pb2.Trajectory]:
-        """Accepted and rejected outputs alike; a rejected one carries its `rejection`."""
+        """Accepted and rejected outputs alike; a rejected one carries its `rejection`. An output written lately is
+        given again as it was, not asked for again."""
+        recalled = [self._recalled(d) for d in drafts]
+        fresh = iter(self._write([d for d, known in zip(drafts, recalled, strict=True) if known is None]))
+        return [next(fresh) if known is None else known for known in recalled]
+
+    def _recalled(self, draft: Draft) -> records_pb2.Trajectory | None:
+        with self._lock:
+            known = self._written.get(self.output_id(draft))
+            if known is None:
+                return None
+            output = records_pb2.Trajectory()
+            output.CopyFrom(known)
+            return output
+
+    def _remember(self, output: records_pb2.Trajectory) -> None:
+        kept = records_pb2.Trajectory()
+        kept.CopyFrom(output)
+        with self._lock:
+            self._written[output.id] = kept
+            self._written.move_to_end(output.id)
+            while len(self._written) > KEEP_WRITTEN:
+                self._written.popitem(last=False)
+
+    def _write(self, drafts: Sequence[Draft]) -> list[records_pb2.Trajectory]:
         pending = [d for d in drafts if d.completion is None]
         for draft, reply in ((pending[k], r) for k, r in self.ask(pending, self.oracle.write,
                                                                    lambda r: r.completion.usage).items()):
@@ -135,4 +166,5 @@ class OracleWriter:
                           tokens={"prompt": usage.prompt_tokens, "completion": usage.completion_tokens,
                                   "cached": usage.cached_tokens},
                           cost_usd=usage.cost_usd if usage.HasField("cost_usd") else None)
+            self._remember(output)
         return outputs
