@@ -16,6 +16,12 @@ from learnerfit.runtime.spec import ServiceSpec
 from learnerfit.v1 import services_pb2_grpc
 
 
+def own_group(service: str) -> str:
+    """A consumer group of the test's own: on the shared broker, a group an earlier test left behind (the fuzz test
+    runs every service with its stage) can keep a new member unassigned for minutes (Tansu)."""
+    return f"{service}-{uuid.uuid4().hex[:8]}"
+
+
 def settings_for(spec: ServiceSpec, broker, prefix: str | None = None, **sections: Any):
     wiring = {"bus": {"bootstrap_servers": broker.bootstrap_servers, "topic_prefix": prefix or f"t{uuid.uuid4().hex[:8]}-",
                       "session_timeout_ms": 6000, "topic_partitions": 1},

@@ -16,7 +16,7 @@ from learnerfit.v1 import records_pb2, services_pb2
 from services.refiner import SPEC
 from tests.fake_oracle import FakeOracle
 from tests.kafka_helpers import read_topic
-from tests.running import running
+from tests.running import own_group, running
 
 PRICE = {"input_per_million": 2.0, "output_per_million": 8.0, "cached_input_per_million": 0.5}
 
@@ -94,7 +94,8 @@ def test_a_budget_reached_mid_batch_stops_oracle_requests_and_the_rest_are_refus
     never asked, rejected as budget_exhausted, so the batch still completes."""
     budget = records_pb2.OracleBudget(max_tokens=40)
     samples = [_sample(i, 1, "b-budget", budget) for i in range(6)]
-    with running(SPEC, broker, oracle=_settings(oracle), stage={"max_batch": 8, "max_wait_s": 2}) as (_, _s, bus):
+    stage = {"max_batch": 8, "max_wait_s": 2, "group": own_group("refiner")}
+    with running(SPEC, broker, oracle=_settings(oracle), stage=stage) as (_, _s, bus):
         bus.publish((topics.SCORED, s) for s in samples)
         answered = [records_pb2.Trajectory.FromString(r.value)
                     for r in read_topic(bus, topics.TRAJECTORIES, at_least=3, timeout_s=60)]
@@ -128,12 +129,13 @@ def test_a_refiner_that_lost_its_commits_does_not_pay_again_for_outputs_already_
     commits), and every output they call for is on the topics already, so nothing is asked of the Oracle."""
     prefix = f"spend-{uuid.uuid4().hex[:8]}-"
     samples = [_sample(i, 2, "b-replay") for i in range(4)]
-    with running(SPEC, broker, prefix=prefix, oracle=_settings(oracle), stage={"max_wait_s": 0.2}) as (_, _s, bus):
+    stage = {"max_wait_s": 0.2, "group": own_group("refiner")}
+    with running(SPEC, broker, prefix=prefix, oracle=_settings(oracle), stage=stage) as (_, _s, bus):
         bus.publish((topics.SCORED, s) for s in samples)
         first = read_topic(bus, topics.TRAJECTORIES, at_least=4, timeout_s=60)
     asked = len(oracle.requests)
     assert asked == 4 and len(first) == 4
-    stage = {"max_wait_s": 0.2, "group": f"refiner-{uuid.uuid4().hex[:6]}"}
+    stage = {"max_wait_s": 0.2, "group": own_group("refiner")}
     with running(SPEC, broker, prefix=prefix, oracle=_settings(oracle), stage=stage) as (service, _s, bus):
         bus.publish([(topics.SCORED, _sample(9, 2, "b-replay"))])  # one new input: it is asked for
         again = read_topic(bus, topics.TRAJECTORIES, at_least=5, timeout_s=60, settle_s=2)

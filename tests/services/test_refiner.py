@@ -14,7 +14,7 @@ from learnerfit.v1 import records_pb2, services_pb2
 from services.refiner import SPEC
 from tests.fake_oracle import FakeOracle
 from tests.kafka_helpers import read_topic
-from tests.running import running
+from tests.running import own_group, running
 
 # question -> (Oracle reply, finish_reason)
 REPLIES = {
@@ -111,7 +111,8 @@ def test_the_stage_takes_learner_samples_and_routes_rejects_to_their_own_topic(o
     ]
     oracle_output = records_pb2.Trajectory(id="already-oracle", origin=records_pb2.ORIGIN_ORACLE_REFINED,
                                            problem=inputs[0].problem, text="x")
-    with running(SPEC, broker, oracle=_oracle_settings(oracle), stage={"max_wait_s": 0.5}) as (_, _stub, bus):
+    stage = {"max_wait_s": 0.5, "group": own_group("refiner")}
+    with running(SPEC, broker, oracle=_oracle_settings(oracle), stage=stage) as (_, _stub, bus):
         bus.publish((topics.SCORED, t) for t in [*inputs, oracle_output])
         accepted = [records_pb2.Trajectory.FromString(r.value)
                     for r in read_topic(bus, topics.TRAJECTORIES, at_least=2, timeout_s=60)]
@@ -132,7 +133,7 @@ def test_an_oracle_that_is_down_then_back_delays_records_and_one_down_past_the_r
     try:
         oracle.script = [(503, {"error": {"message": "overloaded"}}, {}, 0.0)] * 4 + [(200, None, {}, 1.5)]
         trace = _learner_trace("Calculate 2 + 3.", "2 + 3 = 5\nFinal answer: 5")
-        stage = {"max_wait_s": 0.2, "retry_budget_s": 60, "retry_initial_s": 0.2, "retry_max_s": 1}
+        stage = {"max_wait_s": 0.2, "retry_budget_s": 60, "retry_initial_s": 0.2, "retry_max_s": 1, "group": own_group("refiner")}
         with running(SPEC, broker, oracle=_oracle_settings(oracle), stage=stage) as (_, _stub, bus):
             bus.publish([(topics.SCORED, trace)])
             accepted = read_topic(bus, topics.TRAJECTORIES, at_least=2, timeout_s=60)
@@ -142,7 +143,7 @@ def test_an_oracle_that_is_down_then_back_delays_records_and_one_down_past_the_r
 
         oracle.script = [(503, {"error": {"message": "overloaded"}}, {}, 0.0)] * 1000
         down = _learner_trace("Calculate 2 + 3.", "2 + 3 = 5\nFinal answer: 5", batch="b-down")
-        stage = {"max_wait_s": 0.2, "retry_budget_s": 2, "retry_initial_s": 0.2, "retry_max_s": 0.5}
+        stage = {"max_wait_s": 0.2, "retry_budget_s": 2, "retry_initial_s": 0.2, "retry_max_s": 0.5, "group": own_group("refiner")}
         with running(SPEC, broker, oracle=_oracle_settings(oracle), stage=stage) as (_, _stub, bus):
             bus.publish([(topics.SCORED, down)])
             [letter] = dead_letters(bus, at_least=1, timeout_s=60)
