@@ -70,7 +70,7 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@chromium --version
 
-# The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 3 in all), then every
+# The long fault trials: FAULT_TRIALS_PER_STAGE kill -9 trials for each stage (make test runs 2 in all), then every
 # other fault (broker outage and restart, replicas, rolling update, registry, trainer, gateway mid-rebuild)
 # FAULT_REPEATS times (pytest-repeat), each printing what it found; the totals are in docs/reliability.md.
 FAULT_TRIALS_PER_STAGE ?= 20
