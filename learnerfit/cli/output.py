@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from learnerfit.domain.oracle.spend import batch_spend
 from learnerfit.domain.records import mode_name, origin_name, verdict_name
 from learnerfit.v1 import records_pb2, services_pb2
 
@@ -78,9 +79,9 @@ def spend_table(status: records_pb2.BatchStatus) -> Table:
 
 def spend_line(status: records_pb2.BatchStatus) -> str:
     spend = status.oracle_spend
-    tokens = sum(s.prompt_tokens + s.completion_tokens for s in spend)
-    priced = [s.cost_usd for s in spend if s.HasField("cost_usd")]
-    line = f"oracle spend: {tokens} tokens" + (f", ${sum(priced):.6f}" if priced else
+    tokens, cost = batch_spend(status)
+    priced = any(s.HasField("cost_usd") for s in spend)
+    line = f"oracle spend: {tokens} tokens" + (f", ${cost:.6f}" if priced else
                                                " (no price set: --oracle-price or the setting oracle.prices)")
     counted = sum(s.counted for s in spend)
     if counted:

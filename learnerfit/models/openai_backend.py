@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from learnerfit.domain.inference import Completion, Conversation, SamplingParams, TokenUsage
-from learnerfit.domain.oracle.spend import CHARS_PER_TOKEN
+from learnerfit.domain.oracle.spend import estimate_tokens
 from learnerfit.errors import Unavailable
 from learnerfit.models.timing import model_time
 
@@ -112,8 +112,7 @@ class OpenAIChatGenerator:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         # As a provider counts a request against its tokens-per-minute: the prompt, plus the most the reply may take.
-        tokens = (sum(len(m["content"]) for m in body["messages"]) // CHARS_PER_TOKEN
-                  + body["max_completion_tokens"] * body["n"])
+        tokens = estimate_tokens(body["messages"], "", 0).prompt_tokens + body["max_completion_tokens"] * body["n"]
         for attempt in range(self.max_retries + 1):
             retry_after = None
             if self.admit is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from learnerfit.domain.inference import Conversation, TokenUsage
 from learnerfit.domain.oracle.spend import TokenCounter, estimate_tokens
-from learnerfit.models.chat import render_prompt
+from learnerfit.models.chat import encode_reply
 from learnerfit.models.settings import OracleSettings
 from learnerfit.models.weights import resolve_model
 
@@ -23,8 +23,7 @@ def token_counter(settings: OracleSettings, cache_dir: Path) -> TokenCounter:
                                               trust_remote_code=settings.trust_remote_code)
 
     def count(conversation: Conversation, text: str, generated: int) -> TokenUsage:
-        prompt = tokenizer(render_prompt(tokenizer, conversation), add_special_tokens=False).input_ids
-        return TokenUsage(len(prompt), generated or len(tokenizer(text, add_special_tokens=False).input_ids),
-                          counted=True)
+        prompt, reply = encode_reply(tokenizer, conversation, text)
+        return TokenUsage(len(prompt), generated or len(reply), counted=True)
 
     return count

@@ -106,9 +106,7 @@ class SpendLedger:
 
     def charge(self, batch_id: str, output_id: str, usage: records_pb2.OracleUsage) -> None:
         """What an output's Oracle request took, as soon as it is answered (the output is noted later)."""
-        with self._lock:
-            self._spent.setdefault(batch_id, {})[output_id] = (usage.prompt_tokens + usage.completion_tokens,
-                                                               usage.cost_usd)
+        self._record(batch_id, output_id, usage, published=False)
 
     def affordable(self, problem: records_pb2.Problem) -> float:
         """How many more outputs the batch's budget covers at what its outputs took so far (at least one while it
@@ -154,13 +152,15 @@ class SpendLedger:
         return None
 
     def _add(self, output: records_pb2.Trajectory, published: bool) -> None:
-        batch_id, usage = output.problem.batch_id, output.oracle_usage
+        self._record(output.problem.batch_id, output.id, output.oracle_usage, published)
+
+    def _record(self, batch_id: str, output_id: str, usage: records_pb2.OracleUsage, published: bool) -> None:
         with self._lock:
-            self._spent.setdefault(batch_id, {})[output.id] = (usage.prompt_tokens + usage.completion_tokens,
+            self._spent.setdefault(batch_id, {})[output_id] = (usage.prompt_tokens + usage.completion_tokens,
                                                                usage.cost_usd)
             self._spent.move_to_end(batch_id)
             if published:
-                self._published.setdefault(batch_id, set()).add(output.id)
+                self._published.setdefault(batch_id, set()).add(output_id)
                 self._published.move_to_end(batch_id)
             for table in (self._spent, self._published):
                 while len(table) > self.keep_batches:

@@ -18,8 +18,8 @@ from learnerfit.domain.oracle.tasks import Oracle, OracleTask
 from learnerfit.domain.records import mode_name, origin_name
 from learnerfit.v1 import records_pb2
 
-Reply = TypeVar("Reply")
-KEEP_WRITTEN = 4096  # outputs an Oracle service keeps to give again rather than pay for twice  # what the Oracle answers a task: a written solution, or a located step (repair)
+Reply = TypeVar("Reply")  # what the Oracle answers a task: a written solution, or a located step (repair)
+KEEP_WRITTEN = 4096  # outputs an Oracle service keeps to give again rather than pay for twice
 
 # Told of each output: its origin's name, the guardrail that rejected it (None: accepted), and as keywords its
 # model, mode, tokens by kind and cost (None: no price). A service counts them (metrics).
@@ -85,7 +85,8 @@ class OracleWriter:
         covers (all of them without one), each checked against it just before it is asked: refused unasked once the
         batch has spent it. Returns the replies by draft index; what each took is charged as soon as it comes."""
         replies: dict[int, Reply] = {}
-        waiting = [i for i, draft in enumerate(drafts) if self._recalled(draft) is None]  # paid for already
+        with self._lock:  # those written lately are paid for already
+            waiting = [i for i, draft in enumerate(drafts) if self.output_id(draft) not in self._written]
         while waiting:
             now, later, room = [], [], {}
             for i in waiting:
